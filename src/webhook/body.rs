@@ -1,0 +1,230 @@
+//! The request body handed to the inner service, and the response body of
+//! the middleware.
+
+use std::{
+    convert::Infallible,
+    fmt,
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http::HeaderMap;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+/// The buffered, verified request body the inner service receives.
+///
+/// It holds the exact bytes that were signed (one `Bytes`, sharing the
+/// allocation of the incoming frame when the body arrived in one frame) and
+/// the request's trailers, if it had any. It implements [`Body`], so it
+/// works wherever a body is expected (axum, hyper, tonic), and
+/// [`bytes`](Self::bytes) gives the bytes without polling.
+///
+/// Holding a `WebhookBody` proves nothing by itself: the proof that a
+/// request passed the layer is the [`VerifiedWebhook`](crate::VerifiedWebhook)
+/// request extension.
+#[derive(Default)]
+pub struct WebhookBody {
+    data: Bytes,
+    data_taken: bool,
+    trailers: Option<HeaderMap>,
+}
+
+impl WebhookBody {
+    pub(crate) fn new(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+        Self {
+            data,
+            data_taken: false,
+            trailers,
+        }
+    }
+
+    /// An empty body.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// The body's bytes (empty once they have been polled as a frame).
+    pub fn bytes(&self) -> &Bytes {
+        &self.data
+    }
+
+    /// The body's bytes (empty once they have been polled as a frame).
+    pub fn into_bytes(self) -> Bytes {
+        self.data
+    }
+
+    /// The request's trailers, if it had any.
+    pub fn trailers(&self) -> Option<&HeaderMap> {
+        self.trailers.as_ref()
+    }
+}
+
+impl From<Bytes> for WebhookBody {
+    fn from(data: Bytes) -> Self {
+        Self::new(data, None)
+    }
+}
+
+impl From<Vec<u8>> for WebhookBody {
+    fn from(data: Vec<u8>) -> Self {
+        Self::new(data.into(), None)
+    }
+}
+
+impl From<String> for WebhookBody {
+    fn from(data: String) -> Self {
+        Self::new(data.into(), None)
+    }
+}
+
+impl From<&'static str> for WebhookBody {
+    fn from(data: &'static str) -> Self {
+        Self::new(Bytes::from_static(data.as_bytes()), None)
+    }
+}
+
+impl fmt::Debug for WebhookBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookBody")
+            .field("len", &self.data.len())
+            .field("trailers", &self.trailers.is_some())
+            .finish()
+    }
+}
+
+impl Body for WebhookBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.get_mut();
+        if !this.data_taken {
+            this.data_taken = true;
+            if !this.data.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.data)))));
+            }
+        }
+        Poll::Ready(
+            this.trailers
+                .take()
+                .map(|trailers| Ok(Frame::trailers(trailers))),
+        )
+    }
+
+    fn is_end_stream(&self) -> bool {
+        (self.data_taken || self.data.is_empty()) && self.trailers.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.data.len() as u64)
+    }
+}
+
+pin_project! {
+    /// The response body of [`VerifyIntercomWebhook`](crate::VerifyIntercomWebhook):
+    /// the inner service's body, or the body of a rejection.
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: Inner<B>,
+    }
+}
+
+pin_project! {
+    #[project = InnerProj]
+    enum Inner<B> {
+        Service { #[pin] body: B },
+        Rejection { data: Option<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn service(body: B) -> Self {
+        Self {
+            inner: Inner::Service { body },
+        }
+    }
+
+    pub(crate) fn rejection(data: Bytes) -> Self {
+        let data = (!data.is_empty()).then_some(data);
+        Self {
+            inner: Inner::Rejection { data },
+        }
+    }
+}
+
+impl<B> fmt::Debug for ResponseBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.inner {
+            Inner::Service { .. } => f.write_str("ResponseBody::Service"),
+            Inner::Rejection { .. } => f.write_str("ResponseBody::Rejection"),
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body,
+    B::Data: From<Bytes>,
+{
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.project().inner.project() {
+            InnerProj::Service { body } => body.poll_frame(cx),
+            InnerProj::Rejection { data } => {
+                Poll::Ready(data.take().map(|data| Ok(Frame::data(data.into()))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Service { body } => body.is_end_stream(),
+            Inner::Rejection { data } => data.is_none(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Service { body } => body.size_hint(),
+            Inner::Rejection { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |data| data.len() as u64))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn webhook_body_yields_data_then_trailers() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-t", "1".parse().unwrap());
+        let body = WebhookBody::new(Bytes::from_static(b"abc"), Some(trailers.clone()));
+        assert_eq!(body.size_hint().exact(), Some(3));
+        let collected = body.collect().await.unwrap();
+        assert_eq!(collected.trailers(), Some(&trailers));
+        assert_eq!(collected.to_bytes(), "abc");
+    }
+
+    #[tokio::test]
+    async fn empty_bodies_end_at_once() {
+        let body = WebhookBody::empty();
+        assert!(body.is_end_stream());
+        assert!(body.collect().await.unwrap().to_bytes().is_empty());
+        let rejection = ResponseBody::<WebhookBody>::rejection(Bytes::new());
+        assert!(rejection.is_end_stream());
+    }
+}

@@ -1,0 +1,182 @@
+use std::{fmt, sync::Arc};
+
+use tower_layer::Layer;
+
+use super::{JsonRejection, RejectionResponse, VerifyIntercomWebhook};
+use crate::{SecretError, SecretErrorKind, SignatureScheme, WebhookSecret};
+
+/// The default limit on a buffered webhook body: 2 MiB, as axum's default
+/// body limit.
+///
+/// Intercom's notifications are far smaller (a conversation with many parts
+/// is tens of KiB). A request announcing more is refused with 413 before a
+/// byte is read; a body that grows past it while streaming is refused as
+/// soon as it does. The memory the layer holds is at most this limit (plus
+/// one frame) per request in flight: cap concurrency to cap the total.
+pub const DEFAULT_MAX_BODY_SIZE: usize = 2 * 1024 * 1024;
+
+/// What the layer does with a `HEAD` request.
+///
+/// When a webhook URL is saved in the Developer Hub, Intercom sends an
+/// unsigned `HEAD` with no body and expects a 2xx; the default answers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum HeadPolicy {
+    /// Answer 200 with an empty body; the inner service is not called.
+    #[default]
+    Respond,
+    /// Pass the request to the inner service, unverified and with an empty
+    /// body. It carries no [`VerifiedWebhook`](crate::VerifiedWebhook)
+    /// extension.
+    Forward,
+    /// Refuse with 405 and `Allow: POST`. Intercom cannot validate the URL
+    /// then.
+    Reject,
+}
+
+#[derive(Clone)]
+pub(crate) struct Config {
+    /// Never empty; the first is the current secret.
+    pub(crate) secrets: Vec<WebhookSecret>,
+    pub(crate) max_body_size: usize,
+    pub(crate) head: HeadPolicy,
+    pub(crate) scheme: SignatureScheme,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("secrets", &self.secrets.len())
+            .field("max_body_size", &self.max_body_size)
+            .field("head", &self.head)
+            .field("scheme", &self.scheme)
+            .finish()
+    }
+}
+
+/// Layer that applies [`VerifyIntercomWebhook`]: only requests signed by
+/// Intercom reach the inner service.
+///
+/// See the [crate documentation](crate) for the behaviour and an example.
+#[must_use]
+#[derive(Clone)]
+pub struct VerifyIntercomWebhookLayer<R = JsonRejection> {
+    pub(crate) config: Arc<Config>,
+    pub(crate) on_rejection: R,
+}
+
+impl VerifyIntercomWebhookLayer {
+    /// Verifies requests against one secret, with the defaults: the
+    /// `X-Hub-Signature` scheme, [`DEFAULT_MAX_BODY_SIZE`],
+    /// [`HeadPolicy::Respond`] and [`JsonRejection`].
+    pub fn new(secret: WebhookSecret) -> Self {
+        Self::from_config(Config {
+            secrets: vec![secret],
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            head: HeadPolicy::default(),
+            scheme: SignatureScheme::default(),
+        })
+    }
+
+    /// Verifies requests against several secrets, for rotation without
+    /// downtime.
+    ///
+    /// The first secret is the current one. A request signed with any of
+    /// them passes, and its [`VerifiedWebhook::secret_index`] says which
+    /// (0 for the first), so you can see when the old secret is no longer
+    /// used and retire it.
+    ///
+    /// [`VerifiedWebhook::secret_index`]: crate::VerifiedWebhook::secret_index
+    ///
+    /// # Errors
+    ///
+    /// [`SecretErrorKind::NoSecrets`] for an empty list.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_intercom::{VerifyIntercomWebhookLayer, WebhookSecret};
+    ///
+    /// let current: WebhookSecret = "new-client-secret".parse()?;
+    /// let previous: WebhookSecret = "old-client-secret".parse()?;
+    /// let layer = VerifyIntercomWebhookLayer::with_secrets([current, previous])?;
+    /// # let _ = layer;
+    /// # Ok::<(), tower_intercom::SecretError>(())
+    /// ```
+    pub fn with_secrets(
+        secrets: impl IntoIterator<Item = WebhookSecret>,
+    ) -> Result<Self, SecretError> {
+        let secrets: Vec<_> = secrets.into_iter().collect();
+        let Some(current) = secrets.first() else {
+            return Err(SecretError::new(SecretErrorKind::NoSecrets));
+        };
+        let mut layer = Self::new(current.clone());
+        Arc::make_mut(&mut layer.config).secrets = secrets;
+        Ok(layer)
+    }
+
+    fn from_config(config: Config) -> Self {
+        Self {
+            config: Arc::new(config),
+            on_rejection: JsonRejection,
+        }
+    }
+}
+
+impl<R> VerifyIntercomWebhookLayer<R> {
+    /// Sets the largest body the layer buffers, in bytes (default
+    /// [`DEFAULT_MAX_BODY_SIZE`]). Larger requests are refused with 413.
+    pub fn max_body_size(mut self, limit: usize) -> Self {
+        Arc::make_mut(&mut self.config).max_body_size = limit;
+        self
+    }
+
+    /// Sets what happens to `HEAD` requests (default
+    /// [`HeadPolicy::Respond`]).
+    pub fn head(mut self, policy: HeadPolicy) -> Self {
+        Arc::make_mut(&mut self.config).head = policy;
+        self
+    }
+
+    /// Sets the signature to check (default
+    /// [`SignatureScheme::HubSignature`]). Use
+    /// [`SignatureScheme::BodySignature`] for Canvas Kit requests and app
+    /// installation health checks.
+    pub fn scheme(mut self, scheme: SignatureScheme) -> Self {
+        Arc::make_mut(&mut self.config).scheme = scheme;
+        self
+    }
+
+    /// Sets the response sent for refused requests (default
+    /// [`JsonRejection`]). See [`RejectionResponse`].
+    pub fn on_rejection<R2: RejectionResponse>(
+        self,
+        on_rejection: R2,
+    ) -> VerifyIntercomWebhookLayer<R2> {
+        VerifyIntercomWebhookLayer {
+            config: self.config,
+            on_rejection,
+        }
+    }
+}
+
+impl<R> fmt::Debug for VerifyIntercomWebhookLayer<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifyIntercomWebhookLayer")
+            .field("config", &self.config)
+            .field("on_rejection", &std::any::type_name::<R>())
+            .finish()
+    }
+}
+
+impl<S, R: Clone> Layer<S> for VerifyIntercomWebhookLayer<R> {
+    type Service = VerifyIntercomWebhook<S, R>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        VerifyIntercomWebhook {
+            inner,
+            config: self.config.clone(),
+            on_rejection: self.on_rejection.clone(),
+        }
+    }
+}

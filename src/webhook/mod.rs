@@ -1,0 +1,131 @@
+//! Middleware that verifies Intercom's webhook signature before the inner
+//! service runs.
+//!
+//! [`VerifyIntercomWebhookLayer`] buffers the request body (up to a limit),
+//! feeding each frame to the HMAC as it arrives, and checks the signature
+//! header. Only a request whose signature matches reaches the inner service,
+//! with the same method, URI, version, headers and body bytes, and a
+//! [`VerifiedWebhook`] extension. Everything else is answered by the layer:
+//!
+//! | request | response | inner service called |
+//! |---|---|---|
+//! | valid signature | the inner service's | yes |
+//! | `HEAD` ([`HeadPolicy::Respond`], the default) | 200, empty | no |
+//! | no signature header, or more than one | 401 | no |
+//! | malformed signature (not `sha1=` + 40 hex, `sha256=…`, empty, non-ASCII) | 401 | no |
+//! | signature that matches no secret | 401 | no |
+//! | `Content-Length` above the limit | 413, body not read | no |
+//! | body grows past the limit while read | 413, reading stops there | no |
+//! | error while reading the body | 400 | no |
+//!
+//! Header checks happen before a single body byte is polled. Rejections are
+//! small JSON objects (see [`JsonRejection`]; replace them with
+//! [`VerifyIntercomWebhookLayer::on_rejection`]), carry a [`Rejection`] in
+//! their extensions and are reported through `tracing` (`warn` for a bad
+//! signature: it usually means a misconfigured secret). The layer never
+//! answers 410, which would disable the Intercom subscription.
+//!
+//! # Example
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use tower_intercom::{sign, VerifiedWebhook, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! let secret: WebhookSecret = "my-client-secret".parse()?;
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(VerifyIntercomWebhookLayer::new(secret.clone()))
+//!     .service(service_fn(|request: Request<WebhookBody>| async move {
+//!         // Only verified requests get here.
+//!         assert!(request.extensions().get::<VerifiedWebhook>().is_some());
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+//!     }));
+//!
+//! let body = r#"{"type":"notification_event","topic":"ping","id":"notif_1"}"#;
+//! let signed = Request::post("/webhooks/intercom")
+//!     .header("x-hub-signature", sign(&secret, body.as_bytes()))
+//!     .body(Full::new(Bytes::from(body)))?;
+//! let response = service.clone().oneshot(signed).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! let forged = Request::post("/webhooks/intercom")
+//!     .header("x-hub-signature", "sha1=0000000000000000000000000000000000000000")
+//!     .body(Full::new(Bytes::from(body)))?;
+//! let response = service.oneshot(forged).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! # Ok(())
+//! # }
+//! ```
+
+mod body;
+mod future;
+mod layer;
+mod rejection;
+mod service;
+
+use crate::SignatureScheme;
+
+pub use self::{
+    body::{ResponseBody, WebhookBody},
+    future::ResponseFuture,
+    layer::{HeadPolicy, VerifyIntercomWebhookLayer, DEFAULT_MAX_BODY_SIZE},
+    rejection::{JsonRejection, Rejection, RejectionKind, RejectionResponse},
+    service::VerifyIntercomWebhook,
+};
+
+/// Proof that a request passed [`VerifyIntercomWebhook`]: a request
+/// extension on every request the layer let through.
+///
+/// Only the layer can create one, so handlers and further middleware can
+/// refuse requests that lack it (for instance when the layer was left out
+/// of a route by mistake).
+///
+/// # Example
+///
+/// ```
+/// use http::Request;
+/// use tower_intercom::{VerifiedWebhook, WebhookBody};
+///
+/// fn handle(request: Request<WebhookBody>) -> Result<(), &'static str> {
+///     let verified = request
+///         .extensions()
+///         .get::<VerifiedWebhook>()
+///         .ok_or("the request did not pass VerifyIntercomWebhookLayer")?;
+///     if verified.secret_index() > 0 {
+///         // Still signed with the previous secret: the rotation is not over.
+///     }
+///     Ok(())
+/// }
+/// assert!(handle(Request::new(WebhookBody::empty())).is_err());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VerifiedWebhook {
+    secret_index: usize,
+    scheme: SignatureScheme,
+}
+
+impl VerifiedWebhook {
+    pub(crate) fn new(secret_index: usize, scheme: SignatureScheme) -> Self {
+        Self {
+            secret_index,
+            scheme,
+        }
+    }
+
+    /// Which secret signed the request, by its position in
+    /// [`VerifyIntercomWebhookLayer::with_secrets`]: 0 for the first (the
+    /// current one).
+    pub fn secret_index(&self) -> usize {
+        self.secret_index
+    }
+
+    /// The signature that was checked.
+    pub fn scheme(&self) -> SignatureScheme {
+        self.scheme
+    }
+}

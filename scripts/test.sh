@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README and CI run it: `./scripts/test.sh`.
+#
+# Installs what the tests need when it is missing (redis-server, for the
+# Redis idempotency store's tests against a real server), then runs every
+# test, doc test and example build with all features.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  echo "redis-server not found: installing it with apt-get (the Redis store's tests need it)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+
+cargo test --all-features --all-targets
+cargo test --all-features --doc

@@ -226,7 +226,11 @@ mod tests {
             ("tok\0en", SecretErrorKind::InvalidCharacter),
         ];
         for (token, kind) in cases {
-            assert_eq!(AccessToken::new(token).unwrap_err().kind(), kind, "{token:?}");
+            assert_eq!(
+                AccessToken::new(token).unwrap_err().kind(),
+                kind,
+                "{token:?}"
+            );
             assert_eq!(token.parse::<AccessToken>().unwrap_err().kind(), kind);
         }
     }

@@ -184,7 +184,11 @@ impl MessengerJwt {
         if self.user_id.trim().is_empty() {
             return Err(JwtError::claims("`user_id` is empty"));
         }
-        if self.email.as_deref().is_some_and(|email| email.trim().is_empty()) {
+        if self
+            .email
+            .as_deref()
+            .is_some_and(|email| email.trim().is_empty())
+        {
             return Err(JwtError::claims("`email` is empty"));
         }
         if RESERVED_CLAIMS

@@ -56,6 +56,11 @@
 //! `aws_lc_rs` feature, install one explicitly at startup with
 //! `jsonwebtoken::crypto::CryptoProvider::install_default`, as
 //! `jsonwebtoken` itself asks for that case.
+//!
+//! That backend depends on the `rsa` crate, for which `cargo audit` reports
+//! RUSTSEC-2023-0071 (a timing side channel in RSA private-key operations).
+//! This module only ever signs and verifies HS256, never RSA, so the
+//! advisory does not apply to it.
 
 mod jwt;
 mod settings;

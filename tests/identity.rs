@@ -374,3 +374,44 @@ mod settings_endpoint {
         server.abort();
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+    use tower_intercom::identity::{IdentitySecret, MessengerJwt, MessengerJwtVerifier};
+
+    fn secret() -> IdentitySecret {
+        "property-test-identity-secret".parse().unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Changing any one character of a valid token makes it fail.
+        #[test]
+        fn any_changed_character_is_refused(
+            user_id in "[a-zA-Z0-9_-]{1,40}",
+            position in any::<prop::sample::Index>(),
+            replacement in prop::char::range('!', '~'),
+        ) {
+            let token = MessengerJwt::new(user_id.as_str()).sign(&secret()).unwrap();
+            let verifier = MessengerJwtVerifier::new(secret());
+            let claims = verifier.verify(&token).unwrap();
+            prop_assert_eq!(claims.user_id(), user_id.as_str());
+
+            let index = position.index(token.len());
+            let original = token.as_bytes()[index] as char;
+            prop_assume!(original != replacement);
+            let mut changed = token.clone();
+            changed.replace_range(index..=index, &replacement.to_string());
+            prop_assert!(verifier.verify(&changed).is_err(), "{} accepted", changed);
+        }
+
+        /// Arbitrary text is refused without panicking.
+        #[test]
+        fn arbitrary_text_is_refused(token in "\\PC{0,200}", dots in "[.a-zA-Z0-9_-]{0,120}") {
+            let verifier = MessengerJwtVerifier::new(secret());
+            prop_assert!(verifier.verify(&token).is_err());
+            prop_assert!(verifier.verify(&dots).is_err());
+        }
+    }
+}

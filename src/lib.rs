@@ -45,11 +45,16 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod access_token;
+#[cfg(feature = "identity")]
+#[cfg_attr(docsrs, doc(cfg(feature = "identity")))]
+pub mod identity;
 mod secret;
 pub mod signature;
 pub mod webhook;
 
 pub use crate::{
+    access_token::AccessToken,
     secret::{SecretError, SecretErrorKind, WebhookSecret},
     signature::{sign, verify, SignatureError, SignatureScheme},
     webhook::{

@@ -213,6 +213,9 @@ pub enum SecretErrorKind {
     NotUnicode,
     /// A list of secrets had none in it.
     NoSecrets,
+    /// The secret has a character that cannot be sent in an HTTP header
+    /// (anything but visible ASCII), as an access token must be.
+    InvalidCharacter,
 }
 
 impl SecretError {
@@ -248,6 +251,9 @@ impl fmt::Display for SecretError {
             SecretErrorKind::NotSet => "is not set",
             SecretErrorKind::NotUnicode => "is not valid unicode",
             SecretErrorKind::NoSecrets => "list is empty: at least one secret is required",
+            SecretErrorKind::InvalidCharacter => {
+                "contains a character that cannot be sent in an HTTP header (only visible ASCII)"
+            }
         };
         match &self.var {
             Some(var) => write!(f, "environment variable `{var}` {problem}"),

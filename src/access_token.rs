@@ -1,0 +1,270 @@
+//! The bearer token of Intercom's REST API.
+//!
+//! [`AccessToken`] gives the token of `INTERCOM_ACCESS_TOKEN` the same care
+//! as the webhook secret: it is refused when empty or unusable, never
+//! printed, wiped from memory when dropped, and turned into an
+//! `Authorization` header marked sensitive.
+
+use std::{fmt, str::FromStr, sync::Arc};
+
+use http::HeaderValue;
+use zeroize::Zeroizing;
+
+use crate::{
+    secret::{check_text, read_env},
+    SecretError, SecretErrorKind,
+};
+
+/// An Intercom REST API access token: the bearer token of
+/// `Authorization: Bearer <token>`.
+///
+/// Intercom access tokens **do not expire**. Anyone who has one can use the
+/// API with all of its app's permissions until it is revoked or regenerated
+/// in the Developer Hub, so it belongs in the environment or a secret
+/// manager, never in source, and never in a log.
+///
+/// - Built with [`AccessToken::from_env`] (the usual way),
+///   [`AccessToken::new`] or [`str::parse`]. An empty or blank token, one
+///   with surrounding whitespace (a trailing newline), and one with a
+///   character that cannot go in an HTTP header (such as an inner space, as
+///   in a pasted `Bearer …`) are refused.
+/// - `Debug` prints `AccessToken(REDACTED)`; there is no `Display`.
+/// - [`authorization_header`](Self::authorization_header) gives the header
+///   value with [`HeaderValue::set_sensitive`] set, so HTTP/2 clients keep
+///   it out of header compression tables and `Debug` of the header map
+///   shows `Sensitive`.
+/// - The token text is wiped from memory when the last clone is dropped.
+///   The header value is built once, when the token is; like the copies an
+///   HTTP client makes while sending it, that copy is not wiped.
+/// - Cloning is cheap (a reference count).
+///
+/// # Example
+///
+/// ```
+/// use http::{header::AUTHORIZATION, Request};
+/// use tower_intercom::AccessToken;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # std::env::set_var("INTERCOM_ACCESS_TOKEN", "dG9rOmV4YW1wbGVfdG9rZW4=");
+/// let token = AccessToken::from_env("INTERCOM_ACCESS_TOKEN")?;
+///
+/// let request = Request::get("https://api.intercom.io/me")
+///     .header(AUTHORIZATION, token.authorization_header())
+///     .header("accept", "application/json")
+///     .body(())?;
+///
+/// let header = &request.headers()[AUTHORIZATION];
+/// assert!(header.is_sensitive());
+/// assert_eq!(format!("{header:?}"), "Sensitive");
+/// assert_eq!(format!("{token:?}"), "AccessToken(REDACTED)");
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct AccessToken {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    token: Zeroizing<String>,
+    header: HeaderValue,
+}
+
+impl AccessToken {
+    /// Builds a token from its text.
+    ///
+    /// # Errors
+    ///
+    /// [`SecretErrorKind::Empty`], [`SecretErrorKind::Blank`],
+    /// [`SecretErrorKind::SurroundingWhitespace`], or
+    /// [`SecretErrorKind::InvalidCharacter`] for anything but visible ASCII
+    /// (the token goes in an HTTP header). The error never contains the
+    /// token.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_intercom::{AccessToken, SecretErrorKind};
+    ///
+    /// assert!(AccessToken::new("dG9rOmV4YW1wbGU=").is_ok());
+    /// let pasted = AccessToken::new("Bearer dG9rOmV4YW1wbGU=").unwrap_err();
+    /// assert_eq!(pasted.kind(), SecretErrorKind::InvalidCharacter);
+    /// assert!(!pasted.to_string().contains("dG9r"));
+    /// ```
+    pub fn new(token: impl Into<String>) -> Result<Self, SecretError> {
+        let token = Zeroizing::new(token.into());
+        check_text(&token)?;
+        Self::from_checked(token)
+    }
+
+    /// Reads the token from the environment variable `name`.
+    ///
+    /// # Errors
+    ///
+    /// The error names the variable and says what is wrong with it (not
+    /// set, not unicode, empty, blank, surrounding whitespace, a character
+    /// that cannot go in a header); it never contains the value.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_intercom::{AccessToken, SecretErrorKind};
+    ///
+    /// let err = AccessToken::from_env("TOWER_INTERCOM_DOC_NO_TOKEN").unwrap_err();
+    /// assert_eq!(err.kind(), SecretErrorKind::NotSet);
+    /// assert_eq!(err.var(), Some("TOWER_INTERCOM_DOC_NO_TOKEN"));
+    /// ```
+    pub fn from_env(name: &str) -> Result<Self, SecretError> {
+        let token = read_env(name)?;
+        Self::from_checked(token).map_err(|err| err.for_var(name))
+    }
+
+    /// Builds the header value; `token` has passed the text checks.
+    fn from_checked(token: Zeroizing<String>) -> Result<Self, SecretError> {
+        let invalid = || SecretError::new(SecretErrorKind::InvalidCharacter);
+        // Visible ASCII only: a space would split `Bearer <token>`, and
+        // control characters or non-ASCII bytes are not header-safe.
+        if !token.bytes().all(|byte| byte.is_ascii_graphic()) {
+            return Err(invalid());
+        }
+        let mut value = Zeroizing::new(String::with_capacity("Bearer ".len() + token.len()));
+        value.push_str("Bearer ");
+        value.push_str(&token);
+        let mut header = HeaderValue::from_str(&value).map_err(|_| invalid())?;
+        header.set_sensitive(true);
+        Ok(Self {
+            inner: Arc::new(Inner { token, header }),
+        })
+    }
+
+    /// The `Authorization` header value, `Bearer <token>`, marked
+    /// [sensitive](HeaderValue::set_sensitive).
+    ///
+    /// Cloning it is cheap: the value is built once, with the token.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_intercom::AccessToken;
+    ///
+    /// let token: AccessToken = "dG9rOmV4YW1wbGU=".parse()?;
+    /// let header = token.authorization_header();
+    /// assert!(header.is_sensitive());
+    /// assert_eq!(header, "Bearer dG9rOmV4YW1wbGU=");
+    /// # Ok::<(), tower_intercom::SecretError>(())
+    /// ```
+    pub fn authorization_header(&self) -> HeaderValue {
+        self.inner.header.clone()
+    }
+
+    /// The token itself, for a client that wants it as text.
+    ///
+    /// Prefer [`authorization_header`](Self::authorization_header). Whatever
+    /// receives this text must keep it out of logs and error messages.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_intercom::AccessToken;
+    ///
+    /// let token: AccessToken = "dG9rOmV4YW1wbGU=".parse()?;
+    /// assert_eq!(token.expose_secret(), "dG9rOmV4YW1wbGU=");
+    /// # Ok::<(), tower_intercom::SecretError>(())
+    /// ```
+    pub fn expose_secret(&self) -> &str {
+        &self.inner.token
+    }
+}
+
+impl FromStr for AccessToken {
+    type Err = SecretError;
+
+    /// Parses a token, with the checks of [`AccessToken::new`].
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        check_text(s)?;
+        Self::from_checked(Zeroizing::new(s.to_owned()))
+    }
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken(REDACTED)")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::env;
+
+    use http::{header::AUTHORIZATION, HeaderMap};
+
+    use super::*;
+
+    const TOKEN: &str = "dG9rOmhvdXNlX3Rva2VuXzEyMzQ1Njc4OTA=";
+
+    #[test]
+    fn builds_a_sensitive_bearer_header() {
+        let token = AccessToken::new(TOKEN).unwrap();
+        let header = token.authorization_header();
+        assert_eq!(header.to_str().unwrap(), format!("Bearer {TOKEN}"));
+        assert!(header.is_sensitive());
+
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, header);
+        assert!(!format!("{headers:?}").contains(TOKEN));
+    }
+
+    #[test]
+    fn refuses_tokens_that_cannot_be_sent() {
+        let cases = [
+            ("", SecretErrorKind::Empty),
+            (" \n", SecretErrorKind::Blank),
+            ("tok-en\n", SecretErrorKind::SurroundingWhitespace),
+            ("Bearer tok-en", SecretErrorKind::InvalidCharacter),
+            ("tok\u{7f}en", SecretErrorKind::InvalidCharacter),
+            ("tok\u{e9}en", SecretErrorKind::InvalidCharacter),
+            ("tok\0en", SecretErrorKind::InvalidCharacter),
+        ];
+        for (token, kind) in cases {
+            assert_eq!(
+                AccessToken::new(token).unwrap_err().kind(),
+                kind,
+                "{token:?}"
+            );
+            assert_eq!(token.parse::<AccessToken>().unwrap_err().kind(), kind);
+        }
+    }
+
+    #[test]
+    fn debug_and_errors_never_show_the_token() {
+        let token = AccessToken::new(TOKEN).unwrap();
+        assert_eq!(format!("{token:?}"), "AccessToken(REDACTED)");
+        assert_eq!(format!("{:?}", token.clone()), "AccessToken(REDACTED)");
+
+        let err = AccessToken::new("Bearer super-secret-token").unwrap_err();
+        let shown = format!("{err} {err:?}");
+        assert!(!shown.contains("super-secret-token"), "{shown}");
+    }
+
+    #[test]
+    fn from_env_names_the_variable_not_the_value() {
+        let name = "TOWER_INTERCOM_TEST_ACCESS_TOKEN_BAD";
+        env::set_var(name, "Bearer leaked-token-value");
+        let err = AccessToken::from_env(name).unwrap_err();
+        env::remove_var(name);
+        assert_eq!(err.kind(), SecretErrorKind::InvalidCharacter);
+        assert_eq!(err.var(), Some(name));
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains(name));
+        assert!(!shown.contains("leaked-token-value"));
+
+        let name = "TOWER_INTERCOM_TEST_ACCESS_TOKEN_OK";
+        env::set_var(name, TOKEN);
+        let token = AccessToken::from_env(name).unwrap();
+        env::remove_var(name);
+        assert_eq!(token.expose_secret(), TOKEN);
+
+        let err = AccessToken::from_env("TOWER_INTERCOM_TEST_ACCESS_TOKEN_UNSET").unwrap_err();
+        assert_eq!(err.kind(), SecretErrorKind::NotSet);
+    }
+}

@@ -45,11 +45,20 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+pub mod notification;
 mod secret;
 pub mod signature;
 pub mod webhook;
 
+#[cfg(feature = "axum")]
+pub use crate::axum::{VerifiedBody, VerifiedNotification};
+#[cfg(feature = "serde")]
+pub use crate::notification::Notification;
 pub use crate::{
+    notification::{Permission, Topic},
     secret::{SecretError, SecretErrorKind, WebhookSecret},
     signature::{sign, verify, SignatureError, SignatureScheme},
     webhook::{

@@ -114,13 +114,17 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
         return Err("--topic and --file cannot be used together".to_owned());
     }
     let url = url.ok_or("missing URL")?;
-    let url: Uri = url.parse().map_err(|err| format!("bad URL {url:?}: {err}"))?;
+    let url: Uri = url
+        .parse()
+        .map_err(|err| format!("bad URL {url:?}: {err}"))?;
     match url.scheme_str() {
         Some("http") => {}
         Some("https") => {
-            return Err("https is not supported: this sender speaks plain http to a local \
+            return Err(
+                "https is not supported: this sender speaks plain http to a local \
                         receiver (use http://127.0.0.1:PORT/...)"
-                .to_owned())
+                    .to_owned(),
+            )
         }
         _ => return Err(format!("the URL must start with http://, not {url}")),
     }
@@ -267,13 +271,7 @@ pub fn sample_notification(topic: &Topic, id: &str, now: u64) -> Vec<u8> {
 fn sample_item(topic: &Topic, now: u64) -> Value {
     let family = topic.as_str().split('.').next().unwrap_or_default();
     if topic.is_deleted() {
-        let kind = match family {
-            "conversation" => "conversation",
-            "contact" => "contact",
-            "company" => "company",
-            other => other,
-        };
-        return json!({ "type": kind, "id": "6650c1f2a1b2c3d4e5f60718", "deleted": true });
+        return json!({ "type": family, "id": "6650c1f2a1b2c3d4e5f60718", "deleted": true });
     }
     match family {
         "ping" => json!({ "type": "ping", "message": "Hello from tower-intercom's sender" }),
@@ -466,7 +464,10 @@ fn notification_id() -> String {
     let bytes: [u8; 16] = rand::random();
     let hex = hex::encode(bytes);
     let mut id = String::from("notif_");
-    for (i, range) in [0..8, 8..12, 12..16, 16..20, 20..32].into_iter().enumerate() {
+    for (i, range) in [0..8, 8..12, 12..16, 16..20, 20..32]
+        .into_iter()
+        .enumerate()
+    {
         if i > 0 {
             id.push('-');
         }

@@ -226,7 +226,9 @@ where
                 "refused a request that did not pass VerifyIntercomWebhookLayer: \
                  add the layer to this route"
             );
-            return Err(ExtractorRejection::new(ExtractorRejectionKind::MissingLayer));
+            return Err(ExtractorRejection::new(
+                ExtractorRejectionKind::MissingLayer,
+            ));
         }
         // The layer buffered the body within its limit; this only hands the
         // buffered bytes over.

@@ -63,7 +63,11 @@ fn app() -> Router {
 #[tokio::test]
 async fn a_signed_ping_reaches_the_handler_parsed() {
     let addr = serve_axum(app()).await;
-    let response = send(addr, signed_post("/webhooks/intercom", &secret(), &ping_body())).await;
+    let response = send(
+        addr,
+        signed_post("/webhooks/intercom", &secret(), &ping_body()),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         json(&response),
@@ -85,7 +89,11 @@ async fn forged_and_unsigned_requests_never_reach_the_handler() {
 
     // Signed with another secret.
     let other: WebhookSecret = "someone-elses-secret".parse().unwrap();
-    let response = send(addr, signed_post("/webhooks/intercom", &other, &ping_body())).await;
+    let response = send(
+        addr,
+        signed_post("/webhooks/intercom", &other, &ping_body()),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -100,7 +108,8 @@ async fn head_is_answered_for_intercoms_url_check() {
 #[tokio::test]
 async fn malformed_json_with_a_valid_signature_is_a_400_with_line_and_column() {
     let addr = serve_axum(app()).await;
-    let body = b"{\n  \"type\": \"notification_event\",\n  \"topic\": \"ping\",\n  \"id\": notif_1\n}";
+    let body =
+        b"{\n  \"type\": \"notification_event\",\n  \"topic\": \"ping\",\n  \"id\": notif_1\n}";
     let response = send(addr, signed_post("/webhooks/intercom", &secret(), body)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert_eq!(response.headers()["content-type"], "application/json");
@@ -119,7 +128,10 @@ async fn json_that_is_not_a_notification_is_a_400() {
     let response = send(addr, signed_post("/webhooks/intercom", &secret(), body)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     let json = json(&response);
-    assert!(json["error"].as_str().unwrap().contains("`topic`"), "{json}");
+    assert!(
+        json["error"].as_str().unwrap().contains("`topic`"),
+        "{json}"
+    );
     assert_eq!(json["line"], 1);
 }
 
@@ -131,7 +143,11 @@ async fn typed_items_parse_and_a_mismatched_item_is_a_400() {
         "/tests/fixtures/notifications/conversation.user.replied.json"
     ))
     .unwrap();
-    let response = send(addr, signed_post("/webhooks/conversations", &secret(), &body)).await;
+    let response = send(
+        addr,
+        signed_post("/webhooks/conversations", &secret(), &body),
+    )
+    .await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(
         json(&response),
@@ -166,7 +182,11 @@ async fn a_route_without_the_layer_refuses_even_correctly_signed_requests_with_5
     let addr = serve_axum(app()).await;
     for path in ["/unprotected/intercom", "/unprotected/raw"] {
         let response = send(addr, signed_post(path, &secret(), &ping_body())).await;
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert_eq!(
+            response.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}"
+        );
         assert_eq!(response.headers()["content-type"], "application/json");
         let error = json(&response)["error"].as_str().unwrap().to_owned();
         assert!(error.contains("layer is missing"), "{error}");
@@ -175,7 +195,11 @@ async fn a_route_without_the_layer_refuses_even_correctly_signed_requests_with_5
         // Unsigned and forged requests are refused the same way: nothing
         // unverified is handed to the handler.
         let response = send(addr, forged_post(path, &ping_body())).await;
-        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        assert_eq!(
+            response.status(),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{path}"
+        );
     }
 }
 
@@ -183,8 +207,8 @@ async fn a_route_without_the_layer_refuses_even_correctly_signed_requests_with_5
 async fn rotation_accepts_the_previous_secret_through_the_extractor() {
     let current: WebhookSecret = "new-client-secret".parse().unwrap();
     let previous: WebhookSecret = "old-client-secret".parse().unwrap();
-    let verify = VerifyIntercomWebhookLayer::with_secrets([current.clone(), previous.clone()])
-        .unwrap();
+    let verify =
+        VerifyIntercomWebhookLayer::with_secrets([current.clone(), previous.clone()]).unwrap();
     let app = Router::new().route(
         "/webhooks/intercom",
         post(
@@ -198,7 +222,11 @@ async fn rotation_accepts_the_previous_secret_through_the_extractor() {
     );
     let addr = serve_axum(app).await;
     for (secret, index) in [(&current, "0"), (&previous, "1")] {
-        let response = send(addr, signed_post("/webhooks/intercom", secret, &ping_body())).await;
+        let response = send(
+            addr,
+            signed_post("/webhooks/intercom", secret, &ping_body()),
+        )
+        .await;
         assert_eq!(response.status(), StatusCode::OK);
         assert_eq!(response.body().as_ref(), index.as_bytes());
     }

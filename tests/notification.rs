@@ -97,7 +97,8 @@ struct Author {
 
 #[test]
 fn a_conversation_with_parts_parses_into_the_apps_own_type() {
-    let n = Notification::<Conversation>::from_slice(&fixture("conversation.user.replied")).unwrap();
+    let n =
+        Notification::<Conversation>::from_slice(&fixture("conversation.user.replied")).unwrap();
     assert_eq!(n.topic, Topic::CONVERSATION_USER_REPLIED);
     let conversation = n.data.item;
     assert_eq!(conversation.id, "215468012345678");
@@ -221,7 +222,8 @@ fn json_errors_point_at_line_and_column() {
 fn notifications_round_trip_through_serde() {
     for topic in ["ping", "conversation.user.replied", "contact.deleted"] {
         let n: Notification = Notification::from_slice(&fixture(topic)).unwrap();
-        let again: Notification = serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
+        let again: Notification =
+            serde_json::from_str(&serde_json::to_string(&n).unwrap()).unwrap();
         assert_eq!(again, n, "{topic}");
     }
 }
@@ -278,8 +280,9 @@ fn topics_know_their_permissions() {
 
 #[test]
 fn topics_compare_with_text_and_work_as_set_keys() {
-    let set: std::collections::HashSet<Topic> =
-        [Topic::PING, Topic::from("custom.topic")].into_iter().collect();
+    let set: std::collections::HashSet<Topic> = [Topic::PING, Topic::from("custom.topic")]
+        .into_iter()
+        .collect();
     assert!(set.contains("ping"));
     assert!(set.contains("custom.topic"));
     assert_eq!(Topic::from("ping".to_owned()), Topic::PING);

@@ -78,7 +78,12 @@ async fn generated_notifications_verify_and_parse_at_the_receiver() {
             &["--topic", topic],
         );
         let outcome = run(&args).await.unwrap();
-        assert_eq!(outcome.status, StatusCode::OK, "{topic}: {:?}", outcome.body);
+        assert_eq!(
+            outcome.status,
+            StatusCode::OK,
+            "{topic}: {:?}",
+            outcome.body
+        );
         let parsed: Value = serde_json::from_slice(&outcome.body).unwrap();
         assert_eq!(parsed["topic"], topic);
         assert_eq!(parsed["item"], item_type, "{topic}");
@@ -89,7 +94,12 @@ async fn generated_notifications_verify_and_parse_at_the_receiver() {
 #[tokio::test]
 async fn each_send_has_a_fresh_id() {
     let addr = receiver().await;
-    let args = args(addr, "/webhooks/intercom", "TOWER_INTERCOM_SEND_TEST_IDS", &[]);
+    let args = args(
+        addr,
+        "/webhooks/intercom",
+        "TOWER_INTERCOM_SEND_TEST_IDS",
+        &[],
+    );
     let first = run(&args).await.unwrap();
     let second = run(&args).await.unwrap();
     let id = |body: &[u8]| serde_json::from_slice::<Value>(body).unwrap()["id"].clone();
@@ -145,7 +155,12 @@ async fn a_file_is_sent_byte_for_byte() {
 #[tokio::test]
 async fn a_missing_secret_or_file_is_a_clear_error() {
     let addr = receiver().await;
-    let mut args = args(addr, "/webhooks/intercom", "TOWER_INTERCOM_SEND_TEST_ERR", &[]);
+    let mut args = args(
+        addr,
+        "/webhooks/intercom",
+        "TOWER_INTERCOM_SEND_TEST_ERR",
+        &[],
+    );
     args.secret_env = "TOWER_INTERCOM_SEND_TEST_NEVER_SET".into();
     let err = run(&args).await.unwrap_err();
     assert!(err.contains("TOWER_INTERCOM_SEND_TEST_NEVER_SET"), "{err}");

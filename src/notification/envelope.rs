@@ -319,7 +319,8 @@ mod tests {
         assert_eq!(n.first_sent_at, Some(1718097001));
         assert_eq!(n.delivered_at, None);
         assert_eq!(n.delivery_attempts, Some(2));
-        let n = parse(r#"{"id":"n","topic":"ping","data":{"item":1},"created_at":" 17 "}"#).unwrap();
+        let n =
+            parse(r#"{"id":"n","topic":"ping","data":{"item":1},"created_at":" 17 "}"#).unwrap();
         assert_eq!(n.created_at, Some(17));
     }
 
@@ -348,7 +349,8 @@ mod tests {
 
     #[test]
     fn serializing_leaves_out_what_was_absent() {
-        let n = parse(r#"{"id":"notif_1","topic":"ping","data":{"item":{"type":"ping"}}}"#).unwrap();
+        let n =
+            parse(r#"{"id":"notif_1","topic":"ping","data":{"item":{"type":"ping"}}}"#).unwrap();
         let json = serde_json::to_string(&n).unwrap();
         assert_eq!(
             json,

@@ -516,13 +516,9 @@ mod tests {
         for topic in Topic::known() {
             let family = topic.as_str().split('.').next().unwrap_or_default();
             let expected = match family {
-                "conversation" | "conversation_part" | "call" | "procedure" => {
-                    P::ReadConversations
-                }
+                "conversation" | "conversation_part" | "call" | "procedure" => P::ReadConversations,
                 "ticket" => P::ReadTickets,
-                "contact" | "company" | "visitor" | "granular" => {
-                    P::ReadAndListUsersAndCompanies
-                }
+                "contact" | "company" | "visitor" | "granular" => P::ReadAndListUsersAndCompanies,
                 "admin" => P::ReadAdmins,
                 "content_stat" => P::ReadContentData,
                 _ => continue,

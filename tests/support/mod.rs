@@ -14,7 +14,9 @@ use tower_intercom::{sign, WebhookSecret};
 /// Serves `app` with `axum::serve` on a free loopback port, in the
 /// background, and returns its address.
 pub async fn serve_axum(app: axum::Router) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
     tokio::spawn(async move {
         axum::serve(listener, app).await.expect("axum server");

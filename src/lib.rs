@@ -46,6 +46,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access_token;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod axum;
+pub mod notification;
 #[cfg(feature = "identity")]
 #[cfg_attr(docsrs, doc(cfg(feature = "identity")))]
 pub mod identity;
@@ -53,8 +57,13 @@ mod secret;
 pub mod signature;
 pub mod webhook;
 
+#[cfg(feature = "axum")]
+pub use crate::axum::{VerifiedBody, VerifiedNotification};
+#[cfg(feature = "serde")]
+pub use crate::notification::Notification;
 pub use crate::{
     access_token::AccessToken,
+    notification::{Permission, Topic},
     secret::{SecretError, SecretErrorKind, WebhookSecret},
     signature::{sign, verify, SignatureError, SignatureScheme},
     webhook::{

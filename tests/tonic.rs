@@ -1,0 +1,161 @@
+//! `examples/tonic.rs` end to end: its own `app` and `serve`, on a loopback
+//! port, with tonic's health client for gRPC and an HTTP/1.1 client for
+//! webhooks.
+
+mod support;
+
+#[allow(dead_code)]
+#[path = "../examples/tonic.rs"]
+mod example;
+
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use support::{forged_post, head, ping_body, send, signed_post};
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic_health::{
+    pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest},
+    server::HealthReporter,
+};
+use tower_intercom::{VerifyIntercomWebhookLayer, WebhookSecret};
+
+fn secret() -> WebhookSecret {
+    "tonic-example-test-secret".parse().unwrap()
+}
+
+struct Running {
+    addr: SocketAddr,
+    health: HealthReporter,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+/// Starts the example's server on a free port.
+async fn start() -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (routes, health) = example::app(VerifyIntercomWebhookLayer::new(secret()));
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(example::serve(listener, routes, async move {
+        let _ = stopped.await;
+    }));
+    Running {
+        addr,
+        health,
+        stop,
+        server,
+    }
+}
+
+async fn health_check(addr: SocketAddr, service: &str) -> Result<ServingStatus, tonic::Status> {
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("gRPC connection");
+    let response = HealthClient::new(channel)
+        .check(HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await?;
+    Ok(response.into_inner().status())
+}
+
+#[tokio::test]
+async fn grpc_health_passes_untouched_by_the_webhook_layer() {
+    let server = start().await;
+    // No signature on gRPC calls: the layer is scoped to the webhook route.
+    assert_eq!(
+        health_check(server.addr, "").await.unwrap(),
+        ServingStatus::Serving
+    );
+
+    // The real health service answers: what the reporter says is what the
+    // client sees.
+    server
+        .health
+        .set_service_status("webhooks", tonic_health::ServingStatus::NotServing)
+        .await;
+    assert_eq!(
+        health_check(server.addr, "webhooks").await.unwrap(),
+        ServingStatus::NotServing
+    );
+    let unknown = health_check(server.addr, "nope").await.unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+}
+
+#[tokio::test]
+async fn the_webhook_route_is_verified_on_the_same_port() {
+    let server = start().await;
+    let path = example::WEBHOOK_PATH;
+
+    let response = send(server.addr, signed_post(path, &secret(), &ping_body())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let response = send(server.addr, forged_post(path, &ping_body())).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let mut unsigned = signed_post(path, &secret(), &ping_body());
+    unsigned.headers_mut().remove("x-hub-signature");
+    let response = send(server.addr, unsigned).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let response = send(server.addr, head(path)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // Signed, but not a notification: the handler's extractor refuses it.
+    let response = send(server.addr, signed_post(path, &secret(), b"{not json")).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+
+    // gRPC still works on the same port alongside HTTP/1.1 webhooks.
+    assert_eq!(
+        health_check(server.addr, "").await.unwrap(),
+        ServingStatus::Serving
+    );
+}
+
+#[tokio::test]
+async fn unknown_paths_are_404_for_http_and_unimplemented_for_grpc() {
+    let server = start().await;
+    // A mistyped webhook URL must not look like a successful delivery.
+    let response = send(
+        server.addr,
+        signed_post("/webhooks/intercomm", &secret(), &ping_body()),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+
+    // A gRPC call to a service that does not exist, over HTTP/2.
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = Request::post(format!("http://{}/no.such.Service/Call", server.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+        .unwrap();
+    let response = sender.send_request(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["grpc-status"], "12"); // UNIMPLEMENTED
+    let _ = response.into_body().collect().await;
+}
+
+#[tokio::test]
+async fn shutdown_stops_the_server_cleanly() {
+    let server = start().await;
+    let response = send(
+        server.addr,
+        signed_post(example::WEBHOOK_PATH, &secret(), &ping_body()),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    server.stop.send(()).unwrap();
+    server.server.await.unwrap().unwrap();
+    assert!(tokio::net::TcpStream::connect(server.addr).await.is_err());
+}

@@ -1,4 +1,4 @@
-//! Run with `cargo run --example tonic --features axum`
+//! Run with `cargo run --example tonic`
 //!
 //! One tonic server on one port serving gRPC health checks
 //! (`grpc.health.v1.Health`, from `tonic-health`) and Intercom webhooks on
@@ -44,7 +44,7 @@
 //! command with one character of the body changed (401), and a gRPC health
 //! check from any client, e.g. tonic-health's `HealthClient` (SERVING).
 
-use std::{future::Future, net::SocketAddr, process::ExitCode, time::SystemTime};
+use std::{future::Future, process::ExitCode};
 
 use axum::{
     extract::Request,
@@ -59,13 +59,11 @@ use tonic::{
     transport::{server::TcpIncoming, Server},
 };
 use tonic_health::server::HealthReporter;
-use tower_intercom::{
-    sign, SecretErrorKind, VerifiedNotification, VerifiedWebhook, VerifyIntercomWebhookLayer,
-    WebhookSecret,
-};
+use tower_intercom::{VerifiedNotification, VerifiedWebhook, VerifyIntercomWebhookLayer};
 
-/// The path Intercom delivers to.
-pub const WEBHOOK_PATH: &str = "/webhooks/intercom";
+mod common;
+
+pub use common::WEBHOOK_PATH;
 
 /// The server's routes: gRPC health, and the verified webhook route.
 ///
@@ -125,21 +123,15 @@ async fn not_found(request: Request) -> Response {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-
-    let settings = match Settings::from_env() {
+    common::init_tracing();
+    let settings = match common::Settings::from_env() {
         Ok(settings) => settings,
         Err(message) => {
             eprintln!("error: {message}");
             return ExitCode::FAILURE;
         }
     };
-    let addr = SocketAddr::from(([127, 0, 0, 1], settings.port));
+    let addr = settings.addr();
     let listener = match TcpListener::bind(addr).await {
         Ok(listener) => listener,
         Err(err) => {
@@ -148,115 +140,15 @@ async fn main() -> ExitCode {
         }
     };
     let addr = listener.local_addr().unwrap_or(addr);
+    println!("gRPC health (grpc.health.v1.Health, HTTP/2) on {addr}");
     settings.announce(addr);
 
-    let (routes, _health) = app(settings.verify);
-    match serve(listener, routes, shutdown_signal()).await {
+    let (routes, _health) = app(settings.layer);
+    match serve(listener, routes, common::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err}");
             ExitCode::FAILURE
         }
     }
-}
-
-/// The receiver's settings, from the environment.
-struct Settings {
-    verify: VerifyIntercomWebhookLayer,
-    /// The generated secret and its text, when `INTERCOM_WEBHOOK_SECRET` is
-    /// unset.
-    dev_secret: Option<(WebhookSecret, String)>,
-    port: u16,
-}
-
-impl Settings {
-    fn from_env() -> Result<Self, String> {
-        let port = match std::env::var("PORT") {
-            Err(_) => 3000,
-            Ok(port) => port
-                .parse()
-                .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
-        };
-        let (current, dev_secret) = match WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET") {
-            Ok(secret) => (secret, None),
-            Err(err) if err.kind() == SecretErrorKind::NotSet => {
-                let text = hex::encode(rand::random::<[u8; 32]>());
-                let secret: WebhookSecret = text.parse().map_err(|err| format!("{err}"))?;
-                (secret.clone(), Some((secret, text)))
-            }
-            // Set but unusable (blank, padded with whitespace, …): never
-            // fall back to a made-up secret.
-            Err(err) => return Err(err.to_string()),
-        };
-        let mut secrets = vec![current];
-        match WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET_PREVIOUS") {
-            Ok(previous) => secrets.push(previous),
-            Err(err) if err.kind() == SecretErrorKind::NotSet => {}
-            Err(err) => return Err(err.to_string()),
-        }
-        let verify =
-            VerifyIntercomWebhookLayer::with_secrets(secrets).map_err(|err| err.to_string())?;
-        Ok(Self {
-            verify,
-            dev_secret,
-            port,
-        })
-    }
-
-    fn announce(&self, addr: SocketAddr) {
-        let url = format!("http://{addr}{WEBHOOK_PATH}");
-        println!("gRPC health and Intercom webhooks on {addr}");
-        println!("  webhooks:    POST {url}");
-        println!("  gRPC health: grpc.health.v1.Health/Check (HTTP/2)");
-        let Some((secret, text)) = &self.dev_secret else {
-            return;
-        };
-        let body = ping_body();
-        let signature = sign(secret, body.as_bytes());
-        let signature = signature.to_str().unwrap_or_default();
-        println!();
-        println!("WARNING: INTERCOM_WEBHOOK_SECRET is not set.");
-        println!("WARNING: using a random DEVELOPMENT secret: Intercom's real deliveries will be refused.");
-        println!("WARNING: set INTERCOM_WEBHOOK_SECRET to your app's client secret for real use.");
-        println!("development secret: {text}");
-        println!();
-        println!("Send a correctly signed ping:");
-        println!(
-            "curl -i -X POST {url} -H 'content-type: application/json' -H 'x-hub-signature: {signature}' --data-binary '{body}'"
-        );
-        println!();
-    }
-}
-
-/// A ping notification like the one Intercom sends when a webhook is saved.
-fn ping_body() -> String {
-    let now = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_secs());
-    format!(
-        r#"{{"type":"notification_event","app_id":"dev-app","data":{{"type":"notification_event_data","item":{{"type":"ping","message":"Hello from a local test"}}}},"links":{{}},"id":"notif_dev_{now}","topic":"ping","delivery_status":"pending","delivery_attempts":1,"delivered_at":0,"first_sent_at":{now},"created_at":{now},"self":null}}"#
-    )
-}
-
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }

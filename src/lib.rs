@@ -49,10 +49,10 @@ mod access_token;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
-pub mod notification;
 #[cfg(feature = "identity")]
 #[cfg_attr(docsrs, doc(cfg(feature = "identity")))]
 pub mod identity;
+pub mod notification;
 mod secret;
 pub mod signature;
 pub mod webhook;

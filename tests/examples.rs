@@ -190,10 +190,15 @@ async fn hyper_example_printed_curl_works() {
 }
 
 #[tokio::test]
+async fn tonic_example_printed_curl_works() {
+    printed_curl_works("tonic").await;
+}
+
+#[tokio::test]
 async fn configured_secrets_and_rotation() {
     let current = "current-client-secret";
     let previous = "previous-client-secret";
-    for name in ["axum", "hyper"] {
+    for name in ["axum", "hyper", "tonic"] {
         let running = Running::start(
             name,
             &[
@@ -246,7 +251,7 @@ async fn axum_example_health_check_is_open() {
 
 #[test]
 fn an_empty_secret_is_a_clear_error_not_a_panic() {
-    for name in ["axum", "hyper"] {
+    for name in ["axum", "hyper", "tonic"] {
         let output = Command::new(example_binary(name))
             .env("INTERCOM_WEBHOOK_SECRET", "")
             .env("PORT", free_port().to_string())
@@ -260,4 +265,76 @@ fn an_empty_secret_is_a_clear_error_not_a_panic() {
         );
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
     }
+}
+
+#[tokio::test]
+async fn axum_example_settings_endpoint_signs_for_the_signed_in_user_only() {
+    use tower_intercom::identity::{user_hash, IdentitySecret, MessengerJwtVerifier};
+
+    let identity = "example-identity-secret";
+    let running = Running::start(
+        "axum",
+        &[
+            ("INTERCOM_IDENTITY_SECRET", identity),
+            ("INTERCOM_APP_ID", "abc123de"),
+        ],
+    );
+    let anonymous = Request::get("/api/intercom-settings")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let answer = client::send(running.addr, anonymous).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(!String::from_utf8_lossy(&answer.body).contains("user_hash"));
+
+    let signed_in = Request::get("/api/intercom-settings")
+        .header("authorization", "Bearer demo-ada")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let answer = client::send(running.addr, signed_in).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(answer.headers["cache-control"], "no-store");
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    let secret = IdentitySecret::new(identity).unwrap();
+    assert_eq!(json["app_id"], "abc123de");
+    assert_eq!(json["user_id"], "user-ada");
+    assert_eq!(json["user_hash"], user_hash(&secret, "user-ada"));
+    let claims = MessengerJwtVerifier::new(secret)
+        .verify(json["intercom_user_jwt"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(claims.user_id(), "user-ada");
+    assert_eq!(claims.email(), Some("ada@example.com"));
+}
+
+#[tokio::test]
+async fn axum_example_answers_handled_and_unhandled_topics() {
+    let secret = "topic-test-secret";
+    let running = Running::start("axum", &[("INTERCOM_WEBHOOK_SECRET", secret)]);
+    let secret = WebhookSecret::new(secret).unwrap();
+    for fixture in [
+        "conversation.user.replied",
+        "contact.user.created",
+        "company.created",
+        "contact.deleted",
+    ] {
+        let body = std::fs::read(format!(
+            "{}/tests/fixtures/notifications/{fixture}.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        let signature = sign(&secret, &body);
+        let request = post("/webhooks/intercom", signature.to_str().unwrap(), body);
+        let answer = client::send(running.addr, request).await;
+        assert_eq!(answer.status, StatusCode::OK, "{fixture}");
+    }
+    // Signed but not a notification: 400 with where the JSON broke.
+    let body = b"{\"id\": ".to_vec();
+    let signature = sign(&secret, &body);
+    let answer = client::send(
+        running.addr,
+        post("/webhooks/intercom", signature.to_str().unwrap(), body),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(json["line"], 1);
 }

@@ -97,7 +97,7 @@ impl Settings {
 }
 
 /// 32 random bytes, hex-encoded.
-fn random_secret() -> String {
+pub fn random_secret() -> String {
     let bytes: [u8; 32] = rand::random();
     hex::encode(bytes)
 }

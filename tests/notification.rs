@@ -240,7 +240,7 @@ fn topics_know_their_permissions() {
     );
     assert_eq!(
         Topic::CONTACT_LEAD_CREATED.required_permission(),
-        Some(Permission::ReadAndListUsersAndCompanies)
+        Some(Permission::ReadOneUserAndOneCompany)
     );
     assert_eq!(
         Topic::ADMIN_LOGGED_IN.required_permission(),
@@ -270,7 +270,7 @@ fn topics_know_their_permissions() {
     assert_eq!(
         Permission::required_for(&subscription),
         [
-            Permission::ReadAndListUsersAndCompanies,
+            Permission::ReadOneUserAndOneCompany,
             Permission::ReadConversations,
             Permission::ReadTickets,
         ]

@@ -29,7 +29,9 @@ fn the_report_lists_each_topic_and_the_deduplicated_minimum() {
     assert!(lines[0].starts_with("conversation.user.replied"));
     assert!(lines[0].ends_with("Read conversations"));
     assert!(lines[2].ends_with("Read tickets"));
-    assert!(lines[3].contains("Read and list users and companies (or: Read and write users"));
+    assert!(lines[3].contains(
+        "Read one user and one company (or: Read and list users and companies, Read and write users)"
+    ));
     assert!(lines[4].contains("no permission needed"));
     assert!(lines[5].contains("unknown"));
 
@@ -44,7 +46,7 @@ fn the_report_lists_each_topic_and_the_deduplicated_minimum() {
     assert_eq!(
         minimum,
         [
-            "  - Read and list users and companies",
+            "  - Read one user and one company",
             "  - Read conversations",
             "  - Read tickets"
         ]

@@ -26,7 +26,7 @@ use super::Topic;
 /// let needed = Permission::required_for(&topics);
 /// assert_eq!(
 ///     needed,
-///     [Permission::ReadAndListUsersAndCompanies, Permission::ReadConversations]
+///     [Permission::ReadOneUserAndOneCompany, Permission::ReadConversations]
 /// );
 /// assert_eq!(needed[1].to_string(), "Read conversations");
 /// ```
@@ -45,9 +45,9 @@ pub enum Permission {
     /// [`ReadAndListUsersAndCompanies`](Self::ReadAndListUsersAndCompanies)
     /// for most contact topics.
     ReadAndWriteUsers,
-    /// "Read one user and one company": accepted instead of
-    /// [`ReadAndListUsersAndCompanies`](Self::ReadAndListUsersAndCompanies)
-    /// for contact and company topics.
+    /// "Read one user and one company": the narrowest permission that
+    /// receives contact, company, visitor and subscription topics (the
+    /// least privilege for them).
     ReadOneUserAndOneCompany,
     /// "Read audiences": `audience.*` topics (Preview API version).
     ReadAudiences,

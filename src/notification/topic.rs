@@ -74,23 +74,24 @@ impl Topic {
     /// Intercom's webhook topic reference.
     ///
     /// Where the reference accepts any of several permissions (contact and
-    /// company topics), this is the first it lists, the one an app usually
-    /// asks for; [`accepted_permissions`](Self::accepted_permissions) has
-    /// them all. `None` for `ping` (always subscribed, no permission) and
+    /// company topics), this is the narrowest of them (least privilege:
+    /// "Read one user and one company");
+    /// [`accepted_permissions`](Self::accepted_permissions) has them all. `None` for `ping` (always subscribed, no permission) and
     /// for topics this crate does not know.
     pub fn required_permission(&self) -> Option<Permission> {
         self.accepted_permissions().first().copied()
     }
 
-    /// Every permission that lets an app receive this topic; any one of
-    /// them is enough. Empty for `ping` and for unknown topics.
+    /// Every permission that lets an app receive this topic, narrowest
+    /// first; any one of them is enough. Empty for `ping` and for unknown
+    /// topics.
     ///
     /// ```
     /// use tower_intercom::notification::{Permission, Topic};
     ///
     /// assert_eq!(
     ///     Topic::COMPANY_CREATED.accepted_permissions(),
-    ///     [Permission::ReadAndListUsersAndCompanies, Permission::ReadOneUserAndOneCompany]
+    ///     [Permission::ReadOneUserAndOneCompany, Permission::ReadAndListUsersAndCompanies]
     /// );
     /// assert!(Topic::PING.accepted_permissions().is_empty());
     /// ```
@@ -242,12 +243,12 @@ const CONTENT: &[Permission] = &[P::ReadContent];
 const CONTENT_SNIPPETS: &[Permission] = &[P::ReadContentSnippets];
 const CONTENT_DATA: &[Permission] = &[P::ReadContentData];
 /// Company topics and `contact.deleted`.
-const COMPANIES: &[Permission] = &[P::ReadAndListUsersAndCompanies, P::ReadOneUserAndOneCompany];
+const COMPANIES: &[Permission] = &[P::ReadOneUserAndOneCompany, P::ReadAndListUsersAndCompanies];
 /// Contact, visitor and subscription topics.
 const CONTACTS: &[Permission] = &[
+    P::ReadOneUserAndOneCompany,
     P::ReadAndListUsersAndCompanies,
     P::ReadAndWriteUsers,
-    P::ReadOneUserAndOneCompany,
 ];
 const EVENTS: &[Permission] = &[P::ReadEvents];
 const API_ACTIVITY: &[Permission] = &[P::ReadApiActivityLogs];
@@ -518,7 +519,7 @@ mod tests {
             let expected = match family {
                 "conversation" | "conversation_part" | "call" | "procedure" => P::ReadConversations,
                 "ticket" => P::ReadTickets,
-                "contact" | "company" | "visitor" | "granular" => P::ReadAndListUsersAndCompanies,
+                "contact" | "company" | "visitor" | "granular" => P::ReadOneUserAndOneCompany,
                 "admin" => P::ReadAdmins,
                 "content_stat" => P::ReadContentData,
                 _ => continue,

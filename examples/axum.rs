@@ -18,7 +18,7 @@
 
 mod common;
 
-use std::{process::ExitCode, time::Duration};
+use std::time::Duration;
 
 use axum::{
     extract::State,
@@ -136,7 +136,7 @@ async fn intercom_settings(State(state): State<AppState>, headers: HeaderMap) ->
 }
 
 /// `INTERCOM_IDENTITY_SECRET`, or a random development secret when unset.
-fn identity_secret() -> Result<IdentitySecret, common::ConfigError> {
+fn identity_secret() -> Result<IdentitySecret, common::Failure> {
     match IdentitySecret::from_env("INTERCOM_IDENTITY_SECRET") {
         Ok(secret) => Ok(secret),
         Err(err) if err.kind() == SecretErrorKind::NotSet => {
@@ -148,25 +148,11 @@ fn identity_secret() -> Result<IdentitySecret, common::ConfigError> {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() -> Result<(), common::Failure> {
     common::init_tracing();
-    let settings = common::Settings::from_env();
-    let identity_secret = identity_secret();
-    let (settings, identity_secret) = match (settings, identity_secret) {
-        (Ok(settings), Ok(identity_secret)) => (settings, identity_secret),
-        (Err(err), _) | (_, Err(err)) => {
-            eprintln!("error: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(settings.addr()).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("error: cannot listen on {}: {err}", settings.addr());
-            return ExitCode::FAILURE;
-        }
-    };
-    settings.announce(listener.local_addr().unwrap_or(settings.addr()));
+    let settings = common::Settings::from_env()?;
+    let identity_secret = identity_secret()?;
+    let listener = settings.listen().await?;
 
     let (queue, work) = mpsc::channel(QUEUE_CAPACITY);
     let worker = tokio::spawn(worker(work));
@@ -175,17 +161,11 @@ async fn main() -> ExitCode {
         app_id: std::env::var("INTERCOM_APP_ID").unwrap_or_else(|_| "your-app-id".to_owned()),
         identity_secret,
     };
-    let served = axum::serve(listener, app(settings.layer, state))
+    axum::serve(listener, app(settings.layer, state))
         .with_graceful_shutdown(common::shutdown_signal())
-        .await;
+        .await?;
     // The router (and its queue sender) is gone: let the worker finish
     // what was accepted.
-    let _ = worker.await;
-    match served {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    worker.await?;
+    Ok(())
 }

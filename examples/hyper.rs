@@ -10,7 +10,7 @@
 
 mod common;
 
-use std::{convert::Infallible, process::ExitCode};
+use std::convert::Infallible;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -45,23 +45,10 @@ fn not_found() -> Response<Full<Bytes>> {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() -> Result<(), common::Failure> {
     common::init_tracing();
-    let settings = match common::Settings::from_env() {
-        Ok(settings) => settings,
-        Err(err) => {
-            eprintln!("error: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(settings.addr()).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("error: cannot listen on {}: {err}", settings.addr());
-            return ExitCode::FAILURE;
-        }
-    };
-    settings.announce(listener.local_addr().unwrap_or(settings.addr()));
+    let settings = common::Settings::from_env()?;
+    let listener = settings.listen().await?;
 
     // The verified stack: the layer in a `ServiceBuilder`, then the handler.
     let verified = ServiceBuilder::new()
@@ -110,5 +97,5 @@ async fn main() -> ExitCode {
         }
     }
     graceful.shutdown().await;
-    ExitCode::SUCCESS
+    Ok(())
 }

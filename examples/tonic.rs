@@ -44,7 +44,7 @@
 //! command with one character of the body changed (401), and a gRPC health
 //! check from any client, e.g. tonic-health's `HealthClient` (SERVING).
 
-use std::{future::Future, process::ExitCode};
+use std::future::Future;
 
 use axum::{
     extract::Request,
@@ -122,33 +122,15 @@ async fn not_found(request: Request) -> Response {
 }
 
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn main() -> Result<(), common::Failure> {
     common::init_tracing();
-    let settings = match common::Settings::from_env() {
-        Ok(settings) => settings,
-        Err(message) => {
-            eprintln!("error: {message}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let addr = settings.addr();
-    let listener = match TcpListener::bind(addr).await {
-        Ok(listener) => listener,
-        Err(err) => {
-            eprintln!("error: cannot listen on {addr}: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let addr = listener.local_addr().unwrap_or(addr);
-    println!("gRPC health (grpc.health.v1.Health, HTTP/2) on {addr}");
-    settings.announce(addr);
-
+    let settings = common::Settings::from_env()?;
+    println!(
+        "gRPC health (grpc.health.v1.Health, HTTP/2) on {}",
+        settings.addr()
+    );
+    let listener = settings.listen().await?;
     let (routes, _health) = app(settings.layer);
-    match serve(listener, routes, common::shutdown_signal()).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("error: {err}");
-            ExitCode::FAILURE
-        }
-    }
+    serve(listener, routes, common::shutdown_signal()).await?;
+    Ok(())
 }

@@ -4,7 +4,7 @@
 
 use std::{env, fmt, net::SocketAddr, time::SystemTime};
 
-use tower_intercom::{sign, SecretError, VerifyIntercomWebhookLayer, WebhookSecret};
+use tower_intercom::{sign, VerifyIntercomWebhookLayer, WebhookSecret};
 
 /// The path every example serves webhooks on.
 pub const WEBHOOK_PATH: &str = "/webhooks/intercom";
@@ -20,17 +20,19 @@ pub struct Settings {
     pub port: u16,
 }
 
-/// A configuration problem, reported instead of a panic.
-pub struct ConfigError(String);
+/// Why a receiver could not start or stopped with an error: a clear
+/// message instead of a panic. Returned from `main`, it is printed as
+/// `Error: <message>` and the process exits with status 1.
+pub struct Failure(String);
 
-impl fmt::Display for ConfigError {
+impl fmt::Debug for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
 }
 
-impl From<SecretError> for ConfigError {
-    fn from(err: SecretError) -> Self {
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(err: E) -> Self {
         Self(err.to_string())
     }
 }
@@ -38,12 +40,12 @@ impl From<SecretError> for ConfigError {
 impl Settings {
     /// Reads `INTERCOM_WEBHOOK_SECRET`, `INTERCOM_WEBHOOK_SECRET_PREVIOUS` and
     /// `PORT`.
-    pub fn from_env() -> Result<Self, ConfigError> {
+    pub fn from_env() -> Result<Self, Failure> {
         let port = match env::var("PORT") {
             Err(_) => 3000,
             Ok(port) => port
                 .parse()
-                .map_err(|_| ConfigError(format!("PORT must be a port number, not {port:?}")))?,
+                .map_err(|_| Failure(format!("PORT must be a port number, not {port:?}")))?,
         };
         let (current, dev_secret) = match env::var_os("INTERCOM_WEBHOOK_SECRET") {
             Some(_) => (WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET")?, None),
@@ -68,6 +70,16 @@ impl Settings {
     /// The loopback address to bind.
     pub fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// Binds the loopback port and announces the receiver.
+    pub async fn listen(&self) -> Result<tokio::net::TcpListener, Failure> {
+        let addr = self.addr();
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|err| Failure(format!("cannot listen on {addr}: {err}")))?;
+        self.announce(listener.local_addr()?);
+        Ok(listener)
     }
 
     /// Says where the receiver listens and, with a development secret, how

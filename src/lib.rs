@@ -45,6 +45,9 @@
 )]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "idempotency")]
+#[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
+pub mod idempotency;
 mod secret;
 pub mod signature;
 pub mod webhook;
@@ -57,6 +60,13 @@ pub use crate::{
         VerifyIntercomWebhook, VerifyIntercomWebhookLayer, WebhookBody, DEFAULT_MAX_BODY_SIZE,
     },
 };
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use crate::idempotency::RedisStore;
+#[cfg(feature = "idempotency")]
+#[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
+pub use crate::idempotency::{IdempotencyLayer, IdempotencyStore, MemoryStore};
 
 /// The error type bodies' errors are converted into.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

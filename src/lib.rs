@@ -52,6 +52,9 @@ pub mod axum;
 #[cfg(feature = "identity")]
 #[cfg_attr(docsrs, doc(cfg(feature = "identity")))]
 pub mod identity;
+#[cfg(feature = "idempotency")]
+#[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
+pub mod idempotency;
 pub mod notification;
 mod secret;
 pub mod signature;
@@ -71,6 +74,13 @@ pub use crate::{
         VerifyIntercomWebhook, VerifyIntercomWebhookLayer, WebhookBody, DEFAULT_MAX_BODY_SIZE,
     },
 };
+
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use crate::idempotency::RedisStore;
+#[cfg(feature = "idempotency")]
+#[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
+pub use crate::idempotency::{IdempotencyLayer, IdempotencyStore, MemoryStore};
 
 /// The error type bodies' errors are converted into.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

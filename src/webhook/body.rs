@@ -126,8 +126,9 @@ impl Body for WebhookBody {
 }
 
 pin_project! {
-    /// The response body of [`VerifyIntercomWebhook`](crate::VerifyIntercomWebhook):
-    /// the inner service's body, or the body of a rejection.
+    /// The response body of [`VerifyIntercomWebhook`](crate::VerifyIntercomWebhook)
+    /// (and of the idempotency middleware): the inner service's body, or
+    /// the body of a response the middleware wrote itself.
     pub struct ResponseBody<B> {
         #[pin]
         inner: Inner<B>,

@@ -1,0 +1,158 @@
+use std::{fmt, sync::Arc, time::Duration};
+
+use tower_layer::Layer;
+
+use super::{Idempotency, IdempotencyStore, MemoryStore};
+
+/// How long a claim lasts by default: 30 seconds.
+///
+/// A claim stops duplicates while the first delivery is processed. It must
+/// outlast your handler (Intercom gives up on a response after 5 seconds),
+/// and expire before Intercom's retry (about a minute later): if the
+/// receiver crashes mid-handler, nothing releases the claim, and the retry
+/// must find it gone.
+pub const DEFAULT_PROCESSING_TTL: Duration = Duration::from_secs(30);
+
+/// How long a processed id is remembered by default: 24 hours.
+///
+/// Intercom retries a failed delivery after about a minute and drops
+/// notifications delayed more than 2 hours, so a day covers every
+/// redelivery with a wide margin.
+pub const DEFAULT_DONE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// What the layer does when the store fails (unreachable, error, timeout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum FailurePolicy {
+    /// Process the request anyway, without deduplication: a notification
+    /// may be processed twice while the store is down, none is lost. A
+    /// `warn` event is logged for each such request. The default.
+    #[default]
+    FailOpen,
+    /// Answer 503 without calling the inner service; Intercom retries the
+    /// delivery later (once, after about a minute). No notification is
+    /// processed twice, but one that fails its retry too is lost.
+    FailClosed,
+}
+
+pub(crate) struct Config<St: ?Sized> {
+    pub(crate) processing_ttl: Duration,
+    pub(crate) done_ttl: Duration,
+    pub(crate) on_store_error: FailurePolicy,
+    pub(crate) store: Arc<St>,
+}
+
+impl<St: ?Sized> Clone for Config<St> {
+    fn clone(&self) -> Self {
+        Self {
+            processing_ttl: self.processing_ttl,
+            done_ttl: self.done_ttl,
+            on_store_error: self.on_store_error,
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<St: ?Sized> fmt::Debug for Config<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("processing_ttl", &self.processing_ttl)
+            .field("done_ttl", &self.done_ttl)
+            .field("on_store_error", &self.on_store_error)
+            .field("store", &std::any::type_name::<St>())
+            .finish()
+    }
+}
+
+/// Layer that applies [`Idempotency`]: each Intercom notification is
+/// processed once, however many times it is delivered.
+///
+/// Place it *inside* [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer).
+/// See the [module documentation](super) for the behaviour and an example.
+#[must_use]
+pub struct IdempotencyLayer<St = MemoryStore> {
+    config: Config<St>,
+}
+
+impl<St> Clone for IdempotencyLayer<St> {
+    fn clone(&self) -> Self {
+        Self {
+            config: self.config.clone(),
+        }
+    }
+}
+
+impl IdempotencyLayer {
+    /// A layer with a fresh [`MemoryStore`] and the default settings.
+    pub fn in_memory() -> Self {
+        Self::new(MemoryStore::new())
+    }
+}
+
+impl Default for IdempotencyLayer {
+    fn default() -> Self {
+        Self::in_memory()
+    }
+}
+
+impl<St: IdempotencyStore> IdempotencyLayer<St> {
+    /// A layer that records notifications in `store`, with
+    /// [`DEFAULT_PROCESSING_TTL`], [`DEFAULT_DONE_TTL`] and
+    /// [`FailurePolicy::FailOpen`].
+    pub fn new(store: St) -> Self {
+        Self {
+            config: Config {
+                processing_ttl: DEFAULT_PROCESSING_TTL,
+                done_ttl: DEFAULT_DONE_TTL,
+                on_store_error: FailurePolicy::default(),
+                store: Arc::new(store),
+            },
+        }
+    }
+}
+
+impl<St> IdempotencyLayer<St> {
+    /// Sets how long a claim lasts (default [`DEFAULT_PROCESSING_TTL`]).
+    pub fn processing_ttl(mut self, ttl: Duration) -> Self {
+        self.config.processing_ttl = ttl;
+        self
+    }
+
+    /// Sets how long a processed id is remembered (default
+    /// [`DEFAULT_DONE_TTL`]).
+    pub fn done_ttl(mut self, ttl: Duration) -> Self {
+        self.config.done_ttl = ttl;
+        self
+    }
+
+    /// Sets what happens when the store fails (default
+    /// [`FailurePolicy::FailOpen`]).
+    pub fn on_store_error(mut self, policy: FailurePolicy) -> Self {
+        self.config.on_store_error = policy;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &St {
+        &self.config.store
+    }
+}
+
+impl<St> fmt::Debug for IdempotencyLayer<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IdempotencyLayer")
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl<S, St> Layer<S> for IdempotencyLayer<St> {
+    type Service = Idempotency<S, St>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Idempotency {
+            inner,
+            config: Arc::new(self.config.clone()),
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! Where the layer records which notifications are being processed or done.
+
+use std::{
+    collections::hash_map::RandomState,
+    error::Error as StdError,
+    fmt,
+    future::Future,
+    hash::BuildHasher,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, OnceLock,
+    },
+    time::Duration,
+};
+
+use crate::BoxError;
+
+/// The future returned by [`IdempotencyStore`]'s methods.
+///
+/// It is `'static`: a store clones what it needs (a connection handle, the
+/// key) into the future, so the layer can run it after the request is gone,
+/// for instance to release a claim when the client disconnects.
+pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'static>>;
+
+/// A store of notification ids for [`IdempotencyLayer`](super::IdempotencyLayer).
+///
+/// Each id goes through *claimed* (a delivery is being processed; expires
+/// after the processing TTL, so a crashed receiver does not block Intercom's
+/// retry) and *done* (processed; expires after the done TTL). The layer
+/// calls [`claim`](Self::claim) before the inner service, then
+/// [`complete`](Self::complete) when it answered 2xx, or
+/// [`release`](Self::release) when it failed.
+///
+/// Implemented by [`MemoryStore`](super::MemoryStore) and, with the `redis`
+/// feature, `RedisStore`; and by `Arc<S>` and `Box<S>` of any store, so an
+/// `Arc<dyn IdempotencyStore>` can pick one at run time.
+///
+/// # Implementing a store
+///
+/// `claim` must be atomic: of two concurrent claims of one id, exactly one
+/// gets [`ClaimOutcome::Claimed`]. `release` must remove the entry only
+/// while it is still this [`Claim`] (same [`token`](Claim::token)): the
+/// claim may have expired and been taken by another delivery meanwhile.
+/// Errors and timeouts are reported as [`StoreError`]; the layer's
+/// [`FailurePolicy`](super::FailurePolicy) decides what then happens.
+///
+/// # Example
+///
+/// Choosing the store at run time:
+///
+/// ```
+/// use std::sync::Arc;
+/// use tower_intercom::idempotency::{IdempotencyLayer, IdempotencyStore, MemoryStore};
+///
+/// let store: Arc<dyn IdempotencyStore> = Arc::new(MemoryStore::new());
+/// let layer = IdempotencyLayer::new(store);
+/// # let _ = layer;
+/// ```
+pub trait IdempotencyStore: Send + Sync + 'static {
+    /// Claims `claim.id()` for `ttl` unless it is already claimed or done.
+    fn claim(&self, claim: &Claim, ttl: Duration) -> StoreFuture<ClaimOutcome>;
+
+    /// Marks `claim.id()` as done for `ttl`, whoever holds the claim.
+    fn complete(&self, claim: &Claim, ttl: Duration) -> StoreFuture<()>;
+
+    /// Removes `claim.id()` if it is still claimed by `claim` (same token);
+    /// does nothing otherwise.
+    fn release(&self, claim: &Claim) -> StoreFuture<()>;
+}
+
+impl<S: IdempotencyStore + ?Sized> IdempotencyStore for Arc<S> {
+    fn claim(&self, claim: &Claim, ttl: Duration) -> StoreFuture<ClaimOutcome> {
+        (**self).claim(claim, ttl)
+    }
+
+    fn complete(&self, claim: &Claim, ttl: Duration) -> StoreFuture<()> {
+        (**self).complete(claim, ttl)
+    }
+
+    fn release(&self, claim: &Claim) -> StoreFuture<()> {
+        (**self).release(claim)
+    }
+}
+
+impl<S: IdempotencyStore + ?Sized> IdempotencyStore for Box<S> {
+    fn claim(&self, claim: &Claim, ttl: Duration) -> StoreFuture<ClaimOutcome> {
+        (**self).claim(claim, ttl)
+    }
+
+    fn complete(&self, claim: &Claim, ttl: Duration) -> StoreFuture<()> {
+        (**self).complete(claim, ttl)
+    }
+
+    fn release(&self, claim: &Claim) -> StoreFuture<()> {
+        (**self).release(claim)
+    }
+}
+
+/// One delivery's claim on a notification id: the id, and a token that
+/// tells this delivery's claim from any other.
+///
+/// # Example
+///
+/// ```
+/// use tower_intercom::idempotency::Claim;
+///
+/// let first = Claim::new("notif_1");
+/// let second = Claim::new("notif_1");
+/// assert_eq!(first.id(), second.id());
+/// assert_ne!(first.token(), second.token());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Claim {
+    id: Box<str>,
+    token: u64,
+}
+
+impl Claim {
+    /// A claim on `id` with a fresh token, unique within this process and
+    /// random across processes.
+    pub fn new(id: impl Into<Box<str>>) -> Self {
+        Self {
+            id: id.into(),
+            token: next_token(),
+        }
+    }
+
+    /// The notification id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The token of this claim.
+    pub fn token(&self) -> u64 {
+        self.token
+    }
+}
+
+/// A per-process random start, then a counter: tokens never repeat within
+/// a process, and two processes sharing a store collide with negligible
+/// probability. Not a secret: the store is trusted.
+fn next_token() -> u64 {
+    static START: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let start = *START.get_or_init(|| RandomState::new().hash_one(std::process::id()));
+    start.wrapping_add(COUNTER.fetch_add(1, Ordering::Relaxed))
+}
+
+/// What [`IdempotencyStore::claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClaimOutcome {
+    /// The id was free and is now claimed by this delivery: process it.
+    Claimed,
+    /// Another delivery of the id is being processed: the layer answers 409
+    /// and Intercom retries later.
+    InProgress,
+    /// The id was processed already: the layer answers 200 without calling
+    /// the inner service.
+    Done,
+}
+
+/// The store could not be reached or did not answer in time.
+///
+/// Its `Display` names the failure and its [`source`](StdError::source) is
+/// the store's own error; neither contains a connection URL or password.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_intercom::idempotency::{StoreError, StoreErrorKind};
+///
+/// let error = StoreError::timed_out(Duration::from_millis(500));
+/// assert_eq!(error.kind(), StoreErrorKind::TimedOut);
+/// assert_eq!(error.to_string(), "the idempotency store did not answer within 500ms");
+/// ```
+pub struct StoreError {
+    kind: StoreErrorKind,
+    timeout: Option<Duration>,
+    source: Option<BoxError>,
+}
+
+/// The kind of a [`StoreError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StoreErrorKind {
+    /// The store answered with an error or could not be reached.
+    Unavailable,
+    /// The store did not answer within its timeout.
+    TimedOut,
+}
+
+impl StoreError {
+    /// The store answered with an error or could not be reached.
+    pub fn unavailable(source: impl Into<BoxError>) -> Self {
+        Self {
+            kind: StoreErrorKind::Unavailable,
+            timeout: None,
+            source: Some(source.into()),
+        }
+    }
+
+    /// The store did not answer within `timeout`.
+    pub fn timed_out(timeout: Duration) -> Self {
+        Self {
+            kind: StoreErrorKind::TimedOut,
+            timeout: Some(timeout),
+            source: None,
+        }
+    }
+
+    /// What went wrong.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreError")
+            .field("kind", &self.kind)
+            .field("timeout", &self.timeout)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.kind, self.timeout, &self.source) {
+            (StoreErrorKind::TimedOut, Some(timeout), _) => {
+                write!(f, "the idempotency store did not answer within {timeout:?}")
+            }
+            (_, _, Some(source)) => write!(f, "the idempotency store is unavailable: {source}"),
+            _ => f.write_str("the idempotency store is unavailable"),
+        }
+    }
+}
+
+impl StdError for StoreError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.source
+            .as_deref()
+            .map(|source| source as &(dyn StdError + 'static))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_differ() {
+        let tokens: std::collections::HashSet<u64> =
+            (0..1000).map(|_| Claim::new("notif").token()).collect();
+        assert_eq!(tokens.len(), 1000);
+    }
+
+    #[test]
+    fn errors_tell_their_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let error = StoreError::unavailable(io);
+        assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+        assert_eq!(
+            error.to_string(),
+            "the idempotency store is unavailable: refused"
+        );
+        assert!(error.source().is_some());
+    }
+}

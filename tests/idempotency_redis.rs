@@ -1,0 +1,272 @@
+//! The idempotency layer with the Redis store, against a real
+//! `redis-server` started on a free loopback port for each test.
+//!
+//! `redis-server` must be on `PATH` (`./scripts/test.sh` installs it):
+//! without it these tests fail, they never skip.
+#![cfg(feature = "redis")]
+
+#[path = "support/idempotency/mod.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use http::StatusCode;
+use redis::AsyncCommands;
+use harness::{
+    notification, post, receiver, redis_server::RedisServer, scenarios, send, serve, signed, Calls,
+};
+use tower_intercom::idempotency::{FailurePolicy, IdempotencyLayer, RedisStore};
+
+async fn store(server: &RedisServer) -> RedisStore {
+    RedisStore::connect(&server.url())
+        .await
+        .expect("connect to the test redis-server")
+}
+
+async fn layer(server: &RedisServer) -> IdempotencyLayer<RedisStore> {
+    IdempotencyLayer::new(store(server).await)
+}
+
+#[tokio::test]
+async fn duplicate_after_success_is_answered_200_without_the_handler() {
+    let server = RedisServer::start();
+    scenarios::duplicate_after_success(layer(&server).await).await;
+}
+
+#[tokio::test]
+async fn duplicate_after_failure_is_processed_again() {
+    let server = RedisServer::start();
+    scenarios::duplicate_after_failure(layer(&server).await).await;
+}
+
+#[tokio::test]
+async fn concurrent_delivery_gets_409() {
+    let server = RedisServer::start();
+    scenarios::concurrent_deliveries(layer(&server).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_concurrent_deliveries_reach_the_handler_once() {
+    let server = RedisServer::start();
+    scenarios::many_concurrent_deliveries(layer(&server).await).await;
+}
+
+#[tokio::test]
+async fn done_ids_expire() {
+    let server = RedisServer::start();
+    scenarios::done_ttl_expires(layer(&server).await).await;
+}
+
+#[tokio::test]
+async fn claims_of_crashed_requests_expire() {
+    let server = RedisServer::start();
+    scenarios::processing_ttl_expires(store(&server).await).await;
+}
+
+#[tokio::test]
+async fn client_disconnect_releases_the_claim() {
+    let server = RedisServer::start();
+    scenarios::disconnect_releases_claim(layer(&server).await).await;
+}
+
+#[tokio::test]
+async fn unverified_requests_are_refused_and_mark_nothing() {
+    let server = RedisServer::start();
+    scenarios::unverified_requests_are_refused(store(&server).await).await;
+}
+
+#[tokio::test]
+async fn bodies_without_an_id_pass_through() {
+    let server = RedisServer::start();
+    scenarios::bodies_without_id_pass_through(layer(&server).await).await;
+}
+
+/// One key per notification, under the prefix, with the done TTL: what an
+/// operator sees in Redis.
+#[tokio::test]
+async fn keys_are_prefixed_and_expire() {
+    let server = RedisServer::start();
+    let store = store(&server).await.key_prefix("test-app:");
+    assert_eq!(store.key("notif_k"), "test-app:notif_k");
+    let calls = Calls::default();
+    let app = receiver(
+        IdempotencyLayer::new(store).done_ttl(Duration::from_secs(3600)),
+        calls,
+        harness::ok(),
+    );
+    assert!(send(&app, signed(&notification("notif_k", 1)))
+        .await
+        .is_processed());
+
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut connection = client.get_multiplexed_async_connection().await.unwrap();
+    let value: Option<String> = connection.get("test-app:notif_k").await.unwrap();
+    assert_eq!(value.as_deref(), Some("done"));
+    let ttl: i64 = connection.pttl("test-app:notif_k").await.unwrap();
+    assert!(ttl > 0 && ttl <= 3_600_000, "{ttl}");
+    let unprefixed: bool = connection.exists("notif_k").await.unwrap();
+    assert!(!unprefixed);
+}
+
+/// Two receivers on different ports share one Redis: the same
+/// notification sent to both at once is handled exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_receivers_sharing_redis_handle_each_notification_once() {
+    let server = RedisServer::start();
+    let slow = harness::behaviour(|_, _| async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        StatusCode::OK
+    });
+    let (calls_a, calls_b) = (Calls::default(), Calls::default());
+    let a = serve(receiver(
+        layer(&server).await,
+        calls_a.clone(),
+        slow.clone(),
+    ))
+    .await;
+    let b = serve(receiver(layer(&server).await, calls_b.clone(), slow)).await;
+    assert_ne!(a.port(), b.port());
+
+    let ids: Vec<String> = (0..10).map(|n| format!("notif_shared_{n}")).collect();
+    let deliveries: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (to_a, to_b) = (signed(&notification(id, 1)), signed(&notification(id, 2)));
+            tokio::spawn(async move { tokio::join!(post(a, to_a), post(b, to_b)) })
+        })
+        .collect();
+    for (id, delivery) in ids.iter().zip(deliveries) {
+        let (from_a, from_b) = delivery.await.unwrap();
+        assert_eq!(calls_a.of(id) + calls_b.of(id), 1, "{id} handled once");
+        let processed = [&from_a, &from_b]
+            .iter()
+            .filter(|answer| answer.is_processed())
+            .count();
+        assert_eq!(processed, 1, "{id}: {from_a:?} {from_b:?}");
+        for answer in [&from_a, &from_b] {
+            assert!(
+                answer.status == StatusCode::OK || answer.status == StatusCode::CONFLICT,
+                "{answer:?}"
+            );
+        }
+    }
+    // Intercom's later retries, to either receiver, are duplicates.
+    for id in &ids {
+        for addr in [a, b] {
+            let answer = post(addr, signed(&notification(id, 3))).await;
+            assert!(answer.is_duplicate(), "{answer:?}");
+        }
+        assert_eq!(calls_a.of(id) + calls_b.of(id), 1);
+    }
+}
+
+/// Redis killed mid-test, fail open (the default): every delivery is
+/// processed (possibly twice), the receiver keeps answering, and
+/// deduplication resumes once Redis is back.
+#[tokio::test]
+async fn redis_killed_fail_open_keeps_processing() {
+    let mut server = RedisServer::start();
+    let store = store(&server).await.timeout(Duration::from_millis(300));
+    let calls = Calls::default();
+    let app = receiver(IdempotencyLayer::new(store), calls.clone(), harness::ok());
+
+    assert!(send(&app, signed(&notification("notif_a", 1)))
+        .await
+        .is_processed());
+    server.kill();
+
+    // Not lost: processed, even twice, while the store is down.
+    for attempt in 1..=2 {
+        let answer = send(&app, signed(&notification("notif_b", attempt))).await;
+        assert!(answer.is_processed(), "{answer:?}");
+    }
+    assert_eq!(calls.of("notif_b"), 2);
+    let answer = send(&app, signed(&notification("notif_a", 2))).await;
+    assert!(answer.is_processed(), "{answer:?}");
+
+    server.restart();
+    let mut n = 0;
+    harness::eventually("deduplication to resume", || {
+        n += 1;
+        let id = format!("notif_back_{n}");
+        let app = app.clone();
+        async move {
+            send(&app, signed(&notification(&id, 1))).await;
+            send(&app, signed(&notification(&id, 2)))
+                .await
+                .is_duplicate()
+        }
+    })
+    .await;
+}
+
+/// Redis killed mid-test, fail closed: 503 and the handler is not called,
+/// so Intercom retries; once Redis is back, deliveries are processed once.
+#[tokio::test]
+async fn redis_killed_fail_closed_answers_503() {
+    let mut server = RedisServer::start();
+    let store = store(&server).await.timeout(Duration::from_millis(300));
+    let calls = Calls::default();
+    let layer = IdempotencyLayer::new(store).on_store_error(FailurePolicy::FailClosed);
+    let app = receiver(layer, calls.clone(), harness::ok());
+
+    assert!(send(&app, signed(&notification("notif_a", 1)))
+        .await
+        .is_processed());
+    server.kill();
+    for attempt in 1..=2 {
+        let answer = send(&app, signed(&notification("notif_b", attempt))).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{answer:?}");
+    }
+    assert_eq!(calls.of("notif_b"), 0);
+
+    server.restart();
+    let mut attempt = 2;
+    harness::eventually("the store to be back", || {
+        attempt += 1;
+        let request = signed(&notification("notif_b", attempt));
+        let app = app.clone();
+        async move {
+            let answer = send(&app, request).await;
+            assert!(
+                answer.status == StatusCode::SERVICE_UNAVAILABLE || answer.is_processed(),
+                "{answer:?}"
+            );
+            answer.is_processed()
+        }
+    })
+    .await;
+    assert_eq!(calls.of("notif_b"), 1);
+    let duplicate = send(&app, signed(&notification("notif_b", 99))).await;
+    assert!(duplicate.is_duplicate(), "{duplicate:?}");
+}
+
+/// A Redis that hangs (frozen with SIGSTOP): each operation gives up after
+/// the store's timeout, and each policy applies.
+#[tokio::test]
+async fn hung_redis_times_out() {
+    let server = RedisServer::start();
+    let timeout = Duration::from_millis(200);
+    let open_calls = Calls::default();
+    let open = receiver(
+        IdempotencyLayer::new(store(&server).await.timeout(timeout)),
+        open_calls.clone(),
+        harness::ok(),
+    );
+    let closed_calls = Calls::default();
+    let closed = receiver(
+        IdempotencyLayer::new(store(&server).await.timeout(timeout))
+            .on_store_error(FailurePolicy::FailClosed),
+        closed_calls.clone(),
+        harness::ok(),
+    );
+
+    server.pause();
+    let answer = send(&open, signed(&notification("notif_hung", 1))).await;
+    assert!(answer.is_processed(), "{answer:?}");
+    assert_eq!(open_calls.of("notif_hung"), 1);
+    let answer = send(&closed, signed(&notification("notif_hung", 2))).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(closed_calls.of("notif_hung"), 0);
+    server.resume();
+}

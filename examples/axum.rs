@@ -9,6 +9,9 @@
 //!   to that route. The handler dispatches on the topic, answers at once
 //!   and hands slow work to a background task: Intercom counts a delivery
 //!   as failed after 5 s and favours endpoints that answer within 500 ms.
+//!   Each notification is handled once: `IdempotencyLayer` remembers the
+//!   ids it handled, in memory, or in Redis when `REDIS_URL` is set (so
+//!   several instances of the receiver share it).
 //! - `GET /api/intercom-settings`: what the Messenger needs to know who the
 //!   signed-in user is (`app_id` from `INTERCOM_APP_ID`, `user_id`,
 //!   `user_hash`, `intercom_user_jwt`), signed with `INTERCOM_IDENTITY_SECRET`.
@@ -18,7 +21,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::State,
@@ -28,7 +31,9 @@ use axum::{
     Extension, Json, Router,
 };
 use tokio::sync::mpsc;
+use tower::ServiceBuilder;
 use tower_intercom::{
+    idempotency::{IdempotencyLayer, IdempotencyStore, MemoryStore, RedisStore},
     identity::{IdentitySecret, MessengerJwt, MessengerSettings},
     Notification, SecretErrorKind, Topic, VerifiedNotification, VerifiedWebhook,
     VerifyIntercomWebhookLayer,
@@ -45,11 +50,19 @@ struct AppState {
     identity_secret: IdentitySecret,
 }
 
-/// The application: the verified webhook route, the settings endpoint and
-/// an open health check.
-fn app(verify: VerifyIntercomWebhookLayer, state: AppState) -> Router {
+/// The application: the verified, deduplicated webhook route, the settings
+/// endpoint and an open health check.
+fn app(
+    verify: VerifyIntercomWebhookLayer,
+    store: Arc<dyn IdempotencyStore>,
+    state: AppState,
+) -> Router {
+    // Verify first: the idempotency layer only trusts verified bodies.
+    let webhook_layers = ServiceBuilder::new()
+        .layer(verify)
+        .layer(IdempotencyLayer::new(store));
     Router::new()
-        .route(common::WEBHOOK_PATH, post(webhook).layer(verify))
+        .route(common::WEBHOOK_PATH, post(webhook).layer(webhook_layers))
         .route("/api/intercom-settings", get(intercom_settings))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
@@ -135,6 +148,23 @@ async fn intercom_settings(State(state): State<AppState>, headers: HeaderMap) ->
     }
 }
 
+/// Where handled notification ids are kept: Redis when `REDIS_URL` is set
+/// (shared by every instance of the receiver), this process's memory
+/// otherwise.
+async fn idempotency_store() -> Result<Arc<dyn IdempotencyStore>, common::Failure> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) => {
+            let store = RedisStore::connect(&url).await?;
+            println!("Idempotency: Redis store (REDIS_URL)");
+            Ok(Arc::new(store))
+        }
+        Err(_) => {
+            println!("Idempotency: in-memory store (set REDIS_URL to share it between instances)");
+            Ok(Arc::new(MemoryStore::new()))
+        }
+    }
+}
+
 /// `INTERCOM_IDENTITY_SECRET`, or a random development secret when unset.
 fn identity_secret() -> Result<IdentitySecret, common::Failure> {
     match IdentitySecret::from_env("INTERCOM_IDENTITY_SECRET") {
@@ -152,6 +182,7 @@ async fn main() -> Result<(), common::Failure> {
     common::init_tracing();
     let settings = common::Settings::from_env()?;
     let identity_secret = identity_secret()?;
+    let store = idempotency_store().await?;
     let listener = settings.listen().await?;
 
     let (queue, work) = mpsc::channel(QUEUE_CAPACITY);
@@ -161,7 +192,7 @@ async fn main() -> Result<(), common::Failure> {
         app_id: std::env::var("INTERCOM_APP_ID").unwrap_or_else(|_| "your-app-id".to_owned()),
         identity_secret,
     };
-    axum::serve(listener, app(settings.layer, state))
+    axum::serve(listener, app(settings.layer, store, state))
         .with_graceful_shutdown(common::shutdown_signal())
         .await?;
     // The router (and its queue sender) is gone: let the worker finish

@@ -49,12 +49,12 @@ mod access_token;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
-#[cfg(feature = "identity")]
-#[cfg_attr(docsrs, doc(cfg(feature = "identity")))]
-pub mod identity;
 #[cfg(feature = "idempotency")]
 #[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
 pub mod idempotency;
+#[cfg(feature = "identity")]
+#[cfg_attr(docsrs, doc(cfg(feature = "identity")))]
+pub mod identity;
 pub mod notification;
 mod secret;
 pub mod signature;

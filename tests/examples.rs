@@ -3,6 +3,9 @@
 //! hit over a loopback socket by a real client.
 
 mod common;
+#[allow(dead_code)]
+#[path = "support/idempotency/redis_server.rs"]
+mod redis_server;
 
 use std::{
     io::{BufRead, BufReader},
@@ -337,4 +340,75 @@ async fn axum_example_answers_handled_and_unhandled_topics() {
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(json["line"], 1);
+}
+
+/// Delivers `notification` (signed with `secret`) to `addr`.
+async fn deliver(addr: SocketAddr, secret: &WebhookSecret, body: &str) -> client::Answer {
+    let signature = sign(secret, body.as_bytes());
+    client::send(
+        addr,
+        post(
+            "/webhooks/intercom",
+            signature.to_str().unwrap(),
+            body.as_bytes().to_vec(),
+        ),
+    )
+    .await
+}
+
+fn delivery(id: &str, attempt: u32) -> String {
+    format!(
+        r#"{{"type":"notification_event","id":"{id}","topic":"contact.user.created","delivery_attempts":{attempt},"created_at":1700000000,"data":{{"type":"notification_event_data","item":{{"type":"contact","id":"c1"}}}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn axum_example_handles_a_redelivered_notification_once() {
+    let running = Running::start("axum", &[("INTERCOM_WEBHOOK_SECRET", "dedupe-secret")]);
+    let secret = WebhookSecret::new("dedupe-secret").unwrap();
+    let first = deliver(running.addr, &secret, &delivery("notif_once", 1)).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.headers.get("x-intercom-duplicate").is_none());
+    let again = deliver(running.addr, &secret, &delivery("notif_once", 2)).await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.headers["x-intercom-duplicate"], "true");
+}
+
+#[tokio::test]
+async fn axum_examples_sharing_redis_handle_a_notification_once() {
+    let redis = redis_server::RedisServer::start();
+    let url = redis.url();
+    let env = [
+        ("INTERCOM_WEBHOOK_SECRET", "shared-secret"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let (one, two) = (Running::start("axum", &env), Running::start("axum", &env));
+    let secret = WebhookSecret::new("shared-secret").unwrap();
+    for n in 0..5 {
+        let id = format!("notif_shared_{n}");
+        let (first, second) = (delivery(&id, 1), delivery(&id, 2));
+        let (a, b) = tokio::join!(
+            deliver(one.addr, &secret, &first),
+            deliver(two.addr, &secret, &second),
+        );
+        // Exactly one instance handled it; the other answered that it was
+        // a duplicate (200) or still in progress (409, Intercom retries).
+        let handled = [&a, &b]
+            .iter()
+            .filter(|answer| {
+                answer.status == StatusCode::OK
+                    && answer.headers.get("x-intercom-duplicate").is_none()
+            })
+            .count();
+        assert_eq!(handled, 1, "{id}: {a:?} {b:?}");
+        for answer in [&a, &b] {
+            assert!(
+                answer.status == StatusCode::OK || answer.status == StatusCode::CONFLICT,
+                "{id}: {answer:?}"
+            );
+        }
+        // A later delivery to either instance is a duplicate.
+        let later = deliver(two.addr, &secret, &delivery(&id, 3)).await;
+        assert_eq!(later.headers["x-intercom-duplicate"], "true", "{id}");
+    }
 }

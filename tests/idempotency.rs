@@ -13,9 +13,9 @@ use std::{
 };
 
 use bytes::Bytes;
+use harness::{notification, scenarios, secret, send, signed, Calls};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use harness::{notification, scenarios, secret, send, signed, Calls};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_intercom::{
     idempotency::{

@@ -10,11 +10,11 @@ mod harness;
 
 use std::time::Duration;
 
-use http::StatusCode;
-use redis::AsyncCommands;
 use harness::{
     notification, post, receiver, redis_server::RedisServer, scenarios, send, serve, signed, Calls,
 };
+use http::StatusCode;
+use redis::AsyncCommands;
 use tower_intercom::idempotency::{FailurePolicy, IdempotencyLayer, RedisStore};
 
 async fn store(server: &RedisServer) -> RedisStore {

@@ -14,6 +14,18 @@
 //! - [`sign`] and [`verify`]: the signature on its own, for tests and tools.
 //! - [`VerifyIntercomWebhookLayer`]: the middleware; the [`webhook`] module
 //!   documents every response it gives.
+//! - [`notification`]: the typed envelope Intercom sends (`Notification`,
+//!   feature `serde`, on by default) and [`Topic`], which knows the
+//!   [`Permission`] each topic needs.
+//! - `axum` (feature `axum`): extractors for verified, typed notifications
+//!   that refuse requests the layer did not see.
+//! - `idempotency` (features `idempotency`, `redis`): each notification
+//!   handled once despite Intercom's at-least-once delivery, in memory or on
+//!   Redis.
+//! - `identity` (feature `identity`): Identity Verification `user_hash` and
+//!   Messenger Security JWTs.
+//! - [`AccessToken`]: the REST API bearer token, with the same hygiene as
+//!   the secrets.
 //!
 //! # Example
 //!

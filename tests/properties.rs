@@ -305,6 +305,9 @@ proptest! {
         prop_assert_eq!(called, signed_within_limit_and_readable);
         prop_assert_eq!(outcome.seen.len(), usize::from(expected.call.is_some()));
 
+        if outcome.rejection.is_some() {
+            prop_assert!(logs.contains("rejected Intercom webhook"), "{}", logs);
+        }
         for key in KEYS {
             prop_assert!(!logs.contains(key), "a secret was logged:\n{}", logs);
         }

@@ -300,7 +300,11 @@ impl Case {
                     }
                 }
                 Step::Error(_) => {
-                    return refuse(RejectionKind::BodyUnreadable, StatusCode::BAD_REQUEST, polls)
+                    return refuse(
+                        RejectionKind::BodyUnreadable,
+                        StatusCode::BAD_REQUEST,
+                        polls,
+                    )
                 }
                 Step::Trailers(more) => match &mut trailers {
                     Some(existing) => existing.extend(more.clone()),

@@ -443,6 +443,40 @@ async fn a_huge_chunk_is_cut_at_the_limit() {
 }
 
 #[tokio::test]
+async fn expect_100_continue_is_refused_before_the_body_is_sent() {
+    let (addr, recorder) = server().await;
+    let data = body(13, 300);
+    let request = |signature: &str, length: usize| {
+        head(&[
+            format!("x-hub-signature: {signature}").as_bytes(),
+            format!("content-length: {length}").as_bytes(),
+            b"expect: 100-continue",
+        ])
+    };
+
+    // Refused from the headers: the final answer comes at once, without a
+    // `100 Continue` inviting the body.
+    for (signature, length, status) in [
+        ("sha1=nope".to_owned(), data.len(), StatusCode::UNAUTHORIZED),
+        (signature(&data), LIMIT + 1, StatusCode::PAYLOAD_TOO_LARGE),
+    ] {
+        let mut raw = Raw::connect(addr).await;
+        raw.write(&request(&signature, length)).await;
+        let answer = raw.response().await.expect("a response");
+        assert_eq!(answer.status, status);
+    }
+
+    // Accepted headers: `100 Continue`, then the body, then the verdict.
+    let mut raw = Raw::connect(addr).await;
+    raw.write(&request(&signature(&data), data.len())).await;
+    let answer = raw.response().await.expect("a 100 Continue");
+    assert_eq!(answer.status, StatusCode::CONTINUE);
+    raw.write(&data).await;
+    assert_eq!(raw.response().await.unwrap().status, StatusCode::OK);
+    assert_eq!(recorder.calls(), 1);
+}
+
+#[tokio::test]
 async fn a_stalled_body_is_cut_by_the_body_idle_timeout() {
     let (addr, recorder) = server_with(Timeouts {
         request: Duration::from_secs(30),
@@ -671,6 +705,28 @@ async fn http2_requests_on_one_connection() {
     let answer = client::send_h2(&mut sender, request).await.unwrap();
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(recorder.calls(), valid.len());
+}
+
+#[tokio::test]
+async fn a_stalled_http2_body_is_cut_by_the_body_idle_timeout() {
+    let (addr, recorder) = server().await;
+    let mut sender = client::h2(addr).await;
+    let data = body(14, 300);
+    // Half the body, then nothing, with the stream left open.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Bytes>();
+    tx.send(Bytes::copy_from_slice(&data[..150])).unwrap();
+    let frames = stream::poll_fn(move |cx| {
+        rx.poll_recv(cx)
+            .map(|data| data.map(|data| Ok::<_, client::BoxError>(Frame::data(data))))
+    });
+    let request = h2_request(Some(&signature(&data)))
+        .body(StreamBody::new(frames).boxed())
+        .unwrap();
+    let answer = client::send_h2(&mut sender, request).await.unwrap();
+    assert_eq!(answer.status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer.body, r#"{"error":"request body could not be read"}"#);
+    drop(tx);
+    assert_eq!(recorder.calls(), 0);
 }
 
 #[tokio::test]

@@ -64,8 +64,8 @@ fuzz_target!(|input: Input| {
     };
     assert_eq!(format!("{secret:?}"), "WebhookSecret(REDACTED)");
     if let Ok(text) = std::str::from_utf8(&key) {
-        let padded = text.starts_with([' ', '\t', '\r', '\n'])
-            || text.ends_with([' ', '\t', '\r', '\n']);
+        let padded =
+            text.starts_with([' ', '\t', '\r', '\n']) || text.ends_with([' ', '\t', '\r', '\n']);
         match text.parse::<WebhookSecret>() {
             Ok(_) => assert!(!padded),
             Err(err) => {

@@ -86,7 +86,10 @@ pub fn scheme(body_scheme: bool) -> SignatureScheme {
 pub enum FuzzStep {
     Data(Vec<u8>),
     /// A large frame without a large input.
-    Fill { byte: u8, len: u16 },
+    Fill {
+        byte: u8,
+        len: u16,
+    },
     Error,
     Pending,
     Trailers(Vec<(Name, Vec<u8>)>),

@@ -158,6 +158,15 @@ impl<B> ResponseBody<B> {
     }
 }
 
+/// An empty body. Middleware that answers on its own, such as
+/// `tower_http::timeout::TimeoutLayer` (its 408), needs it to wrap this
+/// layer.
+impl<B> Default for ResponseBody<B> {
+    fn default() -> Self {
+        Self::rejection(Bytes::new())
+    }
+}
+
 impl<B> fmt::Debug for ResponseBody<B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.inner {
@@ -227,5 +236,9 @@ mod tests {
         assert!(body.collect().await.unwrap().to_bytes().is_empty());
         let rejection = ResponseBody::<WebhookBody>::rejection(Bytes::new());
         assert!(rejection.is_end_stream());
+        let default = ResponseBody::<WebhookBody>::default();
+        assert!(default.is_end_stream());
+        assert_eq!(default.size_hint().exact(), Some(0));
+        assert!(default.collect().await.unwrap().to_bytes().is_empty());
     }
 }

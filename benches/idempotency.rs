@@ -11,7 +11,7 @@
 //! `cargo test --all-targets` it runs a few requests only, as a smoke test.
 
 #[allow(dead_code)]
-#[path = "../tests/support/idempotency/redis_server.rs"]
+#[path = "../tests/common/idempotency/redis_server.rs"]
 mod redis_server;
 
 use std::{

@@ -4,7 +4,7 @@
 
 mod common;
 #[allow(dead_code)]
-#[path = "support/idempotency/redis_server.rs"]
+#[path = "common/idempotency/redis_server.rs"]
 mod redis_server;
 
 use std::{

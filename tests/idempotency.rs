@@ -1,7 +1,7 @@
 //! The idempotency layer with the in-memory store.
 #![cfg(feature = "idempotency")]
 
-#[path = "support/idempotency/mod.rs"]
+#[path = "common/idempotency/mod.rs"]
 mod harness;
 
 use std::{

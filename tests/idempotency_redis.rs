@@ -5,7 +5,7 @@
 //! without it these tests fail, they never skip.
 #![cfg(feature = "redis")]
 
-#[path = "support/idempotency/mod.rs"]
+#[path = "common/idempotency/mod.rs"]
 mod harness;
 
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! parsing, payloads, signing and HTTP client, posting over loopback to an
 //! axum app behind `VerifyIntercomWebhookLayer`.
 
-mod support;
+mod common;
 
 #[allow(dead_code)]
 #[path = "../examples/send.rs"]
@@ -11,10 +11,10 @@ mod example;
 use std::net::SocketAddr;
 
 use axum::{routing::post, Json, Router};
+use common::requests::serve_axum;
 use example::{parse_args, run, sample_notification, Args, Command, DEFAULT_SECRET_ENV};
 use http::StatusCode;
 use serde_json::{json, Value};
-use support::serve_axum;
 use tower_intercom::{
     notification::{DeletedItem, Notification, Topic},
     verify, VerifiedBody, VerifiedNotification, VerifyIntercomWebhookLayer, WebhookSecret,

@@ -2,7 +2,7 @@
 //! port, with tonic's health client for gRPC and an HTTP/1.1 client for
 //! webhooks.
 
-mod support;
+mod common;
 
 #[allow(dead_code)]
 #[path = "../examples/tonic.rs"]
@@ -11,10 +11,10 @@ mod example;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
+use common::requests::{forged_post, head, ping_body, send, signed_post};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::{forged_post, head, ping_body, send, signed_post};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic_health::{
     pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest},

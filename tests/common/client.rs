@@ -30,12 +30,15 @@ pub struct Answer {
 }
 
 /// Sends one request on a fresh connection and reads the whole response.
-pub async fn send<B>(addr: SocketAddr, request: Request<B>) -> Answer
+pub async fn send<B>(addr: SocketAddr, mut request: Request<B>) -> Answer
 where
     B: Body + Send + 'static,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
+    if let Ok(host) = HeaderValue::from_str(&addr.to_string()) {
+        request.headers_mut().entry(header::HOST).or_insert(host);
+    }
     let stream = TcpStream::connect(addr).await.expect("connect");
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await

@@ -10,6 +10,7 @@ pub mod client;
 pub mod logs;
 pub mod model;
 mod recorder;
+pub mod requests;
 mod scripted;
 
 use bytes::Bytes;

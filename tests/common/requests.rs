@@ -1,14 +1,12 @@
-//! Loopback helpers for the end-to-end tests: serve an app on a free port
-//! of 127.0.0.1 and talk to it with a real HTTP/1.1 client (hyper).
-#![allow(dead_code)]
+//! Requests shaped like Intercom's, and an axum app served on a loopback
+//! port, for the end-to-end tests of the stacks.
 
 use std::net::SocketAddr;
 
 use bytes::Bytes;
 use http::{header, Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpStream};
+use http_body_util::Full;
+use tokio::net::TcpListener;
 use tower_intercom::{sign, WebhookSecret};
 
 /// Serves `app` with `axum::serve` on a free loopback port, in the
@@ -24,21 +22,14 @@ pub async fn serve_axum(app: axum::Router) -> SocketAddr {
     addr
 }
 
-/// Sends `request` to `addr` over a fresh HTTP/1.1 connection and reads the
-/// whole response.
-pub async fn send(addr: SocketAddr, mut request: Request<Full<Bytes>>) -> Response<Bytes> {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .expect("HTTP/1.1 handshake");
-    tokio::spawn(connection);
-    request
-        .headers_mut()
-        .insert(header::HOST, addr.to_string().parse().expect("host header"));
-    let response = sender.send_request(request).await.expect("response");
-    let (parts, body) = response.into_parts();
-    let body = body.collect().await.expect("response body").to_bytes();
-    Response::from_parts(parts, body)
+/// Sends `request` to `addr` with [`client::send`](super::client::send)
+/// and returns what came back as a `Response`.
+pub async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Response<Bytes> {
+    let answer = super::client::send(addr, request).await;
+    let mut response = Response::new(answer.body);
+    *response.status_mut() = answer.status;
+    *response.headers_mut() = answer.headers;
+    response
 }
 
 /// A POST of `body` to `path`, signed with `secret` as Intercom signs.

@@ -24,7 +24,7 @@ case "$target" in
   all) ;;
   signature_header | verify | layer) targets=("$target") ;;
   *)
-    echo "usage: $0 [all|${targets[*]// /|}] [SECONDS]" >&2
+    echo "usage: $0 [all|signature_header|verify|layer] [SECONDS]" >&2
     exit 2
     ;;
 esac

@@ -11,6 +11,9 @@ notifications keep being posted one at a time on fresh connections:
    (413) before the body is read: memory must not move.
 2. trickle: N concurrent chunked bodies that send 1 KiB every 100 ms and
    never end, for S seconds. Memory must follow the bytes received.
+3. slow: the same, but announcing a Content-Length just under the limit
+   (1,000,000 bytes) and sending the body 1 KiB every 100 ms. Memory must
+   follow the bytes received, not the length announced.
 
 Reads PID's VmRSS and VmHWM (peak, reset before each phase through
 /proc/PID/clear_refs) and prints the figures. The secret comes from
@@ -30,6 +33,7 @@ PATH = "/webhooks/intercom"
 ANNOUNCED = 1 << 30
 CHUNK = 1024
 CHUNK_EVERY = 0.1
+SLOW_LENGTH = 1_000_000
 
 
 def kib(pid, field):
@@ -99,12 +103,16 @@ async def oversized(port, statuses):
         statuses["error"] += 1
 
 
-async def trickle(port, until, sent, statuses):
+async def trickle(port, until, sent, statuses, announce=None):
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(HOST, port), 10)
+        framing = (f"content-length: {announce}" if announce else "transfer-encoding: chunked")
         writer.write((f"POST {PATH} HTTP/1.1\r\nhost: {HOST}\r\ncontent-type: application/json\r\n"
-                      f"x-hub-signature: sha1={'0' * 40}\r\ntransfer-encoding: chunked\r\n\r\n").encode())
-        chunk = f"{CHUNK:x}\r\n".encode() + b"x" * CHUNK + b"\r\n"
+                      f"x-hub-signature: sha1={'0' * 40}\r\n{framing}\r\n\r\n").encode())
+        if announce:
+            chunk = b"x" * CHUNK
+        else:
+            chunk = f"{CHUNK:x}\r\n".encode() + b"x" * CHUNK + b"\r\n"
         answered = asyncio.ensure_future(status_of(reader, until - time.monotonic() + 1))
         while time.monotonic() < until and not answered.done():
             writer.write(chunk)
@@ -171,28 +179,31 @@ async def main():
           f"(+{(peak - before) / 1024:.1f} MiB, {(peak - before) * 1024 / n:.0f} bytes per request); "
           f"valid requests meanwhile: {show(valid)}")
 
-    answers = collections.Counter()
-    sent = [0]
+    for announce in (None, SLOW_LENGTH):
+        answers = collections.Counter()
+        sent = [0]
 
-    async def flood_trickle():
-        until = time.monotonic() + args.trickle_seconds
-        writers = await asyncio.gather(*(trickle(port, until, sent, answers) for _ in range(n)))
-        await asyncio.sleep(0.2)
-        return writers
+        async def flood_trickle():
+            until = time.monotonic() + args.trickle_seconds
+            writers = await asyncio.gather(
+                *(trickle(port, until, sent, answers, announce) for _ in range(n)))
+            await asyncio.sleep(0.2)
+            return writers
 
-    before, during, peak, valid, writers = await phase("trickle", pid, port, secret, flood_trickle)
-    received = sent[0] / 1024
-    print(f"  {n} x chunked body, {CHUNK} bytes every {CHUNK_EVERY * 1000:.0f} ms, never ending, "
-          f"{args.trickle_seconds:.0f} s: {show(answers)}")
-    print(f"    bytes sent {received / 1024:.1f} MiB; resident {before / 1024:.1f} MiB before, "
-          f"{during / 1024:.1f} MiB at the end (+{(during - before) / 1024:.1f} MiB = "
-          f"{(during - before) / max(received, 1):.2f} x the bytes sent), peak {peak / 1024:.1f} MiB; "
-          f"valid requests meanwhile: {show(valid)}")
-    for writer in writers:
-        if writer is not None:
-            writer.close()
-    await asyncio.sleep(1.0)
-    print(f"  after the connections close: {kib(pid, 'VmRSS') / 1024:.1f} MiB resident")
+        before, during, peak, valid, writers = await phase("trickle", pid, port, secret, flood_trickle)
+        received = sent[0] / 1024
+        framing = f"Content-Length {announce}" if announce else "chunked"
+        print(f"  {n} x {framing} body, {CHUNK} bytes every {CHUNK_EVERY * 1000:.0f} ms, never ending, "
+              f"{args.trickle_seconds:.0f} s: {show(answers)}")
+        print(f"    bytes sent {received / 1024:.1f} MiB; resident {before / 1024:.1f} MiB before, "
+              f"{during / 1024:.1f} MiB at the end (+{(during - before) / 1024:.1f} MiB = "
+              f"{(during - before) / max(received, 1):.2f} x the bytes sent), peak {peak / 1024:.1f} MiB; "
+              f"valid requests meanwhile: {show(valid)}")
+        for writer in writers:
+            if writer is not None:
+                writer.close()
+        await asyncio.sleep(1.0)
+        print(f"  after the connections close: {kib(pid, 'VmRSS') / 1024:.1f} MiB resident")
 
 
 if __name__ == "__main__":

@@ -59,12 +59,13 @@ free_port() {
 }
 
 # start NAME COMMAND...: starts a receiver on core 0 and waits until it answers.
-declare -A port_of
+declare -A port_of pid_of
 start() {
   local name=$1; shift
   local port; port=$(free_port)
   PORT=$port taskset -c 0 "$@" >"$work/$name.log" 2>&1 &
   pids+=($!)
+  pid_of[$name]=$!
   port_of[$name]=$port
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "http://127.0.0.1:$port/"; then return 0; fi
@@ -111,14 +112,22 @@ done
 
 results="$work/results"
 : >"$results"
+# CPU time (user + system, clock ticks) a receiver has used so far.
+cpu_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
 run() { # run NAME SIZE SECONDS ROUND
   local name=$1 size=$2 seconds=$3 round=$4
-  local line
+  local line before after
+  before=$(cpu_ticks "${pid_of[$name]}")
   line=$(BODY_FILE="$work/body-$size.json" SIGNATURE="${signature_of[$size]}" \
     timeout $((seconds + 30)) taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --latency \
       -s scripts/wrk-post.lua "http://127.0.0.1:${port_of[$name]}/webhooks/intercom" | grep '^RESULT') \
     || { echo "wrk failed against $name" >&2; exit 1; }
-  [ "$round" = warmup ] || echo "$name $size $round ${line#RESULT }" >>"$results"
+  after=$(cpu_ticks "${pid_of[$name]}")
+  [ "$round" = warmup ] || echo "$name $size $round ${line#RESULT } cpu_us=$(( (after - before) * TICK_US ))" >>"$results"
 }
 
 echo "load: ${DURATION}s x ${ROUNDS} rounds, $CONNECTIONS connections, sizes $SIZES; load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -155,29 +164,36 @@ def med(name, size, key):
     values = [float(r[key]) for r in rows.get((name, size), [])]
     return statistics.median(values) if values else None
 
+def cpu(name, size):
+    """Median CPU time of the receiver per request, in microseconds."""
+    values = [float(r["cpu_us"]) / float(r["requests"]) for r in rows.get((name, size), [])]
+    return statistics.median(values) if values else None
+
 bad = [(k, r) for k, rs in rows.items() for r in rs if r["non2xx"] != "0" or r["errors"] != "0"]
 print()
 print(f"receivers on core 0, wrk on core 1 ({connections} connections, {duration} s x {rounds} rounds, medians); "
       f"load average after: {load}")
-print(f"{'body':>7} {'receiver':>8} {'req/s':>10} {'p50 us':>9} {'p99 us':>9}")
+print(f"{'body':>7} {'receiver':>8} {'req/s':>10} {'p50 us':>9} {'p99 us':>9} {'CPU us/req':>11}")
 for size in sorted(hmac):
     for name in ("layer", "handler", "none", "express"):
         rps = med(name, size, "rps")
         if rps is None:
             continue
-        print(f"{size:>7} {name:>8} {rps:>10.0f} {med(name, size, 'p50'):>9.0f} {med(name, size, 'p99'):>9.0f}")
+        print(f"{size:>7} {name:>8} {rps:>10.0f} {med(name, size, 'p50'):>9.0f} {med(name, size, 'p99'):>9.0f}"
+              f" {cpu(name, size):>11.1f}")
 print()
+print("Ratios of requests/s, then the same from CPU time per request (steadier on a shared machine):")
 for size in sorted(hmac):
-    layer, handler, none = (med(n, size, "rps") for n in ("layer", "handler", "none"))
-    allowed = 1 / (1 / none + hmac[size] * 1e-9)
-    print(f"{size} bytes: HMAC {hmac[size] / 1000:.1f} us; "
-          f"layer/handler {layer / handler:.3f} (goal >= 0.97); layer/none {layer / none:.3f}; "
-          f"layer/(none + HMAC) {layer / allowed:.3f} (goal >= 0.90)", end="")
-    express = med("express", size, "rps")
-    if express:
-        print(f"; layer/express {layer / express:.1f}x (goal >= 10)")
-    else:
-        print()
+    for label, value in (("req/s", lambda n: med(n, size, "rps")), ("CPU", lambda n: 1 / cpu(n, size))):
+        layer, handler, none = (value(n) for n in ("layer", "handler", "none"))
+        allowed = 1 / (1 / none + hmac[size] * 1e-9 * (1e6 if label == "CPU" else 1))
+        print(f"{size} bytes, {label:>5}: HMAC {hmac[size] / 1000:.1f} us; "
+              f"layer/handler {layer / handler:.3f} (goal >= 0.97); layer/none {layer / none:.3f}; "
+              f"layer/(none + HMAC) {layer / allowed:.3f} (goal >= 0.90)", end="")
+        if ("express", size) in rows:
+            print(f"; layer/express {layer / value('express'):.1f}x (goal >= 10)")
+        else:
+            print()
 if bad:
     print(f"WARNING: {len(bad)} runs had non-2xx answers or socket errors: {bad[:3]}")
     sys.exit(1)

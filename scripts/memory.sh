@@ -13,9 +13,12 @@
 #                   bounds memory, so it follows the bytes received.
 #   hyper example   examples/hyper.rs as shipped: 1 MiB limit, 256 webhooks in
 #                   flight (429 beyond), 5 s per webhook (408 beyond).
+#   by hand         examples/baseline.rs --verify handler, no concurrency limit
+#                   and no timeout: the body collected with http_body_util's
+#                   Limited (1 MiB), then verify; what the layer replaces.
 #
 # Settings (environment): CONNECTIONS (1000), TRICKLE_SECONDS (6).
-# Needs: python3, cargo. Bounded: about a minute.
+# Needs: python3, cargo. Bounded: about two minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -61,3 +64,5 @@ flood "layer alone (1 MiB limit, no concurrency limit, no timeout)" \
   target/release/examples/baseline --verify layer --max-in-flight 0 --timeout-secs 0
 flood "examples/hyper.rs (1 MiB limit, 256 in flight, 5 s timeout)" \
   target/release/examples/hyper
+flood "by hand: Limited::collect then verify (1 MiB limit, no concurrency limit, no timeout)" \
+  target/release/examples/baseline --verify handler --max-in-flight 0 --timeout-secs 0

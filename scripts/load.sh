@@ -13,7 +13,7 @@
 # For each body size, every receiver is loaded for DURATION seconds, ROUNDS
 # times, interleaved; the medians are printed with the ratios the issue
 # asks for. Settings (environment): DURATION (s, default 10), ROUNDS (3),
-# CONNECTIONS (32), SIZES (bytes, "2048 16384"), EXPRESS (1: include the
+# CONNECTIONS (128), SIZES (bytes, "2048 16384"), EXPRESS (1: include the
 # Node.js peer when node is installed; 0: skip it).
 # Needs: wrk, taskset, python3, cargo; node and npm for the peer.
 set -euo pipefail
@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
-CONNECTIONS=${CONNECTIONS:-32}
+CONNECTIONS=${CONNECTIONS:-128}
 SIZES=${SIZES:-"2048 16384"}
 EXPRESS=${EXPRESS:-1}
 
@@ -112,22 +112,22 @@ done
 
 results="$work/results"
 : >"$results"
-# CPU time (user + system, clock ticks) a receiver has used so far.
-cpu_ticks() {
-  awk '{ print $14 + $15 }' "/proc/$1/stat"
+# CPU time a receiver has used so far, in ns: the sum over its threads
+# of the scheduler's own account (exact, unlike the clock ticks of /proc/PID/stat).
+cpu_ns() {
+  cat /proc/"$1"/task/*/schedstat | awk '{ sum += $1 } END { printf "%.0f", sum }'
 }
-TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 run() { # run NAME SIZE SECONDS ROUND
   local name=$1 size=$2 seconds=$3 round=$4
   local line before after
-  before=$(cpu_ticks "${pid_of[$name]}")
+  before=$(cpu_ns "${pid_of[$name]}")
   line=$(BODY_FILE="$work/body-$size.json" SIGNATURE="${signature_of[$size]}" \
-    timeout $((seconds + 30)) taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --latency \
+    timeout $((seconds + 30)) taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"${seconds}s" --timeout 10s --latency \
       -s scripts/wrk-post.lua "http://127.0.0.1:${port_of[$name]}/webhooks/intercom" | grep '^RESULT') \
     || { echo "wrk failed against $name" >&2; exit 1; }
-  after=$(cpu_ticks "${pid_of[$name]}")
-  [ "$round" = warmup ] || echo "$name $size $round ${line#RESULT } cpu_us=$(( (after - before) * TICK_US ))" >>"$results"
+  after=$(cpu_ns "${pid_of[$name]}")
+  [ "$round" = warmup ] || echo "$name $size $round ${line#RESULT } cpu_us=$(( (after - before) / 1000 ))" >>"$results"
 }
 
 echo "load: ${DURATION}s x ${ROUNDS} rounds, $CONNECTIONS connections, sizes $SIZES; load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -165,7 +165,8 @@ def med(name, size, key):
     return statistics.median(values) if values else None
 
 def cpu(name, size):
-    """Median CPU time of the receiver per request, in microseconds."""
+    """Median CPU time of the receiver per request (all its threads, user and
+    kernel), in microseconds."""
     values = [float(r["cpu_us"]) / float(r["requests"]) for r in rows.get((name, size), [])]
     return statistics.median(values) if values else None
 
@@ -173,16 +174,21 @@ bad = [(k, r) for k, rs in rows.items() for r in rs if r["non2xx"] != "0" or r["
 print()
 print(f"receivers on core 0, wrk on core 1 ({connections} connections, {duration} s x {rounds} rounds, medians); "
       f"load average after: {load}")
-print(f"{'body':>7} {'receiver':>8} {'req/s':>10} {'p50 us':>9} {'p99 us':>9} {'CPU us/req':>11}")
+def busy(name, size):
+    """Median share of its core the receiver used while loaded, in %."""
+    return statistics.median(float(r["cpu_us"]) / (float(duration) * 1e4) for r in rows[(name, size)])
+
+print(f"{'body':>7} {'receiver':>8} {'req/s':>10} {'p50 us':>9} {'p99 us':>9} {'CPU us/req':>11} {'core busy':>10}")
 for size in sorted(hmac):
     for name in ("layer", "handler", "none", "express"):
         rps = med(name, size, "rps")
         if rps is None:
             continue
         print(f"{size:>7} {name:>8} {rps:>10.0f} {med(name, size, 'p50'):>9.0f} {med(name, size, 'p99'):>9.0f}"
-              f" {cpu(name, size):>11.1f}")
+              f" {cpu(name, size):>11.1f} {busy(name, size):>9.0f}%")
 print()
-print("Ratios of requests/s, then the same from CPU time per request (steadier on a shared machine):")
+print("Ratios of requests/s, then of requests per CPU second (1 / CPU us/req: the receiver's own cost,")
+print("which stays meaningful when wrk's core, not the receiver's, is what limits requests/s):")
 for size in sorted(hmac):
     for label, value in (("req/s", lambda n: med(n, size, "rps")), ("CPU", lambda n: 1 / cpu(n, size))):
         layer, handler, none = (value(n) for n in ("layer", "handler", "none"))

@@ -25,6 +25,72 @@
 //! signature: it usually means a misconfigured secret). The layer never
 //! answers 410, which would disable the Intercom subscription.
 //!
+//! # Memory
+//!
+//! A request refused for its headers or its `Content-Length` costs nothing:
+//! its body is never read. Otherwise the layer holds the body it has read so
+//! far, and never more than the limit
+//! ([`max_body_size`](VerifyIntercomWebhookLayer::max_body_size), 2 MiB by
+//! default): a one-frame body is the frame itself, a body in several frames
+//! is copied once into one buffer (sized from `Content-Length` when the
+//! request announces one, grown as bytes arrive otherwise). So the memory of
+//! the webhooks in flight is at most
+//!
+//! > limit × webhooks in flight + a few KiB per connection (the server's own
+//! > buffers)
+//!
+//! and you cap it with the limit, a concurrency limit, and a timeout that
+//! ends slow bodies. Answer 429 when the concurrency limit is reached:
+//! Intercom then backs off and retries, instead of counting failures.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{load_shed::error::Overloaded, service_fn, BoxError, ServiceBuilder, ServiceExt};
+//! use tower_intercom::{sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let secret: WebhookSecret = "my-client-secret".parse()?;
+//! // At most 256 × 1 MiB buffered, each webhook done within 5 s.
+//! let webhooks = ServiceBuilder::new()
+//!     .load_shed() // when 256 are in flight: an `Overloaded` error at once
+//!     .concurrency_limit(256)
+//!     .timeout(Duration::from_secs(5)) // slow bodies included
+//!     .layer(VerifyIntercomWebhookLayer::new(secret.clone()).max_body_size(1024 * 1024))
+//!     .service(service_fn(|_: Request<WebhookBody>| async {
+//!         Ok::<_, BoxError>(Response::new(Full::new(Bytes::new())))
+//!     }));
+//!
+//! // Turn the limits' errors into answers Intercom understands.
+//! let status_for = |err: BoxError| {
+//!     if err.is::<Overloaded>() {
+//!         StatusCode::TOO_MANY_REQUESTS // Intercom backs off and retries
+//!     } else {
+//!         StatusCode::REQUEST_TIMEOUT // tower::timeout::error::Elapsed
+//!     }
+//! };
+//!
+//! let body = r#"{"type":"notification_event","topic":"ping","id":"notif_1"}"#;
+//! let request = Request::post("/webhooks/intercom")
+//!     .header("x-hub-signature", sign(&secret, body.as_bytes()))
+//!     .body(Full::new(Bytes::from(body)))?;
+//! let status = match webhooks.oneshot(request).await {
+//!     Ok(response) => response.status(),
+//!     Err(err) => status_for(err),
+//! };
+//! assert_eq!(status, StatusCode::OK);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/hyper.rs` serves exactly this stack, with hyper's own header
+//! read timeout; `scripts/memory.sh` floods it and prints its resident
+//! memory.
+//!
 //! # Example
 //!
 //! ```

@@ -53,7 +53,7 @@ struct Envelope<'a> {
 }
 
 /// The webhook handler: it only ever sees verified requests.
-async fn webhook(request: Request<WebhookBody>) -> Result<Response<Full<Bytes>>, Infallible> {
+pub async fn webhook(request: Request<WebhookBody>) -> Result<Response<Full<Bytes>>, Infallible> {
     let verified = request.extensions().get::<VerifiedWebhook>().copied();
     let envelope: Envelope<'_> = serde_json::from_slice(request.body().bytes()).unwrap_or_default();
     tracing::info!(

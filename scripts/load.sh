@@ -11,16 +11,18 @@
 #   express  scripts/peers/express (Node.js, express.raw + createHmac + timingSafeEqual)
 #
 # For each body size, every receiver is loaded for DURATION seconds, ROUNDS
-# times, interleaved; the medians are printed with the ratios the issue
-# asks for. Settings (environment): DURATION (s, default 10), ROUNDS (3),
+# times, interleaved (the order rotates each round). Prints the medians and
+# the ratios of the README's Performance section, each computed within a round (neighbours in
+# time share the machine's conditions) then the median over rounds.
+# Settings (environment): DURATION (s, default 5), ROUNDS (8),
 # CONNECTIONS (128), SIZES (bytes, "2048 16384"), EXPRESS (1: include the
 # Node.js peer when node is installed; 0: skip it).
 # Needs: wrk, taskset, python3, cargo; node and npm for the peer.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10}
-ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+ROUNDS=${ROUNDS:-8}
 CONNECTIONS=${CONNECTIONS:-128}
 SIZES=${SIZES:-"2048 16384"}
 EXPRESS=${EXPRESS:-1}
@@ -154,52 +156,69 @@ import statistics, sys
 from collections import defaultdict
 
 path, load, connections, duration, rounds = sys.argv[1:6]
-hmac = {int(k): float(v) for k, v in (a.split("=") for a in sys.argv[6:])}
-rows = defaultdict(list)
+hmac = {int(k): float(v) * 1e-3 for k, v in (a.split("=") for a in sys.argv[6:])}  # us
+runs = defaultdict(dict)  # (name, size) -> round -> fields
 for line in open(path):
-    name, size, _round, *fields = line.split()
-    rows[(name, int(size))].append(dict(f.split("=") for f in fields))
+    name, size, rnd, *fields = line.split()
+    runs[(name, int(size))][int(rnd)] = {k: float(v) for k, v in (f.split("=") for f in fields)}
 
-def med(name, size, key):
-    values = [float(r[key]) for r in rows.get((name, size), [])]
+def per_round(name, size, metric):
+    """round -> value; metrics: rps, p50, p99, cpu (us per request), busy (%)."""
+    out = {}
+    for rnd, r in runs.get((name, size), {}).items():
+        derived = {"cpu": r["cpu_us"] / max(r["requests"], 1),
+                   "busy": r["cpu_us"] / (float(duration) * 1e4)}
+        out[rnd] = derived[metric] if metric in derived else r[metric]
+    return out
+
+def med(name, size, metric):
+    values = list(per_round(name, size, metric).values())
     return statistics.median(values) if values else None
 
-def cpu(name, size):
-    """Median CPU time of the receiver per request (all its threads, user and
-    kernel), in microseconds."""
-    values = [float(r["cpu_us"]) / float(r["requests"]) for r in rows.get((name, size), [])]
-    return statistics.median(values) if values else None
+def ratio(size, f):
+    """Median [range] over rounds of f(rps, cpu), the receivers of a round
+    having run one after the other under the same conditions."""
+    names = ("layer", "handler", "none", "express")
+    rps = {n: per_round(n, size, "rps") for n in names}
+    cpu = {n: per_round(n, size, "cpu") for n in names}
+    values = []
+    for rnd in rps["layer"]:
+        try:
+            values.append(f({n: rps[n][rnd] for n in names if rnd in rps[n]},
+                            {n: cpu[n][rnd] for n in names if rnd in cpu[n]}))
+        except KeyError:
+            pass
+    if not values:
+        return "-"
+    return f"{statistics.median(values):.3f} [{min(values):.3f}-{max(values):.3f}]"
 
-bad = [(k, r) for k, rs in rows.items() for r in rs if r["non2xx"] != "0" or r["errors"] != "0"]
+bad = [(k, r) for k, rs in runs.items() for r in rs.values() if r["non2xx"] or r["errors"]]
 print()
-print(f"receivers on core 0, wrk on core 1 ({connections} connections, {duration} s x {rounds} rounds, medians); "
-      f"load average after: {load}")
-def busy(name, size):
-    """Median share of its core the receiver used while loaded, in %."""
-    return statistics.median(float(r["cpu_us"]) / (float(duration) * 1e4) for r in rows[(name, size)])
-
+print(f"receivers on core 0, wrk on core 1 ({connections} connections, {duration} s x {rounds} rounds, "
+      f"medians); load average after: {load}")
 print(f"{'body':>7} {'receiver':>8} {'req/s':>10} {'p50 us':>9} {'p99 us':>9} {'CPU us/req':>11} {'core busy':>10}")
 for size in sorted(hmac):
     for name in ("layer", "handler", "none", "express"):
-        rps = med(name, size, "rps")
-        if rps is None:
+        if (name, size) not in runs:
             continue
-        print(f"{size:>7} {name:>8} {rps:>10.0f} {med(name, size, 'p50'):>9.0f} {med(name, size, 'p99'):>9.0f}"
-              f" {cpu(name, size):>11.1f} {busy(name, size):>9.0f}%")
+        print(f"{size:>7} {name:>8} {med(name, size, 'rps'):>10.0f} {med(name, size, 'p50'):>9.0f}"
+              f" {med(name, size, 'p99'):>9.0f} {med(name, size, 'cpu'):>11.1f} {med(name, size, 'busy'):>9.0f}%")
 print()
-print("Ratios of requests/s, then of requests per CPU second (1 / CPU us/req: the receiver's own cost,")
-print("which stays meaningful when wrk's core, not the receiver's, is what limits requests/s):")
+print("Ratios computed within each round (receivers run back to back), then median [range] over rounds;")
+print("'capacity' compares CPU time per request, the receiver's own cost, which stays meaningful when")
+print("wrk's core rather than the receiver's is what limits req/s.")
 for size in sorted(hmac):
-    for label, value in (("req/s", lambda n: med(n, size, "rps")), ("CPU", lambda n: 1 / cpu(n, size))):
-        layer, handler, none = (value(n) for n in ("layer", "handler", "none"))
-        allowed = 1 / (1 / none + hmac[size] * 1e-9 * (1e6 if label == "CPU" else 1))
-        print(f"{size} bytes, {label:>5}: HMAC {hmac[size] / 1000:.1f} us; "
-              f"layer/handler {layer / handler:.3f} (goal >= 0.97); layer/none {layer / none:.3f}; "
-              f"layer/(none + HMAC) {layer / allowed:.3f} (goal >= 0.90)", end="")
-        if ("express", size) in rows:
-            print(f"; layer/express {layer / value('express'):.1f}x (goal >= 10)")
-        else:
-            print()
+    h = hmac[size]
+    print(f"{size} bytes (HMAC {h:.1f} us):")
+    print(f"  layer/handler      req/s {ratio(size, lambda r, c: r['layer'] / r['handler'])}"
+          f"  capacity {ratio(size, lambda r, c: c['handler'] / c['layer'])}  (goal >= 0.97)")
+    print(f"  layer/(none+HMAC)  req/s {ratio(size, lambda r, c: r['layer'] * (1 / r['none'] + h * 1e-6))}"
+          f"  capacity {ratio(size, lambda r, c: (c['none'] + h) / c['layer'])}  (goal >= 0.90)")
+    print(f"  layer/none         req/s {ratio(size, lambda r, c: r['layer'] / r['none'])}"
+          f"  capacity {ratio(size, lambda r, c: c['none'] / c['layer'])}")
+    if ("express", size) in runs:
+        print(f"  layer/express      req/s {ratio(size, lambda r, c: r['layer'] / r['express'])}"
+              f"  capacity {ratio(size, lambda r, c: c['express'] / c['layer'])}  (goal >= 10)")
 if bad:
     print(f"WARNING: {len(bad)} runs had non-2xx answers or socket errors: {bad[:3]}")
     sys.exit(1)

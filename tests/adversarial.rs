@@ -413,7 +413,8 @@ async fn chunked_bodies_with_bad_chunk_sizes_are_400() {
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(recorder.calls(), 0);
 
-    // The same body, well chunked (with an extension and a trailer), passes.
+    // The same body, well chunked (with an extension and a trailer), passes,
+    // without the trailer: it is not signed.
     let chunks = format!(
         "{first}14;ext=1\r\n{}\r\n0\r\nx-trailer: kept\r\n\r\n",
         String::from_utf8_lossy(&data[20..])
@@ -424,7 +425,7 @@ async fn chunked_bodies_with_bad_chunk_sizes_are_400() {
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(recorder.calls(), 1);
     assert_eq!(recorder.last().body, data);
-    assert_eq!(recorder.last().trailers.unwrap()["x-trailer"], "kept");
+    assert_eq!(recorder.last().trailers, None);
 }
 
 #[tokio::test]
@@ -789,5 +790,77 @@ async fn http2_content_length_lies_reset_the_stream_not_the_connection() {
         .unwrap();
     let answer = client::send_h2(&mut sender, request).await.unwrap();
     assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(recorder.calls(), 1);
+}
+
+#[tokio::test]
+async fn http2_trailers_never_reach_the_inner_service() {
+    let (addr, recorder) = server().await;
+    let mut sender = client::h2(addr).await;
+    let data = body(15, 300);
+    // A captured delivery replayed with trailers the signature does not
+    // cover: the body passes, the trailers are dropped.
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-injected", http::HeaderValue::from_static("attacker"));
+    trailers.insert("x-hub-signature", http::HeaderValue::from_static("sha1=0"));
+    let frames = vec![
+        Ok::<_, client::BoxError>(Frame::data(Bytes::copy_from_slice(&data[..100]))),
+        Ok(Frame::data(Bytes::copy_from_slice(&data[100..]))),
+        Ok(Frame::trailers(trailers)),
+    ];
+    let request = h2_request(Some(&signature(&data)))
+        .body(StreamBody::new(stream::iter(frames)).boxed())
+        .unwrap();
+    let answer = client::send_h2(&mut sender, request).await.unwrap();
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(recorder.calls(), 1);
+    let seen = recorder.last();
+    assert_eq!(seen.body, data);
+    assert_eq!(seen.trailers, None, "unsigned trailers reached the service");
+}
+
+/// A forged request whose body stalls must hold nothing of the inner
+/// service: with a concurrency limit of one *inside* the layer, a signed
+/// request is served while the forged one is still being read.
+#[tokio::test]
+async fn a_stalled_forged_body_holds_no_inner_capacity() {
+    let recorder = Recorder::default();
+    let service = ServiceBuilder::new()
+        .layer(VerifyIntercomWebhookLayer::new(secret()).max_body_size(LIMIT))
+        .concurrency_limit(1)
+        .service(recorder.clone());
+    let addr = client::serve(service).await;
+
+    // The attacker: a well-formed but wrong signature, half a body, then
+    // silence with the connection held open.
+    let data = body(16, 300);
+    let mut attacker = Raw::connect(addr).await;
+    let mut forged = head(&[
+        format!("x-hub-signature: {}", signature(b"something else")).as_bytes(),
+        format!("content-length: {}", data.len()).as_bytes(),
+    ]);
+    forged.extend_from_slice(&data[..150]);
+    assert!(attacker.write(&forged).await);
+    // Let the server read the head and start on the body.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+
+    // Intercom: a signed request on another connection is served at once
+    // (the guard only keeps a broken build from hanging the suite).
+    let valid = body(17, 300);
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        exchange(addr, &signed_request(&valid)),
+    )
+    .await
+    .expect("the signed request waited for the forged one's permit")
+    .expect("a response");
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(recorder.calls(), 1);
+    assert_eq!(recorder.last().body, valid);
+
+    // The forged request, once its body is complete, is refused.
+    assert!(attacker.write(&data[150..]).await);
+    let answer = attacker.response().await.expect("a response");
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(recorder.calls(), 1);
 }

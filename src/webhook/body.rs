@@ -9,7 +9,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::HeaderMap;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
@@ -17,7 +16,8 @@ use pin_project_lite::pin_project;
 ///
 /// It holds the exact bytes that were signed (one `Bytes`, sharing the
 /// allocation of the incoming frame when the body arrived in one frame) and
-/// the request's trailers, if it had any. It implements [`Body`], so it
+/// nothing else: HTTP trailers are not covered by the signature, so the
+/// layer drops them (Intercom sends none). It implements [`Body`], so it
 /// works wherever a body is expected (axum, hyper, tonic), and
 /// [`bytes`](Self::bytes) gives the bytes without polling.
 ///
@@ -28,15 +28,13 @@ use pin_project_lite::pin_project;
 pub struct WebhookBody {
     data: Bytes,
     data_taken: bool,
-    trailers: Option<HeaderMap>,
 }
 
 impl WebhookBody {
-    pub(crate) fn new(data: Bytes, trailers: Option<HeaderMap>) -> Self {
+    pub(crate) fn new(data: Bytes) -> Self {
         Self {
             data,
             data_taken: false,
-            trailers,
         }
     }
 
@@ -54,34 +52,29 @@ impl WebhookBody {
     pub fn into_bytes(self) -> Bytes {
         self.data
     }
-
-    /// The request's trailers, if it had any.
-    pub fn trailers(&self) -> Option<&HeaderMap> {
-        self.trailers.as_ref()
-    }
 }
 
 impl From<Bytes> for WebhookBody {
     fn from(data: Bytes) -> Self {
-        Self::new(data, None)
+        Self::new(data)
     }
 }
 
 impl From<Vec<u8>> for WebhookBody {
     fn from(data: Vec<u8>) -> Self {
-        Self::new(data.into(), None)
+        Self::new(data.into())
     }
 }
 
 impl From<String> for WebhookBody {
     fn from(data: String) -> Self {
-        Self::new(data.into(), None)
+        Self::new(data.into())
     }
 }
 
 impl From<&'static str> for WebhookBody {
     fn from(data: &'static str) -> Self {
-        Self::new(Bytes::from_static(data.as_bytes()), None)
+        Self::new(Bytes::from_static(data.as_bytes()))
     }
 }
 
@@ -89,7 +82,6 @@ impl fmt::Debug for WebhookBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookBody")
             .field("len", &self.data.len())
-            .field("trailers", &self.trailers.is_some())
             .finish()
     }
 }
@@ -103,21 +95,15 @@ impl Body for WebhookBody {
         _cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.get_mut();
-        if !this.data_taken {
-            this.data_taken = true;
-            if !this.data.is_empty() {
-                return Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.data)))));
-            }
+        if this.data_taken || this.data.is_empty() {
+            return Poll::Ready(None);
         }
-        Poll::Ready(
-            this.trailers
-                .take()
-                .map(|trailers| Ok(Frame::trailers(trailers))),
-        )
+        this.data_taken = true;
+        Poll::Ready(Some(Ok(Frame::data(std::mem::take(&mut this.data)))))
     }
 
     fn is_end_stream(&self) -> bool {
-        (self.data_taken || self.data.is_empty()) && self.trailers.is_none()
+        self.data_taken || self.data.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -219,13 +205,11 @@ mod tests {
     use http_body_util::BodyExt;
 
     #[tokio::test]
-    async fn webhook_body_yields_data_then_trailers() {
-        let mut trailers = HeaderMap::new();
-        trailers.insert("x-t", "1".parse().unwrap());
-        let body = WebhookBody::new(Bytes::from_static(b"abc"), Some(trailers.clone()));
+    async fn webhook_body_yields_its_data_once_and_no_trailers() {
+        let body = WebhookBody::new(Bytes::from_static(b"abc"));
         assert_eq!(body.size_hint().exact(), Some(3));
         let collected = body.collect().await.unwrap();
-        assert_eq!(collected.trailers(), Some(&trailers));
+        assert_eq!(collected.trailers(), None);
         assert_eq!(collected.to_bytes(), "abc");
     }
 

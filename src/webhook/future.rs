@@ -7,7 +7,7 @@ use std::{
 };
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{request::Parts, HeaderMap, Request, Response};
+use http::{request::Parts, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -38,15 +38,23 @@ pin_project! {
     enum State<B, S, F, R> {
         /// Answered without the inner service: a rejection or a `HEAD`.
         Ready { response: Option<Response<Bytes>> },
-        /// Reading the body through the HMAC.
+        /// Reading the body through the HMAC. The inner service is a clone
+        /// that has not been driven ready: it reserves nothing yet.
         Collect {
             #[pin]
             body: B,
-            // `Option`s are taken when the inner service is called.
+            // `Option`s are taken when the body is verified.
             parts: Option<Parts>,
             inner: Option<S>,
             collector: Collector,
             on_rejection: R,
+        },
+        /// Verified: driving the inner service ready (this is where a
+        /// concurrency limit, buffer slot or rate-limit token is taken).
+        PollReady {
+            inner: S,
+            // Taken when the inner service is called.
+            request: Option<Request<WebhookBody>>,
         },
         /// Waiting for the inner service.
         Call { #[pin] future: F },
@@ -65,9 +73,13 @@ where
         }
     }
 
-    pub(crate) fn call(future: S::Future) -> Self {
+    /// Drives `inner` ready, then calls it with `request`.
+    pub(crate) fn call(inner: S, request: Request<WebhookBody>) -> Self {
         Self {
-            state: State::Call { future },
+            state: State::PollReady {
+                inner,
+                request: Some(request),
+            },
         }
     }
 
@@ -98,6 +110,7 @@ where
         let state = match &self.state {
             State::Ready { .. } => "Ready",
             State::Collect { .. } => "Collect",
+            State::PollReady { .. } => "PollReady",
             State::Call { .. } => "Call",
         };
         f.debug_struct("ResponseFuture")
@@ -126,6 +139,12 @@ where
                         .take()
                         .expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(response.map(ResponseBody::rejection)));
+                }
+                StateProj::PollReady { inner, request } => {
+                    ready!(inner.poll_ready(cx))?;
+                    let request = request.take().expect("the request is taken once");
+                    let future = inner.call(request);
+                    state.set(State::Call { future });
                 }
                 StateProj::Call { future } => {
                     let response = ready!(future.poll(cx))?;
@@ -156,7 +175,7 @@ where
                     let next = match outcome {
                         Ok((body, verified)) => {
                             let mut parts = parts.take().expect("parts are taken once");
-                            let mut inner = inner.take().expect("inner is taken once");
+                            let inner = inner.take().expect("inner is taken once");
                             if verified.secret_index() > 0 {
                                 tracing::info!(
                                     secret_index = verified.secret_index(),
@@ -164,8 +183,10 @@ where
                                 );
                             }
                             parts.extensions.insert(verified);
-                            let future = inner.call(Request::from_parts(parts, body));
-                            State::Call { future }
+                            State::PollReady {
+                                inner,
+                                request: Some(Request::from_parts(parts, body)),
+                            }
                         }
                         Err(kind) => {
                             let rejection = Rejection::new(kind, collector.config.scheme);
@@ -195,7 +216,6 @@ pub(crate) struct Collector {
     /// Bytes to reserve when a second frame arrives.
     capacity: usize,
     len: usize,
-    trailers: Option<HeaderMap>,
 }
 
 impl Collector {
@@ -209,22 +229,14 @@ impl Collector {
             joined: BytesMut::new(),
             capacity,
             len: 0,
-            trailers: None,
         }
     }
 
     fn push<D: Buf>(&mut self, frame: http_body::Frame<D>) -> Result<(), RejectionKind> {
-        let mut data = match frame.into_data() {
-            Ok(data) => data,
-            Err(frame) => {
-                if let Ok(trailers) = frame.into_trailers() {
-                    match &mut self.trailers {
-                        Some(existing) => existing.extend(trailers),
-                        None => self.trailers = Some(trailers),
-                    }
-                }
-                return Ok(());
-            }
+        // Trailers are not covered by the signature: they are dropped, so
+        // nothing unsigned reaches the inner service with the body.
+        let Ok(mut data) = frame.into_data() else {
+            return Ok(());
         };
         let n = data.remaining();
         if n == 0 {
@@ -274,7 +286,7 @@ impl Collector {
         };
         match matched {
             Some(secret_index) => Ok((
-                WebhookBody::new(data, self.trailers.take()),
+                WebhookBody::new(data),
                 VerifiedWebhook::new(secret_index, self.config.scheme),
             )),
             None => Err(RejectionKind::InvalidSignature),

@@ -91,6 +91,31 @@
 //! read timeout; `scripts/memory.sh` floods it and prints its resident
 //! memory.
 //!
+//! # Verify, then reserve
+//!
+//! The layer is always ready ([`poll_ready`](tower_service::Service::poll_ready)
+//! reserves nothing) and drives the inner service ready only once the
+//! signature has matched. So whatever the inner service reserves when it is
+//! driven ready (a `ConcurrencyLimit` permit, a `Buffer` slot, a
+//! `RateLimit` token) is never held by a request that has not been
+//! verified: a forged request whose body stalls cannot starve Intercom's
+//! deliveries of the handler's capacity.
+//!
+//! This is a deliberate difference from tower-http's
+//! `AsyncRequireAuthorization`, which drives the inner service ready first
+//! and carries the reserved service while it authorizes. That is the right
+//! trade for a cheap check on headers; here the check needs the whole body,
+//! which an attacker can make as slow as a timeout allows.
+//!
+//! Where limits belong, then:
+//!
+//! - **Outside** the layer, what must bound *every* request, verified or
+//!   not: the concurrency limit and load shedding that cap the bodies being
+//!   read (memory), and the timeouts that end slow bodies, as above.
+//! - **Inside** the layer, what protects the handler and whatever it calls
+//!   (a database pool, a rate limit towards another API): only verified
+//!   requests take from it.
+//!
 //! # Example
 //!
 //! ```

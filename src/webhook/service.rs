@@ -1,5 +1,5 @@
 use std::{
-    fmt, mem,
+    fmt,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -82,15 +82,19 @@ where
     type Error = S::Error;
     type Future = ResponseFuture<ReqBody, S, R>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    /// Always ready: the layer reserves nothing of the inner service for a
+    /// request it has not verified. The inner service is driven ready by
+    /// the response future, once the signature matched.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        // The service that was driven ready goes into the future; a clone
-        // stays behind for the next `poll_ready`.
-        let clone = self.inner.clone();
-        let mut inner = mem::replace(&mut self.inner, clone);
+        // `self.inner` is never driven ready here, so a clone is as good as
+        // the original: the future drives its own clone ready after
+        // verification, and takes whatever the inner service reserves
+        // (a permit, a buffer slot) only then.
+        let inner = self.inner.clone();
         let config = &*self.config;
         let reject = |on_rejection: &mut R, kind| {
             let rejection = Rejection::new(kind, config.scheme);
@@ -103,9 +107,7 @@ where
                 HeadPolicy::Reject => reject(&mut self.on_rejection, RejectionKind::HeadNotAllowed),
                 HeadPolicy::Forward => {
                     let (parts, _body) = request.into_parts();
-                    ResponseFuture::call(
-                        inner.call(Request::from_parts(parts, WebhookBody::empty())),
-                    )
+                    ResponseFuture::call(inner, Request::from_parts(parts, WebhookBody::empty()))
                 }
             };
         }

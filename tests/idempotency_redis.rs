@@ -270,3 +270,67 @@ async fn hung_redis_times_out() {
     assert_eq!(closed_calls.of("notif_hung"), 0);
     server.resume();
 }
+
+/// `Duration::MAX` TTLs used to reach Redis as `PX 18446744073709551615`,
+/// which Redis refuses: fail open then processed every redelivery, fail
+/// closed answered 503 to everything. The layer clamps TTLs, so Redis
+/// deduplicates exactly as the memory store does.
+#[tokio::test]
+async fn the_longest_ttls_still_deduplicate_under_both_policies() {
+    let server = RedisServer::start();
+    for policy in [FailurePolicy::FailOpen, FailurePolicy::FailClosed] {
+        let layer = layer(&server)
+            .await
+            .processing_ttl(Duration::MAX)
+            .done_ttl(Duration::MAX)
+            .on_store_error(policy);
+        scenarios::duplicate_after_success(layer).await;
+    }
+    let memory = IdempotencyLayer::in_memory()
+        .processing_ttl(Duration::MAX)
+        .done_ttl(Duration::MAX);
+    scenarios::duplicate_after_success(memory).await;
+}
+
+/// A request dropped while its claim is in flight, outside any Tokio
+/// runtime (the runtime's thread has moved on): no panic, the claim is left
+/// to expire.
+#[test]
+fn dropping_an_in_flight_request_outside_a_runtime_does_not_panic() {
+    use std::{future::Future, pin::pin, task::Poll};
+
+    let server = RedisServer::start();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let in_flight = runtime.block_on(async {
+        let layer = layer(&server).await.processing_ttl(Duration::from_secs(1));
+        let service = tower::ServiceBuilder::new()
+            .layer(tower_intercom::VerifyIntercomWebhookLayer::new(
+                harness::secret(),
+            ))
+            .layer(layer)
+            .service(tower::service_fn(|_: http::Request<_>| async {
+                Ok::<_, std::convert::Infallible>(http::Response::new(String::new()))
+            }));
+        let id = scenarios::fresh_id("drop");
+        let mut future = Box::pin(tower::ServiceExt::oneshot(
+            service,
+            signed(&notification(&id, 1)),
+        ));
+        // One poll: verified, the claim is sent to Redis and awaited.
+        let polled =
+            std::future::poll_fn(|cx| Poll::Ready(pin!(future.as_mut()).poll(cx).is_pending()))
+                .await;
+        assert!(polled, "the claim should still be waiting for Redis");
+        future
+    });
+    // Outside the runtime's context now.
+    let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(in_flight)));
+    assert!(
+        dropped.is_ok(),
+        "dropping the request outside a runtime panicked"
+    );
+    drop(runtime);
+}

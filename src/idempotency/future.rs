@@ -255,10 +255,10 @@ enum OnDrop {
 
 /// Finishes a claim when the response future is dropped before it did.
 ///
-/// The store's futures are `'static`: polled once here, they finish at once
-/// for [`MemoryStore`](super::MemoryStore); otherwise they are spawned on
-/// the current Tokio runtime. Without one, the claim expires after the
-/// processing TTL.
+/// Needs the current Tokio runtime: the store's future is polled once here
+/// (it finishes at once for [`MemoryStore`](super::MemoryStore)) and
+/// spawned on the runtime when it does not. Dropped outside a runtime, the
+/// guard does nothing and the claim expires after the processing TTL.
 struct ClaimGuard<St: IdempotencyStore> {
     config: Arc<Config<St>>,
     claim: Claim,
@@ -273,7 +273,21 @@ impl<St: IdempotencyStore> ClaimGuard<St> {
 
 impl<St: IdempotencyStore> Drop for ClaimGuard<St> {
     fn drop(&mut self) {
-        let recording = match self.on_drop {
+        if self.on_drop == OnDrop::Nothing {
+            return;
+        }
+        // A store's future may need the runtime (Redis's timeout does) as
+        // soon as it is polled: without one, leave the claim to expire
+        // rather than poll it, which would panic (and abort when this drop
+        // runs during unwinding).
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                notification_id = self.claim.id(),
+                "no Tokio runtime to finish the claim of a dropped request; it expires after the processing TTL"
+            );
+            return;
+        };
+        let mut recording = match self.on_drop {
             OnDrop::Nothing => return,
             OnDrop::Release => {
                 tracing::debug!(
@@ -287,26 +301,19 @@ impl<St: IdempotencyStore> Drop for ClaimGuard<St> {
                 .store
                 .complete(&self.claim, self.config.done_ttl),
         };
-        let mut recording = recording;
         let mut cx = Context::from_waker(Waker::noop());
         match recording.as_mut().poll(&mut cx) {
             Poll::Ready(Ok(())) => {}
             Poll::Ready(Err(error)) => report_failure(&self.claim, self.on_drop, &error),
-            Poll::Pending => match tokio::runtime::Handle::try_current() {
-                Ok(runtime) => {
-                    let claim = self.claim.clone();
-                    let on_drop = self.on_drop;
-                    runtime.spawn(async move {
-                        if let Err(error) = recording.await {
-                            report_failure(&claim, on_drop, &error);
-                        }
-                    });
-                }
-                Err(_) => tracing::warn!(
-                    notification_id = self.claim.id(),
-                    "no Tokio runtime to finish the claim of a dropped request; it expires after the processing TTL"
-                ),
-            },
+            Poll::Pending => {
+                let claim = self.claim.clone();
+                let on_drop = self.on_drop;
+                runtime.spawn(async move {
+                    if let Err(error) = recording.await {
+                        report_failure(&claim, on_drop, &error);
+                    }
+                });
+            }
         }
     }
 }

@@ -20,6 +20,23 @@ pub const DEFAULT_PROCESSING_TTL: Duration = Duration::from_secs(30);
 /// redelivery with a wide margin.
 pub const DEFAULT_DONE_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// The longest TTL the layer gives a store: 365 days. Longer TTLs are
+/// clamped to it when the layer is configured.
+///
+/// Intercom never redelivers a notification that late, and every store can
+/// hold it (Redis refuses a `PX` beyond its own range, which used to turn a
+/// `Duration::MAX` into a store error on Redis only).
+pub const MAX_TTL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// The shortest TTL the layer gives a store: 1 millisecond (Redis's `PX`
+/// unit). Shorter TTLs, zero included, are raised to it.
+pub const MIN_TTL: Duration = Duration::from_millis(1);
+
+/// A TTL every store can hold, the same for all of them.
+fn clamp_ttl(ttl: Duration) -> Duration {
+    ttl.clamp(MIN_TTL, MAX_TTL)
+}
+
 /// What the layer does when the store fails (unreachable, error, timeout).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -112,16 +129,19 @@ impl<St: IdempotencyStore> IdempotencyLayer<St> {
 }
 
 impl<St> IdempotencyLayer<St> {
-    /// Sets how long a claim lasts (default [`DEFAULT_PROCESSING_TTL`]).
+    /// Sets how long a claim lasts (default [`DEFAULT_PROCESSING_TTL`]),
+    /// clamped to [`MIN_TTL`]..=[`MAX_TTL`] so that every store behaves
+    /// the same.
     pub fn processing_ttl(mut self, ttl: Duration) -> Self {
-        self.config.processing_ttl = ttl;
+        self.config.processing_ttl = clamp_ttl(ttl);
         self
     }
 
     /// Sets how long a processed id is remembered (default
-    /// [`DEFAULT_DONE_TTL`]).
+    /// [`DEFAULT_DONE_TTL`]), clamped to [`MIN_TTL`]..=[`MAX_TTL`] so that
+    /// every store behaves the same.
     pub fn done_ttl(mut self, ttl: Duration) -> Self {
-        self.config.done_ttl = ttl;
+        self.config.done_ttl = clamp_ttl(ttl);
         self
     }
 

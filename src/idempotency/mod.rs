@@ -128,7 +128,9 @@ use http::HeaderName;
 
 pub use self::{
     future::ResponseFuture,
-    layer::{FailurePolicy, IdempotencyLayer, DEFAULT_DONE_TTL, DEFAULT_PROCESSING_TTL},
+    layer::{
+        FailurePolicy, IdempotencyLayer, DEFAULT_DONE_TTL, DEFAULT_PROCESSING_TTL, MAX_TTL, MIN_TTL,
+    },
     memory::{MemoryStore, DEFAULT_CAPACITY},
     service::Idempotency,
     store::{Claim, ClaimOutcome, IdempotencyStore, StoreError, StoreErrorKind, StoreFuture},

@@ -4,7 +4,10 @@ use std::{fmt, future::Future, sync::Arc, sync::LazyLock, time::Duration};
 
 use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client, Script};
 
-use super::store::{Claim, ClaimOutcome, IdempotencyStore, StoreError, StoreFuture};
+use super::{
+    store::{Claim, ClaimOutcome, IdempotencyStore, StoreError, StoreFuture},
+    MAX_TTL, MIN_TTL,
+};
 
 /// The prefix of the keys [`RedisStore`] writes: `tower-intercom:notification:`.
 pub const DEFAULT_REDIS_KEY_PREFIX: &str = "tower-intercom:notification:";
@@ -160,9 +163,12 @@ impl RedisStore {
     }
 }
 
-/// Redis's `PX` takes whole milliseconds, at least 1.
+/// Redis's `PX` takes whole milliseconds, at least 1, and refuses values
+/// near `i64::MAX`: clamped as the layer clamps (to [`MAX_TTL`]), for
+/// callers that use the store directly.
 fn millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    let millis = ttl.clamp(MIN_TTL, MAX_TTL).as_millis();
+    u64::try_from(millis).unwrap_or(u64::MAX).max(1)
 }
 
 fn claim_value(claim: &Claim) -> String {
@@ -251,6 +257,6 @@ mod tests {
         assert_eq!(millis(Duration::ZERO), 1);
         assert_eq!(millis(Duration::from_micros(1500)), 1);
         assert_eq!(millis(Duration::from_secs(86_400)), 86_400_000);
-        assert_eq!(millis(Duration::MAX), u64::MAX);
+        assert_eq!(millis(Duration::MAX), 365 * 86_400_000);
     }
 }

@@ -15,6 +15,8 @@ use crate::{
     SecretError, SecretErrorKind,
 };
 
+const BEARER: &[u8] = b"Bearer ";
+
 /// An Intercom REST API access token: the bearer token of
 /// `Authorization: Bearer <token>`.
 ///
@@ -34,8 +36,10 @@ use crate::{
 ///   it out of header compression tables and `Debug` of the header map
 ///   shows `Sensitive`.
 /// - The token text is wiped from memory when the last clone is dropped.
-///   The header value is built once, when the token is; like the copies an
-///   HTTP client makes while sending it, that copy is not wiped.
+///   The token keeps no other copy: each
+///   [`authorization_header`](Self::authorization_header) call builds a
+///   new `HeaderValue`, which (like the copies an HTTP client makes while
+///   sending it) is not wiped, because `HeaderValue` cannot be.
 /// - Cloning is cheap (a reference count).
 ///
 /// # Example
@@ -67,7 +71,6 @@ pub struct AccessToken {
 
 struct Inner {
     token: Zeroizing<String>,
-    header: HeaderValue,
 }
 
 impl AccessToken {
@@ -119,28 +122,25 @@ impl AccessToken {
         Self::from_checked(token).map_err(|err| err.for_var(name))
     }
 
-    /// Builds the header value; `token` has passed the text checks.
+    /// Checks that the token can go in a header; `token` has passed the
+    /// text checks.
     fn from_checked(token: Zeroizing<String>) -> Result<Self, SecretError> {
-        let invalid = || SecretError::new(SecretErrorKind::InvalidCharacter);
         // Visible ASCII only: a space would split `Bearer <token>`, and
         // control characters or non-ASCII bytes are not header-safe.
         if !token.bytes().all(|byte| byte.is_ascii_graphic()) {
-            return Err(invalid());
+            return Err(SecretError::new(SecretErrorKind::InvalidCharacter));
         }
-        let mut value = Zeroizing::new(String::with_capacity("Bearer ".len() + token.len()));
-        value.push_str("Bearer ");
-        value.push_str(&token);
-        let mut header = HeaderValue::from_str(&value).map_err(|_| invalid())?;
-        header.set_sensitive(true);
         Ok(Self {
-            inner: Arc::new(Inner { token, header }),
+            inner: Arc::new(Inner { token }),
         })
     }
 
     /// The `Authorization` header value, `Bearer <token>`, marked
     /// [sensitive](HeaderValue::set_sensitive).
     ///
-    /// Cloning it is cheap: the value is built once, with the token.
+    /// Each call builds a new value: the token keeps no copy of it. The
+    /// value cannot be wiped from memory (nor can the copies an HTTP client
+    /// makes); drop it once the request is sent.
     ///
     /// # Example
     ///
@@ -154,7 +154,15 @@ impl AccessToken {
     /// # Ok::<(), tower_intercom::SecretError>(())
     /// ```
     pub fn authorization_header(&self) -> HeaderValue {
-        self.inner.header.clone()
+        // The prefix and token in a buffer that is wiped when dropped.
+        let token = self.inner.token.as_bytes();
+        let mut value = Zeroizing::new(Vec::with_capacity(BEARER.len() + token.len()));
+        value.extend_from_slice(BEARER);
+        value.extend_from_slice(token);
+        let mut header = HeaderValue::from_bytes(&value)
+            .expect("the token was checked to be visible ASCII when it was built");
+        header.set_sensitive(true);
+        header
     }
 
     /// The token itself, for a client that wants it as text.

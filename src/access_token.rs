@@ -5,13 +5,13 @@
 //! printed, wiped from memory when dropped, and turned into an
 //! `Authorization` header marked sensitive.
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::sync::Arc;
 
 use http::HeaderValue;
 use zeroize::Zeroizing;
 
 use crate::{
-    secret::{check_text, read_env},
+    secret::{secret_traits, SecretBytes, SecretKind},
     SecretError, SecretErrorKind,
 };
 
@@ -66,11 +66,7 @@ const BEARER: &[u8] = b"Bearer ";
 /// ```
 #[derive(Clone)]
 pub struct AccessToken {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    token: Zeroizing<String>,
+    token: Arc<SecretBytes>,
 }
 
 impl AccessToken {
@@ -96,8 +92,7 @@ impl AccessToken {
     /// ```
     pub fn new(token: impl Into<String>) -> Result<Self, SecretError> {
         let token = Zeroizing::new(token.into());
-        check_text(&token)?;
-        Self::from_checked(token)
+        SecretBytes::from_text::<Self>(&token).map(Self::from_key)
     }
 
     /// Reads the token from the environment variable `name`.
@@ -118,21 +113,7 @@ impl AccessToken {
     /// assert_eq!(err.var(), Some("TOWER_INTERCOM_DOC_NO_TOKEN"));
     /// ```
     pub fn from_env(name: &str) -> Result<Self, SecretError> {
-        let token = read_env(name)?;
-        Self::from_checked(token).map_err(|err| err.for_var(name))
-    }
-
-    /// Checks that the token can go in a header; `token` has passed the
-    /// text checks.
-    fn from_checked(token: Zeroizing<String>) -> Result<Self, SecretError> {
-        // Visible ASCII only: a space would split `Bearer <token>`, and
-        // control characters or non-ASCII bytes are not header-safe.
-        if !token.bytes().all(|byte| byte.is_ascii_graphic()) {
-            return Err(SecretError::new(SecretErrorKind::InvalidCharacter));
-        }
-        Ok(Self {
-            inner: Arc::new(Inner { token }),
-        })
+        SecretBytes::from_env::<Self>(name).map(Self::from_key)
     }
 
     /// The `Authorization` header value, `Bearer <token>`, marked
@@ -155,7 +136,7 @@ impl AccessToken {
     /// ```
     pub fn authorization_header(&self) -> HeaderValue {
         // The prefix and token in a buffer that is wiped when dropped.
-        let token = self.inner.token.as_bytes();
+        let token = self.token.expose();
         let mut value = Zeroizing::new(Vec::with_capacity(BEARER.len() + token.len()));
         value.extend_from_slice(BEARER);
         value.extend_from_slice(token);
@@ -180,25 +161,32 @@ impl AccessToken {
     /// # Ok::<(), tower_intercom::SecretError>(())
     /// ```
     pub fn expose_secret(&self) -> &str {
-        &self.inner.token
+        // Checked to be visible ASCII when built.
+        std::str::from_utf8(self.token.expose()).unwrap_or_default()
     }
 }
 
-impl FromStr for AccessToken {
-    type Err = SecretError;
+impl SecretKind for AccessToken {
+    const NAME: &'static str = "AccessToken";
 
-    /// Parses a token, with the checks of [`AccessToken::new`].
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        check_text(s)?;
-        Self::from_checked(Zeroizing::new(s.to_owned()))
+    /// Visible ASCII only: a space would split `Bearer <token>`, and control
+    /// characters or non-ASCII bytes are not header-safe.
+    fn check(token: &[u8]) -> Result<(), SecretErrorKind> {
+        if token.iter().all(u8::is_ascii_graphic) {
+            Ok(())
+        } else {
+            Err(SecretErrorKind::InvalidCharacter)
+        }
+    }
+
+    fn from_key(token: SecretBytes) -> Self {
+        Self {
+            token: Arc::new(token),
+        }
     }
 }
 
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AccessToken(REDACTED)")
-    }
-}
+secret_traits!(AccessToken);
 
 #[cfg(test)]
 mod tests {

@@ -61,6 +61,7 @@ mod access_token;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+mod config_error;
 #[cfg(feature = "idempotency")]
 #[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
 pub mod idempotency;
@@ -78,6 +79,7 @@ pub use crate::axum::{VerifiedBody, VerifiedNotification};
 pub use crate::notification::Notification;
 pub use crate::{
     access_token::AccessToken,
+    config_error::{ConfigError, ConfigErrorKind},
     notification::{Permission, Topic},
     secret::{SecretError, SecretErrorKind, WebhookSecret},
     signature::{sign, verify, SignatureError, SignatureScheme},

@@ -5,12 +5,11 @@
 //! never prints a byte of the secret, and wipes its key material from memory
 //! when the last copy is dropped.
 
-use std::{env, error::Error, ffi::OsString, fmt, str::FromStr, sync::Arc};
+use std::{env, error::Error, ffi::OsString, fmt, sync::Arc, sync::OnceLock};
 
-use hmac::{Hmac, KeyInit};
-use sha1::Sha1;
-use sha2::Sha256;
 use zeroize::Zeroizing;
+
+use crate::signature::{Mac, SignatureScheme};
 
 /// The client secret of an Intercom app: the key of webhook signatures.
 ///
@@ -23,9 +22,11 @@ use zeroize::Zeroizing;
 /// - An empty or blank secret is refused: an HMAC keyed with nothing can be
 ///   forged by anyone.
 /// - `Debug` prints `WebhookSecret(REDACTED)`; there is no `Display`.
-/// - The HMAC key state is prepared once, when the secret is built, so
-///   verifying a request never re-derives it. Every copy of the key material
-///   is zeroized when it is dropped.
+/// - The HMAC key state of a signature scheme is prepared once, the first
+///   time the secret is used with that scheme (a layer prepares its own
+///   scheme when it is built), so verifying a request never re-derives it.
+///   The key bytes and every key state are wiped from memory when the last
+///   clone is dropped.
 /// - Cloning is cheap (a reference count); clones share the key material.
 ///
 /// # Example
@@ -42,16 +43,13 @@ use zeroize::Zeroizing;
 /// ```
 #[derive(Clone)]
 pub struct WebhookSecret {
-    keys: Arc<Keys>,
+    inner: Arc<WebhookKeys>,
 }
 
-/// HMAC states keyed with the secret, ready to be cloned per message.
-///
-/// `hmac` is built with its `zeroize` feature, so these states (and every
-/// clone made while verifying a request) are wiped on drop.
-struct Keys {
-    sha1: Hmac<Sha1>,
-    sha256: Hmac<Sha256>,
+/// The key, and the HMAC states keyed with it, one per scheme once used.
+struct WebhookKeys {
+    key: SecretBytes,
+    macs: [OnceLock<Mac>; SignatureScheme::COUNT],
 }
 
 impl WebhookSecret {
@@ -67,9 +65,7 @@ impl WebhookSecret {
     /// surrounding whitespace (a trailing newline from a file or a copy and
     /// paste is the classic cause of every signature failing).
     pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, SecretError> {
-        let secret = Zeroizing::new(secret.into());
-        check_not_blank(&secret)?;
-        Ok(Self::from_checked(&secret))
+        SecretBytes::from_bytes::<Self>(secret.into()).map(Self::from_key)
     }
 
     /// Reads the secret from the environment variable `name`.
@@ -90,47 +86,118 @@ impl WebhookSecret {
     /// assert_eq!(err.to_string(), "environment variable `TOWER_INTERCOM_DOC_UNSET` is not set");
     /// ```
     pub fn from_env(name: &str) -> Result<Self, SecretError> {
-        let value = read_env(name)?;
-        Ok(Self::from_checked(value.as_bytes()))
+        SecretBytes::from_env::<Self>(name).map(Self::from_key)
     }
 
-    /// Keys both HMAC states. `secret` must have passed the checks.
-    fn from_checked(secret: &[u8]) -> Self {
-        // HMAC accepts keys of any length; longer than a block are hashed.
-        let sha1 = <Hmac<Sha1> as KeyInit>::new_from_slice(secret)
-            .expect("HMAC accepts keys of any length");
-        let sha256 = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
-            .expect("HMAC accepts keys of any length");
+    /// An HMAC state for `scheme` keyed with this secret, ready to be fed
+    /// a message. The keyed state is prepared on first use and cloned after.
+    pub(crate) fn mac(&self, scheme: SignatureScheme) -> Mac {
+        self.inner.macs[scheme.index()]
+            .get_or_init(|| Mac::new(scheme, self.inner.key.expose()))
+            .clone()
+    }
+}
+
+impl SecretKind for WebhookSecret {
+    const NAME: &'static str = "WebhookSecret";
+
+    fn from_key(key: SecretBytes) -> Self {
         Self {
-            keys: Arc::new(Keys { sha1, sha256 }),
+            inner: Arc::new(WebhookKeys {
+                key,
+                macs: Default::default(),
+            }),
         }
     }
-
-    /// A fresh HMAC-SHA1 state keyed with this secret.
-    pub(crate) fn hmac_sha1(&self) -> Hmac<Sha1> {
-        self.keys.sha1.clone()
-    }
-
-    /// A fresh HMAC-SHA256 state keyed with this secret.
-    pub(crate) fn hmac_sha256(&self) -> Hmac<Sha256> {
-        self.keys.sha256.clone()
-    }
 }
 
-impl FromStr for WebhookSecret {
-    type Err = SecretError;
+/// What every secret type shares: how it is checked, read and shown.
+///
+/// [`WebhookSecret`], [`IdentitySecret`](crate::identity::IdentitySecret)
+/// and [`AccessToken`](crate::AccessToken) are built through
+/// [`SecretBytes`] and get `FromStr` and a redacted `Debug` from
+/// `secret_traits!`, so their checks, errors and hygiene cannot drift apart.
+pub(crate) trait SecretKind: Sized {
+    /// The type's name, as `Debug` prints it: `NAME(REDACTED)`.
+    const NAME: &'static str;
 
-    /// Parses a secret from text, refusing empty, blank and
-    /// whitespace-padded input.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        check_text(s)?;
-        Ok(Self::from_checked(s.as_bytes()))
+    /// Checks beyond "not empty, not blank" (and, for text, "no surrounding
+    /// whitespace"). None by default.
+    fn check(_key: &[u8]) -> Result<(), SecretErrorKind> {
+        Ok(())
     }
+
+    /// Builds the secret from key bytes that passed every check.
+    fn from_key(key: SecretBytes) -> Self;
 }
 
-impl fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WebhookSecret(REDACTED)")
+/// `FromStr` (the text checks) and a `Debug` that prints `NAME(REDACTED)`.
+macro_rules! secret_traits {
+    ($ty:ty) => {
+        impl ::std::str::FromStr for $ty {
+            type Err = $crate::SecretError;
+
+            /// Parses a secret from text, refusing empty, blank and
+            /// whitespace-padded input.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $crate::secret::SecretBytes::from_text::<Self>(s)
+                    .map(<Self as $crate::secret::SecretKind>::from_key)
+            }
+        }
+
+        impl ::std::fmt::Debug for $ty {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(<Self as $crate::secret::SecretKind>::NAME)?;
+                f.write_str("(REDACTED)")
+            }
+        }
+    };
+}
+pub(crate) use secret_traits;
+
+secret_traits!(WebhookSecret);
+
+/// A secret's bytes, checked, wiped from memory when dropped and never
+/// printed.
+pub(crate) struct SecretBytes(Zeroizing<Box<[u8]>>);
+
+impl SecretBytes {
+    /// Bytes as given: refused when empty or blank, or by `K::check`.
+    pub(crate) fn from_bytes<K: SecretKind>(bytes: Vec<u8>) -> Result<Self, SecretError> {
+        let bytes = Zeroizing::new(bytes.into_boxed_slice());
+        check_not_blank(&bytes)?;
+        K::check(&bytes).map_err(SecretError::new)?;
+        Ok(Self(bytes))
+    }
+
+    /// Text: also refused with surrounding whitespace.
+    pub(crate) fn from_text<K: SecretKind>(text: &str) -> Result<Self, SecretError> {
+        check_text(text)?;
+        K::check(text.as_bytes()).map_err(SecretError::new)?;
+        Ok(Self(Zeroizing::new(text.as_bytes().into())))
+    }
+
+    /// The text of environment variable `name`; errors name the variable,
+    /// never the value.
+    pub(crate) fn from_env<K: SecretKind>(name: &str) -> Result<Self, SecretError> {
+        let with_var = |err: SecretError| err.for_var(name);
+        let value = match env::var_os(name) {
+            None => return Err(with_var(SecretError::new(SecretErrorKind::NotSet))),
+            Some(value) => value,
+        };
+        let value = match value.into_string() {
+            Ok(value) => Zeroizing::new(value),
+            Err(not_unicode) => {
+                // Wipe the bytes we were handed before reporting.
+                drop(Zeroizing::new(OsString::into_encoded_bytes(not_unicode)));
+                return Err(with_var(SecretError::new(SecretErrorKind::NotUnicode)));
+            }
+        };
+        Self::from_text::<K>(&value).map_err(with_var)
+    }
+
+    pub(crate) fn expose(&self) -> &[u8] {
+        &self.0
     }
 }
 
@@ -141,7 +208,7 @@ fn is_stray_whitespace(byte: u8) -> bool {
 }
 
 /// Refuses empty and whitespace-only secrets.
-pub(crate) fn check_not_blank(secret: &[u8]) -> Result<(), SecretError> {
+fn check_not_blank(secret: &[u8]) -> Result<(), SecretError> {
     if secret.is_empty() {
         return Err(SecretError::new(SecretErrorKind::Empty));
     }
@@ -153,7 +220,7 @@ pub(crate) fn check_not_blank(secret: &[u8]) -> Result<(), SecretError> {
 
 /// The checks for a secret given as text: not blank, no surrounding
 /// whitespace.
-pub(crate) fn check_text(secret: &str) -> Result<(), SecretError> {
+fn check_text(secret: &str) -> Result<(), SecretError> {
     let bytes = secret.as_bytes();
     check_not_blank(bytes)?;
     let padded = bytes.first().copied().is_some_and(is_stray_whitespace)
@@ -162,28 +229,6 @@ pub(crate) fn check_text(secret: &str) -> Result<(), SecretError> {
         return Err(SecretError::new(SecretErrorKind::SurroundingWhitespace));
     }
     Ok(())
-}
-
-/// Reads a secret from the environment with the text checks applied.
-///
-/// The value is returned in a buffer that is wiped when dropped; errors name
-/// the variable, never the value.
-pub(crate) fn read_env(name: &str) -> Result<Zeroizing<String>, SecretError> {
-    let with_var = |err: SecretError| err.for_var(name);
-    let value = match env::var_os(name) {
-        None => return Err(with_var(SecretError::new(SecretErrorKind::NotSet))),
-        Some(value) => value,
-    };
-    let value = match value.into_string() {
-        Ok(value) => Zeroizing::new(value),
-        Err(not_unicode) => {
-            // Wipe the bytes we were handed before reporting.
-            drop(Zeroizing::new(OsString::into_encoded_bytes(not_unicode)));
-            return Err(with_var(SecretError::new(SecretErrorKind::NotUnicode)));
-        }
-    };
-    check_text(&value).map_err(with_var)?;
-    Ok(value)
 }
 
 /// Why a secret was refused.
@@ -211,8 +256,6 @@ pub enum SecretErrorKind {
     NotSet,
     /// The environment variable's value is not valid unicode.
     NotUnicode,
-    /// A list of secrets had none in it.
-    NoSecrets,
     /// The secret has a character that cannot be sent in an HTTP header
     /// (anything but visible ASCII), as an access token must be.
     InvalidCharacter,
@@ -223,7 +266,7 @@ impl SecretError {
         Self { kind, var: None }
     }
 
-    pub(crate) fn for_var(mut self, name: &str) -> Self {
+    fn for_var(mut self, name: &str) -> Self {
         self.var = Some(name.to_owned());
         self
     }
@@ -250,7 +293,6 @@ impl fmt::Display for SecretError {
             }
             SecretErrorKind::NotSet => "is not set",
             SecretErrorKind::NotUnicode => "is not valid unicode",
-            SecretErrorKind::NoSecrets => "list is empty: at least one secret is required",
             SecretErrorKind::InvalidCharacter => {
                 "contains a character that cannot be sent in an HTTP header (only visible ASCII)"
             }
@@ -267,6 +309,7 @@ impl Error for SecretError {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::env;
 
     #[test]
     fn refuses_empty_and_blank() {

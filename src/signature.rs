@@ -12,7 +12,7 @@
 
 use std::{error::Error, fmt};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac as _};
 use http::{HeaderName, HeaderValue};
 use sha1::Sha1;
 use sha2::Sha256;
@@ -25,8 +25,6 @@ pub const X_HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature
 
 /// The header of [`SignatureScheme::BodySignature`]: `x-body-signature`.
 pub const X_BODY_SIGNATURE: HeaderName = HeaderName::from_static("x-body-signature");
-
-const SHA1_PREFIX: &[u8] = b"sha1=";
 
 /// Which of Intercom's signatures to check.
 ///
@@ -60,23 +58,15 @@ pub enum SignatureScheme {
 impl SignatureScheme {
     /// The request header that carries this signature.
     pub fn header_name(self) -> HeaderName {
-        match self {
-            Self::HubSignature => X_HUB_SIGNATURE,
-            Self::BodySignature => X_BODY_SIGNATURE,
-        }
+        self.spec().header
     }
 
     /// The header value Intercom would send for `body`: `sha1=` and 40
     /// lowercase hex digits, or 64 lowercase hex digits.
     pub fn sign(self, secret: &WebhookSecret, body: &[u8]) -> HeaderValue {
-        let mut mac = MacState::new(self, secret);
+        let mut mac = secret.mac(self);
         mac.update(body);
-        let digest = mac.finalize();
-        let value = match self {
-            Self::HubSignature => format!("sha1={}", hex::encode(digest.as_slice())),
-            Self::BodySignature => hex::encode(digest.as_slice()),
-        };
-        HeaderValue::try_from(value).expect("hex digits are a valid header value")
+        self.header_value(&mac.finalize())
     }
 
     /// Checks `header` against the signature of `body`.
@@ -94,8 +84,8 @@ impl SignatureScheme {
         body: &[u8],
         header: &HeaderValue,
     ) -> Result<(), SignatureError> {
-        let expected = ExpectedDigest::parse(self, header.as_bytes())?;
-        let mut mac = MacState::new(self, secret);
+        let expected = self.parse(header.as_bytes())?;
+        let mut mac = secret.mac(self);
         mac.update(body);
         if expected.matches(&mac.finalize()) {
             Ok(())
@@ -103,6 +93,63 @@ impl SignatureScheme {
             Err(SignatureError::Mismatch)
         }
     }
+
+    /// What sets the schemes apart: the one place to change to add one
+    /// (with its arm in [`Mac`]).
+    fn spec(self) -> Spec {
+        match self {
+            Self::HubSignature => Spec {
+                header: X_HUB_SIGNATURE,
+                prefix: b"sha1=",
+                digest_len: 20,
+                index: 0,
+            },
+            Self::BodySignature => Spec {
+                header: X_BODY_SIGNATURE,
+                prefix: b"",
+                digest_len: 32,
+                index: 1,
+            },
+        }
+    }
+
+    /// How many schemes there are: the size of per-scheme tables.
+    pub(crate) const COUNT: usize = 2;
+
+    /// This scheme's position in per-scheme tables, below [`Self::COUNT`].
+    pub(crate) fn index(self) -> usize {
+        self.spec().index
+    }
+
+    /// Parses a header value in this scheme's format. Never panics: anything
+    /// but the exact format, including non-ASCII bytes, is malformed.
+    pub(crate) fn parse(self, value: &[u8]) -> Result<Digest, SignatureError> {
+        let spec = self.spec();
+        let hex = value
+            .strip_prefix(spec.prefix)
+            .ok_or(SignatureError::Malformed)?;
+        let mut digest = Digest::zeroed(spec.digest_len);
+        hex::decode_to_slice(hex, digest.as_mut_slice()).map_err(|_| SignatureError::Malformed)?;
+        Ok(digest)
+    }
+
+    /// The header value for a computed digest: the prefix and lowercase hex.
+    fn header_value(self, digest: &Digest) -> HeaderValue {
+        let mut value = self.spec().prefix.to_vec();
+        value.extend_from_slice(hex::encode(digest.as_slice()).as_bytes());
+        HeaderValue::from_bytes(&value).expect("a prefix and hex digits are a valid header value")
+    }
+}
+
+/// The facts of one [`SignatureScheme`].
+struct Spec {
+    header: HeaderName,
+    /// What comes before the hex digits.
+    prefix: &'static [u8],
+    /// The digest's length in bytes (twice as many hex digits).
+    digest_len: usize,
+    /// Position in per-scheme tables.
+    index: usize,
 }
 
 /// The `X-Hub-Signature` value for `body`: `sha1=` and 40 lowercase hex
@@ -186,75 +233,64 @@ impl fmt::Display for SignatureError {
 
 impl Error for SignatureError {}
 
-/// A digest decoded from a signature header.
+/// The longest digest of any scheme, in bytes.
+const MAX_DIGEST_LEN: usize = 32;
+
+/// A digest: decoded from a signature header, or computed. Whatever the
+/// scheme, one type, compared in constant time.
 #[derive(Clone, Copy)]
-pub(crate) enum ExpectedDigest {
-    Sha1([u8; 20]),
-    Sha256([u8; 32]),
-}
-
-impl ExpectedDigest {
-    /// Parses a header value in `scheme`'s format. Never panics: anything
-    /// but the exact format, including non-ASCII bytes, is malformed.
-    pub(crate) fn parse(scheme: SignatureScheme, value: &[u8]) -> Result<Self, SignatureError> {
-        match scheme {
-            SignatureScheme::HubSignature => {
-                let hex = value
-                    .strip_prefix(SHA1_PREFIX)
-                    .ok_or(SignatureError::Malformed)?;
-                let mut digest = [0; 20];
-                hex::decode_to_slice(hex, &mut digest).map_err(|_| SignatureError::Malformed)?;
-                Ok(Self::Sha1(digest))
-            }
-            SignatureScheme::BodySignature => {
-                let mut digest = [0; 32];
-                hex::decode_to_slice(value, &mut digest).map_err(|_| SignatureError::Malformed)?;
-                Ok(Self::Sha256(digest))
-            }
-        }
-    }
-
-    /// Constant-time comparison with a computed digest.
-    pub(crate) fn matches(&self, computed: &Digest) -> bool {
-        match (self, computed) {
-            (Self::Sha1(expected), Digest::Sha1(computed)) => {
-                bool::from(expected.as_slice().ct_eq(computed.as_slice()))
-            }
-            (Self::Sha256(expected), Digest::Sha256(computed)) => {
-                bool::from(expected.as_slice().ct_eq(computed.as_slice()))
-            }
-            _ => false,
-        }
-    }
-}
-
-/// A computed HMAC digest.
-pub(crate) enum Digest {
-    Sha1([u8; 20]),
-    Sha256([u8; 32]),
+pub(crate) struct Digest {
+    bytes: [u8; MAX_DIGEST_LEN],
+    len: usize,
 }
 
 impl Digest {
-    fn as_slice(&self) -> &[u8] {
-        match self {
-            Self::Sha1(digest) => digest,
-            Self::Sha256(digest) => digest,
+    fn zeroed(len: usize) -> Self {
+        Self {
+            bytes: [0; MAX_DIGEST_LEN],
+            len: len.min(MAX_DIGEST_LEN),
         }
+    }
+
+    fn from_slice(digest: &[u8]) -> Self {
+        let mut this = Self::zeroed(digest.len());
+        let len = this.len;
+        this.as_mut_slice().copy_from_slice(&digest[..len]);
+        this
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.bytes[..self.len]
+    }
+
+    /// Constant-time comparison (digests of different lengths never match).
+    pub(crate) fn matches(&self, other: &Digest) -> bool {
+        bool::from(self.as_slice().ct_eq(other.as_slice()))
     }
 }
 
-/// An HMAC in progress, keyed for one scheme.
+/// An HMAC keyed for one scheme: the only place that names a hash per
+/// scheme.
+///
+/// `hmac` is built with its `zeroize` feature: each state, and each clone
+/// made to verify a request, is wiped when dropped.
 #[derive(Clone)]
-pub(crate) enum MacState {
+pub(crate) enum Mac {
     Sha1(Hmac<Sha1>),
     Sha256(Hmac<Sha256>),
 }
 
-impl MacState {
-    pub(crate) fn new(scheme: SignatureScheme, secret: &WebhookSecret) -> Self {
+impl Mac {
+    /// Keys an HMAC for `scheme` with `key` (any length: HMAC hashes keys
+    /// longer than a block).
+    pub(crate) fn new(scheme: SignatureScheme, key: &[u8]) -> Self {
         match scheme {
-            SignatureScheme::HubSignature => Self::Sha1(secret.hmac_sha1()),
-            SignatureScheme::BodySignature => Self::Sha256(secret.hmac_sha256()),
+            SignatureScheme::HubSignature => Self::Sha1(keyed(key)),
+            SignatureScheme::BodySignature => Self::Sha256(keyed(key)),
         }
     }
 
@@ -267,10 +303,14 @@ impl MacState {
 
     pub(crate) fn finalize(self) -> Digest {
         match self {
-            Self::Sha1(mac) => Digest::Sha1(mac.finalize().into_bytes().into()),
-            Self::Sha256(mac) => Digest::Sha256(mac.finalize().into_bytes().into()),
+            Self::Sha1(mac) => Digest::from_slice(&mac.finalize().into_bytes()),
+            Self::Sha256(mac) => Digest::from_slice(&mac.finalize().into_bytes()),
         }
     }
+}
+
+fn keyed<M: KeyInit>(key: &[u8]) -> M {
+    M::new_from_slice(key).expect("HMAC accepts keys of any length")
 }
 
 #[cfg(test)]
@@ -301,7 +341,7 @@ mod tests {
         ];
         for case in cases {
             assert_eq!(
-                ExpectedDigest::parse(SignatureScheme::HubSignature, &case).err(),
+                SignatureScheme::HubSignature.parse(&case).err(),
                 Some(SignatureError::Malformed),
                 "{:?}",
                 String::from_utf8_lossy(&case)

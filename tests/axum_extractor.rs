@@ -207,8 +207,7 @@ async fn a_route_without_the_layer_refuses_even_correctly_signed_requests_with_5
 async fn rotation_accepts_the_previous_secret_through_the_extractor() {
     let current: WebhookSecret = "new-client-secret".parse().unwrap();
     let previous: WebhookSecret = "old-client-secret".parse().unwrap();
-    let verify =
-        VerifyIntercomWebhookLayer::with_secrets([current.clone(), previous.clone()]).unwrap();
+    let verify = VerifyIntercomWebhookLayer::with_secrets(current.clone(), [previous.clone()]);
     let app = Router::new().route(
         "/webhooks/intercom",
         post(

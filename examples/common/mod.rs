@@ -55,11 +55,11 @@ impl Settings {
                 (secret.clone(), Some((text, secret)))
             }
         };
-        let mut secrets = vec![current];
+        let mut previous = Vec::new();
         if env::var_os("INTERCOM_WEBHOOK_SECRET_PREVIOUS").is_some() {
-            secrets.push(WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET_PREVIOUS")?);
+            previous.push(WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET_PREVIOUS")?);
         }
-        let layer = VerifyIntercomWebhookLayer::with_secrets(secrets)?;
+        let layer = VerifyIntercomWebhookLayer::with_secrets(current, previous);
         Ok(Self {
             layer,
             dev_secret,

@@ -65,15 +65,14 @@
 mod jwt;
 mod settings;
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{DecodingKey, EncodingKey};
 use sha2::Sha256;
-use zeroize::Zeroizing;
 
 use crate::{
-    secret::{check_not_blank, check_text, read_env},
+    secret::{secret_traits, SecretBytes, SecretKind},
     SecretError,
 };
 
@@ -145,9 +144,7 @@ impl IdentitySecret {
     /// # Ok::<(), tower_intercom::SecretError>(())
     /// ```
     pub fn new(secret: impl Into<Vec<u8>>) -> Result<Self, SecretError> {
-        let secret = Zeroizing::new(secret.into());
-        check_not_blank(&secret)?;
-        Ok(Self::from_checked(&secret))
+        SecretBytes::from_bytes::<Self>(secret.into()).map(Self::from_key)
     }
 
     /// Reads the secret from the environment variable `name`.
@@ -171,22 +168,7 @@ impl IdentitySecret {
     /// );
     /// ```
     pub fn from_env(name: &str) -> Result<Self, SecretError> {
-        let value = read_env(name)?;
-        Ok(Self::from_checked(value.as_bytes()))
-    }
-
-    /// Keys the HMAC and the JWT keys. `secret` must have passed the checks.
-    fn from_checked(secret: &[u8]) -> Self {
-        // HMAC accepts keys of any length; longer than a block are hashed.
-        let hmac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
-            .expect("HMAC accepts keys of any length");
-        Self {
-            keys: Arc::new(Keys {
-                hmac,
-                encoding: EncodingKey::from_secret(secret),
-                decoding: DecodingKey::from_secret(secret),
-            }),
-        }
+        SecretBytes::from_env::<Self>(name).map(Self::from_key)
     }
 
     pub(crate) fn encoding_key(&self) -> &EncodingKey {
@@ -198,22 +180,27 @@ impl IdentitySecret {
     }
 }
 
-impl FromStr for IdentitySecret {
-    type Err = SecretError;
+impl SecretKind for IdentitySecret {
+    const NAME: &'static str = "IdentitySecret";
 
-    /// Parses a secret from text, refusing empty, blank and
-    /// whitespace-padded input.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        check_text(s)?;
-        Ok(Self::from_checked(s.as_bytes()))
+    /// Keys the HMAC and the JWT keys; the key bytes are wiped once they
+    /// are keyed.
+    fn from_key(key: SecretBytes) -> Self {
+        let secret = key.expose();
+        // HMAC accepts keys of any length; longer than a block are hashed.
+        let hmac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+            .expect("HMAC accepts keys of any length");
+        Self {
+            keys: Arc::new(Keys {
+                hmac,
+                encoding: EncodingKey::from_secret(secret),
+                decoding: DecodingKey::from_secret(secret),
+            }),
+        }
     }
 }
 
-impl fmt::Debug for IdentitySecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("IdentitySecret(REDACTED)")
-    }
-}
+secret_traits!(IdentitySecret);
 
 /// The Identity Verification `user_hash` of a user: the lowercase hex
 /// HMAC-SHA256 of `identifier`, keyed with `secret`.

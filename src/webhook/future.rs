@@ -2,25 +2,21 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::Arc,
     task::{ready, Context, Poll},
 };
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::Bytes;
 use http::{request::Parts, Request, Response};
 use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{
-    layer::Config,
+    collect::Collector,
     rejection::{respond, Rejection, RejectionKind},
-    RejectionResponse, ResponseBody, VerifiedWebhook, WebhookBody,
+    RejectionResponse, ResponseBody, WebhookBody,
 };
-use crate::{
-    signature::{ExpectedDigest, MacState},
-    BoxError,
-};
+use crate::BoxError;
 
 pin_project! {
     /// Response future of [`VerifyIntercomWebhook`](crate::VerifyIntercomWebhook).
@@ -189,7 +185,7 @@ where
                             }
                         }
                         Err(kind) => {
-                            let rejection = Rejection::new(kind, collector.config.scheme);
+                            let rejection = Rejection::new(kind, collector.scheme());
                             State::Ready {
                                 response: Some(respond(on_rejection, rejection)),
                             }
@@ -198,98 +194,6 @@ where
                     state.set(next);
                 }
             }
-        }
-    }
-}
-
-/// One pass over the body: each frame is fed to the HMAC of the current
-/// secret as it arrives and kept, up to the limit.
-pub(crate) struct Collector {
-    config: Arc<Config>,
-    expected: ExpectedDigest,
-    /// Taken when the body is complete.
-    mac: Option<MacState>,
-    /// The first data frame, kept as is: a one-frame body is never copied.
-    first: Option<Bytes>,
-    /// Every frame, once there is more than one.
-    joined: BytesMut,
-    /// Bytes to reserve when a second frame arrives.
-    capacity: usize,
-    len: usize,
-}
-
-impl Collector {
-    pub(crate) fn new(config: Arc<Config>, expected: ExpectedDigest, capacity: usize) -> Self {
-        let mac = MacState::new(config.scheme, &config.secrets[0]);
-        Self {
-            config,
-            expected,
-            mac: Some(mac),
-            first: None,
-            joined: BytesMut::new(),
-            capacity,
-            len: 0,
-        }
-    }
-
-    fn push<D: Buf>(&mut self, frame: http_body::Frame<D>) -> Result<(), RejectionKind> {
-        // Trailers are not covered by the signature: they are dropped, so
-        // nothing unsigned reaches the inner service with the body.
-        let Ok(mut data) = frame.into_data() else {
-            return Ok(());
-        };
-        let n = data.remaining();
-        if n == 0 {
-            return Ok(());
-        }
-        self.len = self
-            .len
-            .checked_add(n)
-            .filter(|&len| len <= self.config.max_body_size)
-            .ok_or(RejectionKind::PayloadTooLarge)?;
-        // Zero-copy for `Bytes` frames; one copy for other `Buf`s.
-        let data = data.copy_to_bytes(n);
-        if let Some(mac) = &mut self.mac {
-            mac.update(&data);
-        }
-        if self.first.is_none() && self.joined.is_empty() {
-            self.first = Some(data);
-        } else {
-            if let Some(first) = self.first.take() {
-                self.joined.reserve(self.capacity.max(self.len));
-                self.joined.extend_from_slice(&first);
-            }
-            self.joined.extend_from_slice(&data);
-        }
-        Ok(())
-    }
-
-    /// The body and which secret signed it, or [`RejectionKind::InvalidSignature`].
-    fn finish(&mut self) -> Result<(WebhookBody, VerifiedWebhook), RejectionKind> {
-        let data = match self.first.take() {
-            Some(first) => first,
-            None => std::mem::take(&mut self.joined).freeze(),
-        };
-        let current = self.mac.take().map(MacState::finalize);
-        let matched = if current.is_some_and(|digest| self.expected.matches(&digest)) {
-            Some(0)
-        } else {
-            // Previous secrets, during a rotation: the body is complete now.
-            self.config.secrets[1..]
-                .iter()
-                .position(|secret| {
-                    let mut mac = MacState::new(self.config.scheme, secret);
-                    mac.update(&data);
-                    self.expected.matches(&mac.finalize())
-                })
-                .map(|index| index + 1)
-        };
-        match matched {
-            Some(secret_index) => Ok((
-                WebhookBody::new(data),
-                VerifiedWebhook::new(secret_index, self.config.scheme),
-            )),
-            None => Err(RejectionKind::InvalidSignature),
         }
     }
 }

@@ -3,7 +3,7 @@ use std::{fmt, sync::Arc};
 use tower_layer::Layer;
 
 use super::{JsonRejection, RejectionResponse, VerifyIntercomWebhook};
-use crate::{SecretError, SecretErrorKind, SignatureScheme, WebhookSecret};
+use crate::{ConfigError, ConfigErrorKind, SignatureScheme, WebhookSecret};
 
 /// The default limit on a buffered webhook body: 2 MiB, as axum's default
 /// body limit.
@@ -37,10 +37,31 @@ pub enum HeadPolicy {
 #[derive(Clone)]
 pub(crate) struct Config {
     /// Never empty; the first is the current secret.
-    pub(crate) secrets: Vec<WebhookSecret>,
+    secrets: Vec<WebhookSecret>,
     pub(crate) max_body_size: usize,
     pub(crate) head: HeadPolicy,
     pub(crate) scheme: SignatureScheme,
+}
+
+impl Config {
+    /// The secret requests are signed with: tried first, while the body is
+    /// read.
+    pub(crate) fn current(&self) -> &WebhookSecret {
+        &self.secrets[0]
+    }
+
+    /// The secrets still accepted during a rotation, newest first.
+    pub(crate) fn previous(&self) -> &[WebhookSecret] {
+        &self.secrets[1..]
+    }
+
+    /// Prepares each secret's key state for the scheme, so that the first
+    /// request does not pay for it.
+    fn prepare(&self) {
+        for secret in &self.secrets {
+            drop(secret.mac(self.scheme));
+        }
+    }
 }
 
 impl fmt::Debug for Config {
@@ -70,27 +91,18 @@ impl VerifyIntercomWebhookLayer {
     /// `X-Hub-Signature` scheme, [`DEFAULT_MAX_BODY_SIZE`],
     /// [`HeadPolicy::Respond`] and [`JsonRejection`].
     pub fn new(secret: WebhookSecret) -> Self {
-        Self::from_config(Config {
-            secrets: vec![secret],
-            max_body_size: DEFAULT_MAX_BODY_SIZE,
-            head: HeadPolicy::default(),
-            scheme: SignatureScheme::default(),
-        })
+        Self::with_secrets(secret, [])
     }
 
-    /// Verifies requests against several secrets, for rotation without
-    /// downtime.
+    /// Verifies requests against the current secret and previous ones, for
+    /// rotation without downtime.
     ///
-    /// The first secret is the current one. A request signed with any of
-    /// them passes, and its [`VerifiedWebhook::secret_index`] says which
-    /// (0 for the first), so you can see when the old secret is no longer
-    /// used and retire it.
+    /// A request signed with any of them passes, and its
+    /// [`VerifiedWebhook::secret_index`] says which (0 for `current`, 1 for
+    /// the first previous one, …), so you can see when an old secret is no
+    /// longer used and retire it.
     ///
     /// [`VerifiedWebhook::secret_index`]: crate::VerifiedWebhook::secret_index
-    ///
-    /// # Errors
-    ///
-    /// [`SecretErrorKind::NoSecrets`] for an empty list.
     ///
     /// # Example
     ///
@@ -99,23 +111,43 @@ impl VerifyIntercomWebhookLayer {
     ///
     /// let current: WebhookSecret = "new-client-secret".parse()?;
     /// let previous: WebhookSecret = "old-client-secret".parse()?;
-    /// let layer = VerifyIntercomWebhookLayer::with_secrets([current, previous])?;
+    /// let layer = VerifyIntercomWebhookLayer::with_secrets(current, [previous]);
     /// # let _ = layer;
     /// # Ok::<(), tower_intercom::SecretError>(())
     /// ```
     pub fn with_secrets(
+        current: WebhookSecret,
+        previous: impl IntoIterator<Item = WebhookSecret>,
+    ) -> Self {
+        let mut secrets = vec![current];
+        secrets.extend(previous);
+        Self::from_config(Config {
+            secrets,
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            head: HeadPolicy::default(),
+            scheme: SignatureScheme::default(),
+        })
+    }
+
+    /// Verifies requests against a list of secrets whose length is only
+    /// known at run time, the first being the current one (see
+    /// [`with_secrets`](Self::with_secrets)).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigErrorKind::NoSecrets`] for an empty list.
+    pub fn try_with_secrets(
         secrets: impl IntoIterator<Item = WebhookSecret>,
-    ) -> Result<Self, SecretError> {
-        let secrets: Vec<_> = secrets.into_iter().collect();
-        let Some(current) = secrets.first() else {
-            return Err(SecretError::new(SecretErrorKind::NoSecrets));
-        };
-        let mut layer = Self::new(current.clone());
-        Arc::make_mut(&mut layer.config).secrets = secrets;
-        Ok(layer)
+    ) -> Result<Self, ConfigError> {
+        let mut secrets = secrets.into_iter();
+        let current = secrets
+            .next()
+            .ok_or(ConfigError::new(ConfigErrorKind::NoSecrets))?;
+        Ok(Self::with_secrets(current, secrets))
     }
 
     fn from_config(config: Config) -> Self {
+        config.prepare();
         Self {
             config: Arc::new(config),
             on_rejection: JsonRejection,
@@ -143,7 +175,9 @@ impl<R> VerifyIntercomWebhookLayer<R> {
     /// [`SignatureScheme::BodySignature`] for Canvas Kit requests and app
     /// installation health checks.
     pub fn scheme(mut self, scheme: SignatureScheme) -> Self {
-        Arc::make_mut(&mut self.config).scheme = scheme;
+        let config = Arc::make_mut(&mut self.config);
+        config.scheme = scheme;
+        config.prepare();
         self
     }
 

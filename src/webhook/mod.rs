@@ -154,6 +154,7 @@
 //! ```
 
 mod body;
+mod collect;
 mod future;
 mod layer;
 mod rejection;

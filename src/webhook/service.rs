@@ -10,13 +10,14 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::{
-    future::{Collector, ResponseFuture},
+    collect::Collector,
+    future::ResponseFuture,
     layer::Config,
     rejection::{Rejection, RejectionKind},
     HeadPolicy, JsonRejection, RejectionResponse, ResponseBody, VerifyIntercomWebhookLayer,
     WebhookBody,
 };
-use crate::{signature::ExpectedDigest, BoxError, WebhookSecret};
+use crate::{signature::Digest, BoxError, WebhookSecret};
 
 /// Middleware that verifies Intercom's signature on each request before the
 /// inner service sees it.
@@ -139,10 +140,7 @@ fn head_ok() -> Response<Bytes> {
 }
 
 /// The digest in the request's one signature header, or why there is none.
-fn expected_digest<B>(
-    config: &Config,
-    request: &Request<B>,
-) -> Result<ExpectedDigest, RejectionKind> {
+fn expected_digest<B>(config: &Config, request: &Request<B>) -> Result<Digest, RejectionKind> {
     let mut values = request
         .headers()
         .get_all(config.scheme.header_name())
@@ -151,7 +149,9 @@ fn expected_digest<B>(
     if values.next().is_some() {
         return Err(RejectionKind::MultipleSignatures);
     }
-    ExpectedDigest::parse(config.scheme, value.as_bytes())
+    config
+        .scheme
+        .parse(value.as_bytes())
         .map_err(|_| RejectionKind::MalformedSignature)
 }
 

@@ -339,7 +339,7 @@ impl Case {
             .keys
             .iter()
             .map(|key| WebhookSecret::new(key.as_slice()).expect("a valid key"));
-        VerifyIntercomWebhookLayer::with_secrets(secrets)
+        VerifyIntercomWebhookLayer::try_with_secrets(secrets)
             .expect("at least one key")
             .max_body_size(self.limit)
             .head(self.head)

@@ -1,0 +1,53 @@
+//! Mistakes in how a layer, store or worker is configured, apart from the
+//! secrets themselves ([`SecretError`](crate::SecretError)) and from what
+//! happens to requests ([`Rejection`](crate::rejection::Rejection)).
+
+use std::{error::Error, fmt};
+
+/// A configuration the crate refuses, found when a layer or service is
+/// built, never while serving.
+///
+/// # Example
+///
+/// ```
+/// use tower_intercom::{ConfigErrorKind, VerifyIntercomWebhookLayer, WebhookSecret};
+///
+/// // Secrets from a list that may turn out empty (say, read from a file):
+/// let secrets: Vec<WebhookSecret> = Vec::new();
+/// let err = VerifyIntercomWebhookLayer::try_with_secrets(secrets).unwrap_err();
+/// assert_eq!(err.kind(), ConfigErrorKind::NoSecrets);
+/// assert_eq!(err.to_string(), "no webhook secret given: at least one is required");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    kind: ConfigErrorKind,
+}
+
+/// What was wrong with a configuration; see [`ConfigError::kind`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// A list of webhook secrets had none in it.
+    NoSecrets,
+}
+
+impl ConfigError {
+    pub(crate) fn new(kind: ConfigErrorKind) -> Self {
+        Self { kind }
+    }
+
+    /// What was wrong.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            ConfigErrorKind::NoSecrets => "no webhook secret given: at least one is required",
+        })
+    }
+}
+
+impl Error for ConfigError {}

@@ -61,6 +61,7 @@ mod access_token;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod axum;
+mod body;
 mod config_error;
 #[cfg(feature = "idempotency")]
 #[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
@@ -69,6 +70,7 @@ pub mod idempotency;
 #[cfg_attr(docsrs, doc(cfg(feature = "identity")))]
 pub mod identity;
 pub mod notification;
+pub mod rejection;
 mod secret;
 pub mod signature;
 pub mod webhook;
@@ -81,11 +83,12 @@ pub use crate::{
     access_token::AccessToken,
     config_error::{ConfigError, ConfigErrorKind},
     notification::{Permission, Topic},
+    rejection::{JsonRejection, Rejection, RejectionKind, RejectionResponse},
     secret::{SecretError, SecretErrorKind, WebhookSecret},
     signature::{sign, verify, SignatureError, SignatureScheme},
     webhook::{
-        HeadPolicy, JsonRejection, Rejection, RejectionKind, RejectionResponse, VerifiedWebhook,
-        VerifyIntercomWebhook, VerifyIntercomWebhookLayer, WebhookBody, DEFAULT_MAX_BODY_SIZE,
+        HeadPolicy, VerifiedWebhook, VerifyIntercomWebhook, VerifyIntercomWebhookLayer,
+        WebhookBody, DEFAULT_MAX_BODY_SIZE,
     },
 };
 

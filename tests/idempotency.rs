@@ -177,3 +177,67 @@ async fn memory_store_is_bounded() {
     })
     .await;
 }
+
+/// The layer's own refusals go through the same `RejectionResponse` as the
+/// verifying layer's: replaceable, carrying the `Rejection`, never 410.
+#[tokio::test]
+async fn refusals_use_the_replaceable_rejection_response() {
+    use tower_intercom::rejection::{Rejection, RejectionKind};
+
+    let plain = |rejection: &Rejection| {
+        let status = if rejection.kind() == RejectionKind::StoreUnavailable {
+            StatusCode::GONE // must never reach Intercom
+        } else {
+            rejection.status()
+        };
+        Response::builder()
+            .status(status)
+            .header("content-type", "text/plain")
+            .body(Bytes::from(format!("refused: {}", rejection.kind())))
+            .unwrap()
+    };
+    let layer = IdempotencyLayer::new(BrokenStore)
+        .on_store_error(FailurePolicy::FailClosed)
+        .on_rejection(plain);
+    let service = ServiceBuilder::new()
+        .layer(VerifyIntercomWebhookLayer::new(secret()).on_rejection(plain))
+        .layer(layer.clone())
+        .service(service_fn(|_: Request<WebhookBody>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+        }));
+    let body = notification("notif_custom", 1);
+    let request = Request::post("/")
+        .header("x-hub-signature", sign(&secret(), body.as_bytes()))
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response
+            .extensions()
+            .get::<Rejection>()
+            .map(Rejection::kind),
+        Some(RejectionKind::StoreUnavailable)
+    );
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(text, "refused: store_unavailable");
+
+    // Misplaced (no verifying layer in front): 500, from the same builder.
+    let unverified = tower::Layer::layer(
+        &layer,
+        service_fn(|_: Request<WebhookBody>| async {
+            Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::new())))
+        }),
+    );
+    let response = unverified
+        .oneshot(
+            Request::post("/")
+                .body(WebhookBody::from("{\"id\":\"x\"}"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let text = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(text, "refused: not_verified");
+}

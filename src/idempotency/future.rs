@@ -12,24 +12,26 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{
-    layer::Config,
-    service::{duplicate, in_progress, store_unavailable},
-    Claim, ClaimOutcome, FailurePolicy, IdempotencyStore, StoreFuture,
+    layer::Config, service::duplicate, Claim, ClaimOutcome, FailurePolicy, IdempotencyStore,
+    ResponseBody, StoreError, StoreFuture,
 };
-use crate::{webhook::ResponseBody, WebhookBody};
+use crate::{
+    rejection::{respond, Rejection, RejectionKind, RejectionResponse},
+    SignatureScheme, WebhookBody,
+};
 
 pin_project! {
     /// Response future of [`Idempotency`](super::Idempotency).
     ///
     /// Dropping it (the client went away) before the inner service
     /// answered releases the claim, so Intercom's retry is processed.
-    pub struct ResponseFuture<S, St>
+    pub struct ResponseFuture<S, St, R>
     where
         S: Service<Request<WebhookBody>>,
         St: IdempotencyStore,
     {
         #[pin]
-        state: State<S, S::Future, S::Response, S::Error>,
+        state: State<S, S::Future, S::Response, S::Error, R>,
         // Set while this request holds (or is taking) a claim.
         guard: Option<ClaimGuard<St>>,
     }
@@ -37,7 +39,7 @@ pin_project! {
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, F, R, E> {
+    enum State<S, F, Res, E, R> {
         /// Answered by the layer: a duplicate, a conflict, or a refusal.
         Ready { response: Option<Response<Bytes>> },
         /// Waiting for the store's claim.
@@ -46,6 +48,8 @@ pin_project! {
             // Taken when the inner service is called.
             request: Option<Request<WebhookBody>>,
             inner: Option<S>,
+            on_rejection: R,
+            scheme: SignatureScheme,
         },
         /// Waiting for the inner service.
         Calling { #[pin] future: F },
@@ -53,12 +57,12 @@ pin_project! {
         /// before answering.
         Recording {
             recording: StoreFuture<()>,
-            output: Option<Result<R, E>>,
+            output: Option<Result<Res, E>>,
         },
     }
 }
 
-impl<S, St> ResponseFuture<S, St>
+impl<S, St, R> ResponseFuture<S, St, R>
 where
     S: Service<Request<WebhookBody>>,
     St: IdempotencyStore,
@@ -80,17 +84,21 @@ where
     }
 
     pub(crate) fn claiming(
-        claiming: StoreFuture<ClaimOutcome>,
         request: Request<WebhookBody>,
         inner: S,
         config: Arc<Config<St>>,
         claim: Claim,
+        on_rejection: R,
+        scheme: SignatureScheme,
     ) -> Self {
+        let claiming = config.store.claim(&claim, config.processing_ttl);
         Self {
             state: State::Claiming {
                 claiming,
                 request: Some(request),
                 inner: Some(inner),
+                on_rejection,
+                scheme,
             },
             // Dropped mid-claim, the claim may have been taken: release it
             // (a no-op when it was not ours).
@@ -103,7 +111,7 @@ where
     }
 }
 
-impl<S, St> fmt::Debug for ResponseFuture<S, St>
+impl<S, St, R> fmt::Debug for ResponseFuture<S, St, R>
 where
     S: Service<Request<WebhookBody>>,
     St: IdempotencyStore,
@@ -122,10 +130,11 @@ where
     }
 }
 
-impl<S, St, ResBody> Future for ResponseFuture<S, St>
+impl<S, St, R, ResBody> Future for ResponseFuture<S, St, R>
 where
     S: Service<Request<WebhookBody>, Response = Response<ResBody>>,
     St: IdempotencyStore,
+    R: RejectionResponse,
 {
     type Output = Result<Response<ResponseBody<ResBody>>, S::Error>;
 
@@ -143,59 +152,21 @@ where
                     claiming,
                     request,
                     inner,
+                    on_rejection,
+                    scheme,
                 } => {
                     let outcome = ready!(claiming.as_mut().poll(cx));
-                    if !matches!(outcome, Ok(ClaimOutcome::Claimed)) {
-                        // Not ours to finish: the guard has nothing to do.
-                        let mut guard = this.guard.take().expect("a claiming request has a guard");
-                        guard.disarm();
-                        let id = guard.claim.id();
-                        let response = match outcome {
-                            Ok(ClaimOutcome::Done) => {
-                                tracing::debug!(
-                                    notification_id = id,
-                                    "duplicate Intercom notification: already processed"
-                                );
-                                Some(duplicate())
+                    match answer_without_calling(outcome, this.guard, on_rejection, *scheme) {
+                        Some(response) => State::Ready {
+                            response: Some(response),
+                        },
+                        None => {
+                            let request = request.take().expect("the request is taken once");
+                            let mut inner = inner.take().expect("the inner service is taken once");
+                            State::Calling {
+                                future: inner.call(request),
                             }
-                            Ok(_) => {
-                                tracing::info!(
-                                    notification_id = id,
-                                    "duplicate Intercom notification while the first delivery is processed: 409"
-                                );
-                                Some(in_progress())
-                            }
-                            // A claim taken despite the error expires by itself.
-                            Err(error) => match guard.config.on_store_error {
-                                FailurePolicy::FailClosed => {
-                                    tracing::warn!(
-                                        notification_id = id,
-                                        %error,
-                                        "idempotency store failed: answering 503, Intercom will retry"
-                                    );
-                                    Some(store_unavailable())
-                                }
-                                FailurePolicy::FailOpen => {
-                                    tracing::warn!(
-                                        notification_id = id,
-                                        %error,
-                                        "idempotency store failed: processing the notification without deduplication"
-                                    );
-                                    None
-                                }
-                            },
-                        };
-                        if let Some(response) = response {
-                            this.state.set(State::Ready {
-                                response: Some(response),
-                            });
-                            continue;
                         }
-                    }
-                    let request = request.take().expect("the request is taken once");
-                    let mut inner = inner.take().expect("the inner service is taken once");
-                    State::Calling {
-                        future: inner.call(request),
                     }
                 }
                 StateProj::Calling { future } => {
@@ -209,35 +180,80 @@ where
                     let succeeded = output
                         .as_ref()
                         .is_ok_and(|response| response.status().is_success());
-                    let config = &guard.config;
-                    let recording = if succeeded {
-                        // From here on, the notification was processed: if
-                        // this future is dropped, mark it done anyway.
-                        guard.on_drop = OnDrop::Complete;
-                        config.store.complete(&guard.claim, config.done_ttl)
-                    } else {
-                        guard.on_drop = OnDrop::Release;
-                        config.store.release(&guard.claim)
-                    };
                     State::Recording {
-                        recording,
+                        recording: guard.record(succeeded),
                         output: Some(output),
                     }
                 }
                 StateProj::Recording { recording, output } => {
                     let recorded = ready!(recording.as_mut().poll(cx));
-                    let output = output.take().expect("the output is taken once");
                     if let Some(mut guard) = this.guard.take() {
                         if let Err(error) = recorded {
                             report_failure(&guard.claim, guard.on_drop, &error);
                         }
                         guard.disarm();
                     }
+                    let output = output.take().expect("the output is taken once");
                     return Poll::Ready(output.map(|response| response.map(ResponseBody::service)));
                 }
             };
             this.state.set(next);
         }
+    }
+}
+
+/// After the claim: the answer to send without calling the inner service
+/// (a duplicate, a delivery in progress, a store failure when failing
+/// closed), or `None` to call it. Only a successful claim keeps the guard
+/// armed.
+fn answer_without_calling<St: IdempotencyStore, R: RejectionResponse>(
+    outcome: Result<ClaimOutcome, StoreError>,
+    guard: &mut Option<ClaimGuard<St>>,
+    on_rejection: &mut R,
+    scheme: SignatureScheme,
+) -> Option<Response<Bytes>> {
+    if matches!(outcome, Ok(ClaimOutcome::Claimed)) {
+        return None;
+    }
+    // Not ours to finish: the guard has nothing to do.
+    let mut guard = guard.take()?;
+    guard.disarm();
+    let id = guard.claim.id();
+    let reject = |on_rejection: &mut R, kind| respond(on_rejection, Rejection::new(kind, scheme));
+    match outcome {
+        Ok(ClaimOutcome::Done) => {
+            tracing::debug!(
+                notification_id = id,
+                "duplicate Intercom notification: already processed"
+            );
+            Some(duplicate())
+        }
+        Ok(_) => {
+            tracing::info!(
+                notification_id = id,
+                "duplicate Intercom notification while the first delivery is processed: 409"
+            );
+            Some(reject(on_rejection, RejectionKind::InProgress))
+        }
+        // A claim taken despite the error expires by itself.
+        Err(error) => match guard.config.on_store_error {
+            FailurePolicy::FailClosed => {
+                tracing::warn!(
+                    notification_id = id,
+                    %error,
+                    "idempotency store failed: answering 503, Intercom will retry"
+                );
+                Some(reject(on_rejection, RejectionKind::StoreUnavailable))
+            }
+            FailurePolicy::FailOpen => {
+                tracing::warn!(
+                    notification_id = id,
+                    %error,
+                    "idempotency store failed: processing the notification without deduplication"
+                );
+                None
+            }
+        },
     }
 }
 
@@ -268,6 +284,19 @@ struct ClaimGuard<St: IdempotencyStore> {
 impl<St: IdempotencyStore> ClaimGuard<St> {
     fn disarm(&mut self) {
         self.on_drop = OnDrop::Nothing;
+    }
+
+    /// Records the inner service's outcome: done after a success (and, if
+    /// the future is dropped from here on, done anyway), released otherwise.
+    fn record(&mut self, succeeded: bool) -> StoreFuture<()> {
+        let config = &self.config;
+        if succeeded {
+            self.on_drop = OnDrop::Complete;
+            config.store.complete(&self.claim, config.done_ttl)
+        } else {
+            self.on_drop = OnDrop::Release;
+            config.store.release(&self.claim)
+        }
     }
 }
 
@@ -318,7 +347,7 @@ impl<St: IdempotencyStore> Drop for ClaimGuard<St> {
     }
 }
 
-fn report_failure(claim: &Claim, on_drop: OnDrop, error: &super::StoreError) {
+fn report_failure(claim: &Claim, on_drop: OnDrop, error: &StoreError) {
     let id = claim.id();
     match on_drop {
         OnDrop::Complete => tracing::warn!(

@@ -3,6 +3,7 @@ use std::{fmt, sync::Arc, time::Duration};
 use tower_layer::Layer;
 
 use super::{Idempotency, IdempotencyStore, MemoryStore};
+use crate::rejection::{JsonRejection, RejectionResponse};
 
 /// How long a claim lasts by default: 30 seconds.
 ///
@@ -87,14 +88,16 @@ impl<St: ?Sized> fmt::Debug for Config<St> {
 /// Place it *inside* [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer).
 /// See the [module documentation](super) for the behaviour and an example.
 #[must_use]
-pub struct IdempotencyLayer<St = MemoryStore> {
+pub struct IdempotencyLayer<St = MemoryStore, R = JsonRejection> {
     config: Config<St>,
+    on_rejection: R,
 }
 
-impl<St> Clone for IdempotencyLayer<St> {
+impl<St, R: Clone> Clone for IdempotencyLayer<St, R> {
     fn clone(&self) -> Self {
         Self {
             config: self.config.clone(),
+            on_rejection: self.on_rejection.clone(),
         }
     }
 }
@@ -124,11 +127,12 @@ impl<St: IdempotencyStore> IdempotencyLayer<St> {
                 on_store_error: FailurePolicy::default(),
                 store: Arc::new(store),
             },
+            on_rejection: JsonRejection,
         }
     }
 }
 
-impl<St> IdempotencyLayer<St> {
+impl<St, R> IdempotencyLayer<St, R> {
     /// Sets how long a claim lasts (default [`DEFAULT_PROCESSING_TTL`]),
     /// clamped to [`MIN_TTL`]..=[`MAX_TTL`] so that every store behaves
     /// the same.
@@ -152,27 +156,42 @@ impl<St> IdempotencyLayer<St> {
         self
     }
 
+    /// Sets the response sent for the layer's refusals (409 while another
+    /// delivery is processed, 503 when the store fails closed, 500 when the
+    /// layer is misplaced), as
+    /// [`VerifyIntercomWebhookLayer::on_rejection`](crate::VerifyIntercomWebhookLayer::on_rejection)
+    /// does for the verifying layer; the same [`RejectionResponse`] can
+    /// serve both. Default [`JsonRejection`].
+    pub fn on_rejection<R2: RejectionResponse>(self, on_rejection: R2) -> IdempotencyLayer<St, R2> {
+        IdempotencyLayer {
+            config: self.config,
+            on_rejection,
+        }
+    }
+
     /// The store.
     pub fn store(&self) -> &St {
         &self.config.store
     }
 }
 
-impl<St> fmt::Debug for IdempotencyLayer<St> {
+impl<St, R> fmt::Debug for IdempotencyLayer<St, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdempotencyLayer")
             .field("config", &self.config)
+            .field("on_rejection", &std::any::type_name::<R>())
             .finish()
     }
 }
 
-impl<S, St> Layer<S> for IdempotencyLayer<St> {
-    type Service = Idempotency<S, St>;
+impl<S, St, R: Clone> Layer<S> for IdempotencyLayer<St, R> {
+    type Service = Idempotency<S, St, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
         Idempotency {
             inner,
             config: Arc::new(self.config.clone()),
+            on_rejection: self.on_rejection.clone(),
         }
     }
 }

@@ -15,6 +15,12 @@
 //! | body without a string `id`, or not JSON | the inner service's | yes, every time |
 //! | `HEAD` | the inner service's | yes |
 //! | no [`VerifiedWebhook`](crate::VerifiedWebhook) extension | 500 | no |
+//!
+//! The 409, 503 and 500 are [`Rejection`](crate::rejection::Rejection)s,
+//! built by the same [`RejectionResponse`](crate::rejection::RejectionResponse)
+//! as the verifying layer's (replace it with
+//! [`IdempotencyLayer::on_rejection`]) and carried in the response's
+//! extensions.
 //! | store failed, [`FailurePolicy::FailOpen`] (default) | the inner service's | yes, without deduplication |
 //! | store failed, [`FailurePolicy::FailClosed`] | 503 (Intercom retries later) | no |
 //!
@@ -125,6 +131,13 @@ mod service;
 mod store;
 
 use http::HeaderName;
+
+crate::body::define_response_body! {
+    /// The response body of [`Idempotency`]: the inner service's body, or
+    /// the body of an answer the layer wrote itself (a duplicate's empty
+    /// 200, a refusal).
+    ResponseBody
+}
 
 pub use self::{
     future::ResponseFuture,

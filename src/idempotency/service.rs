@@ -6,24 +6,29 @@ use std::{
 };
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response, StatusCode};
+use http::{HeaderValue, Method, Request, Response};
 use serde::Deserialize;
 use tower_service::Service;
 
 use super::{
     future::ResponseFuture, layer::Config, Claim, IdempotencyLayer, IdempotencyStore, MemoryStore,
-    DUPLICATE_HEADER,
+    ResponseBody, DUPLICATE_HEADER,
 };
-use crate::{VerifiedWebhook, WebhookBody};
+use crate::{
+    rejection::{respond, JsonRejection, Rejection, RejectionKind, RejectionResponse},
+    SignatureScheme, VerifiedWebhook, WebhookBody,
+};
 
 /// Middleware that processes each Intercom notification once, however
 /// many times it is delivered.
 ///
 /// Built by [`IdempotencyLayer`]; see the [module documentation](super) for
 /// the behaviour and an example.
-pub struct Idempotency<S, St = MemoryStore> {
+#[must_use]
+pub struct Idempotency<S, St = MemoryStore, R = JsonRejection> {
     pub(crate) inner: S,
     pub(crate) config: Arc<Config<St>>,
+    pub(crate) on_rejection: R,
 }
 
 impl<S, St: IdempotencyStore> Idempotency<S, St> {
@@ -38,49 +43,39 @@ impl<S, St: IdempotencyStore> Idempotency<S, St> {
     }
 }
 
-impl<S, St> Idempotency<S, St> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the middleware, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+impl<S, St, R> Idempotency<S, St, R> {
+    crate::body::define_inner_service_accessors!();
 }
 
-impl<S: Clone, St> Clone for Idempotency<S, St> {
+impl<S: Clone, St, R: Clone> Clone for Idempotency<S, St, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             config: self.config.clone(),
+            on_rejection: self.on_rejection.clone(),
         }
     }
 }
 
-impl<S: fmt::Debug, St> fmt::Debug for Idempotency<S, St> {
+impl<S: fmt::Debug, St, R> fmt::Debug for Idempotency<S, St, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Idempotency")
             .field("inner", &self.inner)
             .field("config", &self.config)
+            .field("on_rejection", &std::any::type_name::<R>())
             .finish()
     }
 }
 
-impl<S, St, ResBody> Service<Request<WebhookBody>> for Idempotency<S, St>
+impl<S, St, R, ResBody> Service<Request<WebhookBody>> for Idempotency<S, St, R>
 where
     S: Service<Request<WebhookBody>, Response = Response<ResBody>> + Clone,
     St: IdempotencyStore,
+    R: RejectionResponse,
 {
-    type Response = Response<crate::webhook::ResponseBody<ResBody>>;
+    type Response = Response<ResponseBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, St>;
+    type Future = ResponseFuture<S, St, R>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -92,23 +87,29 @@ where
         if request.method() == Method::HEAD {
             return ResponseFuture::pass(self.inner.call(request));
         }
-        if request.extensions().get::<VerifiedWebhook>().is_none() {
+        let Some(verified) = request.extensions().get::<VerifiedWebhook>().copied() else {
             tracing::error!(
                 "IdempotencyLayer got a request that did not pass VerifyIntercomWebhookLayer; \
                  place the verifying layer outside (before) the idempotency layer"
             );
-            return ResponseFuture::ready(not_verified());
-        }
-        let Some(id) = notification_id(request.body().bytes()) else {
+            let rejection = Rejection::new(RejectionKind::NotVerified, SignatureScheme::default());
+            return ResponseFuture::ready(respond(&mut self.on_rejection, rejection));
+        };
+        let Some(claim) = notification_id(request.body().bytes()).map(Claim::new) else {
             return ResponseFuture::pass(self.inner.call(request));
         };
-        let claim = Claim::new(id);
-        let claiming = self.config.store.claim(&claim, self.config.processing_ttl);
         // The service that was driven ready goes into the future; a clone
         // stays behind for the next `poll_ready`.
         let clone = self.inner.clone();
         let inner = mem::replace(&mut self.inner, clone);
-        ResponseFuture::claiming(claiming, request, inner, self.config.clone(), claim)
+        ResponseFuture::claiming(
+            request,
+            inner,
+            self.config.clone(),
+            claim,
+            self.on_rejection.clone(),
+            verified.scheme(),
+        )
     }
 }
 
@@ -126,25 +127,6 @@ pub(crate) fn notification_id(body: &[u8]) -> Option<Cow<'_, str>> {
         .filter(|id| !id.is_empty())
 }
 
-fn json(status: StatusCode, message: &'static str) -> Response<Bytes> {
-    // The messages are fixed ASCII without quotes or backslashes.
-    let mut response = Response::new(Bytes::from(format!("{{\"error\":\"{message}\"}}")));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// 500: the layer is outside the verifying layer, or not behind it at all.
-fn not_verified() -> Response<Bytes> {
-    json(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "IdempotencyLayer must be placed inside VerifyIntercomWebhookLayer",
-    )
-}
-
 /// 200 for a notification already processed: Intercom stops retrying.
 pub(crate) fn duplicate() -> Response<Bytes> {
     let mut response = Response::new(Bytes::new());
@@ -154,25 +136,10 @@ pub(crate) fn duplicate() -> Response<Bytes> {
     response
 }
 
-/// 409 while another delivery of the notification is processed: Intercom
-/// retries later. Never 410, which disables the subscription.
-pub(crate) fn in_progress() -> Response<Bytes> {
-    json(
-        StatusCode::CONFLICT,
-        "this notification is being processed by another delivery",
-    )
-}
-
-/// 503 under `FailurePolicy::FailClosed` when the store fails.
-pub(crate) fn store_unavailable() -> Response<Bytes> {
-    json(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the idempotency store is unavailable",
-    )
-}
-
 #[cfg(test)]
 mod tests {
+    use http::StatusCode;
+
     use super::*;
 
     #[test]
@@ -204,12 +171,7 @@ mod tests {
     }
 
     #[test]
-    fn rejections_are_json_and_never_410() {
-        for response in [not_verified(), in_progress(), store_unavailable()] {
-            assert_ne!(response.status(), StatusCode::GONE);
-            let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
-            assert!(json["error"].is_string());
-        }
+    fn duplicates_are_200_with_the_header() {
         let duplicate = duplicate();
         assert_eq!(duplicate.status(), StatusCode::OK);
         assert_eq!(duplicate.headers()[DUPLICATE_HEADER], "true");

@@ -45,6 +45,14 @@ pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 /// Errors and timeouts are reported as [`StoreError`]; the layer's
 /// [`FailurePolicy`](super::FailurePolicy) decides what then happens.
 ///
+/// # Evolution
+///
+/// The trait can grow without breaking your store: a method added later
+/// comes with a default implementation built on these three, and the
+/// forwarding impls for `Arc<S>` and `Box<S>` forward it.
+/// [`ClaimOutcome`] and [`StoreErrorKind`] are `#[non_exhaustive]`: match
+/// them with a wildcard arm.
+///
 /// # Example
 ///
 /// Choosing the store at run time:
@@ -149,6 +157,7 @@ fn next_token() -> u64 {
 
 /// What [`IdempotencyStore::claim`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ClaimOutcome {
     /// The id was free and is now claimed by this delivery: process it.
     Claimed,

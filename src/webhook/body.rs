@@ -10,7 +10,6 @@ use std::{
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use pin_project_lite::pin_project;
 
 /// The buffered, verified request body the inner service receives.
 ///
@@ -111,92 +110,11 @@ impl Body for WebhookBody {
     }
 }
 
-pin_project! {
-    /// The response body of [`VerifyIntercomWebhook`](crate::VerifyIntercomWebhook)
-    /// (and of the idempotency middleware): the inner service's body, or
-    /// the body of a response the middleware wrote itself.
-    pub struct ResponseBody<B> {
-        #[pin]
-        inner: Inner<B>,
-    }
-}
-
-pin_project! {
-    #[project = InnerProj]
-    enum Inner<B> {
-        Service { #[pin] body: B },
-        Rejection { data: Option<Bytes> },
-    }
-}
-
-impl<B> ResponseBody<B> {
-    pub(crate) fn service(body: B) -> Self {
-        Self {
-            inner: Inner::Service { body },
-        }
-    }
-
-    pub(crate) fn rejection(data: Bytes) -> Self {
-        let data = (!data.is_empty()).then_some(data);
-        Self {
-            inner: Inner::Rejection { data },
-        }
-    }
-}
-
-/// An empty body. Middleware that answers on its own, such as
-/// `tower_http::timeout::TimeoutLayer` (its 408), needs it to wrap this
-/// layer.
-impl<B> Default for ResponseBody<B> {
-    fn default() -> Self {
-        Self::rejection(Bytes::new())
-    }
-}
-
-impl<B> fmt::Debug for ResponseBody<B> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.inner {
-            Inner::Service { .. } => f.write_str("ResponseBody::Service"),
-            Inner::Rejection { .. } => f.write_str("ResponseBody::Rejection"),
-        }
-    }
-}
-
-impl<B> Body for ResponseBody<B>
-where
-    B: Body,
-    B::Data: From<Bytes>,
-{
-    type Data = B::Data;
-    type Error = B::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        match self.project().inner.project() {
-            InnerProj::Service { body } => body.poll_frame(cx),
-            InnerProj::Rejection { data } => {
-                Poll::Ready(data.take().map(|data| Ok(Frame::data(data.into()))))
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        match &self.inner {
-            Inner::Service { body } => body.is_end_stream(),
-            Inner::Rejection { data } => data.is_none(),
-        }
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match &self.inner {
-            Inner::Service { body } => body.size_hint(),
-            Inner::Rejection { data } => {
-                SizeHint::with_exact(data.as_ref().map_or(0, |data| data.len() as u64))
-            }
-        }
-    }
+crate::body::define_response_body! {
+    /// The response body of [`VerifyIntercomWebhook`](crate::webhook::VerifyIntercomWebhook):
+    /// the inner service's body, or the body of a rejection the layer wrote
+    /// itself.
+    ResponseBody
 }
 
 #[cfg(test)]

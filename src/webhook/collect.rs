@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes, BytesMut};
 
-use super::{layer::Config, RejectionKind, VerifiedWebhook, WebhookBody};
+use super::{layer::Config, VerifiedWebhook, WebhookBody};
 use crate::{
+    rejection::RejectionKind,
     signature::{Digest, Mac},
     SignatureScheme,
 };

@@ -11,12 +11,11 @@ use http_body::Body;
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::{
-    collect::Collector,
-    rejection::{respond, Rejection, RejectionKind},
-    RejectionResponse, ResponseBody, WebhookBody,
+use super::{collect::Collector, reject, ResponseBody, WebhookBody};
+use crate::{
+    rejection::{RejectionKind, RejectionResponse},
+    BoxError,
 };
-use crate::BoxError;
 
 pin_project! {
     /// Response future of [`VerifyIntercomWebhook`](crate::VerifyIntercomWebhook).
@@ -184,12 +183,9 @@ where
                                 request: Some(Request::from_parts(parts, body)),
                             }
                         }
-                        Err(kind) => {
-                            let rejection = Rejection::new(kind, collector.scheme());
-                            State::Ready {
-                                response: Some(respond(on_rejection, rejection)),
-                            }
-                        }
+                        Err(kind) => State::Ready {
+                            response: Some(reject(on_rejection, kind, collector.scheme())),
+                        },
                     };
                     state.set(next);
                 }

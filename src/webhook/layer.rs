@@ -2,8 +2,11 @@ use std::{fmt, sync::Arc};
 
 use tower_layer::Layer;
 
-use super::{JsonRejection, RejectionResponse, VerifyIntercomWebhook};
-use crate::{ConfigError, ConfigErrorKind, SignatureScheme, WebhookSecret};
+use super::VerifyIntercomWebhook;
+use crate::{
+    rejection::{JsonRejection, RejectionResponse},
+    ConfigError, ConfigErrorKind, SignatureScheme, WebhookSecret,
+};
 
 /// The default limit on a buffered webhook body: 2 MiB, as axum's default
 /// body limit.

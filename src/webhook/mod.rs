@@ -157,18 +157,47 @@ mod body;
 mod collect;
 mod future;
 mod layer;
-mod rejection;
 mod service;
 
-use crate::SignatureScheme;
+use bytes::Bytes;
+use http::Response;
+
+use crate::{
+    rejection::{respond, Rejection, RejectionKind, RejectionResponse},
+    SignatureScheme,
+};
 
 pub use self::{
     body::{ResponseBody, WebhookBody},
     future::ResponseFuture,
     layer::{HeadPolicy, VerifyIntercomWebhookLayer, DEFAULT_MAX_BODY_SIZE},
-    rejection::{JsonRejection, Rejection, RejectionKind, RejectionResponse},
     service::VerifyIntercomWebhook,
 };
+
+/// Reports a refused request through `tracing` and builds its response:
+/// the one place where the verifying layer refuses.
+pub(crate) fn reject<R: RejectionResponse>(
+    on_rejection: &mut R,
+    kind: RejectionKind,
+    scheme: SignatureScheme,
+) -> Response<Bytes> {
+    let rejection = Rejection::new(kind, scheme);
+    match kind {
+        RejectionKind::InvalidSignature
+        | RejectionKind::MalformedSignature
+        | RejectionKind::MultipleSignatures => tracing::warn!(
+            reason = %kind,
+            status = rejection.status().as_u16(),
+            "rejected Intercom webhook: {rejection}"
+        ),
+        _ => tracing::info!(
+            reason = %kind,
+            status = rejection.status().as_u16(),
+            "rejected Intercom webhook: {rejection}"
+        ),
+    }
+    respond(on_rejection, rejection)
+}
 
 /// Proof that a request passed [`VerifyIntercomWebhook`]: a request
 /// extension on every request the layer let through.

@@ -10,14 +10,14 @@ use http_body::Body;
 use tower_service::Service;
 
 use super::{
-    collect::Collector,
-    future::ResponseFuture,
-    layer::Config,
-    rejection::{Rejection, RejectionKind},
-    HeadPolicy, JsonRejection, RejectionResponse, ResponseBody, VerifyIntercomWebhookLayer,
-    WebhookBody,
+    collect::Collector, future::ResponseFuture, layer::Config, HeadPolicy, ResponseBody,
+    VerifyIntercomWebhookLayer, WebhookBody,
 };
-use crate::{signature::Digest, BoxError, WebhookSecret};
+use crate::{
+    rejection::{JsonRejection, RejectionKind, RejectionResponse},
+    signature::Digest,
+    BoxError, WebhookSecret,
+};
 
 /// Middleware that verifies Intercom's signature on each request before the
 /// inner service sees it.
@@ -25,6 +25,7 @@ use crate::{signature::Digest, BoxError, WebhookSecret};
 /// Built by [`VerifyIntercomWebhookLayer`]; see the [crate
 /// documentation](crate) for the behaviour and an example.
 #[derive(Clone)]
+#[must_use]
 pub struct VerifyIntercomWebhook<S, R = JsonRejection> {
     pub(crate) inner: S,
     pub(crate) config: Arc<Config>,
@@ -44,20 +45,7 @@ impl<S> VerifyIntercomWebhook<S> {
 }
 
 impl<S, R> VerifyIntercomWebhook<S, R> {
-    /// The inner service.
-    pub fn get_ref(&self) -> &S {
-        &self.inner
-    }
-
-    /// The inner service, mutably.
-    pub fn get_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-
-    /// Consumes the middleware, returning the inner service.
-    pub fn into_inner(self) -> S {
-        self.inner
-    }
+    crate::body::define_inner_service_accessors!();
 }
 
 impl<S: fmt::Debug, R> fmt::Debug for VerifyIntercomWebhook<S, R> {
@@ -98,8 +86,7 @@ where
         let inner = self.inner.clone();
         let config = &*self.config;
         let reject = |on_rejection: &mut R, kind| {
-            let rejection = Rejection::new(kind, config.scheme);
-            ResponseFuture::ready(super::rejection::respond(on_rejection, rejection))
+            ResponseFuture::ready(super::reject(on_rejection, kind, config.scheme))
         };
 
         if request.method() == Method::HEAD {

@@ -1,6 +1,15 @@
 //! Why a request was refused, and the response sent for it.
+//!
+//! One vocabulary for every layer of the crate: the verifying layer
+//! ([`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer)) and
+//! the idempotency layer refuse requests with a [`Rejection`], build the
+//! response with the same [`RejectionResponse`] (the default,
+//! [`JsonRejection`], answers a small JSON object), and put the
+//! [`Rejection`] in the response's extensions so outer layers can log or
+//! count refusals by [`RejectionKind`]. Whatever the response builder
+//! returns, 410 is never sent: it disables an Intercom subscription.
 
-use std::fmt;
+use std::{error::Error, fmt};
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -55,8 +64,17 @@ pub enum RejectionKind {
     PayloadTooLarge,
     /// Reading the body failed. 400.
     BodyUnreadable,
-    /// A `HEAD` request under [`HeadPolicy::Reject`](crate::HeadPolicy::Reject). 405.
+    /// A `HEAD` request under [`HeadPolicy::Reject`](crate::webhook::HeadPolicy::Reject). 405.
     HeadNotAllowed,
+    /// Another delivery of the same notification is being processed
+    /// (idempotency layer). 409: Intercom retries later.
+    InProgress,
+    /// The idempotency store failed and the layer fails closed. 503:
+    /// Intercom retries later.
+    StoreUnavailable,
+    /// The request did not pass the verifying layer: a layer that needs a
+    /// verified body was placed outside it, or without it. 500.
+    NotVerified,
 }
 
 impl Rejection {
@@ -74,8 +92,8 @@ impl Rejection {
         self.scheme
     }
 
-    /// The status of the default response: 401, 413, 400 or 405. Never 410,
-    /// which would disable the Intercom subscription.
+    /// The status of the default response: 401, 413, 400, 405, 409, 503 or
+    /// 500. Never 410, which would disable the Intercom subscription.
     pub fn status(&self) -> StatusCode {
         match self.kind {
             RejectionKind::MissingSignature
@@ -85,6 +103,9 @@ impl Rejection {
             RejectionKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RejectionKind::BodyUnreadable => StatusCode::BAD_REQUEST,
             RejectionKind::HeadNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RejectionKind::InProgress => StatusCode::CONFLICT,
+            RejectionKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            RejectionKind::NotVerified => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -107,9 +128,18 @@ impl Rejection {
             (RejectionKind::PayloadTooLarge, _) => "payload too large",
             (RejectionKind::BodyUnreadable, _) => "request body could not be read",
             (RejectionKind::HeadNotAllowed, _) => "HEAD is not allowed",
+            (RejectionKind::InProgress, _) => {
+                "this notification is being processed by another delivery"
+            }
+            (RejectionKind::StoreUnavailable, _) => "the idempotency store is unavailable",
+            (RejectionKind::NotVerified, _) => {
+                "this layer must be placed inside VerifyIntercomWebhookLayer"
+            }
         }
     }
 }
+
+impl Error for Rejection {}
 
 impl fmt::Display for Rejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -127,17 +157,21 @@ impl fmt::Display for RejectionKind {
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyUnreadable => "body_unreadable",
             Self::HeadNotAllowed => "head_not_allowed",
+            Self::InProgress => "in_progress",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::NotVerified => "not_verified",
         })
     }
 }
 
-/// Builds the response for a refused request.
+/// Builds the response for a refused request, for every layer of the crate.
 ///
 /// Implemented by [`JsonRejection`] (the default) and by every
-/// `FnMut(&Rejection) -> Response<Bytes> + Clone` closure. Whatever it
-/// returns, the layer adds the [`Rejection`] to the response's extensions,
-/// and a 410 is replaced by the rejection's own status: 410 disables an
-/// Intercom subscription.
+/// `FnMut(&Rejection) -> Response<Bytes> + Clone` closure. Set it with
+/// `on_rejection` on [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer)
+/// and on the idempotency layer. Whatever it returns, the layer adds the
+/// [`Rejection`] to the response's extensions, and a 410 is replaced by the
+/// rejection's own status: 410 disables an Intercom subscription.
 ///
 /// # Example
 ///
@@ -178,15 +212,7 @@ pub struct JsonRejection;
 
 impl RejectionResponse for JsonRejection {
     fn response(&mut self, rejection: &Rejection) -> Response<Bytes> {
-        // The messages are fixed ASCII without quotes or backslashes, so
-        // they need no escaping.
-        let body = format!("{{\"error\":\"{}\"}}", rejection.message());
-        let mut response = Response::new(Bytes::from(body));
-        *response.status_mut() = rejection.status();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
+        let mut response = json_error(rejection.status(), rejection.message(), None);
         if rejection.kind() == RejectionKind::HeadNotAllowed {
             response
                 .headers_mut()
@@ -196,26 +222,53 @@ impl RejectionResponse for JsonRejection {
     }
 }
 
-/// Builds the response for `rejection` with the user's builder, enforces the
-/// crate's guarantees on it, and reports the rejection through `tracing`.
+/// The crate's one JSON error body: `{"error":"<message>"}`, with
+/// `"line"` and `"column"` when a position is given, and
+/// `content-type: application/json`.
+pub(crate) fn json_error(
+    status: StatusCode,
+    message: &str,
+    position: Option<(usize, usize)>,
+) -> Response<Bytes> {
+    let mut body = String::with_capacity(message.len() + 48);
+    body.push_str("{\"error\":\"");
+    escape_json_into(&mut body, message);
+    body.push('"');
+    if let Some((line, column)) = position {
+        body.push_str(&format!(",\"line\":{line},\"column\":{column}"));
+    }
+    body.push('}');
+    let mut response = Response::new(Bytes::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Appends `text` as the inside of a JSON string (RFC 8259, section 7).
+fn escape_json_into(out: &mut String, text: &str) {
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Builds the response for `rejection` with the user's builder and
+/// enforces the crate's guarantees on it: never 410, and the [`Rejection`]
+/// in the extensions. The caller reports the rejection.
 pub(crate) fn respond<R: RejectionResponse>(
     on_rejection: &mut R,
     rejection: Rejection,
 ) -> Response<Bytes> {
-    match rejection.kind() {
-        RejectionKind::InvalidSignature
-        | RejectionKind::MalformedSignature
-        | RejectionKind::MultipleSignatures => tracing::warn!(
-            reason = %rejection.kind(),
-            status = rejection.status().as_u16(),
-            "rejected Intercom webhook: {rejection}"
-        ),
-        _ => tracing::info!(
-            reason = %rejection.kind(),
-            status = rejection.status().as_u16(),
-            "rejected Intercom webhook: {rejection}"
-        ),
-    }
     let mut response = on_rejection.response(&rejection);
     if response.status() == StatusCode::GONE {
         tracing::warn!(
@@ -233,7 +286,7 @@ pub(crate) fn respond<R: RejectionResponse>(
 mod tests {
     use super::*;
 
-    const KINDS: [RejectionKind; 7] = [
+    const KINDS: [RejectionKind; 10] = [
         RejectionKind::MissingSignature,
         RejectionKind::MultipleSignatures,
         RejectionKind::MalformedSignature,
@@ -241,6 +294,9 @@ mod tests {
         RejectionKind::PayloadTooLarge,
         RejectionKind::BodyUnreadable,
         RejectionKind::HeadNotAllowed,
+        RejectionKind::InProgress,
+        RejectionKind::StoreUnavailable,
+        RejectionKind::NotVerified,
     ];
 
     #[test]
@@ -262,8 +318,23 @@ mod tests {
         }
         assert_eq!(
             bodies.len(),
-            2 * KINDS.len() - 4,
+            2 * KINDS.len() - 7,
             "messages must differ per reason"
+        );
+    }
+
+    #[test]
+    fn json_errors_escape_what_json_needs() {
+        let response = json_error(
+            StatusCode::BAD_REQUEST,
+            "a \"quote\", a \\ and a\nline\u{1}",
+            Some((2, 8)),
+        );
+        let json: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(json["error"], "a \"quote\", a \\ and a\nline\u{1}");
+        assert_eq!(
+            (json["line"].as_u64(), json["column"].as_u64()),
+            (Some(2), Some(8))
         );
     }
 

@@ -324,7 +324,8 @@ fn dropping_an_in_flight_request_outside_a_runtime_does_not_panic() {
             std::future::poll_fn(|cx| Poll::Ready(pin!(future.as_mut()).poll(cx).is_pending()))
                 .await;
         assert!(polled, "the claim should still be waiting for Redis");
-        future
+        // Wrapped, so the block does not yield a future to be awaited.
+        Some(future)
     });
     // Outside the runtime's context now.
     let dropped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(in_flight)));

@@ -30,7 +30,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use support::{interleaved, keep, notification, ns};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_intercom::{
-    sign, verify, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret, DEFAULT_MAX_BODY_SIZE,
+    sign, verify, webhook::DEFAULT_MAX_BODY_SIZE, VerifyIntercomWebhookLayer, WebhookBody,
+    WebhookSecret,
 };
 
 const SECRET: &str = "s3cr3t-client-secret";

@@ -33,10 +33,12 @@ use axum::{
 use tokio::sync::mpsc;
 use tower::ServiceBuilder;
 use tower_intercom::{
+    extract::VerifiedNotification,
     idempotency::{IdempotencyLayer, IdempotencyStore, MemoryStore, RedisStore},
     identity::{IdentitySecret, MessengerJwt, MessengerSettings},
-    Notification, SecretErrorKind, Topic, VerifiedNotification, VerifiedWebhook,
-    VerifyIntercomWebhookLayer,
+    notification::Notification,
+    notification::Topic,
+    SecretErrorKind, VerifiedWebhook, VerifyIntercomWebhookLayer,
 };
 
 /// Notifications waiting for the background worker. Bounded: when it is

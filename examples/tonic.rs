@@ -59,7 +59,7 @@ use tonic::{
     transport::{server::TcpIncoming, Server},
 };
 use tonic_health::server::HealthReporter;
-use tower_intercom::{VerifiedNotification, VerifiedWebhook, VerifyIntercomWebhookLayer};
+use tower_intercom::{extract::VerifiedNotification, VerifiedWebhook, VerifyIntercomWebhookLayer};
 
 mod common;
 

@@ -11,14 +11,16 @@
 //!
 //! - [`WebhookSecret`]: the client secret, refused when empty, never printed,
 //!   zeroized on drop.
-//! - [`sign`] and [`verify`]: the signature on its own, for tests and tools.
-//! - [`VerifyIntercomWebhookLayer`]: the middleware; the [`webhook`] module
-//!   documents every response it gives.
+//! - [`sign`] and [`verify`] ([`signature`]): the signature on its own, for
+//!   tests and tools.
+//! - [`VerifyIntercomWebhookLayer`] ([`webhook`]): the middleware; the
+//!   [`webhook`] module documents every response it gives, and
+//!   [`rejection`] the refusals of every layer.
 //! - [`notification`]: the typed envelope Intercom sends (`Notification`,
-//!   feature `serde`, on by default) and [`Topic`], which knows the
-//!   [`Permission`] each topic needs.
-//! - `axum` (feature `axum`): extractors for verified, typed notifications
-//!   that refuse requests the layer did not see.
+//!   feature `serde`, on by default) and `Topic`, which knows the
+//!   `Permission` each topic needs.
+//! - `extract` (feature `axum`): extractors for verified, typed
+//!   notifications that refuse requests the layer did not see.
 //! - `idempotency` (features `idempotency`, `redis`): each notification
 //!   handled once despite Intercom's at-least-once delivery, in memory or on
 //!   Redis.
@@ -26,6 +28,16 @@
 //!   Messenger Security JWTs.
 //! - [`AccessToken`]: the REST API bearer token, with the same hygiene as
 //!   the secrets.
+//!
+//! # Paths
+//!
+//! Every item has one home: the module of its capability (`webhook`,
+//! `signature`, `rejection`, `notification`, `extract`, `identity`,
+//! `idempotency`). The root holds the secret types and configuration
+//! errors (their only path), and re-exports six items nearly every
+//! receiver names: [`VerifyIntercomWebhookLayer`], [`VerifiedWebhook`],
+//! [`WebhookBody`], [`sign`], [`verify`] and [`SignatureScheme`]. Nothing
+//! else is re-exported, so a name means one thing in your `use` lines.
 //!
 //! # Example
 //!
@@ -58,11 +70,11 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access_token;
-#[cfg(feature = "axum")]
-#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
-pub mod axum;
 mod body;
 mod config_error;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod extract;
 #[cfg(feature = "idempotency")]
 #[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
 pub mod idempotency;
@@ -75,29 +87,19 @@ mod secret;
 pub mod signature;
 pub mod webhook;
 
-#[cfg(feature = "axum")]
-pub use crate::axum::{VerifiedBody, VerifiedNotification};
-#[cfg(feature = "serde")]
-pub use crate::notification::Notification;
+// Secrets and configuration errors live at the root (their only path).
 pub use crate::{
     access_token::AccessToken,
     config_error::{ConfigError, ConfigErrorKind},
-    notification::{Permission, Topic},
-    rejection::{JsonRejection, Rejection, RejectionKind, RejectionResponse},
     secret::{SecretError, SecretErrorKind, WebhookSecret},
-    signature::{sign, verify, SignatureError, SignatureScheme},
-    webhook::{
-        HeadPolicy, VerifiedWebhook, VerifyIntercomWebhook, VerifyIntercomWebhookLayer,
-        WebhookBody, DEFAULT_MAX_BODY_SIZE,
-    },
 };
 
-#[cfg(feature = "redis")]
-#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use crate::idempotency::RedisStore;
-#[cfg(feature = "idempotency")]
-#[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
-pub use crate::idempotency::{IdempotencyLayer, IdempotencyStore, MemoryStore};
+// The receiver's vocabulary, also at the root: the layer, what it hands
+// the inner service, and the signature functions tests and tools need.
+pub use crate::{
+    signature::{sign, verify, SignatureScheme},
+    webhook::{VerifiedWebhook, VerifyIntercomWebhookLayer, WebhookBody},
+};
 
 /// The error type bodies' errors are converted into.
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;

@@ -28,7 +28,7 @@ use crate::SignatureScheme;
 ///
 /// ```
 /// use http::Response;
-/// use tower_intercom::{Rejection, RejectionKind};
+/// use tower_intercom::{rejection::Rejection, rejection::RejectionKind};
 ///
 /// fn is_forged<B>(response: &Response<B>) -> bool {
 ///     response
@@ -178,7 +178,7 @@ impl fmt::Display for RejectionKind {
 /// ```
 /// use bytes::Bytes;
 /// use http::Response;
-/// use tower_intercom::{Rejection, VerifyIntercomWebhookLayer, WebhookSecret};
+/// use tower_intercom::{rejection::Rejection, VerifyIntercomWebhookLayer, WebhookSecret};
 ///
 /// let secret: WebhookSecret = "my-client-secret".parse()?;
 /// let layer = VerifyIntercomWebhookLayer::new(secret).on_rejection(|rejection: &Rejection| {

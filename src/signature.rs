@@ -185,7 +185,7 @@ pub fn sign(secret: &WebhookSecret, body: &[u8]) -> HeaderValue {
 ///
 /// ```
 /// use http::HeaderValue;
-/// use tower_intercom::{sign, verify, SignatureError, WebhookSecret};
+/// use tower_intercom::{sign, verify, signature::SignatureError, WebhookSecret};
 ///
 /// let secret: WebhookSecret = "my-client-secret".parse()?;
 /// let body = br#"{"type":"notification_event","topic":"ping"}"#;

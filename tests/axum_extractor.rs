@@ -9,8 +9,8 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_intercom::{
-    notification::Topic, VerifiedBody, VerifiedNotification, VerifyIntercomWebhookLayer,
-    WebhookSecret,
+    extract::VerifiedBody, extract::VerifiedNotification, notification::Topic,
+    VerifyIntercomWebhookLayer, WebhookSecret,
 };
 
 fn secret() -> WebhookSecret {

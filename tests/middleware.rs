@@ -11,8 +11,8 @@ use http_body::SizeHint;
 use serde_json::Value;
 use tower::{Layer, Service, ServiceExt};
 use tower_intercom::{
-    sign, HeadPolicy, Rejection, RejectionKind, SignatureScheme, VerifyIntercomWebhookLayer,
-    WebhookSecret, DEFAULT_MAX_BODY_SIZE,
+    rejection::Rejection, rejection::RejectionKind, sign, webhook::HeadPolicy,
+    webhook::DEFAULT_MAX_BODY_SIZE, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret,
 };
 
 fn signed(body: ScriptedBody, data: &[u8]) -> Request<ScriptedBody> {

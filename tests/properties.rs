@@ -12,8 +12,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use proptest::prelude::*;
 use tower::{Layer, ServiceExt};
 use tower_intercom::{
-    sign, verify, HeadPolicy, SignatureError, SignatureScheme, VerifyIntercomWebhookLayer,
-    WebhookSecret,
+    sign, signature::SignatureError, verify, webhook::HeadPolicy, SignatureScheme,
+    VerifyIntercomWebhookLayer, WebhookSecret,
 };
 
 fn secret_bytes() -> impl Strategy<Value = Vec<u8>> {

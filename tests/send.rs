@@ -16,8 +16,10 @@ use example::{parse_args, run, sample_notification, Args, Command, DEFAULT_SECRE
 use http::StatusCode;
 use serde_json::{json, Value};
 use tower_intercom::{
+    extract::VerifiedBody,
+    extract::VerifiedNotification,
     notification::{DeletedItem, Notification, Topic},
-    verify, VerifiedBody, VerifiedNotification, VerifyIntercomWebhookLayer, WebhookSecret,
+    verify, VerifyIntercomWebhookLayer, WebhookSecret,
 };
 
 const SECRET: &str = "send-example-test-secret";

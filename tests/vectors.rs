@@ -9,7 +9,9 @@ use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use serde::Deserialize;
 use tower::{Layer, ServiceExt};
-use tower_intercom::{sign, verify, SignatureError, VerifyIntercomWebhookLayer, WebhookSecret};
+use tower_intercom::{
+    sign, signature::SignatureError, verify, VerifyIntercomWebhookLayer, WebhookSecret,
+};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/signatures");
 

@@ -9,7 +9,7 @@
 use arbitrary::Arbitrary;
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use tower_intercom::HeadPolicy;
+use tower_intercom::webhook::HeadPolicy;
 use tower_intercom_fuzz::{model::valid_key, scheme, Case, FuzzStep, FuzzValue, Name};
 
 #[derive(Arbitrary, Debug)]

@@ -10,7 +10,7 @@ use http::HeaderValue;
 use libfuzzer_sys::fuzz_target;
 use sha1::Sha1;
 use sha2::Sha256;
-use tower_intercom::{verify, SignatureError, SignatureScheme, WebhookSecret};
+use tower_intercom::{verify, signature::SignatureError, SignatureScheme, WebhookSecret};
 use tower_intercom_fuzz::{model::well_formed, scheme};
 
 #[derive(Arbitrary, Debug)]

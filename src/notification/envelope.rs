@@ -93,6 +93,51 @@ pub struct Notification<T = serde_json::Value> {
     pub self_url: Option<String>,
 }
 
+impl<T> Notification<T> {
+    /// A notification as Intercom would first deliver it: `type`
+    /// `notification_event`, the given `id`, `topic` and `data.item`,
+    /// `delivery_attempts` 1, `delivery_status` `pending`, empty `links`;
+    /// everything else unset. For your handlers' tests: set other fields
+    /// afterwards (they are public), serialize it with `serde_json`, and sign
+    /// the bytes with [`sign`](crate::sign).
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_intercom::{notification::{Notification, Topic}, sign, WebhookSecret};
+    ///
+    /// let mut notification = Notification::new(
+    ///     "notif_test_1",
+    ///     Topic::CONVERSATION_USER_CREATED,
+    ///     serde_json::json!({"type": "conversation", "id": "123"}),
+    /// );
+    /// notification.created_at = Some(1_700_000_000);
+    ///
+    /// let body = serde_json::to_vec(&notification)?;
+    /// let secret: WebhookSecret = "test-secret".parse()?;
+    /// let header = sign(&secret, &body); // X-Hub-Signature of the test request
+    /// # let _ = header;
+    /// assert_eq!(Notification::<serde_json::Value>::from_slice(&body)?, notification);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn new(id: impl Into<String>, topic: Topic, item: T) -> Self {
+        Self {
+            kind: Some("notification_event".to_owned()),
+            id: id.into(),
+            topic,
+            app_id: None,
+            created_at: None,
+            first_sent_at: None,
+            delivery_attempts: Some(1),
+            delivery_status: Some("pending".to_owned()),
+            delivered_at: None,
+            data: NotificationData::new(item),
+            links: Some(serde_json::Value::Object(serde_json::Map::new())),
+            self_url: None,
+        }
+    }
+}
+
 impl<T: DeserializeOwned> Notification<T> {
     /// Parses a notification from the JSON bytes of a webhook body.
     ///
@@ -149,6 +194,17 @@ pub struct NotificationData<T = serde_json::Value> {
     /// `item`: the object the notification is about; its shape depends on
     /// the topic.
     pub item: T,
+}
+
+impl<T> NotificationData<T> {
+    /// The `data` of a notification about `item`, with `type`
+    /// `notification_event_data`.
+    pub fn new(item: T) -> Self {
+        Self {
+            kind: Some("notification_event_data".to_owned()),
+            item,
+        }
+    }
 }
 
 /// The item of a deletion (`*.deleted`) topic: only the deleted object's

@@ -19,7 +19,7 @@
 //! | error while reading the body | 400 | no |
 //!
 //! Header checks happen before a single body byte is polled. Rejections are
-//! small JSON objects (see [`JsonRejection`]; replace them with
+//! small JSON objects (see [`JsonRejection`](crate::rejection::JsonRejection); replace them with
 //! [`VerifyIntercomWebhookLayer::on_rejection`]), carry a [`Rejection`] in
 //! their extensions and are reported through `tracing` (`warn` for a bad
 //! signature: it usually means a misconfigured secret). The layer never

@@ -23,8 +23,8 @@ use bytes::Bytes;
 use http::{header, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower_intercom::{
-    HeadPolicy, Rejection, RejectionKind, SignatureScheme, VerifyIntercomWebhookLayer,
-    WebhookSecret,
+    rejection::Rejection, rejection::RejectionKind, webhook::HeadPolicy, SignatureScheme,
+    VerifyIntercomWebhookLayer, WebhookSecret,
 };
 use tower_layer::Layer;
 use tower_service::Service;

@@ -21,7 +21,7 @@
 //! ```
 //! use axum::{body::Body, http::{Request, StatusCode}, routing::post, Router};
 //! use tower::ServiceExt;
-//! use tower_intercom::{sign, VerifiedNotification, VerifyIntercomWebhookLayer, WebhookSecret};
+//! use tower_intercom::{sign, extract::VerifiedNotification, VerifyIntercomWebhookLayer, WebhookSecret};
 //!
 //! async fn webhook(VerifiedNotification(notification): VerifiedNotification) -> StatusCode {
 //!     println!("{} {}", notification.topic, notification.id);
@@ -91,8 +91,8 @@ use crate::{notification::Notification, VerifiedWebhook};
 /// use axum::{routing::post, Extension, Router};
 /// use serde::Deserialize;
 /// use tower_intercom::{
-///     notification::Topic, VerifiedNotification, VerifiedWebhook, VerifyIntercomWebhookLayer,
-///     WebhookSecret,
+///     extract::VerifiedNotification, notification::Topic, VerifiedWebhook,
+///     VerifyIntercomWebhookLayer, WebhookSecret,
 /// };
 ///
 /// #[derive(Deserialize)]
@@ -179,7 +179,7 @@ where
 ///
 /// ```
 /// use axum::{routing::post, Router};
-/// use tower_intercom::{VerifiedBody, VerifyIntercomWebhookLayer, WebhookSecret};
+/// use tower_intercom::{extract::VerifiedBody, VerifyIntercomWebhookLayer, WebhookSecret};
 ///
 /// async fn archive(VerifiedBody(bytes): VerifiedBody) {
 ///     // Store the signed bytes as received, e.g. for an audit trail.
@@ -255,8 +255,8 @@ where
 /// ```
 /// use axum::{body::Body, http::{Request, StatusCode}, routing::post, Router};
 /// use tower::ServiceExt;
-/// use tower_intercom::axum::{ExtractorRejection, ExtractorRejectionKind};
-/// use tower_intercom::{sign, VerifiedNotification, VerifyIntercomWebhookLayer, WebhookSecret};
+/// use tower_intercom::extract::{ExtractorRejection, ExtractorRejectionKind};
+/// use tower_intercom::{sign, extract::VerifiedNotification, VerifyIntercomWebhookLayer, WebhookSecret};
 ///
 /// // Take the rejection to answer in your own way.
 /// async fn webhook(

@@ -83,6 +83,7 @@ pub mod idempotency;
 pub mod identity;
 pub mod notification;
 pub mod rejection;
+mod report;
 mod secret;
 pub mod signature;
 pub mod webhook;

@@ -8,7 +8,6 @@ use super::{layer::Config, VerifiedWebhook, WebhookBody};
 use crate::{
     rejection::RejectionKind,
     signature::{Digest, Mac},
-    SignatureScheme,
 };
 
 /// One pass over the body: each frame is fed to the HMAC of the current
@@ -41,9 +40,9 @@ impl Collector {
         }
     }
 
-    /// The scheme being checked.
-    pub(crate) fn scheme(&self) -> SignatureScheme {
-        self.config.scheme
+    /// The layer's configuration.
+    pub(crate) fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Feeds one frame: data to the HMAC and the buffer, up to the limit;

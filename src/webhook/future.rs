@@ -184,7 +184,7 @@ where
                             }
                         }
                         Err(kind) => State::Ready {
-                            response: Some(reject(on_rejection, kind, collector.scheme())),
+                            response: Some(reject(on_rejection, kind, collector.config())),
                         },
                     };
                     state.set(next);

@@ -1,10 +1,11 @@
-use std::{fmt, sync::Arc};
+use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
 use super::VerifyIntercomWebhook;
 use crate::{
     rejection::{JsonRejection, RejectionResponse},
+    report::{Reports, DEFAULT_WARN_INTERVAL},
     ConfigError, ConfigErrorKind, SignatureScheme, WebhookSecret,
 };
 
@@ -44,6 +45,8 @@ pub(crate) struct Config {
     pub(crate) max_body_size: usize,
     pub(crate) head: HeadPolicy,
     pub(crate) scheme: SignatureScheme,
+    /// Shared by every clone of the layer and its services.
+    pub(crate) reports: Arc<Reports>,
 }
 
 impl Config {
@@ -74,6 +77,7 @@ impl fmt::Debug for Config {
             .field("max_body_size", &self.max_body_size)
             .field("head", &self.head)
             .field("scheme", &self.scheme)
+            .field("warn_interval", &self.reports.interval())
             .finish()
     }
 }
@@ -129,6 +133,7 @@ impl VerifyIntercomWebhookLayer {
             max_body_size: DEFAULT_MAX_BODY_SIZE,
             head: HeadPolicy::default(),
             scheme: SignatureScheme::default(),
+            reports: Arc::new(Reports::new(DEFAULT_WARN_INTERVAL)),
         })
     }
 
@@ -181,6 +186,20 @@ impl<R> VerifyIntercomWebhookLayer<R> {
         let config = Arc::make_mut(&mut self.config);
         config.scheme = scheme;
         config.prepare();
+        self
+    }
+
+    /// Sets how often, at most, each reason of rejection is reported at
+    /// `warn` (default 60 seconds).
+    ///
+    /// The first rejection of each reason is logged at `warn` at once (a
+    /// wrong client secret turns every delivery into a 401: the operator
+    /// must see it), later ones at most once per interval with how many
+    /// were left out since; every rejection is logged at `debug` under the
+    /// target `tower_intercom::rejection`. So forged requests, however
+    /// many, cannot flood the logs.
+    pub fn warn_interval(mut self, interval: Duration) -> Self {
+        Arc::make_mut(&mut self.config).reports = Arc::new(Reports::new(interval));
         self
     }
 

@@ -21,8 +21,11 @@
 //! Header checks happen before a single body byte is polled. Rejections are
 //! small JSON objects (see [`JsonRejection`](crate::rejection::JsonRejection); replace them with
 //! [`VerifyIntercomWebhookLayer::on_rejection`]), carry a [`Rejection`] in
-//! their extensions and are reported through `tracing` (`warn` for a bad
-//! signature: it usually means a misconfigured secret). The layer never
+//! their extensions and are reported through `tracing`: each at `debug`
+//! under the target `tower_intercom::rejection`, and each reason at `warn`
+//! the first time and then at most once per
+//! [`warn_interval`](VerifyIntercomWebhookLayer::warn_interval), with a
+//! count of the rest. The layer never
 //! answers 410, which would disable the Intercom subscription.
 //!
 //! # Memory
@@ -174,28 +177,16 @@ pub use self::{
     service::VerifyIntercomWebhook,
 };
 
-/// Reports a refused request through `tracing` and builds its response:
-/// the one place where the verifying layer refuses.
+/// Reports a refused request (see [`warn_interval`](VerifyIntercomWebhookLayer::warn_interval))
+/// and builds its response: the one place where the verifying layer
+/// refuses.
 pub(crate) fn reject<R: RejectionResponse>(
     on_rejection: &mut R,
     kind: RejectionKind,
-    scheme: SignatureScheme,
+    config: &layer::Config,
 ) -> Response<Bytes> {
-    let rejection = Rejection::new(kind, scheme);
-    match kind {
-        RejectionKind::InvalidSignature
-        | RejectionKind::MalformedSignature
-        | RejectionKind::MultipleSignatures => tracing::warn!(
-            reason = %kind,
-            status = rejection.status().as_u16(),
-            "rejected Intercom webhook: {rejection}"
-        ),
-        _ => tracing::info!(
-            reason = %kind,
-            status = rejection.status().as_u16(),
-            "rejected Intercom webhook: {rejection}"
-        ),
-    }
+    let rejection = Rejection::new(kind, config.scheme);
+    config.reports.report(&rejection);
     respond(on_rejection, rejection)
 }
 

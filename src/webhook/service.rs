@@ -86,7 +86,7 @@ where
         let inner = self.inner.clone();
         let config = &*self.config;
         let reject = |on_rejection: &mut R, kind| {
-            ResponseFuture::ready(super::reject(on_rejection, kind, config.scheme))
+            ResponseFuture::ready(super::reject(on_rejection, kind, config))
         };
 
         if request.method() == Method::HEAD {

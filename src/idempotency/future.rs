@@ -213,6 +213,7 @@ fn answer_without_calling<St: IdempotencyStore, R: RejectionResponse>(
     scheme: SignatureScheme,
 ) -> Option<Response<Bytes>> {
     if matches!(outcome, Ok(ClaimOutcome::Claimed)) {
+        crate::measure::idempotency_outcome("claimed");
         return None;
     }
     // Not ours to finish: the guard has nothing to do.
@@ -222,6 +223,7 @@ fn answer_without_calling<St: IdempotencyStore, R: RejectionResponse>(
     let reject = |on_rejection: &mut R, kind| respond(on_rejection, Rejection::new(kind, scheme));
     match outcome {
         Ok(ClaimOutcome::Done) => {
+            crate::measure::idempotency_outcome("duplicate");
             tracing::debug!(
                 notification_id = id,
                 "duplicate Intercom notification: already processed"
@@ -229,6 +231,7 @@ fn answer_without_calling<St: IdempotencyStore, R: RejectionResponse>(
             Some(duplicate())
         }
         Ok(_) => {
+            crate::measure::idempotency_outcome("in_progress");
             tracing::info!(
                 notification_id = id,
                 "duplicate Intercom notification while the first delivery is processed: 409"
@@ -236,24 +239,27 @@ fn answer_without_calling<St: IdempotencyStore, R: RejectionResponse>(
             Some(reject(on_rejection, RejectionKind::InProgress))
         }
         // A claim taken despite the error expires by itself.
-        Err(error) => match guard.config.on_store_error {
-            FailurePolicy::FailClosed => {
-                tracing::warn!(
-                    notification_id = id,
-                    %error,
-                    "idempotency store failed: answering 503, Intercom will retry"
-                );
-                Some(reject(on_rejection, RejectionKind::StoreUnavailable))
+        Err(error) => {
+            crate::measure::idempotency_outcome("store_error");
+            match guard.config.on_store_error {
+                FailurePolicy::FailClosed => {
+                    tracing::warn!(
+                        notification_id = id,
+                        %error,
+                        "idempotency store failed: answering 503, Intercom will retry"
+                    );
+                    Some(reject(on_rejection, RejectionKind::StoreUnavailable))
+                }
+                FailurePolicy::FailOpen => {
+                    tracing::warn!(
+                        notification_id = id,
+                        %error,
+                        "idempotency store failed: processing the notification without deduplication"
+                    );
+                    None
+                }
             }
-            FailurePolicy::FailOpen => {
-                tracing::warn!(
-                    notification_id = id,
-                    %error,
-                    "idempotency store failed: processing the notification without deduplication"
-                );
-                None
-            }
-        },
+        }
     }
 }
 

@@ -171,6 +171,11 @@ where
                         Ok((body, verified)) => {
                             let mut parts = parts.take().expect("parts are taken once");
                             let inner = inner.take().expect("inner is taken once");
+                            crate::measure::webhook_verified(
+                                verified.scheme(),
+                                verified.secret_index(),
+                                body.bytes().len(),
+                            );
                             if verified.secret_index() > 0 {
                                 tracing::info!(
                                     secret_index = verified.secret_index(),

@@ -156,6 +156,7 @@ impl VerifyIntercomWebhookLayer {
 
     fn from_config(config: Config) -> Self {
         config.prepare();
+        crate::measure::describe();
         Self {
             config: Arc::new(config),
             on_rejection: JsonRejection,

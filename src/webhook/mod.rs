@@ -187,6 +187,7 @@ pub(crate) fn reject<R: RejectionResponse>(
 ) -> Response<Bytes> {
     let rejection = Rejection::new(kind, config.scheme);
     config.reports.report(&rejection);
+    crate::measure::webhook_rejected(kind);
     respond(on_rejection, rejection)
 }
 

@@ -1,0 +1,114 @@
+//! Records the crate's metrics (see the public `metrics` module for the
+//! names); without the `metrics` feature every function is empty.
+#![cfg_attr(not(feature = "metrics"), allow(unused_variables, dead_code))]
+
+#[cfg(feature = "metrics")]
+use crate::metrics::*;
+
+use crate::{rejection::RejectionKind, SignatureScheme};
+
+/// The `signature.scheme` label.
+fn scheme_label(scheme: SignatureScheme) -> &'static str {
+    match scheme {
+        SignatureScheme::HubSignature => "hub",
+        SignatureScheme::BodySignature => "body",
+    }
+}
+
+/// The `secret.index` label, without allocating.
+fn index_label(index: usize) -> &'static str {
+    const LABELS: [&str; 8] = ["0", "1", "2", "3", "4", "5", "6", "7"];
+    LABELS.get(index).copied().unwrap_or("8+")
+}
+
+/// The `error.type` label of a rejection of the verifying layer.
+pub(crate) fn error_type(kind: RejectionKind) -> &'static str {
+    match kind {
+        RejectionKind::MissingSignature => "missing",
+        RejectionKind::MultipleSignatures | RejectionKind::MalformedSignature => "malformed",
+        RejectionKind::InvalidSignature => "invalid",
+        RejectionKind::PayloadTooLarge => "too_large",
+        RejectionKind::BodyUnreadable => "unreadable",
+        RejectionKind::HeadNotAllowed => "head",
+        RejectionKind::InProgress => "in_progress",
+        RejectionKind::StoreUnavailable => "store_unavailable",
+        RejectionKind::NotVerified => "not_verified",
+    }
+}
+
+/// A request whose signature matched `secret_index`, with its body size.
+#[inline]
+pub(crate) fn webhook_verified(scheme: SignatureScheme, secret_index: usize, body_len: usize) {
+    #[cfg(feature = "metrics")]
+    {
+        let scheme = scheme_label(scheme);
+        metrics::counter!(
+            WEBHOOK_VERIFIED,
+            "signature.scheme" => scheme,
+            "secret.index" => index_label(secret_index)
+        )
+        .increment(1);
+        metrics::histogram!(WEBHOOK_BODY_SIZE, "signature.scheme" => scheme)
+            .record(body_len as f64);
+    }
+}
+
+/// A request the verifying layer refused.
+#[inline]
+pub(crate) fn webhook_rejected(kind: RejectionKind) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(WEBHOOK_REJECTED, "error.type" => error_type(kind)).increment(1);
+}
+
+/// What the idempotency layer found for a notification.
+#[inline]
+pub(crate) fn idempotency_outcome(outcome: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(IDEMPOTENCY_OUTCOME, "outcome" => outcome).increment(1);
+}
+
+/// Describes every metric once (units and help texts), for exporters
+/// that show them. Called when a layer is built; cheap after the first call.
+pub(crate) fn describe() {
+    #[cfg(feature = "metrics")]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+            describe_counter!(
+                WEBHOOK_VERIFIED,
+                "Intercom webhooks whose signature matched, by scheme and secret index"
+            );
+            describe_counter!(
+                WEBHOOK_REJECTED,
+                "Requests refused by the verifying layer, by error.type"
+            );
+            describe_histogram!(
+                WEBHOOK_BODY_SIZE,
+                Unit::Bytes,
+                "Size of verified webhook bodies"
+            );
+            describe_counter!(
+                IDEMPOTENCY_OUTCOME,
+                "Idempotency layer outcomes: claimed, duplicate, in_progress, store_error"
+            );
+            describe_counter!(INBOX_RECEIVE, "Inbox receiver answers by outcome");
+            describe_histogram!(
+                INBOX_COMMIT_DURATION,
+                Unit::Seconds,
+                "Time from a verified notification to its durable commit"
+            );
+            describe_counter!(
+                INBOX_PROCESSED,
+                "Inbox processing attempts by outcome: done, retried, dead"
+            );
+            describe_histogram!(
+                INBOX_PROCESSING_DURATION,
+                Unit::Seconds,
+                "Time the processing of a notification took"
+            );
+            describe_gauge!(INBOX_PENDING, "Notifications waiting in the inbox");
+            describe_gauge!(INBOX_DEAD, "Dead notifications in the inbox");
+        });
+    }
+}

@@ -1,0 +1,55 @@
+//! What the crate measures, through the [`metrics`](https://docs.rs/metrics)
+//! facade (feature `metrics`): the crate emits, your application installs
+//! the recorder and exporter (Prometheus, OpenTelemetry, StatsD, …).
+//! Without the feature, or without a recorder, nothing is recorded and
+//! nearly nothing is spent.
+//!
+//! Names follow OpenTelemetry's conventions (dotted, lowercase, units
+//! apart; the reason of a failure in `error.type`); Prometheus exporters
+//! turn the dots into underscores (`intercom_webhook_rejected_total`).
+//!
+//! | metric | kind | labels | what |
+//! |---|---|---|---|
+//! | `intercom.webhook.verified` | counter | `signature.scheme` (`hub`, `body`), `secret.index` (`0`, `1`, …) | requests whose signature matched; `secret.index` > 0 means a previous secret signed it |
+//! | `intercom.webhook.rejected` | counter | `error.type` (`missing`, `malformed`, `invalid`, `too_large`, `unreadable`, `head`) | requests the verifying layer refused (`malformed` includes several signature headers; `head` is a `HEAD` under `HeadPolicy::Reject`) |
+//! | `intercom.webhook.body.size` | histogram, bytes | `signature.scheme` | size of each verified body |
+//! | `intercom.idempotency.outcome` | counter | `outcome` (`claimed`, `duplicate`, `in_progress`, `store_error`) | what the idempotency layer found for each notification |
+//! | `intercom.inbox.receive` | counter | `outcome` (`stored`, `duplicate`, `invalid`, `unavailable`, `overloaded`) | what the inbox receiver answered |
+//! | `intercom.inbox.commit.duration` | histogram, seconds | | time from a verified request to its durable commit (the ack latency) |
+//! | `intercom.inbox.processed` | counter | `outcome` (`done`, `retried`, `dead`) | processing attempts and how they ended |
+//! | `intercom.inbox.processing.duration` | histogram, seconds | `outcome` | time the processing took |
+//! | `intercom.inbox.pending`, `intercom.inbox.dead` | gauges | | notifications waiting, and dead ones, when the inbox was last counted |
+//!
+//! The example `examples/axum.rs` serves them at `GET /metrics` in
+//! Prometheus's text format, and `deploy/prometheus/alerts.yml` has alert
+//! rules for them.
+
+/// `intercom.webhook.verified`: Requests whose signature matched.
+pub const WEBHOOK_VERIFIED: &str = "intercom.webhook.verified";
+
+/// `intercom.webhook.rejected`: Requests the verifying layer refused.
+pub const WEBHOOK_REJECTED: &str = "intercom.webhook.rejected";
+
+/// `intercom.webhook.body.size`: Size of each verified body, in bytes.
+pub const WEBHOOK_BODY_SIZE: &str = "intercom.webhook.body.size";
+
+/// `intercom.idempotency.outcome`: What the idempotency layer found for each notification.
+pub const IDEMPOTENCY_OUTCOME: &str = "intercom.idempotency.outcome";
+
+/// `intercom.inbox.receive`: What the inbox receiver answered.
+pub const INBOX_RECEIVE: &str = "intercom.inbox.receive";
+
+/// `intercom.inbox.commit.duration`: Time to the durable commit, in seconds.
+pub const INBOX_COMMIT_DURATION: &str = "intercom.inbox.commit.duration";
+
+/// `intercom.inbox.processed`: Processing attempts and how they ended.
+pub const INBOX_PROCESSED: &str = "intercom.inbox.processed";
+
+/// `intercom.inbox.processing.duration`: Time the processing took, in seconds.
+pub const INBOX_PROCESSING_DURATION: &str = "intercom.inbox.processing.duration";
+
+/// `intercom.inbox.pending`: Notifications waiting in the inbox.
+pub const INBOX_PENDING: &str = "intercom.inbox.pending";
+
+/// `intercom.inbox.dead`: Dead notifications in the inbox.
+pub const INBOX_DEAD: &str = "intercom.inbox.dead";

@@ -1,0 +1,113 @@
+//! The metrics the layers emit, as a Prometheus exporter shows them.
+#![cfg(feature = "metrics")]
+
+mod common;
+
+use bytes::Bytes;
+use common::{secret, Recorder, PING};
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use metrics_exporter_prometheus::PrometheusBuilder;
+use tower::{Layer, ServiceExt};
+use tower_intercom::{sign, VerifyIntercomWebhookLayer, WebhookSecret};
+
+fn post(signature: Option<&str>) -> Request<Full<Bytes>> {
+    let mut request = Request::post("/");
+    if let Some(signature) = signature {
+        request = request.header("x-hub-signature", signature);
+    }
+    request.body(Full::new(Bytes::from_static(PING))).unwrap()
+}
+
+/// The value of the sample `name{labels}` in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+#[test]
+fn verified_and_rejected_requests_are_counted() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let previous: WebhookSecret = "previous-client-secret".parse().unwrap();
+    let service = VerifyIntercomWebhookLayer::with_secrets(secret(), [previous.clone()])
+        .layer(Recorder::default());
+
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let current = sign(&secret(), PING);
+            let old = sign(&previous, PING);
+            let cases = [
+                (post(Some(current.to_str().unwrap())), StatusCode::OK),
+                (post(Some(current.to_str().unwrap())), StatusCode::OK),
+                (post(Some(old.to_str().unwrap())), StatusCode::OK),
+                (post(None), StatusCode::UNAUTHORIZED),
+                (post(Some("sha1=nothex")), StatusCode::UNAUTHORIZED),
+                (
+                    post(Some("sha1=0000000000000000000000000000000000000000")),
+                    StatusCode::UNAUTHORIZED,
+                ),
+            ];
+            for (request, status) in cases {
+                let response = service.clone().oneshot(request).await.unwrap();
+                assert_eq!(response.status(), status);
+            }
+        })
+    });
+
+    let text = handle.render();
+    let verified = |index: &str| {
+        sample(
+            &text,
+            &format!(
+                "intercom_webhook_verified{{signature_scheme=\"hub\",secret_index=\"{index}\"}}"
+            ),
+        )
+    };
+    assert_eq!(verified("0"), Some(2.0), "{text}");
+    assert_eq!(verified("1"), Some(1.0), "{text}");
+    for reason in ["missing", "malformed", "invalid"] {
+        let series = format!("intercom_webhook_rejected{{error_type=\"{reason}\"}}");
+        assert_eq!(sample(&text, &series), Some(1.0), "{series}\n{text}");
+    }
+    let sum = "intercom_webhook_body_size_sum{signature_scheme=\"hub\"}";
+    assert_eq!(sample(&text, sum), Some(3.0 * PING.len() as f64), "{text}");
+}
+
+#[test]
+fn idempotency_outcomes_are_counted() {
+    use tower_intercom::idempotency::IdempotencyLayer;
+
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let service = tower::ServiceBuilder::new()
+        .layer(VerifyIntercomWebhookLayer::new(secret()))
+        .layer(IdempotencyLayer::in_memory())
+        .service(Recorder::default());
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            for _ in 0..3 {
+                let signature = sign(&secret(), PING);
+                let response = service
+                    .clone()
+                    .oneshot(post(Some(signature.to_str().unwrap())))
+                    .await
+                    .unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+            }
+        })
+    });
+    let text = handle.render();
+    let outcome =
+        |name: &str| sample(&text, &format!("intercom_idempotency_outcome{{outcome=\"{name}\"}}"));
+    assert_eq!(outcome("claimed"), Some(1.0), "{text}");
+    assert_eq!(outcome("duplicate"), Some(2.0), "{text}");
+}

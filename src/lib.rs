@@ -26,14 +26,18 @@
 //!   Redis.
 //! - `identity` (feature `identity`): Identity Verification `user_hash` and
 //!   Messenger Security JWTs.
+//! - `health` (feature `serde`): Intercom's app installation health check,
+//!   typed, and a service that answers it.
+//! - `metrics` (feature `metrics`): what the layers count, through the
+//!   `metrics` facade.
 //! - [`AccessToken`]: the REST API bearer token, with the same hygiene as
 //!   the secrets.
 //!
 //! # Paths
 //!
 //! Every item has one home: the module of its capability (`webhook`,
-//! `signature`, `rejection`, `notification`, `extract`, `identity`,
-//! `idempotency`). The root holds the secret types and configuration
+//! `signature`, `rejection`, `notification`, `health`, `extract`,
+//! `identity`, `idempotency`, `metrics`). The root holds the secret types and configuration
 //! errors (their only path), and re-exports six items nearly every
 //! receiver names: [`VerifyIntercomWebhookLayer`], [`VerifiedWebhook`],
 //! [`WebhookBody`], [`sign`], [`verify`] and [`SignatureScheme`]. Nothing
@@ -75,6 +79,9 @@ mod config_error;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub mod health;
 #[cfg(feature = "idempotency")]
 #[cfg_attr(docsrs, doc(cfg(feature = "idempotency")))]
 pub mod idempotency;

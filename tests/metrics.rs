@@ -106,8 +106,12 @@ fn idempotency_outcomes_are_counted() {
         })
     });
     let text = handle.render();
-    let outcome =
-        |name: &str| sample(&text, &format!("intercom_idempotency_outcome{{outcome=\"{name}\"}}"));
+    let outcome = |name: &str| {
+        sample(
+            &text,
+            &format!("intercom_idempotency_outcome{{outcome=\"{name}\"}}"),
+        )
+    };
     assert_eq!(outcome("claimed"), Some(1.0), "{text}");
     assert_eq!(outcome("duplicate"), Some(2.0), "{text}");
 }

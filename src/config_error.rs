@@ -29,6 +29,10 @@ pub struct ConfigError {
 pub enum ConfigErrorKind {
     /// A list of webhook secrets had none in it.
     NoSecrets,
+    /// A replay window longer than the deduplication's memory of ids: a
+    /// delivery replayed after its id was forgotten, but still inside the
+    /// window, would be processed again.
+    ReplayWindowTooLong,
 }
 
 impl ConfigError {
@@ -46,6 +50,10 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.kind {
             ConfigErrorKind::NoSecrets => "no webhook secret given: at least one is required",
+            ConfigErrorKind::ReplayWindowTooLong => {
+                "the replay window is longer than the deduplication remembers ids: \
+                 shorten the window or remember ids longer"
+            }
         })
     }
 }

@@ -66,6 +66,10 @@ pub enum RejectionKind {
     BodyUnreadable,
     /// A `HEAD` request under [`HeadPolicy::Reject`](crate::webhook::HeadPolicy::Reject). 405.
     HeadNotAllowed,
+    /// The notification's signed `first_sent_at` (or `created_at`) is older
+    /// than the layer's [`ReplayWindow`](crate::webhook::ReplayWindow), or
+    /// it has neither. 401: the signature is no longer accepted for it.
+    Expired,
     /// Another delivery of the same notification is being processed
     /// (idempotency layer). 409: Intercom retries later.
     InProgress,
@@ -99,7 +103,8 @@ impl Rejection {
             RejectionKind::MissingSignature
             | RejectionKind::MultipleSignatures
             | RejectionKind::MalformedSignature
-            | RejectionKind::InvalidSignature => StatusCode::UNAUTHORIZED,
+            | RejectionKind::InvalidSignature
+            | RejectionKind::Expired => StatusCode::UNAUTHORIZED,
             RejectionKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RejectionKind::BodyUnreadable => StatusCode::BAD_REQUEST,
             RejectionKind::HeadNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -128,6 +133,9 @@ impl Rejection {
             (RejectionKind::PayloadTooLarge, _) => "payload too large",
             (RejectionKind::BodyUnreadable, _) => "request body could not be read",
             (RejectionKind::HeadNotAllowed, _) => "HEAD is not allowed",
+            (RejectionKind::Expired, _) => {
+                "notification older than the replay window, or without a timestamp"
+            }
             (RejectionKind::InProgress, _) => {
                 "this notification is being processed by another delivery"
             }
@@ -157,6 +165,7 @@ impl fmt::Display for RejectionKind {
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyUnreadable => "body_unreadable",
             Self::HeadNotAllowed => "head_not_allowed",
+            Self::Expired => "expired",
             Self::InProgress => "in_progress",
             Self::StoreUnavailable => "store_unavailable",
             Self::NotVerified => "not_verified",
@@ -286,7 +295,7 @@ pub(crate) fn respond<R: RejectionResponse>(
 mod tests {
     use super::*;
 
-    const KINDS: [RejectionKind; 10] = [
+    const KINDS: [RejectionKind; 11] = [
         RejectionKind::MissingSignature,
         RejectionKind::MultipleSignatures,
         RejectionKind::MalformedSignature,
@@ -294,6 +303,7 @@ mod tests {
         RejectionKind::PayloadTooLarge,
         RejectionKind::BodyUnreadable,
         RejectionKind::HeadNotAllowed,
+        RejectionKind::Expired,
         RejectionKind::InProgress,
         RejectionKind::StoreUnavailable,
         RejectionKind::NotVerified,
@@ -318,7 +328,7 @@ mod tests {
         }
         assert_eq!(
             bodies.len(),
-            2 * KINDS.len() - 7,
+            2 * KINDS.len() - 8,
             "messages must differ per reason"
         );
     }

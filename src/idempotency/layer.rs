@@ -175,6 +175,13 @@ impl<St, R> IdempotencyLayer<St, R> {
     }
 }
 
+/// The layer remembers a processed id for its [`done_ttl`](IdempotencyLayer::done_ttl).
+impl<St, R> crate::webhook::DedupeMemory for IdempotencyLayer<St, R> {
+    fn dedupe_memory(&self) -> Duration {
+        self.config.done_ttl
+    }
+}
+
 impl<St, R> fmt::Debug for IdempotencyLayer<St, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IdempotencyLayer")

@@ -241,7 +241,7 @@ pub struct DeletedItem {
 /// Deserializers that accept the variations seen in real payloads instead
 /// of refusing the whole notification: an unparseable envelope means a
 /// 400, a retry, and a lost event.
-mod lenient {
+pub(crate) mod lenient {
     use std::fmt;
 
     use serde::{
@@ -336,7 +336,7 @@ mod lenient {
     }
 
     /// Unix seconds.
-    pub(super) fn timestamp<'de, D: Deserializer<'de>>(
+    pub(crate) fn timestamp<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<i64>, D::Error> {
         deserializer.deserialize_any(Integer("a Unix timestamp in seconds"))

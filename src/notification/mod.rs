@@ -64,7 +64,7 @@ mod topic;
 pub use self::{permission::Permission, topic::Topic};
 
 #[cfg(feature = "serde")]
-mod envelope;
+pub(crate) mod envelope;
 
 #[cfg(feature = "serde")]
 pub use self::envelope::{DeletedItem, Notification, NotificationData};

@@ -100,6 +100,12 @@ impl Collector {
                 })
                 .map(|index| index + 1)
         };
+        #[cfg(feature = "serde")]
+        if let (Some(_), Some(window)) = (matched, &self.config.replay) {
+            if window.is_expired(super::ReplayWindow::sent_at(&data)) {
+                return Err(RejectionKind::Expired);
+            }
+        }
         match matched {
             Some(secret_index) => Ok((
                 WebhookBody::new(data),

@@ -47,6 +47,8 @@ pub(crate) struct Config {
     pub(crate) scheme: SignatureScheme,
     /// Shared by every clone of the layer and its services.
     pub(crate) reports: Arc<Reports>,
+    #[cfg(feature = "serde")]
+    pub(crate) replay: Option<super::ReplayWindow>,
 }
 
 impl Config {
@@ -72,13 +74,15 @@ impl Config {
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("secrets", &self.secrets.len())
+        let mut f = f.debug_struct("Config");
+        f.field("secrets", &self.secrets.len())
             .field("max_body_size", &self.max_body_size)
             .field("head", &self.head)
             .field("scheme", &self.scheme)
-            .field("warn_interval", &self.reports.interval())
-            .finish()
+            .field("warn_interval", &self.reports.interval());
+        #[cfg(feature = "serde")]
+        f.field("replay_window", &self.replay);
+        f.finish()
     }
 }
 
@@ -134,6 +138,8 @@ impl VerifyIntercomWebhookLayer {
             head: HeadPolicy::default(),
             scheme: SignatureScheme::default(),
             reports: Arc::new(Reports::new(DEFAULT_WARN_INTERVAL)),
+            #[cfg(feature = "serde")]
+            replay: None,
         })
     }
 
@@ -201,6 +207,16 @@ impl<R> VerifyIntercomWebhookLayer<R> {
     /// many, cannot flood the logs.
     pub fn warn_interval(mut self, interval: Duration) -> Self {
         Arc::make_mut(&mut self.config).reports = Arc::new(Reports::new(interval));
+        self
+    }
+
+    /// Refuses verified notifications older than `window` (opt-in; off by
+    /// default): see [`ReplayWindow`](super::ReplayWindow) for why, and why
+    /// it must be generous.
+    #[cfg(feature = "serde")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+    pub fn replay_window(mut self, window: super::ReplayWindow) -> Self {
+        Arc::make_mut(&mut self.config).replay = Some(window);
         self
     }
 

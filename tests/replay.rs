@@ -1,0 +1,112 @@
+//! The opt-in replay window, with the idempotency layer: inside the window
+//! a replay is absorbed by its id, outside it the replay is refused.
+#![cfg(feature = "idempotency")]
+
+mod common;
+
+use std::{
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use common::{secret, Recorder};
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use tower::{ServiceBuilder, ServiceExt};
+use tower_intercom::{
+    idempotency::{IdempotencyLayer, DUPLICATE_HEADER},
+    rejection::{Rejection, RejectionKind},
+    sign,
+    webhook::ReplayWindow,
+    ConfigErrorKind, VerifyIntercomWebhookLayer,
+};
+
+const HOUR: u64 = 3600;
+const START: u64 = 1_700_000_000;
+
+fn delivery(id: &str, first_sent_at: Option<u64>, attempt: u32) -> Request<Full<Bytes>> {
+    let sent = first_sent_at.map_or(String::new(), |at| format!(r#","first_sent_at":{at}"#));
+    let body = format!(
+        r#"{{"type":"notification_event","id":"{id}","topic":"ping","delivery_attempts":{attempt}{sent},"data":{{"item":{{}}}}}}"#
+    );
+    Request::post("/")
+        .header("x-hub-signature", sign(&secret(), body.as_bytes()))
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn replays_are_absorbed_inside_the_window_and_refused_outside() {
+    let now = Arc::new(AtomicU64::new(START));
+    let clock = now.clone();
+    let dedupe = IdempotencyLayer::in_memory().done_ttl(Duration::from_secs(24 * HOUR));
+    let window = ReplayWindow::new(Duration::from_secs(6 * HOUR), &dedupe)
+        .unwrap()
+        .with_clock(move || UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst)));
+    let recorder = Recorder::default();
+    let service = ServiceBuilder::new()
+        .layer(VerifyIntercomWebhookLayer::new(secret()).replay_window(window))
+        .layer(dedupe)
+        .service(recorder.clone());
+    let send = |request| service.clone().oneshot(request);
+
+    // Sent an hour ago: processed.
+    let first = send(delivery("notif_1", Some(START - HOUR), 1))
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::OK);
+    assert_eq!(recorder.calls(), 1);
+
+    // The same capture replayed two hours later, still inside the window:
+    // absorbed by its id.
+    now.store(START + 2 * HOUR, Ordering::SeqCst);
+    let replay = send(delivery("notif_1", Some(START - HOUR), 1))
+        .await
+        .unwrap();
+    assert_eq!(replay.status(), StatusCode::OK);
+    assert!(replay.headers().contains_key(DUPLICATE_HEADER));
+    assert_eq!(recorder.calls(), 1);
+
+    // Replayed once the window has passed: refused, never reaches the id
+    // check or the handler.
+    now.store(START + 6 * HOUR, Ordering::SeqCst);
+    let late = send(delivery("notif_1", Some(START - HOUR), 1))
+        .await
+        .unwrap();
+    assert_eq!(late.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        late.extensions().get::<Rejection>().map(Rejection::kind),
+        Some(RejectionKind::Expired)
+    );
+    assert_eq!(recorder.calls(), 1);
+
+    // An undated notification is refused under a window.
+    let undated = send(delivery("notif_2", None, 1)).await.unwrap();
+    assert_eq!(undated.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(recorder.calls(), 1);
+}
+
+#[tokio::test]
+async fn without_a_window_old_notifications_pass() {
+    let recorder = Recorder::default();
+    let service = VerifyIntercomWebhookLayer::new(secret());
+    let service = tower::Layer::layer(&service, recorder.clone());
+    let response = service
+        .oneshot(delivery("notif_old", Some(1), 1))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(recorder.calls(), 1);
+}
+
+#[test]
+fn a_window_longer_than_the_dedupe_memory_is_a_configuration_error() {
+    let dedupe = IdempotencyLayer::in_memory().done_ttl(Duration::from_secs(HOUR));
+    let err = ReplayWindow::new(Duration::from_secs(HOUR + 1), &dedupe).unwrap_err();
+    assert_eq!(err.kind(), ConfigErrorKind::ReplayWindowTooLong);
+    assert!(ReplayWindow::new(Duration::from_secs(HOUR), &dedupe).is_ok());
+}

@@ -2,8 +2,9 @@
 # The whole test suite, as the README and CI run it: `./scripts/test.sh`.
 #
 # Installs what the tests need when it is missing (redis-server, for the
-# Redis idempotency store's tests against a real server), then runs every
-# test, doc test and example build with all features.
+# Redis stores' tests against a real server; promtool, for the example
+# alert rules), then runs every test, doc test and example build with all
+# features.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,14 @@ if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+
+if ! command -v promtool >/dev/null 2>&1; then
+  echo "promtool not found: installing Debian's prometheus package (the alert rules' tests need it)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
 cargo test --all-features --all-targets

@@ -6,6 +6,8 @@
 mod notification;
 mod receiver;
 mod response;
+#[cfg(feature = "inbox-sqlite")]
+mod sqlite;
 mod store;
 
 use std::{fmt, sync::Arc, time::Duration};
@@ -19,6 +21,13 @@ pub use self::{
         ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, InboxFuture,
         InboxStore, Inserted, Lease, LeaseToken, NewNotification, StoreError, StoreErrorKind,
     },
+};
+
+#[cfg(feature = "inbox-sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox-sqlite")))]
+pub use self::sqlite::{
+    BatchStats, SqliteInbox, SqliteOptions, SqliteStore, DEFAULT_CHANNEL_CAPACITY,
+    DEFAULT_MAX_BATCH,
 };
 
 /// How long the receiver waits for the store's commit before answering

@@ -9,6 +9,7 @@ mod response;
 #[cfg(feature = "inbox-sqlite")]
 mod sqlite;
 mod store;
+mod worker;
 
 use std::{fmt, sync::Arc, time::Duration};
 
@@ -20,6 +21,11 @@ pub use self::{
     store::{
         ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, InboxFuture,
         InboxStore, Inserted, Lease, LeaseToken, NewNotification, StoreError, StoreErrorKind,
+    },
+    worker::{
+        handler_fn, HandlerFn, Worker, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP,
+        DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS,
+        DEFAULT_POLL_INTERVAL,
     },
 };
 
@@ -128,7 +134,9 @@ impl<St: InboxStore> Inbox<St> {
             store,
             config: Config::default(),
             wake: Arc::new(tokio::sync::Notify::new()),
-            failures: Arc::new(receiver::FailureLog::default()),
+            failures: Arc::new(receiver::FailureLog::new(
+                "a notification could not be committed to the inbox (Intercom will retry it)",
+            )),
         }
     }
 

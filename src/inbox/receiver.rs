@@ -199,8 +199,9 @@ impl fmt::Debug for ResponseFuture {
 
 /// Reports store failures to the operator: the first at once, then at most
 /// one summary per interval, so a failing store cannot flood the logs.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct FailureLog {
+    message: &'static str,
     state: std::sync::Mutex<FailureLogState>,
 }
 
@@ -213,6 +214,13 @@ struct FailureLogState {
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 impl FailureLog {
+    pub(super) fn new(message: &'static str) -> Self {
+        Self {
+            message,
+            state: std::sync::Mutex::default(),
+        }
+    }
+
     pub(super) fn report(&self, error: &StoreError) {
         let Ok(mut state) = self.state.lock() else {
             return;
@@ -229,8 +237,8 @@ impl FailureLog {
                 tracing::warn!(
                     target: "tower_intercom::inbox",
                     suppressed,
-                    "a notification could not be committed to the inbox \
-                     (Intercom will retry it): {error}"
+                    "{}: {error}",
+                    self.message
                 );
             }
         }

@@ -161,6 +161,12 @@ enum Topic<'a> {
 /// The notification's `id` (a non-empty string at the top of a JSON object)
 /// and `topic` (empty unless a string).
 fn parse(body: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+    // Serde's derived structs also accept arrays (`["notif_1"]`): only an
+    // object is a notification.
+    let first = body.iter().find(|byte| !matches!(byte, b' ' | b'\t' | b'\r' | b'\n'));
+    if first != Some(&b'{') {
+        return None;
+    }
     let envelope = serde_json::from_slice::<Envelope<'_>>(body).ok()?;
     let id = envelope.id.filter(|id| !id.is_empty())?;
     let topic = match envelope.topic {
@@ -266,6 +272,7 @@ mod tests {
             &b""[..],
             b"not json",
             b"[]",
+            br#"["notif_1","ping"]"#,
             b"\"notif_1\"",
             b"null",
             br#"{"data":{"id":"notif_1"}}"#,

@@ -342,7 +342,7 @@ async fn process<St, S>(
     let outcome = match first_of(
         &mut running,
         pin!(first_of(
-            pin!(tokio::time::sleep(settings.lease)),
+            pin!(tokio::time::sleep(handler_timeout(settings.lease))),
             pin!(handing_back.wait_for(|handing_back| *handing_back)),
         )),
     )
@@ -378,7 +378,7 @@ async fn process<St, S>(
         Outcome::TimedOut => {
             running.abort();
             format!(
-                "the handler did not finish within the lease ({:?})",
+                "the handler did not finish within its lease ({:?})",
                 settings.lease
             )
         }
@@ -403,6 +403,13 @@ async fn process<St, S>(
         Failure::retry(error, SystemTime::now() + delay)
     };
     let _ = retry(|| store.fail(&id, &token, failure.clone())).await;
+}
+
+/// How long the handler may run: the lease less a margin (a tenth, at
+/// most 1 s), so that the worker records the failure itself, with its
+/// backoff, before the lease lapses and another worker could take it.
+fn handler_timeout(lease: Duration) -> Duration {
+    lease - (lease / 10).min(Duration::from_secs(1))
 }
 
 enum First<A, B> {

@@ -163,7 +163,9 @@ enum Topic<'a> {
 fn parse(body: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
     // Serde's derived structs also accept arrays (`["notif_1"]`): only an
     // object is a notification.
-    let first = body.iter().find(|byte| !matches!(byte, b' ' | b'\t' | b'\r' | b'\n'));
+    let first = body
+        .iter()
+        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\r' | b'\n'));
     if first != Some(&b'{') {
         return None;
     }
@@ -176,9 +178,11 @@ fn parse(body: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
     Some((id, topic))
 }
 
+type Answer = Result<Response<Full<Bytes>>, Infallible>;
+
 /// The response future of [`Receiver`].
 pub struct ResponseFuture {
-    inner: Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>,
+    inner: Pin<Box<dyn Future<Output = Answer> + Send>>,
 }
 
 impl ResponseFuture {
@@ -190,7 +194,7 @@ impl ResponseFuture {
 }
 
 impl Future for ResponseFuture {
-    type Output = Result<Response<Full<Bytes>>, Infallible>;
+    type Output = Answer;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.inner.as_mut().poll(cx)

@@ -216,10 +216,10 @@ where
 
             let requested = held.len();
             let request = ClaimRequest::new(requested, settings.lease, settings.max_attempts);
-            let claimed = match first_of(shutdown.as_mut(), inbox.store.claim(request)).await {
-                First::A(()) => break 'claiming,
-                First::B(claimed) => claimed,
-            };
+            // Not raced with the shutdown: a claim given up half-way would
+            // still lease notifications, which would then wait for their
+            // lease to lapse and lose an attempt.
+            let claimed = inbox.store.claim(request).await;
             let sleep_for = match claimed {
                 Ok(claimed) => {
                     store_failures = 0;

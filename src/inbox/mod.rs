@@ -1,0 +1,433 @@
+//! A durable inbox: each verified notification committed before the 200,
+//! then processed by workers with leases, retries and dead letters.
+//!
+//! Intercom counts a delivery as failed unless it gets a 200 within 5 s,
+//! prioritises endpoints that answer in under 500 ms, retries a failed
+//! delivery after about a minute, and never sends a notification again
+//! once it got a 200. So whatever you do after the 200 is lost if your
+//! process dies, and whatever you do before it must be fast. The inbox
+//! splits the two:
+//!
+//! - the [`Receiver`] (behind [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer))
+//!   commits the verified notification to a durable store and answers 200
+//!   only once the commit has returned, typically within milliseconds;
+//! - [`Worker`]s take notifications from the store and run your handler,
+//!   with a lease, retries with backoff, and dead letters you can list and
+//!   requeue.
+//!
+//! # Inbox or idempotency layer?
+//!
+//! | | `IdempotencyLayer` (feature `idempotency`) | the inbox |
+//! |---|---|---|
+//! | your handler runs | inside the request, before the answer | after the 200, in a worker |
+//! | a handler slower than 5 s | fails the delivery; Intercom retries | fine, within the [lease](Worker::lease) |
+//! | the process dies mid-handler | Intercom's retry runs it again | another worker runs it after the lease |
+//! | the handler fails | non-2xx, Intercom retries about a minute later (pausing delivery after >1000 errors in 15 min) | retried by the worker with your backoff; dead after [`max_attempts`](Worker::max_attempts), then requeued by you |
+//! | needs | memory or Redis | a durable store (SQLite file) |
+//!
+//! Use the idempotency layer for quick handlers that can fail the request;
+//! use the inbox when processing is slow, calls other services, or must
+//! not be lost.
+//!
+//! # What the receiver answers
+//!
+//! | request | response | stored |
+//! |---|---|---|
+//! | a notification with a new `id` | 200, empty, once the commit returned | yes |
+//! | an `id` already in the inbox (pending, in progress, dead, or done within the [retention](Inbox::retention)) | 200, `x-intercom-duplicate: true` | no |
+//! | a body that is not a JSON object with a non-empty string `id` | 400 | no |
+//! | the store failed, or did not commit within the [deadline](Inbox::deadline) (2 s) | 503 (Intercom retries) | no\* |
+//! | the store's write queue is full | 429 (or 503, [`overload_status`](Inbox::overload_status)), at once | no |
+//! | no [`VerifiedWebhook`](crate::VerifiedWebhook) extension (misplaced layer) | 500 | no |
+//! | `HEAD` (Intercom's URL check) | 200, empty | no |
+//!
+//! Errors are small JSON objects, `{"error":"…"}`; the receiver never
+//! answers 410, which would disable the subscription. Deduplication and
+//! storage are one atomic write, so a crash between the commit and the 200
+//! cannot create a second entry: Intercom's redelivery finds the `id` and
+//! gets 200. \*A commit that finishes just after the deadline is kept, and
+//! the redelivery is then answered 200 as a duplicate. Store failures are
+//! logged through `tracing` (`warn`, at most once per 10 s with a count of
+//! the others).
+//!
+//! Nothing waits in memory without bound: the store's queue is bounded
+//! (SQLite: `SqliteOptions::channel_capacity`) and the
+//! receiver is always ready, answering 429 at once when it is full.
+//!
+//! # Guarantees
+//!
+//! - **Durable before the 200**: with SQLite, the commit is synced to disk
+//!   (`synchronous=FULL`) before the receiver answers.
+//! - **Stored once per `id`** while the id is remembered: until it has been
+//!   done for longer than the [retention](Inbox::retention) (24 h by
+//!   default). A redelivery after that would be stored and processed again;
+//!   Intercom retries for at most 2 hours.
+//! - **At least once**: each notification is given to your handler until
+//!   an attempt succeeds, or until it is dead. An attempt that crashes,
+//!   hangs past its lease, or is cut short by a shutdown is repeated, so
+//!   your handler may see the same notification more than once, even after
+//!   its side effects happened.
+//! - **Done exactly once per `id`**: marking it done is fenced by the
+//!   lease; a worker that lost its lease (it stalled, and another worker
+//!   took the notification) cannot mark it done, fail or release it.
+//!
+//! So **make your side effects idempotent by the notification id**
+//! ([`ReceivedNotification::id`]): an upsert keyed by it, a unique
+//! constraint, or an idempotency key on the API you call.
+//!
+//! # Workers
+//!
+//! [`Inbox::worker`] takes your handler, a [`tower::Service`](tower_service::Service)
+//! of [`ReceivedNotification`] or an async function wrapped in
+//! [`handler_fn`]. Each notification is leased to one worker for the
+//! [`lease`](Worker::lease) (30 s): the handler must finish within it
+//! (less a tenth, at most 1 s, kept for recording the result) or the
+//! attempt fails. A failed attempt is retried after an exponential backoff
+//! with full jitter ([`backoff`](Worker::backoff)); after
+//! [`max_attempts`](Worker::max_attempts) (12) it is dead: kept, listed by
+//! [`Inbox::dead`], counted by [`Inbox::counts`], and pending again after
+//! [`Inbox::requeue`]. A panic in the handler is a failed attempt. A
+//! worker process that dies leaves its notifications leased: any worker
+//! takes them again once the lease has lapsed, which counts as a failed
+//! attempt.
+//!
+//! [`Worker::run`] takes a shutdown future. When it completes, the worker
+//! stops taking notifications, lets those in flight finish within the
+//! [`grace_period`](Worker::grace_period) (10 s), then stops the others
+//! and hands them back, pending at once and without using up an attempt.
+//!
+//! # Stores
+//!
+//! - `SqliteStore` (feature `inbox-sqlite`): one file, bundled SQLite,
+//!   group commit; `SqliteInbox` is the inbox over it.
+//! - Your own: implement [`InboxStore`].
+//!
+//! # Example
+//!
+//! ```
+//! # #[cfg(feature = "inbox-sqlite")]
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+//! use std::time::Duration;
+//! use bytes::Bytes;
+//! use http::{Request, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{ServiceBuilder, ServiceExt};
+//! use tower_intercom::{
+//!     inbox::{handler_fn, Counts, ReceivedNotification, SqliteInbox},
+//!     sign, Notification, VerifyIntercomWebhookLayer, WebhookSecret,
+//! };
+//!
+//! # let dir = std::env::temp_dir().join(format!("tower-intercom-inbox-doc-{}", std::process::id()));
+//! # std::fs::create_dir_all(&dir)?;
+//! let secret: WebhookSecret = "my-client-secret".parse()?;
+//! let inbox = SqliteInbox::open(dir.join("inbox.sqlite3"))?;
+//!
+//! // Receive: verify, then commit.
+//! let webhooks = ServiceBuilder::new()
+//!     .layer(VerifyIntercomWebhookLayer::new(secret.clone()))
+//!     .service(inbox.receiver());
+//!
+//! // Process: after the 200, at least once, done once per id.
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let worker = inbox
+//!     .worker(handler_fn(|received: ReceivedNotification| async move {
+//!         let notification: Notification = received.json()?;
+//!         // Side effects keyed by `received.id()`, so a repeat is harmless.
+//!         println!("{} {}", notification.topic, received.id());
+//!         Ok::<_, serde_json::Error>(())
+//!     }))
+//!     .concurrency(8)
+//!     .spawn(async move {
+//!         let _ = stopped.await;
+//!     });
+//!
+//! let body = r#"{"type":"notification_event","id":"notif_1","topic":"ping","app_id":"a","data":{"item":{"type":"ping"}},"created_at":1700000000}"#;
+//! let request = Request::post("/webhooks/intercom")
+//!     .header("x-hub-signature", sign(&secret, body.as_bytes()))
+//!     .body(Full::new(Bytes::from(body)))?;
+//! let response = webhooks.oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK); // committed
+//!
+//! # let start = std::time::Instant::now();
+//! while inbox.counts().await?.done == 0 {
+//!     # assert!(start.elapsed() < Duration::from_secs(10));
+//!     tokio::time::sleep(Duration::from_millis(10)).await;
+//! }
+//! assert_eq!(inbox.counts().await?, Counts { pending: 0, in_progress: 0, done: 1, dead: 0 });
+//!
+//! let _ = stop.send(());
+//! worker.await?;
+//! # drop(inbox);
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "inbox-sqlite"))]
+//! # fn main() {}
+//! ```
+//!
+//! With axum, route the same stack as a service:
+//!
+//! ```
+//! # #[cfg(feature = "inbox-sqlite")]
+//! # fn main() {
+//! use axum::Router;
+//! use tower::ServiceBuilder;
+//! use tower_intercom::{inbox::SqliteInbox, VerifyIntercomWebhookLayer, WebhookSecret};
+//!
+//! fn app(inbox: &SqliteInbox, secret: WebhookSecret) -> Router {
+//!     Router::new().route_service(
+//!         "/webhooks/intercom",
+//!         ServiceBuilder::new()
+//!             .layer(VerifyIntercomWebhookLayer::new(secret))
+//!             .service(inbox.receiver()),
+//!     )
+//! }
+//! # let _ = app;
+//! # }
+//! # #[cfg(not(feature = "inbox-sqlite"))]
+//! # fn main() {}
+//! ```
+
+mod notification;
+mod receiver;
+mod response;
+#[cfg(feature = "inbox-sqlite")]
+mod sqlite;
+mod store;
+mod worker;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use http::{HeaderName, StatusCode};
+
+pub use self::{
+    notification::ReceivedNotification,
+    receiver::{Receiver, ResponseFuture},
+    store::{
+        ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, InboxFuture,
+        InboxStore, Inserted, Lease, LeaseToken, NewNotification, StoreError, StoreErrorKind,
+    },
+    worker::{
+        handler_fn, HandlerFn, Worker, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP,
+        DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS,
+        DEFAULT_POLL_INTERVAL,
+    },
+};
+
+#[cfg(feature = "inbox-sqlite")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox-sqlite")))]
+pub use self::sqlite::{
+    BatchStats, SqliteInbox, SqliteOptions, SqliteStore, DEFAULT_CHANNEL_CAPACITY,
+    DEFAULT_MAX_BATCH,
+};
+
+/// How long the receiver waits for the store's commit before answering
+/// 503: 2 s, well under the 5 s after which Intercom counts a delivery as
+/// failed.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long done ids are remembered for deduplication: 24 h.
+///
+/// Intercom retries a failed delivery after about a minute and drops a
+/// notification delayed more than 2 hours, so a day covers every
+/// redelivery with a wide margin.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The header on the 200 answered to a notification the inbox already
+/// holds: `x-intercom-duplicate: true`. Intercom ignores it; it tells
+/// duplicates apart in access logs and tests.
+const DUPLICATE_HEADER: HeaderName = HeaderName::from_static("x-intercom-duplicate");
+
+/// A durable inbox of Intercom notifications, over any [`InboxStore`].
+///
+/// Cheap to clone: clones share the store. See the [module documentation](self).
+pub struct Inbox<St> {
+    store: Arc<St>,
+    config: Config,
+    /// Woken when a notification is stored, so idle workers in this
+    /// process claim it at once.
+    wake: Arc<tokio::sync::Notify>,
+    failures: Arc<receiver::FailureLog>,
+}
+
+impl<St> Clone for Inbox<St> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            config: self.config.clone(),
+            wake: self.wake.clone(),
+            failures: self.failures.clone(),
+        }
+    }
+}
+
+impl<St> fmt::Debug for Inbox<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Inbox")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the receiver answers when the store cannot take more writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum OverloadStatus {
+    /// 429 Too Many Requests, the default: Intercom throttles the
+    /// subscription for a while (1 minute to 2 hours), then delivers again.
+    #[default]
+    TooManyRequests,
+    /// 503 Service Unavailable: Intercom retries the notification after
+    /// about a minute.
+    ServiceUnavailable,
+}
+
+impl OverloadStatus {
+    fn status(self) -> StatusCode {
+        match self {
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::ServiceUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    deadline: Duration,
+    retention: Duration,
+    overload_status: StatusCode,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            deadline: DEFAULT_DEADLINE,
+            retention: DEFAULT_RETENTION,
+            overload_status: OverloadStatus::default().status(),
+        }
+    }
+}
+
+impl<St: InboxStore> Inbox<St> {
+    /// An inbox over `store`, with the default settings.
+    pub fn new(store: St) -> Self {
+        Self::from_arc(Arc::new(store))
+    }
+
+    /// An inbox over a store already shared.
+    pub fn from_arc(store: Arc<St>) -> Self {
+        Self {
+            store,
+            config: Config::default(),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            failures: Arc::new(receiver::FailureLog::new(
+                "a notification could not be committed to the inbox (Intercom will retry it)",
+            )),
+        }
+    }
+
+    /// How long the receiver waits for the commit before answering 503
+    /// (default [`DEFAULT_DEADLINE`], 2 s). Keep it well under Intercom's
+    /// 5 s; under 500 ms, Intercom prioritises the endpoint.
+    ///
+    /// Applies to receivers created afterwards.
+    #[must_use]
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.config.deadline = deadline;
+        self
+    }
+
+    /// How long done notifications are remembered (default
+    /// [`DEFAULT_RETENTION`], 24 h). This is the inbox's dedupe memory: a
+    /// redelivery of an id done longer ago than this is stored and
+    /// processed again. Workers forget older ones as they run; so does
+    /// [`prune`](Self::prune).
+    #[must_use]
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.config.retention = retention;
+        self
+    }
+
+    /// What the receiver answers when the store cannot take more writes
+    /// (default 429).
+    #[must_use]
+    pub fn overload_status(mut self, status: OverloadStatus) -> Self {
+        self.config.overload_status = status.status();
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &St {
+        &self.store
+    }
+
+    /// The Tower service that commits verified notifications: put it
+    /// behind [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer).
+    pub fn receiver(&self) -> Receiver<St> {
+        Receiver::new(Arc::new(self.clone()))
+    }
+
+    /// How many notifications are in each state.
+    pub async fn counts(&self) -> Result<Counts, StoreError> {
+        self.store.counts().await
+    }
+
+    /// One page of dead notifications, oldest first. Pass
+    /// [`DeadPage::next`] to [`DeadQuery::after`] for the next page.
+    pub async fn dead(&self, query: DeadQuery) -> Result<DeadPage, StoreError> {
+        self.store.dead(query).await
+    }
+
+    /// Makes the dead notification `id` pending again, with its attempts
+    /// reset. Returns `false` when `id` is not dead.
+    pub async fn requeue(&self, id: &str) -> Result<bool, StoreError> {
+        let requeued = self.store.requeue(id).await?;
+        if requeued {
+            self.wake.notify_waiters();
+        }
+        Ok(requeued)
+    }
+
+    /// Makes every dead notification pending again. Returns how many.
+    pub async fn requeue_all(&self) -> Result<u64, StoreError> {
+        let mut requeued = 0;
+        loop {
+            // Requeued notifications leave the dead set: always read the
+            // first page.
+            let page = self.store.dead(DeadQuery::first(256)).await?;
+            if page.notifications.is_empty() {
+                break;
+            }
+            let before = requeued;
+            for dead in &page.notifications {
+                if self.store.requeue(dead.notification.id()).await? {
+                    requeued += 1;
+                }
+            }
+            if requeued == before {
+                break;
+            }
+        }
+        if requeued > 0 {
+            self.wake.notify_waiters();
+        }
+        Ok(requeued)
+    }
+
+    /// Forgets the done notifications older than the
+    /// [`retention`](Self::retention). Returns how many. Running workers
+    /// do this regularly.
+    pub async fn prune(&self) -> Result<u64, StoreError> {
+        let before = std::time::SystemTime::now()
+            .checked_sub(self.config.retention)
+            .unwrap_or(std::time::UNIX_EPOCH);
+        let mut pruned = 0;
+        loop {
+            let n = self.store.prune_done(before).await?;
+            pruned += n;
+            if n == 0 {
+                return Ok(pruned);
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The notification a worker's handler receives.
+
+use std::{fmt, time::SystemTime};
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+
+/// A stored notification, as handed to your handler: the exact verified
+/// bytes, the `id` and `topic`, when it was received, and which attempt
+/// this is.
+///
+/// # Example
+///
+/// ```
+/// use std::time::SystemTime;
+/// use bytes::Bytes;
+/// use tower_intercom::{inbox::ReceivedNotification, Notification};
+///
+/// let body = r#"{"type":"notification_event","id":"notif_1","topic":"ping","data":{"item":{"type":"ping"}}}"#;
+/// let received = ReceivedNotification::new("notif_1", "ping", Bytes::from(body), SystemTime::now(), 1);
+/// assert_eq!(received.id(), "notif_1");
+/// assert_eq!(received.attempt(), 1);
+/// let notification: Notification = received.json()?;
+/// assert_eq!(notification.topic, "ping");
+/// # Ok::<_, serde_json::Error>(())
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+pub struct ReceivedNotification {
+    id: Box<str>,
+    topic: Box<str>,
+    body: Bytes,
+    received_at: SystemTime,
+    attempt: u32,
+}
+
+impl ReceivedNotification {
+    /// A notification as a store returns it. `attempt` counts from 1.
+    pub fn new(
+        id: impl Into<Box<str>>,
+        topic: impl Into<Box<str>>,
+        body: Bytes,
+        received_at: SystemTime,
+        attempt: u32,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            topic: topic.into(),
+            body,
+            received_at,
+            attempt,
+        }
+    }
+
+    /// The notification's `id` (`notif_…`): make your side effects
+    /// idempotent by it.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The notification's `topic` (`conversation.user.created`, …), or empty
+    /// when the body had none.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The exact bytes Intercom signed and the receiver verified.
+    pub fn bytes(&self) -> &Bytes {
+        &self.body
+    }
+
+    /// The bytes, owned.
+    pub fn into_bytes(self) -> Bytes {
+        self.body
+    }
+
+    /// When the receiver got it (and committed it, a moment later).
+    pub fn received_at(&self) -> SystemTime {
+        self.received_at
+    }
+
+    /// Which attempt this is: 1 for the first, and one more for each failed
+    /// attempt or lapsed lease before it. Reset to 0 by a requeue.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// The body parsed as JSON, for instance as a
+    /// [`Notification`](crate::Notification).
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.body)
+    }
+}
+
+impl fmt::Debug for ReceivedNotification {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The body is the customer's data: its length only.
+        f.debug_struct("ReceivedNotification")
+            .field("id", &self.id)
+            .field("topic", &self.topic)
+            .field("body_len", &self.body.len())
+            .field("received_at", &self.received_at)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}

@@ -1,0 +1,296 @@
+//! The Tower service that commits verified notifications to the inbox.
+
+use std::{
+    borrow::Cow,
+    convert::Infallible,
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, SystemTime},
+};
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use serde::Deserialize;
+use tower_service::Service;
+
+use super::{
+    response, Inbox, InboxStore, Inserted, NewNotification, StoreError, StoreErrorKind,
+    DUPLICATE_HEADER,
+};
+use crate::{VerifiedWebhook, WebhookBody};
+
+/// The handler to put behind [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer):
+/// commits each verified notification to the inbox, then answers 200.
+///
+/// Built by [`Inbox::receiver`](super::Inbox::receiver); see the
+/// [module documentation](super) for what it answers.
+pub struct Receiver<St> {
+    inbox: Arc<Inbox<St>>,
+}
+
+impl<St> Receiver<St> {
+    pub(super) fn new(inbox: Arc<Inbox<St>>) -> Self {
+        Self { inbox }
+    }
+}
+
+impl<St> Clone for Receiver<St> {
+    fn clone(&self) -> Self {
+        Self {
+            inbox: self.inbox.clone(),
+        }
+    }
+}
+
+impl<St> fmt::Debug for Receiver<St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Receiver")
+            .field("deadline", &self.inbox.config.deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: InboxStore> Service<Request<WebhookBody>> for Receiver<St> {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    /// Always ready: overload is answered per request (429 or 503), never
+    /// by queueing callers.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<WebhookBody>) -> Self::Future {
+        // Intercom's URL check (when the verifying layer forwards it).
+        if request.method() == Method::HEAD {
+            return ResponseFuture::ready(response::empty(StatusCode::OK));
+        }
+        if request.extensions().get::<VerifiedWebhook>().is_none() {
+            tracing::error!(
+                "the inbox receiver got a request that did not pass VerifyIntercomWebhookLayer; \
+                 place the verifying layer in front of it"
+            );
+            return ResponseFuture::ready(response::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the inbox receiver must be placed inside VerifyIntercomWebhookLayer",
+            ));
+        }
+        let body = request.into_body().into_bytes();
+        let Some((id, topic)) = parse(&body) else {
+            tracing::debug!(
+                target: "tower_intercom::inbox",
+                "verified body without a string id refused"
+            );
+            return ResponseFuture::ready(response::error(
+                StatusCode::BAD_REQUEST,
+                "the notification has no string id",
+            ));
+        };
+        let notification = NewNotification {
+            id: id.into(),
+            topic: topic.into(),
+            body,
+            received_at: SystemTime::now(),
+        };
+        let inbox = self.inbox.clone();
+        ResponseFuture {
+            inner: Box::pin(receive(inbox, notification)),
+        }
+    }
+}
+
+async fn receive<St: InboxStore>(
+    inbox: Arc<Inbox<St>>,
+    notification: NewNotification,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    let deadline = inbox.config.deadline;
+    let inserting = inbox.store.insert(notification);
+    let result = match tokio::time::timeout(deadline, inserting).await {
+        Ok(result) => result,
+        Err(_) => Err(StoreError::timed_out(deadline)),
+    };
+    Ok(match result {
+        Ok(Inserted::Stored) => {
+            inbox.wake.notify_waiters();
+            response::empty(StatusCode::OK)
+        }
+        Ok(Inserted::Duplicate) => {
+            let mut response = response::empty(StatusCode::OK);
+            response
+                .headers_mut()
+                .insert(DUPLICATE_HEADER, http::HeaderValue::from_static("true"));
+            response
+        }
+        Err(error) => {
+            inbox.failures.report(&error);
+            match error.kind() {
+                StoreErrorKind::Overloaded => response::error(
+                    inbox.config.overload_status,
+                    "the inbox is overloaded; retry later",
+                ),
+                _ => response::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the inbox is unavailable; retry later",
+                ),
+            }
+        }
+    })
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    topic: Option<Topic<'a>>,
+}
+
+/// The `topic` when it is a string; anything else is ignored.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Topic<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Other(serde::de::IgnoredAny),
+}
+
+/// The notification's `id` (a non-empty string at the top of a JSON object)
+/// and `topic` (empty unless a string).
+fn parse(body: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+    // Serde's derived structs also accept arrays (`["notif_1"]`): only an
+    // object is a notification.
+    let first = body
+        .iter()
+        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\r' | b'\n'));
+    if first != Some(&b'{') {
+        return None;
+    }
+    let envelope = serde_json::from_slice::<Envelope<'_>>(body).ok()?;
+    let id = envelope.id.filter(|id| !id.is_empty())?;
+    let topic = match envelope.topic {
+        Some(Topic::Text(topic)) => topic,
+        _ => Cow::Borrowed(""),
+    };
+    Some((id, topic))
+}
+
+type Answer = Result<Response<Full<Bytes>>, Infallible>;
+
+/// The response future of [`Receiver`].
+pub struct ResponseFuture {
+    inner: Pin<Box<dyn Future<Output = Answer> + Send>>,
+}
+
+impl ResponseFuture {
+    fn ready(response: Response<Full<Bytes>>) -> Self {
+        Self {
+            inner: Box::pin(std::future::ready(Ok(response))),
+        }
+    }
+}
+
+impl Future for ResponseFuture {
+    type Output = Answer;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for ResponseFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+/// Reports store failures to the operator: the first at once, then at most
+/// one summary per interval, so a failing store cannot flood the logs.
+#[derive(Debug)]
+pub(super) struct FailureLog {
+    message: &'static str,
+    state: std::sync::Mutex<FailureLogState>,
+}
+
+#[derive(Debug, Default)]
+struct FailureLogState {
+    last: Option<std::time::Instant>,
+    suppressed: u64,
+}
+
+const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+impl FailureLog {
+    pub(super) fn new(message: &'static str) -> Self {
+        Self {
+            message,
+            state: std::sync::Mutex::default(),
+        }
+    }
+
+    pub(super) fn report(&self, error: &StoreError) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        match state.last {
+            Some(last) if now.duration_since(last) < FAILURE_LOG_INTERVAL => {
+                state.suppressed += 1;
+            }
+            _ => {
+                let suppressed = std::mem::take(&mut state.suppressed);
+                state.last = Some(now);
+                drop(state);
+                tracing::warn!(
+                    target: "tower_intercom::inbox",
+                    suppressed,
+                    "{}: {error}",
+                    self.message
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_topics_are_read_from_the_top_level() {
+        let (id, topic) =
+            parse(br#"{"id":"notif_1","topic":"ping","data":{"id":"x","topic":"y"}}"#).unwrap();
+        assert_eq!((&*id, &*topic), ("notif_1", "ping"));
+        let (id, topic) = parse(br#"{"topic":{"a":[1]},"id":"notif_\u00e9\"q\u0000"}"#).unwrap();
+        assert_eq!((&*id, &*topic), ("notif_\u{e9}\"q\0", ""));
+        let (_, topic) = parse(br#"{"id":"n","topic":null}"#).unwrap();
+        assert_eq!(&*topic, "");
+    }
+
+    #[test]
+    fn bodies_without_a_string_id_are_refused() {
+        for body in [
+            &b""[..],
+            b"not json",
+            b"[]",
+            br#"["notif_1","ping"]"#,
+            b"\"notif_1\"",
+            b"null",
+            br#"{"data":{"id":"notif_1"}}"#,
+            br#"{"id":""}"#,
+            br#"{"id":null}"#,
+            br#"{"id":42}"#,
+            br#"{"id":["a"]}"#,
+            br#"{"id":"a","id":"b"}"#,
+            br#"{"id":"notif_1""#,
+            br#"{"id":"notif_1"} trailing"#,
+            br#"{"id":"\ud800"}"#,
+            b"{\"id\":\"\xff\xfe\"}",
+        ] {
+            assert!(parse(body).is_none(), "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+}

@@ -1,0 +1,842 @@
+//! The embedded store: one SQLite file, written by one thread that commits
+//! in groups.
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        mpsc as std_mpsc, Arc, Mutex,
+    },
+    thread,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use rusqlite::{named_params, Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, Inbox,
+    InboxFuture, InboxStore, Inserted, Lease, LeaseToken, NewNotification, OverloadStatus,
+    ReceivedNotification, StoreError,
+};
+
+/// An [`Inbox`] over one SQLite file.
+///
+/// # Example
+///
+/// ```
+/// use tower_intercom::inbox::SqliteInbox;
+///
+/// # fn main() -> Result<(), tower_intercom::inbox::StoreError> {
+/// let dir = std::env::temp_dir().join(format!("tower-intercom-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let inbox = SqliteInbox::options()
+///     .channel_capacity(1024)
+///     .deadline(std::time::Duration::from_millis(500))
+///     .open(dir.join("inbox.sqlite3"))?;
+/// # drop(inbox);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok(())
+/// # }
+/// ```
+pub type SqliteInbox = Inbox<SqliteStore>;
+
+impl Inbox<SqliteStore> {
+    /// Opens (or creates) the inbox in the SQLite file at `path`, with the
+    /// default settings. Needs no runtime; its receiver and workers need a
+    /// Tokio runtime.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        SqliteOptions::default().open(path)
+    }
+
+    /// Settings for [`SqliteOptions::open`].
+    pub fn options() -> SqliteOptions {
+        SqliteOptions::default()
+    }
+}
+
+/// The default bound of [`SqliteOptions::channel_capacity`]: 4096 writes
+/// waiting for the writer thread.
+pub const DEFAULT_CHANNEL_CAPACITY: usize = 4096;
+
+/// The default bound of [`SqliteOptions::max_batch`]: 512 writes per commit.
+pub const DEFAULT_MAX_BATCH: usize = 512;
+
+/// Settings of a [`SqliteStore`] and of the [`SqliteInbox`] over it.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct SqliteOptions {
+    channel_capacity: usize,
+    max_batch: usize,
+    busy_timeout: Duration,
+    checkpoint_interval: Duration,
+    deadline: Duration,
+    retention: Duration,
+    overload_status: OverloadStatus,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            channel_capacity: DEFAULT_CHANNEL_CAPACITY,
+            max_batch: DEFAULT_MAX_BATCH,
+            busy_timeout: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_secs(1),
+            deadline: super::DEFAULT_DEADLINE,
+            retention: super::DEFAULT_RETENTION,
+            overload_status: OverloadStatus::default(),
+        }
+    }
+}
+
+impl SqliteOptions {
+    /// How many writes may wait for the writer thread (default
+    /// [`DEFAULT_CHANNEL_CAPACITY`]). When they are that many, the receiver
+    /// answers 429 (see [`overload_status`](Self::overload_status)) at once:
+    /// nothing queues without bound. Memory held by waiting notifications is
+    /// at most this × the body limit.
+    pub fn channel_capacity(mut self, capacity: usize) -> Self {
+        self.channel_capacity = capacity.max(1);
+        self
+    }
+
+    /// At most this many writes per transaction (default
+    /// [`DEFAULT_MAX_BATCH`]). Writes that arrive while a commit is being
+    /// synced wait, then go in the next one: one `fsync` for all of them.
+    pub fn max_batch(mut self, max_batch: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self
+    }
+
+    /// How long the writer waits for the file's write lock when another
+    /// process holds it (default 1 s) before failing the batch, which the
+    /// receiver answers with 503.
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+
+    /// How often a helper thread copies the write-ahead log into the
+    /// database file (default 1 s), outside the writer so that commits do
+    /// not wait for it.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// See [`Inbox::deadline`].
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// See [`Inbox::retention`].
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// See [`Inbox::overload_status`].
+    pub fn overload_status(mut self, status: OverloadStatus) -> Self {
+        self.overload_status = status;
+        self
+    }
+
+    /// Opens (or creates) the inbox in the SQLite file at `path`.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteInbox, StoreError> {
+        let (deadline, retention, overload) = (self.deadline, self.retention, self.overload_status);
+        Ok(Inbox::new(self.open_store(path)?)
+            .deadline(deadline)
+            .retention(retention)
+            .overload_status(overload))
+    }
+
+    /// Opens (or creates) just the store in the SQLite file at `path`.
+    pub fn open_store(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+        SqliteStore::open_with(path.as_ref(), &self)
+    }
+}
+
+/// An [`InboxStore`] in one SQLite file (bundled SQLite).
+///
+/// - **Durable before the 200**: write-ahead log (`journal_mode=WAL`) with
+///   `synchronous=FULL`, so each commit is synced to disk before it returns
+///   and survives a crash of the process, of the OS, or a power loss.
+/// - **Group commit**: one thread owns the only writing connection and is
+///   fed by a bounded channel. It takes every write waiting (up to
+///   [`max_batch`](SqliteOptions::max_batch)), runs them in one
+///   transaction, syncs once, and only then answers each. Under load the
+///   batches grow by themselves while the previous sync runs.
+/// - **Bounded**: when the channel is full, inserts fail at once with
+///   [`StoreErrorKind::Overloaded`](super::StoreErrorKind::Overloaded).
+/// - Reads (counts, dead notifications) use a second connection and never
+///   wait for the writer.
+///
+/// Several processes may open the same file (their writers then take
+/// turns, waiting up to [`busy_timeout`](SqliteOptions::busy_timeout)); a
+/// network file system is not supported (SQLite's WAL needs shared memory).
+pub struct SqliteStore {
+    writes: mpsc::Sender<Box<dyn Job>>,
+    reader: Arc<Mutex<Connection>>,
+    stats: Arc<Stats>,
+    path: PathBuf,
+    _checkpointer: Option<std_mpsc::Sender<()>>,
+}
+
+impl fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the writer thread has grouped writes into commits so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchStats {
+    /// Transactions committed (or attempted).
+    pub commits: u64,
+    /// Writes they carried.
+    pub writes: u64,
+    /// The most writes in one transaction.
+    pub largest: u64,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    commits: AtomicU64,
+    writes: AtomicU64,
+    largest: AtomicU64,
+}
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS intercom_inbox (
+  seq          INTEGER PRIMARY KEY,
+  id           TEXT    NOT NULL UNIQUE,
+  topic        TEXT    NOT NULL,
+  body         BLOB,
+  received_at  INTEGER NOT NULL,
+  state        INTEGER NOT NULL DEFAULT 0,
+  attempts     INTEGER NOT NULL DEFAULT 0,
+  available_at INTEGER NOT NULL,
+  lease_until  INTEGER,
+  lease_token  INTEGER,
+  last_error   TEXT,
+  done_at      INTEGER
+) STRICT;
+CREATE INDEX IF NOT EXISTS intercom_inbox_ready  ON intercom_inbox(available_at, seq) WHERE state = 0;
+CREATE INDEX IF NOT EXISTS intercom_inbox_leased ON intercom_inbox(lease_until) WHERE state = 1;
+CREATE INDEX IF NOT EXISTS intercom_inbox_state  ON intercom_inbox(state);
+CREATE INDEX IF NOT EXISTS intercom_inbox_done   ON intercom_inbox(done_at) WHERE state = 2;
+CREATE INDEX IF NOT EXISTS intercom_inbox_dead   ON intercom_inbox(seq) WHERE state = 3;
+";
+
+const PENDING: i64 = 0;
+const IN_PROGRESS: i64 = 1;
+const DONE: i64 = 2;
+const DEAD: i64 = 3;
+
+/// Rows deleted per prune call.
+const PRUNE_CHUNK: i64 = 1000;
+
+/// The longest error message kept per notification.
+const MAX_ERROR_LEN: usize = 2048;
+
+impl SqliteStore {
+    /// Opens (or creates) the store in the SQLite file at `path`, with the
+    /// default settings.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path.as_ref(), &SqliteOptions::default())
+    }
+
+    fn open_with(path: &Path, options: &SqliteOptions) -> Result<Self, StoreError> {
+        let writer = open_connection(path, options.busy_timeout, false)?;
+        migrate(&writer)?;
+        // Checkpoints run in their own thread (below), not inside commits.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(unavailable)?;
+        let reader = open_connection(path, options.busy_timeout, true)?;
+        let checkpointer = open_connection(path, options.busy_timeout, false)?;
+
+        let (writes, queue) = mpsc::channel::<Box<dyn Job>>(options.channel_capacity);
+        let stats = Arc::new(Stats::default());
+        let writer_stats = stats.clone();
+        let max_batch = options.max_batch;
+        thread::Builder::new()
+            .name("intercom-inbox-writer".into())
+            .spawn(move || write_loop(writer, queue, max_batch, &writer_stats))
+            .map_err(unavailable)?;
+
+        let (stop, stopped) = std_mpsc::channel::<()>();
+        let interval = options.checkpoint_interval;
+        thread::Builder::new()
+            .name("intercom-inbox-checkpoint".into())
+            .spawn(move || checkpoint_loop(checkpointer, stopped, interval))
+            .map_err(unavailable)?;
+
+        Ok(Self {
+            writes,
+            reader: Arc::new(Mutex::new(reader)),
+            stats,
+            path: path.to_owned(),
+            _checkpointer: Some(stop),
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How the writer has grouped writes into commits so far.
+    pub fn stats(&self) -> BatchStats {
+        BatchStats {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            writes: self.stats.writes.load(Ordering::Relaxed),
+            largest: self.stats.largest.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Queues `work` for the writer; fails at once when the channel is full
+    /// (`try`), or waits for room.
+    fn write<T, F>(&self, work: F, skip_if_abandoned: bool, wait: bool) -> InboxFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Task {
+            work: Some(work),
+            result: None,
+            reply,
+            skip_if_abandoned,
+        });
+        if wait {
+            let writes = self.writes.clone();
+            return Box::pin(async move {
+                writes.send(job).await.map_err(|_| writer_gone())?;
+                answer.await.map_err(|_| writer_gone())?
+            });
+        }
+        let queued = self.writes.try_send(job).map_err(|error| match error {
+            mpsc::error::TrySendError::Full(_) => StoreError::overloaded(),
+            mpsc::error::TrySendError::Closed(_) => writer_gone(),
+        });
+        Box::pin(async move {
+            queued?;
+            answer.await.map_err(|_| writer_gone())?
+        })
+    }
+
+    fn read<T, F>(&self, work: F) -> InboxFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let reader = self.reader.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || {
+                let connection = reader
+                    .lock()
+                    .map_err(|_| StoreError::unavailable("the reading connection was poisoned"))?;
+                work(&connection).map_err(unavailable)
+            })
+            .await
+            .map_err(unavailable)?
+        })
+    }
+}
+
+impl InboxStore for SqliteStore {
+    fn insert(&self, notification: NewNotification) -> InboxFuture<Inserted> {
+        let work = move |connection: &Connection, now: i64| {
+            let mut insert = connection.prepare_cached(
+                "INSERT INTO intercom_inbox (id, topic, body, received_at, available_at)
+                 VALUES (:id, :topic, :body, :received_at, :now)
+                 ON CONFLICT (id) DO NOTHING",
+            )?;
+            let inserted = insert.execute(named_params! {
+                ":id": &*notification.id,
+                ":topic": &*notification.topic,
+                ":body": &notification.body[..],
+                ":received_at": millis(notification.received_at),
+                ":now": now,
+            })?;
+            Ok(if inserted == 1 {
+                Inserted::Stored
+            } else {
+                Inserted::Duplicate
+            })
+        };
+        // An insert whose caller already answered 503 is not written: the
+        // answer said "not stored", and Intercom's retry will store it.
+        self.write(work, true, false)
+    }
+
+    fn claim(&self, request: ClaimRequest) -> InboxFuture<Claimed> {
+        let token = LeaseToken::random();
+        let token_value = token.value() as i64;
+        self.write(
+            move |connection: &Connection, now: i64| {
+                // Lapsed leases first: a crashed, hung or too slow worker's
+                // attempt counts as failed.
+                connection
+                    .prepare_cached(
+                        "UPDATE intercom_inbox
+                            SET state = CASE WHEN attempts >= :max THEN 3 ELSE 0 END,
+                                available_at = :now,
+                                last_error = 'the lease lapsed: the worker crashed, hung or was too slow',
+                                lease_until = NULL, lease_token = NULL
+                          WHERE state = 1 AND lease_until <= :now",
+                    )?
+                    .execute(named_params! {
+                        ":max": i64::from(request.max_attempts),
+                        ":now": now,
+                    })?;
+                let mut claim = connection.prepare_cached(
+                    "UPDATE intercom_inbox
+                        SET state = 1, attempts = attempts + 1,
+                            lease_until = :now + :lease, lease_token = :token
+                      WHERE seq IN (SELECT seq FROM intercom_inbox
+                                     WHERE state = 0 AND available_at <= :now
+                                     ORDER BY available_at, seq LIMIT :n)
+                  RETURNING seq, id, topic, body, received_at, attempts",
+                )?;
+                let mut rows = claim
+                    .query_map(
+                        named_params! {
+                            ":now": now,
+                            ":lease": duration_millis(request.lease),
+                            ":token": token_value,
+                            ":n": i64::try_from(request.max).unwrap_or(i64::MAX),
+                        },
+                        |row| {
+                            let seq: i64 = row.get(0)?;
+                            let body: Option<Vec<u8>> = row.get(3)?;
+                            let notification = ReceivedNotification::new(
+                                row.get::<_, String>(1)?,
+                                row.get::<_, String>(2)?,
+                                Bytes::from(body.unwrap_or_default()),
+                                time(row.get(4)?),
+                                attempts(row.get(5)?),
+                            );
+                            Ok((seq, notification))
+                        },
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.sort_by_key(|(seq, _)| *seq);
+                let next_due: Option<i64> = connection
+                    .prepare_cached(
+                        "SELECT min(t) FROM (
+                           SELECT min(available_at) AS t FROM intercom_inbox WHERE state = 0
+                           UNION ALL
+                           SELECT min(lease_until) AS t FROM intercom_inbox WHERE state = 1)",
+                    )?
+                    .query_row([], |row| row.get(0))?;
+                let leases = rows
+                    .into_iter()
+                    .map(|(_, notification)| Lease::new(notification, token.clone()))
+                    .collect();
+                Ok(Claimed::new(leases, next_due.map(time)))
+            },
+            false,
+            true,
+        )
+    }
+
+    fn complete(&self, id: &str, token: &LeaseToken) -> InboxFuture<bool> {
+        let (id, token) = (Box::<str>::from(id), token.value() as i64);
+        self.write(
+            move |connection: &Connection, now: i64| {
+                // The body is no longer needed: only the id is kept, for
+                // deduplication, until the retention ends.
+                let changed = connection
+                    .prepare_cached(
+                        "UPDATE intercom_inbox
+                            SET state = 2, done_at = :now, body = NULL, last_error = NULL,
+                                lease_until = NULL, lease_token = NULL
+                          WHERE id = :id AND state = 1 AND lease_token = :token",
+                    )?
+                    .execute(named_params! { ":now": now, ":id": &*id, ":token": token })?;
+                Ok(changed == 1)
+            },
+            false,
+            true,
+        )
+    }
+
+    fn fail(&self, id: &str, token: &LeaseToken, failure: Failure) -> InboxFuture<bool> {
+        let (id, token) = (Box::<str>::from(id), token.value() as i64);
+        let error = truncate(&failure.error, MAX_ERROR_LEN).to_owned();
+        let retry_at = failure.retry_at.map(millis);
+        self.write(
+            move |connection: &Connection, _now: i64| {
+                let changed = connection
+                    .prepare_cached(
+                        "UPDATE intercom_inbox
+                            SET state = CASE WHEN :retry_at IS NULL THEN 3 ELSE 0 END,
+                                available_at = coalesce(:retry_at, available_at),
+                                last_error = :error, lease_until = NULL, lease_token = NULL
+                          WHERE id = :id AND state = 1 AND lease_token = :token",
+                    )?
+                    .execute(named_params! {
+                        ":retry_at": retry_at,
+                        ":error": error,
+                        ":id": &*id,
+                        ":token": token,
+                    })?;
+                Ok(changed == 1)
+            },
+            false,
+            true,
+        )
+    }
+
+    fn release(&self, id: &str, token: &LeaseToken) -> InboxFuture<bool> {
+        let (id, token) = (Box::<str>::from(id), token.value() as i64);
+        self.write(
+            move |connection: &Connection, now: i64| {
+                let changed = connection
+                    .prepare_cached(
+                        "UPDATE intercom_inbox
+                            SET state = 0, attempts = max(attempts - 1, 0), available_at = :now,
+                                lease_until = NULL, lease_token = NULL
+                          WHERE id = :id AND state = 1 AND lease_token = :token",
+                    )?
+                    .execute(named_params! { ":now": now, ":id": &*id, ":token": token })?;
+                Ok(changed == 1)
+            },
+            false,
+            true,
+        )
+    }
+
+    fn counts(&self) -> InboxFuture<Counts> {
+        self.read(|connection| {
+            let mut counts = Counts::default();
+            let mut statement = connection
+                .prepare_cached("SELECT state, count(*) FROM intercom_inbox GROUP BY state")?;
+            let mut rows = statement.query([])?;
+            while let Some(row) = rows.next()? {
+                let n = u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0);
+                match row.get::<_, i64>(0)? {
+                    PENDING => counts.pending = n,
+                    IN_PROGRESS => counts.in_progress = n,
+                    DONE => counts.done = n,
+                    DEAD => counts.dead = n,
+                    _ => {}
+                }
+            }
+            Ok(counts)
+        })
+    }
+
+    fn dead(&self, query: DeadQuery) -> InboxFuture<DeadPage> {
+        let after = match query.after.as_deref().map(str::parse::<i64>) {
+            None => 0,
+            Some(Ok(seq)) => seq,
+            Some(Err(_)) => {
+                return Box::pin(std::future::ready(Err(StoreError::unavailable(
+                    "not a cursor of this store",
+                ))))
+            }
+        };
+        let limit = i64::try_from(query.limit.max(1)).unwrap_or(i64::MAX - 1);
+        self.read(move |connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT seq, id, topic, body, received_at, attempts, last_error
+                   FROM intercom_inbox WHERE state = 3 AND seq > :after
+                  ORDER BY seq LIMIT :n",
+            )?;
+            let mut rows = statement
+                .query_map(
+                    named_params! { ":after": after, ":n": limit.saturating_add(1) },
+                    |row| {
+                        let body: Option<Vec<u8>> = row.get(3)?;
+                        let notification = ReceivedNotification::new(
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            Bytes::from(body.unwrap_or_default()),
+                            time(row.get(4)?),
+                            attempts(row.get(5)?),
+                        );
+                        let error: Option<String> = row.get(6)?;
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            DeadNotification::new(notification, error.unwrap_or_default()),
+                        ))
+                    },
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let more = rows.len() as i64 > limit;
+            rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            let next = more
+                .then(|| rows.last().map(|(seq, _)| seq.to_string().into_boxed_str()))
+                .flatten();
+            Ok(DeadPage::new(
+                rows.into_iter().map(|(_, dead)| dead).collect(),
+                next,
+            ))
+        })
+    }
+
+    fn requeue(&self, id: &str) -> InboxFuture<bool> {
+        let id = Box::<str>::from(id);
+        self.write(
+            move |connection: &Connection, now: i64| {
+                let changed = connection
+                    .prepare_cached(
+                        "UPDATE intercom_inbox
+                            SET state = 0, attempts = 0, available_at = :now, last_error = NULL
+                          WHERE id = :id AND state = 3",
+                    )?
+                    .execute(named_params! { ":now": now, ":id": &*id })?;
+                Ok(changed == 1)
+            },
+            false,
+            true,
+        )
+    }
+
+    fn prune_done(&self, before: SystemTime) -> InboxFuture<u64> {
+        let before = millis(before);
+        self.write(
+            move |connection: &Connection, _now: i64| {
+                let deleted = connection
+                    .prepare_cached(
+                        "DELETE FROM intercom_inbox WHERE seq IN
+                           (SELECT seq FROM intercom_inbox
+                             WHERE state = 2 AND done_at < :before LIMIT :n)",
+                    )?
+                    .execute(named_params! { ":before": before, ":n": PRUNE_CHUNK })?;
+                Ok(deleted as u64)
+            },
+            false,
+            true,
+        )
+    }
+}
+
+/// One write, run by the writer thread inside a group transaction.
+trait Job: Send {
+    /// The caller gave up and the write need not happen.
+    fn abandoned(&self) -> bool;
+    /// Runs the statements (inside the open transaction).
+    fn run(&mut self, connection: &Connection, now: i64);
+    /// Answers the caller once the transaction is over: `failed` when it
+    /// was not committed.
+    fn finish(self: Box<Self>, failed: Option<&str>);
+}
+
+struct Task<T, F> {
+    work: Option<F>,
+    result: Option<rusqlite::Result<T>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+    skip_if_abandoned: bool,
+}
+
+impl<T, F> Job for Task<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send,
+{
+    fn abandoned(&self) -> bool {
+        self.skip_if_abandoned && self.reply.is_closed()
+    }
+
+    fn run(&mut self, connection: &Connection, now: i64) {
+        if let Some(work) = self.work.take() {
+            self.result = Some(work(connection, now));
+        }
+    }
+
+    fn finish(self: Box<Self>, failed: Option<&str>) {
+        let result = match (failed, self.result) {
+            (Some(reason), _) => Err(StoreError::unavailable(reason.to_owned())),
+            (None, Some(result)) => result.map_err(unavailable),
+            (None, None) => return, // abandoned: nobody is waiting
+        };
+        let _ = self.reply.send(result);
+    }
+}
+
+/// The writer thread: takes every write waiting, runs them in one
+/// transaction, commits (one sync), then answers them.
+fn write_loop(
+    connection: Connection,
+    mut queue: mpsc::Receiver<Box<dyn Job>>,
+    max_batch: usize,
+    stats: &Stats,
+) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch.min(1024));
+    while let Some(job) = queue.blocking_recv() {
+        batch.push(job);
+        while batch.len() < max_batch {
+            match queue.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let failed = commit(&connection, &mut batch);
+        stats.commits.fetch_add(1, Ordering::Relaxed);
+        stats
+            .writes
+            .fetch_add(batch.len() as u64, Ordering::Relaxed);
+        stats
+            .largest
+            .fetch_max(batch.len() as u64, Ordering::Relaxed);
+        if let Some(reason) = &failed {
+            tracing::debug!(target: "tower_intercom::inbox", "inbox commit failed: {reason}");
+        }
+        for job in batch.drain(..) {
+            job.finish(failed.as_deref());
+        }
+    }
+}
+
+/// Runs `batch` in one transaction. Returns why it was not committed.
+fn commit(connection: &Connection, batch: &mut [Box<dyn Job>]) -> Option<String> {
+    // Take the write lock first, then drop the writes nobody waits for any
+    // more (their callers answered 503 while the lock was busy).
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        return Some(error.to_string());
+    }
+    let now = millis(SystemTime::now());
+    for job in batch.iter_mut() {
+        if !job.abandoned() {
+            job.run(connection, now);
+        }
+    }
+    // Some errors (disk full, I/O) roll the transaction back by themselves.
+    let failed = if connection.is_autocommit() {
+        Some("the transaction was rolled back".to_owned())
+    } else {
+        connection
+            .execute_batch("COMMIT")
+            .err()
+            .map(|error| error.to_string())
+    };
+    if failed.is_some() && !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    failed
+}
+
+/// Copies the write-ahead log into the database regularly, without
+/// blocking the writer (`PASSIVE`), until the store is dropped.
+fn checkpoint_loop(connection: Connection, stop: std_mpsc::Receiver<()>, interval: Duration) {
+    while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(target: "tower_intercom::inbox", "inbox checkpoint failed: {error}");
+        }
+    }
+}
+
+fn open_connection(
+    path: &Path,
+    busy_timeout: Duration,
+    query_only: bool,
+) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let connection = Connection::open_with_flags(path, flags).map_err(unavailable)?;
+    connection.busy_timeout(busy_timeout).map_err(unavailable)?;
+    let mode: String = connection
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(unavailable)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::unavailable(format!(
+            "the inbox needs a file in WAL mode; SQLite kept journal_mode={mode}"
+        )));
+    }
+    connection
+        .execute_batch(
+            "PRAGMA synchronous = FULL;
+             PRAGMA journal_size_limit = 67108864;",
+        )
+        .map_err(unavailable)?;
+    if query_only {
+        connection
+            .pragma_update(None, "query_only", true)
+            .map_err(unavailable)?;
+    }
+    Ok(connection)
+}
+
+fn migrate(connection: &Connection) -> Result<(), StoreError> {
+    connection
+        .execute_batch("BEGIN IMMEDIATE")
+        .map_err(unavailable)?;
+    let migrated = (|| {
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .map_err(unavailable)?;
+        if version > SCHEMA_VERSION {
+            return Err(StoreError::unavailable(format!(
+                "the inbox file has schema version {version}, newer than this version of \
+                 tower-intercom knows ({SCHEMA_VERSION})"
+            )));
+        }
+        connection.execute_batch(SCHEMA).map_err(unavailable)?;
+        connection
+            .pragma_update(None, "user_version", SCHEMA_VERSION)
+            .map_err(unavailable)?;
+        connection.execute_batch("COMMIT").map_err(unavailable)
+    })();
+    if migrated.is_err() && !connection.is_autocommit() {
+        let _ = connection.execute_batch("ROLLBACK");
+    }
+    migrated
+}
+
+fn unavailable(error: impl Into<crate::BoxError>) -> StoreError {
+    StoreError::unavailable(error)
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::unavailable("the inbox writer thread has stopped")
+}
+
+/// Milliseconds since the Unix epoch (0 before it, saturated far after).
+fn millis(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    })
+}
+
+/// A lease in milliseconds, at most ten years (so that `now + lease`
+/// cannot overflow).
+fn duration_millis(duration: Duration) -> i64 {
+    const TEN_YEARS: i64 = 10 * 366 * 24 * 60 * 60 * 1000;
+    i64::try_from(duration.as_millis()).map_or(TEN_YEARS, |ms| ms.min(TEN_YEARS))
+}
+
+fn time(millis: i64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(u64::try_from(millis).unwrap_or(0)))
+        .unwrap_or(UNIX_EPOCH)
+}
+
+fn attempts(attempts: i64) -> u32 {
+    u32::try_from(attempts).unwrap_or(u32::MAX)
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}

@@ -1,0 +1,545 @@
+//! Workers: take notifications from the inbox and run your handler.
+
+use std::{
+    fmt,
+    future::{poll_fn, Future},
+    pin::{pin, Pin},
+    sync::Arc,
+    task::{Context, Poll},
+    time::{Duration, Instant, SystemTime},
+};
+
+use tokio::{
+    sync::{watch, OwnedSemaphorePermit, Semaphore},
+    task::{JoinHandle, JoinSet},
+};
+use tower_service::Service;
+
+use super::{ClaimRequest, Failure, Inbox, InboxStore, Lease, ReceivedNotification};
+use crate::BoxError;
+
+/// Default [`Worker::concurrency`]: 4 notifications processed at once.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Default [`Worker::lease`]: 30 s.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Default [`Worker::max_attempts`]: 12.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
+/// Default first backoff of [`Worker::backoff`]: 2 s.
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// Default longest backoff of [`Worker::backoff`]: 1 h.
+pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(60 * 60);
+/// Default [`Worker::grace_period`]: 10 s.
+pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// Default [`Worker::poll_interval`]: 1 s.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Runs a handler on the notifications of an [`Inbox`].
+///
+/// Built by [`Inbox::worker`]; started by [`run`](Self::run) or
+/// [`spawn`](Self::spawn). See the [module documentation](super) for the
+/// guarantees.
+#[must_use = "a worker does nothing until it is run"]
+pub struct Worker<St, S> {
+    inbox: Inbox<St>,
+    handler: S,
+    settings: Settings,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    concurrency: usize,
+    lease: Duration,
+    max_attempts: u32,
+    backoff_base: Duration,
+    backoff_cap: Duration,
+    grace_period: Duration,
+    poll_interval: Duration,
+}
+
+impl<St, S> fmt::Debug for Worker<St, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Worker")
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<St: InboxStore> Inbox<St> {
+    /// A worker that runs `handler` on this inbox's notifications.
+    ///
+    /// The handler is a [`tower::Service`](tower_service::Service) taking a
+    /// [`ReceivedNotification`]: wrap an async function with
+    /// [`handler_fn`] (or `tower::service_fn`). `Ok` marks the notification
+    /// done; `Err` is a failed attempt, retried after a backoff.
+    pub fn worker<S>(&self, handler: S) -> Worker<St, S> {
+        Worker {
+            inbox: self.clone(),
+            handler,
+            settings: Settings {
+                concurrency: DEFAULT_CONCURRENCY,
+                lease: DEFAULT_LEASE,
+                max_attempts: DEFAULT_MAX_ATTEMPTS,
+                backoff_base: DEFAULT_BACKOFF_BASE,
+                backoff_cap: DEFAULT_BACKOFF_CAP,
+                grace_period: DEFAULT_GRACE_PERIOD,
+                poll_interval: DEFAULT_POLL_INTERVAL,
+            },
+        }
+    }
+}
+
+impl<St, S> Worker<St, S>
+where
+    St: InboxStore,
+    S: Service<ReceivedNotification> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    /// How many notifications are processed at once (default
+    /// [`DEFAULT_CONCURRENCY`]; at least 1).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.settings.concurrency = concurrency.max(1);
+        self
+    }
+
+    /// How long one attempt may take (default [`DEFAULT_LEASE`]). The
+    /// handler is stopped and the attempt counted as failed when it runs
+    /// longer; and when this worker crashes or stalls, another worker takes
+    /// the notification once the lease has lapsed.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.settings.lease = lease.max(Duration::from_millis(1));
+        self
+    }
+
+    /// After this many failed attempts, the notification is dead (default
+    /// [`DEFAULT_MAX_ATTEMPTS`]; at least 1): kept and listed by
+    /// [`Inbox::dead`], and not tried again until
+    /// [`Inbox::requeue`]d.
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.settings.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// The backoff after a failed attempt: exponential with full jitter, a
+    /// random delay between 0 and `min(cap, base × 2^(attempt − 1))`
+    /// (defaults [`DEFAULT_BACKOFF_BASE`], [`DEFAULT_BACKOFF_CAP`]).
+    ///
+    /// With the defaults, the 12 attempts span about half an hour on
+    /// average, an hour at most.
+    pub fn backoff(mut self, base: Duration, cap: Duration) -> Self {
+        self.settings.backoff_base = base;
+        self.settings.backoff_cap = cap.max(base);
+        self
+    }
+
+    /// On shutdown, how long to let notifications in flight finish
+    /// (default [`DEFAULT_GRACE_PERIOD`]). Those still running then are
+    /// stopped and handed back, pending at once without using up an
+    /// attempt.
+    pub fn grace_period(mut self, grace_period: Duration) -> Self {
+        self.settings.grace_period = grace_period;
+        self
+    }
+
+    /// How often an idle worker looks for work it was not told about
+    /// (default [`DEFAULT_POLL_INTERVAL`]): notifications received by
+    /// another process, retries that became due. Notifications received
+    /// through this process's receiver wake the worker at once.
+    pub fn poll_interval(mut self, poll_interval: Duration) -> Self {
+        self.settings.poll_interval = poll_interval.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Processes notifications until `shutdown` completes, then stops
+    /// claiming, lets the notifications in flight finish within the
+    /// [`grace_period`](Self::grace_period), and hands the others back.
+    ///
+    /// `shutdown` can be `tokio::signal::ctrl_c()` (mapped to `()`), a
+    /// `CancellationToken::cancelled_owned()`, a oneshot receiver, or
+    /// `std::future::pending()` to run forever. Store errors are logged and
+    /// retried; they do not end the run.
+    pub async fn run<F>(self, shutdown: F)
+    where
+        F: Future<Output = ()>,
+    {
+        let Worker {
+            inbox,
+            handler,
+            settings,
+        } = self;
+        let mut shutdown = pin!(shutdown);
+        let permits = Arc::new(Semaphore::new(settings.concurrency));
+        let (hand_back, handing_back) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut pruning: Option<JoinHandle<()>> = None;
+        let mut last_prune: Option<Instant> = None;
+        let prune_every =
+            (inbox.config.retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut store_failures = 0u32;
+        let failure_log =
+            super::receiver::FailureLog::new("the inbox worker cannot claim notifications");
+
+        'claiming: loop {
+            while tasks.try_join_next().is_some() {}
+
+            if last_prune.is_none_or(|last| last.elapsed() >= prune_every)
+                && pruning.as_ref().is_none_or(JoinHandle::is_finished)
+            {
+                last_prune = Some(Instant::now());
+                let inbox = inbox.clone();
+                pruning = Some(tokio::spawn(async move {
+                    if let Err(error) = inbox.prune().await {
+                        tracing::debug!(
+                            target: "tower_intercom::inbox",
+                            "pruning done notifications failed: {error}"
+                        );
+                    }
+                }));
+            }
+
+            // Wait for room, then take all the room there is.
+            let first =
+                match first_of(shutdown.as_mut(), pin!(permits.clone().acquire_owned())).await {
+                    First::A(()) | First::B(Err(_)) => break 'claiming,
+                    First::B(Ok(permit)) => permit,
+                };
+            let mut held = vec![first];
+            while let Ok(permit) = permits.clone().try_acquire_owned() {
+                held.push(permit);
+            }
+
+            // Listen before claiming, so an insert that lands in between
+            // is not missed.
+            let mut woken = pin!(inbox.wake.notified());
+            woken.as_mut().enable();
+
+            let requested = held.len();
+            let request = ClaimRequest::new(requested, settings.lease, settings.max_attempts);
+            // Not raced with the shutdown: a claim given up half-way would
+            // still lease notifications, which would then wait for their
+            // lease to lapse and lose an attempt.
+            let claimed = inbox.store.claim(request).await;
+            let sleep_for = match claimed {
+                Ok(claimed) => {
+                    store_failures = 0;
+                    let got = claimed.leases.len();
+                    for lease in claimed.leases {
+                        let Some(permit) = held.pop() else { break };
+                        tasks.spawn(process(
+                            inbox.clone(),
+                            handler.clone(),
+                            lease,
+                            settings,
+                            handing_back.clone(),
+                            permit,
+                        ));
+                    }
+                    drop(held);
+                    if got == requested {
+                        // There may be more: claim again as soon as there
+                        // is room.
+                        continue 'claiming;
+                    }
+                    let until_due = claimed.next_due.map(|due| {
+                        due.duration_since(SystemTime::now())
+                            .unwrap_or(Duration::ZERO)
+                    });
+                    until_due.map_or(settings.poll_interval, |until| {
+                        until.min(settings.poll_interval)
+                    })
+                }
+                Err(error) => {
+                    drop(held);
+                    store_failures = store_failures.saturating_add(1);
+                    failure_log.report(&error);
+                    // 100 ms, 200 ms, … up to the poll interval.
+                    (Duration::from_millis(100) * 2u32.saturating_pow(store_failures.min(16) - 1))
+                        .min(settings.poll_interval.max(Duration::from_millis(100)))
+                }
+            };
+            let sleep = pin!(tokio::time::sleep(sleep_for));
+            let woken_or_slept = pin!(first_of(woken, sleep));
+            if let First::A(()) = first_of(shutdown.as_mut(), woken_or_slept).await {
+                break 'claiming;
+            }
+        }
+
+        // Shutdown: let what is in flight finish, then hand the rest back.
+        let finished = tokio::time::timeout(settings.grace_period, async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        if finished.is_err() {
+            let _ = hand_back.send(true);
+            let handed_back = tokio::time::timeout(settings.lease, async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+            if handed_back.is_err() {
+                // The store does not answer: the leases will lapse.
+                tasks.abort_all();
+            }
+        }
+        if let Some(pruning) = pruning {
+            pruning.abort();
+        }
+    }
+
+    /// [`run`](Self::run) in a new Tokio task.
+    pub fn spawn<F>(self, shutdown: F) -> JoinHandle<()>
+    where
+        St: InboxStore,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        tokio::spawn(self.run(shutdown))
+    }
+}
+
+enum Outcome<T> {
+    Finished(T),
+    TimedOut,
+    HandBack,
+}
+
+/// One attempt: runs the handler under the lease, then records the
+/// outcome (fenced by the lease token).
+async fn process<St, S>(
+    inbox: Inbox<St>,
+    mut handler: S,
+    lease: Lease,
+    settings: Settings,
+    mut handing_back: watch::Receiver<bool>,
+    permit: OwnedSemaphorePermit,
+) where
+    St: InboxStore,
+    S: Service<ReceivedNotification> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<BoxError>,
+{
+    let _permit = permit;
+    let Lease {
+        notification,
+        token,
+    } = lease;
+    let id: Box<str> = notification.id().into();
+    let attempt = notification.attempt();
+    // The handler runs in its own task: a panic is a failed attempt, and
+    // it can be stopped at the end of the lease or on shutdown.
+    let mut running = tokio::spawn(async move {
+        poll_fn(|cx: &mut Context<'_>| handler.poll_ready(cx))
+            .await
+            .map_err(Into::into)?;
+        handler
+            .call(notification)
+            .await
+            .map(drop)
+            .map_err(Into::into)
+    });
+    // The handler's result first: one that finished as the lease ended
+    // still counts.
+    let outcome = match first_of(
+        &mut running,
+        pin!(first_of(
+            pin!(tokio::time::sleep(handler_timeout(settings.lease))),
+            pin!(handing_back.wait_for(|handing_back| *handing_back)),
+        )),
+    )
+    .await
+    {
+        First::A(finished) => Outcome::Finished(finished),
+        First::B(First::A(())) => Outcome::TimedOut,
+        First::B(First::B(_)) => Outcome::HandBack,
+    };
+    let store = &inbox.store;
+    let error = match outcome {
+        Outcome::Finished(Ok(Ok(()))) => {
+            let done = retry(|| store.complete(&id, &token)).await;
+            if done == Some(false) {
+                tracing::debug!(
+                    target: "tower_intercom::inbox",
+                    id = %id,
+                    "processed after the lease lapsed; another worker has the notification"
+                );
+            }
+            return;
+        }
+        Outcome::HandBack => {
+            running.abort();
+            let _ = retry(|| store.release(&id, &token)).await;
+            return;
+        }
+        Outcome::Finished(Ok(Err(error))) => error.to_string(),
+        Outcome::Finished(Err(join_error)) if join_error.is_panic() => {
+            "the handler panicked".to_owned()
+        }
+        Outcome::Finished(Err(_)) => "the handler was cancelled".to_owned(),
+        Outcome::TimedOut => {
+            running.abort();
+            format!(
+                "the handler did not finish within its lease ({:?})",
+                settings.lease
+            )
+        }
+    };
+    let failure = if attempt >= settings.max_attempts {
+        tracing::warn!(
+            target: "tower_intercom::inbox",
+            id = %id,
+            attempt,
+            "notification dead after {attempt} attempts: {error}"
+        );
+        Failure::dead(error)
+    } else {
+        let delay = backoff(settings.backoff_base, settings.backoff_cap, attempt);
+        tracing::debug!(
+            target: "tower_intercom::inbox",
+            id = %id,
+            attempt,
+            ?delay,
+            "attempt failed, will retry: {error}"
+        );
+        Failure::retry(error, SystemTime::now() + delay)
+    };
+    let _ = retry(|| store.fail(&id, &token, failure.clone())).await;
+}
+
+/// How long the handler may run: the lease less a margin (a tenth, at
+/// most 1 s), so that the worker records the failure itself, with its
+/// backoff, before the lease lapses and another worker could take it.
+fn handler_timeout(lease: Duration) -> Duration {
+    lease - (lease / 10).min(Duration::from_secs(1))
+}
+
+enum First<A, B> {
+    A(A),
+    B(B),
+}
+
+/// Waits for the first of `a` and `b` to finish, polling `a` first.
+async fn first_of<A, B>(mut a: A, mut b: B) -> First<A::Output, B::Output>
+where
+    A: Future + Unpin,
+    B: Future + Unpin,
+{
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = Pin::new(&mut a).poll(cx) {
+            return Poll::Ready(First::A(output));
+        }
+        if let Poll::Ready(output) = Pin::new(&mut b).poll(cx) {
+            return Poll::Ready(First::B(output));
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A store operation tried three times, 100 ms apart. `None`: it failed
+/// every time (the lease will lapse and the notification be retried).
+async fn retry<T, F>(mut operation: impl FnMut() -> F) -> Option<T>
+where
+    F: Future<Output = Result<T, super::StoreError>>,
+{
+    for attempt in 0..3 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        match operation().await {
+            Ok(value) => return Some(value),
+            Err(error) => tracing::debug!(
+                target: "tower_intercom::inbox",
+                "inbox store operation failed: {error}"
+            ),
+        }
+    }
+    None
+}
+
+/// Exponential backoff with full jitter: uniform in
+/// `[0, min(cap, base × 2^(attempt − 1))]`.
+pub(crate) fn backoff(base: Duration, cap: Duration, attempt: u32) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(63);
+    let ceiling = base
+        .checked_mul(1u32 << exponent.min(31))
+        .unwrap_or(cap)
+        .min(cap);
+    let ceiling_ms = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(fastrand::u64(0..=ceiling_ms))
+}
+
+/// A handler from an async function: `handler_fn(|notification| async
+/// move { …; Ok::<_, MyError>(()) })`.
+///
+/// # Example
+///
+/// ```
+/// use tower_intercom::inbox::{handler_fn, ReceivedNotification};
+///
+/// let handler = handler_fn(|notification: ReceivedNotification| async move {
+///     println!("{} {}", notification.topic(), notification.id());
+///     Ok::<_, std::io::Error>(())
+/// });
+/// # let _ = handler;
+/// ```
+pub fn handler_fn<F>(f: F) -> HandlerFn<F> {
+    HandlerFn { f }
+}
+
+/// A handler made from an async function by [`handler_fn`].
+#[derive(Clone, Copy)]
+pub struct HandlerFn<F> {
+    f: F,
+}
+
+impl<F> fmt::Debug for HandlerFn<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HandlerFn").finish_non_exhaustive()
+    }
+}
+
+impl<F, Fut, E> Service<ReceivedNotification> for HandlerFn<F>
+where
+    F: FnMut(ReceivedNotification) -> Fut,
+    Fut: Future<Output = Result<(), E>>,
+{
+    type Response = ();
+    type Error = E;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, notification: ReceivedNotification) -> Self::Future {
+        (self.f)(notification)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_by_the_exponential_and_the_cap() {
+        let base = Duration::from_millis(100);
+        let cap = Duration::from_secs(1);
+        for attempt in [0, 1, 2, 3, 4, 10, 40, 64, u32::MAX] {
+            for _ in 0..200 {
+                let ceiling =
+                    (base * 2u32.saturating_pow(attempt.saturating_sub(1).min(31))).min(cap);
+                assert!(backoff(base, cap, attempt) <= ceiling, "attempt {attempt}");
+            }
+        }
+        let huge = Duration::from_secs(u64::MAX / 2);
+        assert!(backoff(huge, Duration::MAX, 50) <= Duration::MAX);
+    }
+
+    #[test]
+    fn backoff_is_jittered() {
+        let delays: std::collections::HashSet<Duration> = (0..100)
+            .map(|_| backoff(Duration::from_secs(1), Duration::from_secs(60), 5))
+            .collect();
+        assert!(delays.len() > 10);
+    }
+}

@@ -1,0 +1,1073 @@
+//! The durable inbox with the SQLite store: real files in temporary
+//! directories, real threads and processes, no mocks.
+#![cfg(feature = "inbox-sqlite")]
+
+use std::{
+    path::Path,
+    process::{Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, AtomicU32, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tower::{Service, ServiceBuilder, ServiceExt};
+use tower_intercom::{
+    inbox::{
+        handler_fn, Counts, DeadQuery, InboxStore, Inserted, NewNotification, ReceivedNotification,
+        SqliteInbox, SqliteOptions,
+    },
+    sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
+};
+
+const SECRET: &str = "inbox-test-client-secret";
+
+fn secret() -> WebhookSecret {
+    WebhookSecret::new(SECRET).unwrap()
+}
+
+fn envelope(id: &str, topic: &str, attempt: u32) -> String {
+    serde_json::json!({
+        "type": "notification_event",
+        "app_id": "abc123",
+        "data": {"type": "notification_event_data", "item": {"type": "ping", "message": "hi"}},
+        "id": id,
+        "topic": topic,
+        "delivery_attempts": attempt,
+        "first_sent_at": 1_700_000_000,
+        "created_at": 1_700_000_000,
+    })
+    .to_string()
+}
+
+/// The stack users build: the verifying layer, then the receiver.
+type Stack = tower::util::BoxCloneService<
+    Request<Full<Bytes>>,
+    Response<tower_intercom::webhook::ResponseBody<Full<Bytes>>>,
+    std::convert::Infallible,
+>;
+
+fn stack(inbox: &SqliteInbox) -> Stack {
+    tower::util::BoxCloneService::new(
+        ServiceBuilder::new()
+            .layer(VerifyIntercomWebhookLayer::new(secret()))
+            .service(inbox.receiver()),
+    )
+}
+
+fn deliver(
+    service: &Stack,
+    body: impl Into<Bytes>,
+) -> impl std::future::Future<Output = (StatusCode, Bytes)> + Send + 'static {
+    let (service, body) = (service.clone(), body.into());
+    async move { deliver_owned(service, body).await }
+}
+
+async fn deliver_owned(service: Stack, body: Bytes) -> (StatusCode, Bytes) {
+    let request = Request::post("/webhooks/intercom")
+        .header("x-hub-signature", sign(&secret(), &body))
+        .body(Full::new(body))
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    let status = response.status();
+    let duplicate = response.headers().contains_key("x-intercom-duplicate");
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    if status == StatusCode::OK {
+        assert!(bytes.is_empty());
+    } else {
+        assert!(!duplicate);
+    }
+    (status, bytes)
+}
+
+fn file(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("inbox.sqlite3")
+}
+
+/// What another connection (another process could do the same) sees in
+/// the file: (id, topic, body, received_at ms, state, attempts).
+type Row = (String, String, Option<Vec<u8>>, i64, i64, i64);
+
+fn rows(path: &Path) -> Vec<Row> {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let mut statement = connection
+        .prepare(
+            "SELECT id, topic, body, received_at, state, attempts FROM intercom_inbox ORDER BY seq",
+        )
+        .unwrap();
+    statement
+        .query_map([], |row| {
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                row.get(5)?,
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+fn millis(time: SystemTime) -> i64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+async fn wait_for(inbox: &SqliteInbox, what: &str, check: impl Fn(Counts) -> bool) -> Counts {
+    let start = Instant::now();
+    loop {
+        let counts = inbox.counts().await.unwrap();
+        if check(counts) {
+            return counts;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "timed out waiting for {what}: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> Counts {
+    Counts {
+        pending,
+        in_progress,
+        done,
+        dead,
+    }
+}
+
+/// A shutdown future and its trigger.
+fn shutdown() -> (
+    tokio::sync::oneshot::Sender<()>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (trigger, signal) = tokio::sync::oneshot::channel::<()>();
+    (trigger, async move {
+        let _ = signal.await;
+    })
+}
+
+// ---------------------------------------------------------------- receive
+
+#[tokio::test]
+async fn a_notification_is_committed_before_the_200() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    let body = envelope("notif_1", "conversation.user.created", 1);
+
+    let before = millis(SystemTime::now());
+    let (status, _) = deliver(&service, body.clone()).await;
+    let after = millis(SystemTime::now());
+    assert_eq!(status, StatusCode::OK);
+
+    // Another connection sees the committed row as soon as the 200 is out.
+    let stored = rows(&file(&dir));
+    assert_eq!(stored.len(), 1);
+    let (id, topic, bytes, received_at, state, attempts) = &stored[0];
+    assert_eq!(id, "notif_1");
+    assert_eq!(topic, "conversation.user.created");
+    assert_eq!(bytes.as_deref(), Some(body.as_bytes()));
+    assert!((before..=after).contains(received_at), "{received_at}");
+    assert_eq!((*state, *attempts), (0, 0));
+    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
+
+    // The file is durable across a reopen.
+    drop(service);
+    drop(inbox);
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_redelivery_is_answered_200_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    let first = envelope("notif_1", "ping", 1);
+    assert_eq!(deliver(&service, first.clone()).await.0, StatusCode::OK);
+
+    // Intercom's retry: same id, new delivery_attempts, so new bytes and a
+    // new signature.
+    let retry = envelope("notif_1", "ping", 2);
+    let request = Request::post("/")
+        .header("x-hub-signature", sign(&secret(), retry.as_bytes()))
+        .body(Full::new(Bytes::from(retry)))
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["x-intercom-duplicate"], "true");
+
+    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
+    let stored = rows(&file(&dir));
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].2.as_deref(), Some(first.as_bytes()));
+
+    // Still deduplicated once processed.
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(|_n: ReceivedNotification| async {
+            Ok::<_, std::io::Error>(())
+        }))
+        .spawn(signal);
+    wait_for(&inbox, "done", |c| c.done == 1).await;
+    assert_eq!(
+        deliver(&service, envelope("notif_1", "ping", 3)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_of_one_id_store_one_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    let deliveries = (1..=64).map(|attempt| {
+        let service = service.clone();
+        tokio::spawn(
+            async move { deliver(&service, envelope("notif_same", "ping", attempt)).await },
+        )
+    });
+    for delivery in deliveries.collect::<Vec<_>>() {
+        assert_eq!(delivery.await.unwrap().0, StatusCode::OK);
+    }
+    assert_eq!(rows(&file(&dir)).len(), 1);
+    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn bodies_without_a_string_id_get_400_and_store_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    let bad: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"not json".to_vec(),
+        b"[]".to_vec(),
+        b"[{\"id\":\"notif_1\"}]".to_vec(),
+        b"\"notif_1\"".to_vec(),
+        b"42".to_vec(),
+        b"null".to_vec(),
+        b"{}".to_vec(),
+        br#"{"type":"notification_event","topic":"ping"}"#.to_vec(),
+        br#"{"data":{"id":"notif_1"}}"#.to_vec(),
+        br#"{"id":""}"#.to_vec(),
+        br#"{"id":null}"#.to_vec(),
+        br#"{"id":42}"#.to_vec(),
+        br#"{"id":{"a":1}}"#.to_vec(),
+        br#"{"id":true}"#.to_vec(),
+        br#"{"id":"a","id":"b"}"#.to_vec(),
+        br#"{"id":"notif_1""#.to_vec(),
+        br#"{"id":"notif_1"}{"id":"notif_2"}"#.to_vec(),
+        br#"{"id":"\ud800"}"#.to_vec(),
+        b"{\"id\":\"\xff\"}".to_vec(),
+        b"\xef\xbb\xbf{\"id\":\"bom\"}".to_vec(),
+    ];
+    for body in bad {
+        let (status, response) = deliver(&service, body.clone()).await;
+        assert_eq!(
+            status,
+            StatusCode::BAD_REQUEST,
+            "{:?}",
+            String::from_utf8_lossy(&body)
+        );
+        let json: serde_json::Value = serde_json::from_slice(&response).unwrap();
+        assert_eq!(json["error"], "the notification has no string id");
+    }
+    assert!(rows(&file(&dir)).is_empty());
+
+    // Valid JSON nested deeper than serde_json's recursion limit: the
+    // receiver skips what it does not read without recursing, and stores it.
+    let deep = format!(
+        "{{\"id\":\"deep\",\"x\":{}{}}}",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    assert_eq!(deliver(&service, deep).await.0, StatusCode::OK);
+    assert_eq!(rows(&file(&dir)).len(), 1);
+}
+
+#[tokio::test]
+async fn odd_but_valid_ids_are_stored_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    let huge = "n".repeat(2 * 1024 * 1024 - 200); // near the 2 MiB body limit
+    let ids = [
+        "notif_\u{e9}\u{1F600}\u{65e5}".to_owned(),
+        "quote\"back\\slash".to_owned(),
+        "nul\u{0}inside".to_owned(),
+        "nul".to_owned(), // differs from the one above only after the NUL
+        " ".to_owned(),
+        "\u{202e}rtl".to_owned(),
+        huge.clone(),
+    ];
+    for id in &ids {
+        let body = serde_json::json!({"id": id, "topic": 7}).to_string();
+        let (status, _) = deliver(&service, body).await;
+        assert_eq!(status, StatusCode::OK, "{}", id.len());
+    }
+    let stored: Vec<String> = rows(&file(&dir)).into_iter().map(|row| row.0).collect();
+    assert_eq!(stored, ids);
+    // A topic that is not a string is stored as empty.
+    assert!(rows(&file(&dir)).iter().all(|row| row.1.is_empty()));
+    // One byte over the limit: refused by the verifying layer.
+    let over = serde_json::json!({"id": "n".repeat(2 * 1024 * 1024)}).to_string();
+    assert_eq!(
+        deliver(&service, over).await.0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+
+    // Workers hand the same id back.
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            record.lock().unwrap().push(n.id().to_owned());
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .spawn(signal);
+    wait_for(&inbox, "all done", |c| c.done == ids.len() as u64).await;
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let mut expected = ids.to_vec();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+async fn requests_that_did_not_pass_the_layer_get_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let mut receiver = inbox.receiver();
+    let request = Request::post("/")
+        .body(WebhookBody::from(envelope("notif_1", "ping", 1)))
+        .unwrap();
+    let response = receiver.ready().await.unwrap().call(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(json["error"]
+        .as_str()
+        .unwrap()
+        .contains("VerifyIntercomWebhookLayer"));
+    assert!(rows(&file(&dir)).is_empty());
+
+    // Intercom's HEAD URL check is answered by the layer, 200.
+    let head = Request::head("/").body(Full::new(Bytes::new())).unwrap();
+    assert_eq!(
+        stack(&inbox).oneshot(head).await.unwrap().status(),
+        StatusCode::OK
+    );
+}
+
+// ---------------------------------------------------------------- process
+
+#[tokio::test]
+async fn failures_are_retried_with_backoff_then_dead_then_requeued() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    let body = envelope("notif_fail", "contact.created", 1);
+    assert_eq!(deliver(&service, body.clone()).await.0, StatusCode::OK);
+
+    let failing = Arc::new(AtomicBool::new(true));
+    let attempts = Arc::new(Mutex::new(Vec::<(u32, Instant)>::new()));
+    let (fail, log) = (failing.clone(), attempts.clone());
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            log.lock().unwrap().push((n.attempt(), Instant::now()));
+            let fail = fail.load(Ordering::SeqCst);
+            async move {
+                if fail {
+                    Err(std::io::Error::other("the CRM is down"))
+                } else {
+                    Ok(())
+                }
+            }
+        }))
+        .max_attempts(3)
+        .backoff(Duration::from_millis(40), Duration::from_millis(80))
+        .poll_interval(Duration::from_millis(20))
+        .spawn(signal);
+
+    wait_for(&inbox, "dead", |c| c.dead == 1).await;
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 0, 1));
+    let seen: Vec<u32> = attempts.lock().unwrap().iter().map(|(a, _)| *a).collect();
+    assert_eq!(seen, [1, 2, 3]);
+
+    let page = inbox.dead(DeadQuery::first(10)).await.unwrap();
+    assert_eq!(page.notifications.len(), 1);
+    assert!(page.next.is_none());
+    let dead = &page.notifications[0];
+    assert_eq!(dead.notification.id(), "notif_fail");
+    assert_eq!(dead.notification.topic(), "contact.created");
+    assert_eq!(dead.notification.bytes(), body.as_bytes());
+    assert_eq!(dead.notification.attempt(), 3);
+    assert_eq!(dead.last_error(), "the CRM is down");
+
+    failing.store(false, Ordering::SeqCst);
+    assert!(!inbox.requeue("notif_unknown").await.unwrap());
+    assert!(inbox.requeue("notif_fail").await.unwrap());
+    assert!(!inbox.requeue("notif_fail").await.unwrap()); // no longer dead
+    wait_for(&inbox, "done", |c| c.done == 1).await;
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
+    let seen: Vec<u32> = attempts.lock().unwrap().iter().map(|(a, _)| *a).collect();
+    assert_eq!(seen, [1, 2, 3, 1]); // attempts restart after a requeue
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}
+
+#[tokio::test]
+async fn dead_notifications_are_listed_in_pages_and_requeued_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    for i in 0..5 {
+        deliver(&service, envelope(&format!("notif_{i}"), "ping", 1)).await;
+    }
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(|_n: ReceivedNotification| async {
+            Err::<(), _>("always fails")
+        }))
+        .max_attempts(1)
+        .spawn(signal);
+    wait_for(&inbox, "all dead", |c| c.dead == 5).await;
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+
+    let mut ids = Vec::new();
+    let mut query = DeadQuery::first(2);
+    loop {
+        let page = inbox.dead(query).await.unwrap();
+        assert!(page.notifications.len() <= 2);
+        ids.extend(
+            page.notifications
+                .iter()
+                .map(|d| d.notification.id().to_owned()),
+        );
+        match page.next {
+            Some(next) => query = DeadQuery::after(2, next),
+            None => break,
+        }
+    }
+    assert_eq!(ids, ["notif_0", "notif_1", "notif_2", "notif_3", "notif_4"]);
+    assert_eq!(inbox.requeue_all().await.unwrap(), 5);
+    assert_eq!(inbox.counts().await.unwrap(), counts(5, 0, 0, 0));
+}
+
+/// A worker stalled past its lease (its whole runtime blocked, as in a
+/// long GC-like pause): another worker takes the notification once the
+/// lease has lapsed, and the stalled worker's late success is fenced off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    deliver(&stack(&inbox), envelope("notif_slow", "ping", 1)).await;
+
+    let started = Arc::new(AtomicBool::new(false));
+    let finished = Arc::new(AtomicBool::new(false));
+    let stalled = {
+        let (inbox, started, finished) = (inbox.clone(), started.clone(), finished.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let (trigger, signal) = shutdown();
+                let done = finished.clone();
+                let handler = handler_fn(move |n: ReceivedNotification| {
+                    assert_eq!(n.attempt(), 1);
+                    started.store(true, Ordering::SeqCst);
+                    // Blocks this runtime's only thread: not even the
+                    // worker's own lease timer can fire.
+                    std::thread::sleep(Duration::from_millis(1200));
+                    done.store(true, Ordering::SeqCst);
+                    async { Ok::<_, std::io::Error>(()) }
+                });
+                let worker = inbox
+                    .worker(handler)
+                    .lease(Duration::from_millis(300))
+                    .concurrency(1)
+                    .spawn(signal);
+                while !finished.load(Ordering::SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                // Let it record its outcome, then stop.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                trigger.send(()).unwrap();
+                worker.await.unwrap();
+            });
+        })
+    };
+    while !started.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let taken_at = Instant::now();
+
+    let second = Arc::new(AtomicU32::new(0));
+    let record = second.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            record.store(n.attempt(), Ordering::SeqCst);
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .lease(Duration::from_millis(300))
+        .poll_interval(Duration::from_millis(20))
+        .spawn(signal);
+    wait_for(&inbox, "done by the second worker", |c| c.done == 1).await;
+    let elapsed = taken_at.elapsed();
+    assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
+    assert_eq!(second.load(Ordering::SeqCst), 2);
+    assert!(
+        !finished.load(Ordering::SeqCst),
+        "the stalled worker was still stalled"
+    );
+    let first_done_at = done_at(&file(&dir), "notif_slow");
+
+    stalled.join().unwrap();
+    assert!(finished.load(Ordering::SeqCst));
+    // The stalled worker's success changed nothing: done once, by the
+    // second worker.
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
+    assert_eq!(done_at(&file(&dir), "notif_slow"), first_done_at);
+    assert_eq!(rows(&file(&dir))[0].5, 2);
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}
+
+fn done_at(path: &Path, id: &str) -> i64 {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT done_at FROM intercom_inbox WHERE id = ?1",
+            [id],
+            |row| row.get(0),
+        )
+        .unwrap()
+}
+
+/// The lease fence at the store level: of two holders of one notification
+/// (the second after the first's lease lapsed), only the current one can
+/// complete, fail or release it.
+#[tokio::test]
+async fn completion_is_fenced_by_the_lease_token() {
+    use tower_intercom::inbox::{ClaimRequest, Failure};
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let store = inbox.store();
+    let inserted = store
+        .insert(NewNotification::new(
+            "notif_1",
+            "ping",
+            Bytes::from_static(b"{}"),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(inserted, Inserted::Stored);
+    let lease = Duration::from_millis(100);
+    let first = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
+    assert_eq!(first.leases.len(), 1);
+    assert!(store
+        .claim(ClaimRequest::new(10, lease, 5))
+        .await
+        .unwrap()
+        .leases
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = store
+        .claim(ClaimRequest::new(10, lease * 50, 5))
+        .await
+        .unwrap();
+    assert_eq!(second.leases.len(), 1);
+    assert_eq!(second.leases[0].notification.attempt(), 2);
+    let (stale, current) = (&first.leases[0].token, &second.leases[0].token);
+    assert!(!store.complete("notif_1", stale).await.unwrap());
+    assert!(!store
+        .fail("notif_1", stale, Failure::dead("late"))
+        .await
+        .unwrap());
+    assert!(!store.release("notif_1", stale).await.unwrap());
+    assert!(store.complete("notif_1", current).await.unwrap());
+    assert!(!store.complete("notif_1", current).await.unwrap());
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
+}
+
+const CHILD_ROLE: &str = "TOWER_INTERCOM_INBOX_CHILD";
+const CHILD_DB: &str = "TOWER_INTERCOM_INBOX_CHILD_DB";
+const CHILD_MARKER: &str = "TOWER_INTERCOM_INBOX_CHILD_MARKER";
+
+/// Not a test on its own: the worker process of
+/// `a_killed_worker_process_leaves_the_notification_to_another`, which runs
+/// this test binary again with `CHILD_ROLE` set.
+#[tokio::test]
+async fn child_worker_process() {
+    if std::env::var_os(CHILD_ROLE).is_none() {
+        return;
+    }
+    let inbox = SqliteInbox::open(std::env::var_os(CHILD_DB).unwrap()).unwrap();
+    let marker = std::env::var_os(CHILD_MARKER).unwrap();
+    inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            std::fs::write(&marker, n.id()).unwrap();
+            // Hang until killed.
+            std::future::pending::<Result<(), std::io::Error>>()
+        }))
+        .lease(Duration::from_millis(300))
+        .poll_interval(Duration::from_millis(20))
+        .run(std::future::pending())
+        .await;
+}
+
+#[tokio::test]
+async fn a_killed_worker_process_leaves_the_notification_to_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = file(&dir);
+    let marker = dir.path().join("started");
+    let inbox = SqliteInbox::open(&path).unwrap();
+    deliver(&stack(&inbox), envelope("notif_crash", "ping", 1)).await;
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_worker_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ROLE, "worker")
+        .env(CHILD_DB, &path)
+        .env(CHILD_MARKER, &marker)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "the child never started"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the child exited");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "notif_crash");
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 1, 0, 0));
+    child.kill().unwrap(); // SIGKILL: no shutdown, no hand-back
+    child.wait().unwrap();
+    let killed_at = Instant::now();
+
+    let attempt = Arc::new(AtomicU32::new(0));
+    let record = attempt.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            record.store(n.attempt(), Ordering::SeqCst);
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .poll_interval(Duration::from_millis(20))
+        .spawn(signal);
+    wait_for(&inbox, "done after the lease lapsed", |c| c.done == 1).await;
+    assert!(killed_at.elapsed() < Duration::from_secs(5));
+    assert_eq!(attempt.load(Ordering::SeqCst), 2);
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_hands_back_what_is_in_flight_without_using_an_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    deliver(&service, envelope("notif_quick", "ping", 1)).await;
+    deliver(&service, envelope("notif_hang", "ping", 1)).await;
+
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(|n: ReceivedNotification| async move {
+            if n.id() == "notif_hang" {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            Ok::<_, std::io::Error>(())
+        }))
+        .grace_period(Duration::from_millis(400))
+        .spawn(signal);
+    wait_for(&inbox, "both taken", |c| c.in_progress == 2).await;
+    let stopping = Instant::now();
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    let took = stopping.elapsed();
+    assert!(
+        took >= Duration::from_millis(380) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    // The quick one finished within the grace period, the other was
+    // handed back with its attempt unused.
+    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 1, 0));
+    let hang = rows(&file(&dir))
+        .into_iter()
+        .find(|r| r.0 == "notif_hang")
+        .unwrap();
+    assert_eq!((hang.4, hang.5), (0, 0));
+
+    // The next worker gets it as a first attempt, at once.
+    let attempt = Arc::new(AtomicU32::new(0));
+    let record = attempt.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            record.store(n.attempt(), Ordering::SeqCst);
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .spawn(signal);
+    wait_for(&inbox, "done", |c| c.done == 2).await;
+    assert_eq!(attempt.load(Ordering::SeqCst), 1);
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_handler_that_panics_or_overruns_its_lease_fails_the_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    deliver(&service, envelope("notif_panic", "ping", 1)).await;
+    deliver(&service, envelope("notif_slow", "ping", 1)).await;
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(|n: ReceivedNotification| async move {
+            if n.id() == "notif_panic" {
+                panic!("handler bug");
+            }
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            Ok::<_, std::io::Error>(())
+        }))
+        .lease(Duration::from_millis(200))
+        .max_attempts(1)
+        .spawn(signal);
+    wait_for(&inbox, "both dead", |c| c.dead == 2).await;
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    let page = inbox.dead(DeadQuery::first(10)).await.unwrap();
+    let mut errors: Vec<&str> = page.notifications.iter().map(|d| d.last_error()).collect();
+    errors.sort();
+    assert_eq!(
+        errors[0],
+        "the handler did not finish within its lease (200ms)"
+    );
+    assert_eq!(errors[1], "the handler panicked");
+}
+
+// ---------------------------------------------------------------- failures
+
+/// Another connection holds the file's write lock (a backup, a migration,
+/// another process): the store is unavailable to the writer.
+fn hold_write_lock(path: &Path) -> rusqlite::Connection {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    connection.execute_batch("BEGIN IMMEDIATE").unwrap();
+    connection
+}
+
+#[tokio::test]
+async fn storage_unavailable_is_503_and_stores_nothing_until_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::options()
+        .busy_timeout(Duration::from_millis(100))
+        .open(file(&dir))
+        .unwrap();
+    let service = stack(&inbox);
+    let lock = hold_write_lock(&file(&dir));
+    let start = Instant::now();
+    let (status, body) = deliver(&service, envelope("notif_1", "ping", 1)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(start.elapsed() < Duration::from_secs(1));
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "the inbox is unavailable; retry later");
+    drop(lock);
+    assert!(rows(&file(&dir)).is_empty());
+
+    // Back: Intercom's retry is accepted.
+    assert_eq!(
+        deliver(&service, envelope("notif_1", "ping", 2)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_commit_slower_than_the_deadline_is_503_and_not_written_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::options()
+        .busy_timeout(Duration::from_secs(5))
+        .deadline(Duration::from_millis(200))
+        .open(file(&dir))
+        .unwrap();
+    let service = stack(&inbox);
+    let lock = hold_write_lock(&file(&dir));
+    let start = Instant::now();
+    let (status, _) = deliver(&service, envelope("notif_1", "ping", 1)).await;
+    let took = start.elapsed();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_secs(1),
+        "{took:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(lock);
+    // The writer gets the lock now, and drops the insert nobody waits for.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(rows(&file(&dir)).is_empty());
+    assert_eq!(
+        deliver(&service, envelope("notif_1", "ping", 2)).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(rows(&file(&dir)).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_answered_at_once_without_queueing() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::options()
+        .channel_capacity(1)
+        .busy_timeout(Duration::from_secs(5))
+        .open(file(&dir))
+        .unwrap();
+    let service = stack(&inbox);
+    let lock = hold_write_lock(&file(&dir));
+    // The first is taken by the (now stalled) writer, the second fills the
+    // channel.
+    let first = tokio::spawn({
+        let service = service.clone();
+        async move { deliver(&service, envelope("notif_1", "ping", 1)).await.0 }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = tokio::spawn({
+        let service = service.clone();
+        async move { deliver(&service, envelope("notif_2", "ping", 1)).await.0 }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 3..200 {
+        let start = Instant::now();
+        let (status, body) = deliver(&service, envelope(&format!("notif_{i}"), "ping", 1)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(start.elapsed() < Duration::from_millis(100));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], "the inbox is overloaded; retry later");
+    }
+    drop(lock);
+    assert_eq!(first.await.unwrap(), StatusCode::OK);
+    assert_eq!(second.await.unwrap(), StatusCode::OK);
+    assert_eq!(inbox.counts().await.unwrap(), counts(2, 0, 0, 0));
+
+    // 503 instead of 429, when configured.
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteOptions::default()
+        .channel_capacity(1)
+        .busy_timeout(Duration::from_secs(5))
+        .overload_status(tower_intercom::inbox::OverloadStatus::ServiceUnavailable)
+        .open(file(&dir))
+        .unwrap();
+    let service = stack(&inbox);
+    let lock = hold_write_lock(&file(&dir));
+    let pending: Vec<_> = (0..2)
+        .map(|i| {
+            let service = service.clone();
+            let handle = tokio::spawn(async move {
+                deliver(&service, envelope(&format!("notif_{i}"), "ping", 1))
+                    .await
+                    .0
+            });
+            std::thread::sleep(Duration::from_millis(100));
+            handle
+        })
+        .collect();
+    let (status, _) = deliver(&service, envelope("notif_x", "ping", 1)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    drop(lock);
+    for handle in pending {
+        assert_eq!(handle.await.unwrap(), StatusCode::OK);
+    }
+}
+
+// ---------------------------------------------------------------- retention
+
+#[tokio::test]
+async fn done_ids_are_forgotten_after_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::options()
+        .retention(Duration::from_millis(100))
+        .open(file(&dir))
+        .unwrap();
+    let service = stack(&inbox);
+    deliver(&service, envelope("notif_1", "ping", 1)).await;
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(|_n: ReceivedNotification| async {
+            Ok::<_, std::io::Error>(())
+        }))
+        .spawn(signal);
+    wait_for(&inbox, "done", |c| c.done == 1).await;
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    // Within the retention: a duplicate.
+    assert_eq!(inbox.prune().await.unwrap(), 0);
+    let (status, _) = deliver(&service, envelope("notif_1", "ping", 2)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
+    // After it: forgotten, and a redelivery is stored again.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(inbox.prune().await.unwrap(), 1);
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 0, 0));
+    deliver(&service, envelope("notif_1", "ping", 3)).await;
+    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
+}
+
+// ---------------------------------------------------------------- load
+
+/// Many deliveries at once go through a few commits (group commit); every
+/// one is answered 200 and stored once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_deliveries_are_committed_in_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    let n = 2000;
+    let start = Instant::now();
+    let deliveries: Vec<_> = (0..n)
+        .map(|i| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                deliver(&service, envelope(&format!("notif_{i}"), "ping", 1))
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    for delivery in deliveries {
+        assert_eq!(delivery.await.unwrap(), StatusCode::OK);
+    }
+    let took = start.elapsed();
+    let stats = inbox.store().stats();
+    eprintln!(
+        "{n} concurrent deliveries in {took:?}: {} commits, {:.1} writes per commit on average, {} at most",
+        stats.commits,
+        stats.writes as f64 / stats.commits as f64,
+        stats.largest
+    );
+    assert_eq!(inbox.counts().await.unwrap().pending, n);
+    assert!(stats.largest > 1, "{stats:?}");
+    assert!(stats.commits < n, "{stats:?}");
+}
+
+// ---------------------------------------------------------------- properties
+
+mod arbitrary_bodies {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn body() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..512),
+            "\\PC{0,200}".prop_map(String::into_bytes),
+            (any::<String>(), any::<String>()).prop_map(|(id, topic)| serde_json::json!({
+                "id": id,
+                "topic": topic
+            })
+            .to_string()
+            .into_bytes()),
+            (any::<i64>(), "[a-z{}\\[\\]\":,0-9 ]{0,64}")
+                .prop_map(|(n, s)| format!("{{\"id\":{n},\"x\":\"{s}\"}}").into_bytes()),
+            "[{}\\[\\]\":,a-z0-9\\\\ ]{0,128}"
+                .prop_map(|s| format!("{{\"id\":\"{s}\"}}").into_bytes()),
+        ]
+    }
+
+    /// The id the receiver must find: a non-empty string `id` at the top of
+    /// a JSON object (a duplicated `id` key is refused).
+    fn expected_id(body: &[u8]) -> Option<String> {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            #[serde(default)]
+            id: Option<serde_json::Value>,
+        }
+        let object = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+        if !object.is_object() {
+            return None;
+        }
+        let id = serde_json::from_slice::<Envelope>(body).ok()?.id?;
+        id.as_str().filter(|id| !id.is_empty()).map(str::to_owned)
+    }
+
+    /// One inbox for every case: opening a file per case would spend the
+    /// test's time in `fsync`.
+    fn shared() -> &'static (tempfile::TempDir, SqliteInbox) {
+        static SHARED: std::sync::OnceLock<(tempfile::TempDir, SqliteInbox)> =
+            std::sync::OnceLock::new();
+        SHARED.get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let inbox = SqliteInbox::open(file(&dir)).unwrap();
+            (dir, inbox)
+        })
+    }
+
+    fn stored(path: &Path, id: &str) -> bool {
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .query_row(
+                "SELECT count(*) FROM intercom_inbox WHERE id = ?1",
+                [id],
+                |row| row.get::<_, i64>(0),
+            )
+            .unwrap()
+            == 1
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn the_receiver_never_panics(bodies in proptest::collection::vec(body(), 1..8)) {
+            let (dir, inbox) = shared();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let service = stack(inbox);
+                let before = rows(&file(dir)).len();
+                let mut valid = std::collections::HashSet::new();
+                for body in bodies {
+                    let (status, _) = deliver(&service, body.clone()).await;
+                    match expected_id(&body) {
+                        Some(id) => {
+                            prop_assert_eq!(status, StatusCode::OK);
+                            prop_assert!(stored(&file(dir), &id));
+                            valid.insert(id);
+                        }
+                        None => prop_assert_eq!(status, StatusCode::BAD_REQUEST),
+                    }
+                }
+                // Nothing else was stored.
+                prop_assert!(rows(&file(dir)).len() <= before + valid.len());
+                Ok(())
+            })?;
+        }
+    }
+}

@@ -68,6 +68,42 @@ pub(crate) fn idempotency_outcome(outcome: &'static str) {
     metrics::counter!(IDEMPOTENCY_OUTCOME, "outcome" => outcome).increment(1);
 }
 
+/// What the inbox receiver answered.
+#[inline]
+pub(crate) fn inbox_receive(outcome: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(INBOX_RECEIVE, "outcome" => outcome).increment(1);
+}
+
+/// The time a verified notification took to be committed.
+#[inline]
+pub(crate) fn inbox_commit_duration(elapsed: std::time::Duration) {
+    #[cfg(feature = "metrics")]
+    metrics::histogram!(INBOX_COMMIT_DURATION).record(elapsed.as_secs_f64());
+}
+
+/// A processing attempt that ended as `outcome` (`done`, `retried`,
+/// `dead`) after `elapsed`.
+#[inline]
+pub(crate) fn inbox_processed(outcome: &'static str, elapsed: std::time::Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::counter!(INBOX_PROCESSED, "outcome" => outcome).increment(1);
+        metrics::histogram!(INBOX_PROCESSING_DURATION, "outcome" => outcome)
+            .record(elapsed.as_secs_f64());
+    }
+}
+
+/// The inbox's pending and dead counts, as last counted.
+#[inline]
+pub(crate) fn inbox_counts(pending: u64, dead: u64) {
+    #[cfg(feature = "metrics")]
+    {
+        metrics::gauge!(INBOX_PENDING).set(pending as f64);
+        metrics::gauge!(INBOX_DEAD).set(dead as f64);
+    }
+}
+
 /// Describes every metric once (units and help texts), for exporters
 /// that show them. Called when a layer is built; cheap after the first call.
 pub(crate) fn describe() {

@@ -115,3 +115,58 @@ fn idempotency_outcomes_are_counted() {
     assert_eq!(outcome("claimed"), Some(1.0), "{text}");
     assert_eq!(outcome("duplicate"), Some(2.0), "{text}");
 }
+
+#[cfg(feature = "inbox-sqlite")]
+#[test]
+fn inbox_receive_outcomes_and_commit_latency_are_recorded() {
+    use tower_intercom::inbox::SqliteInbox;
+
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let inbox = SqliteInbox::open(dir.path().join("inbox.sqlite3")).unwrap();
+            let service = VerifyIntercomWebhookLayer::new(secret()).layer(inbox.receiver());
+            let no_id = br#"{"topic":"ping"}"#;
+            let requests = [
+                (PING.to_vec(), StatusCode::OK),
+                (PING.to_vec(), StatusCode::OK),
+                (no_id.to_vec(), StatusCode::BAD_REQUEST),
+            ];
+            for (body, status) in requests {
+                let request = Request::post("/")
+                    .header("x-hub-signature", sign(&secret(), &body))
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap();
+                assert_eq!(
+                    service.clone().oneshot(request).await.unwrap().status(),
+                    status
+                );
+            }
+            let counts = inbox.counts().await.unwrap();
+            assert_eq!(counts.pending, 1);
+        })
+    });
+    let text = handle.render();
+    let receive = |outcome: &str| {
+        sample(
+            &text,
+            &format!("intercom_inbox_receive{{outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!(receive("stored"), Some(1.0), "{text}");
+    assert_eq!(receive("duplicate"), Some(1.0), "{text}");
+    assert_eq!(receive("invalid"), Some(1.0), "{text}");
+    assert_eq!(
+        sample(&text, "intercom_inbox_commit_duration_count"),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "intercom_inbox_pending"), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "intercom_inbox_dead"), Some(0.0), "{text}");
+}

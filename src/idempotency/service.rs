@@ -1,5 +1,4 @@
 use std::{
-    borrow::Cow,
     fmt, mem,
     sync::Arc,
     task::{Context, Poll},
@@ -7,7 +6,6 @@ use std::{
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
-use serde::Deserialize;
 use tower_service::Service;
 
 use super::{
@@ -95,7 +93,9 @@ where
             let rejection = Rejection::new(RejectionKind::NotVerified, SignatureScheme::default());
             return ResponseFuture::ready(respond(&mut self.on_rejection, rejection));
         };
-        let Some(claim) = notification_id(request.body().bytes()).map(Claim::new) else {
+        let Some(claim) = crate::notification::envelope::id_and_topic(request.body().bytes())
+            .map(|(id, _)| Claim::new(id))
+        else {
             return ResponseFuture::pass(self.inner.call(request));
         };
         // The service that was driven ready goes into the future; a clone
@@ -113,20 +113,6 @@ where
     }
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-}
-
-/// The notification's `id`: a non-empty string at the top of a JSON object.
-pub(crate) fn notification_id(body: &[u8]) -> Option<Cow<'_, str>> {
-    serde_json::from_slice::<Envelope<'_>>(body)
-        .ok()?
-        .id
-        .filter(|id| !id.is_empty())
-}
-
 /// 200 for a notification already processed: Intercom stops retrying.
 pub(crate) fn duplicate() -> Response<Bytes> {
     let mut response = Response::new(Bytes::new());
@@ -141,34 +127,6 @@ mod tests {
     use http::StatusCode;
 
     use super::*;
-
-    #[test]
-    fn ids_are_read_from_the_top_level() {
-        assert_eq!(
-            notification_id(br#"{"type":"notification_event","id":"notif_1","data":{"id":"x"}}"#)
-                .as_deref(),
-            Some("notif_1")
-        );
-        assert_eq!(
-            notification_id(br#"{"id":"notif_\u00e9\"q"}"#).as_deref(),
-            Some("notif_\u{e9}\"q")
-        );
-        for body in [
-            &b""[..],
-            b"not json",
-            b"[]",
-            b"\"notif_1\"",
-            br#"{"data":{"id":"notif_1"}}"#,
-            br#"{"id":""}"#,
-            br#"{"id":null}"#,
-            br#"{"id":42}"#,
-            br#"{"id":"a","id":"b"}"#,
-            br#"{"id":"notif_1""#,
-            b"\xff\xfe",
-        ] {
-            assert_eq!(notification_id(body), None, "{body:?}");
-        }
-    }
 
     #[test]
     fn duplicates_are_200_with_the_header() {

@@ -368,8 +368,14 @@ impl<St: InboxStore> Inbox<St> {
     }
 
     /// How many notifications are in each state.
+    ///
+    /// With the `metrics` feature, also sets the `intercom.inbox.pending`
+    /// and `intercom.inbox.dead` gauges: call it from your metrics endpoint
+    /// (as `examples/axum.rs` does) to keep them current.
     pub async fn counts(&self) -> Result<Counts, StoreError> {
-        self.store.counts().await
+        let counts = self.store.counts().await?;
+        crate::measure::inbox_counts(counts.pending, counts.dead);
+        Ok(counts)
     }
 
     /// One page of dead notifications, oldest first. Pass
@@ -429,5 +435,12 @@ impl<St: InboxStore> Inbox<St> {
                 return Ok(pruned);
             }
         }
+    }
+}
+/// An inbox remembers a done id for its [`retention`](Inbox::retention):
+/// a [`ReplayWindow`](crate::webhook::ReplayWindow) may be as long.
+impl<St> crate::webhook::DedupeMemory for Inbox<St> {
+    fn dedupe_memory(&self) -> Duration {
+        self.config.retention
     }
 }

@@ -1,7 +1,6 @@
 //! The Tower service that commits verified notifications to the inbox.
 
 use std::{
-    borrow::Cow,
     convert::Infallible,
     fmt,
     future::Future,
@@ -14,7 +13,6 @@ use std::{
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
-use serde::Deserialize;
 use tower_service::Service;
 
 use super::{
@@ -81,11 +79,12 @@ impl<St: InboxStore> Service<Request<WebhookBody>> for Receiver<St> {
             ));
         }
         let body = request.into_body().into_bytes();
-        let Some((id, topic)) = parse(&body) else {
+        let Some((id, topic)) = crate::notification::envelope::id_and_topic(&body) else {
             tracing::debug!(
                 target: "tower_intercom::inbox",
                 "verified body without a string id refused"
             );
+            crate::measure::inbox_receive("invalid");
             return ResponseFuture::ready(response::error(
                 StatusCode::BAD_REQUEST,
                 "the notification has no string id",
@@ -109,17 +108,23 @@ async fn receive<St: InboxStore>(
     notification: NewNotification,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let deadline = inbox.config.deadline;
+    let started = std::time::Instant::now();
     let inserting = inbox.store.insert(notification);
     let result = match tokio::time::timeout(deadline, inserting).await {
         Ok(result) => result,
         Err(_) => Err(StoreError::timed_out(deadline)),
     };
+    if result.is_ok() {
+        crate::measure::inbox_commit_duration(started.elapsed());
+    }
     Ok(match result {
         Ok(Inserted::Stored) => {
+            crate::measure::inbox_receive("stored");
             inbox.wake.notify_waiters();
             response::empty(StatusCode::OK)
         }
         Ok(Inserted::Duplicate) => {
+            crate::measure::inbox_receive("duplicate");
             let mut response = response::empty(StatusCode::OK);
             response
                 .headers_mut()
@@ -129,53 +134,23 @@ async fn receive<St: InboxStore>(
         Err(error) => {
             inbox.failures.report(&error);
             match error.kind() {
-                StoreErrorKind::Overloaded => response::error(
-                    inbox.config.overload_status,
-                    "the inbox is overloaded; retry later",
-                ),
-                _ => response::error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "the inbox is unavailable; retry later",
-                ),
+                StoreErrorKind::Overloaded => {
+                    crate::measure::inbox_receive("overloaded");
+                    response::error(
+                        inbox.config.overload_status,
+                        "the inbox is overloaded; retry later",
+                    )
+                }
+                _ => {
+                    crate::measure::inbox_receive("unavailable");
+                    response::error(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the inbox is unavailable; retry later",
+                    )
+                }
             }
         }
     })
-}
-
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(borrow, default)]
-    id: Option<Cow<'a, str>>,
-    #[serde(default)]
-    topic: Option<Topic<'a>>,
-}
-
-/// The `topic` when it is a string; anything else is ignored.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Topic<'a> {
-    Text(#[serde(borrow)] Cow<'a, str>),
-    Other(serde::de::IgnoredAny),
-}
-
-/// The notification's `id` (a non-empty string at the top of a JSON object)
-/// and `topic` (empty unless a string).
-fn parse(body: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
-    // Serde's derived structs also accept arrays (`["notif_1"]`): only an
-    // object is a notification.
-    let first = body
-        .iter()
-        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\r' | b'\n'));
-    if first != Some(&b'{') {
-        return None;
-    }
-    let envelope = serde_json::from_slice::<Envelope<'_>>(body).ok()?;
-    let id = envelope.id.filter(|id| !id.is_empty())?;
-    let topic = match envelope.topic {
-        Some(Topic::Text(topic)) => topic,
-        _ => Cow::Borrowed(""),
-    };
-    Some((id, topic))
 }
 
 type Answer = Result<Response<Full<Bytes>>, Infallible>;
@@ -251,46 +226,6 @@ impl FailureLog {
                     self.message
                 );
             }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids_and_topics_are_read_from_the_top_level() {
-        let (id, topic) =
-            parse(br#"{"id":"notif_1","topic":"ping","data":{"id":"x","topic":"y"}}"#).unwrap();
-        assert_eq!((&*id, &*topic), ("notif_1", "ping"));
-        let (id, topic) = parse(br#"{"topic":{"a":[1]},"id":"notif_\u00e9\"q\u0000"}"#).unwrap();
-        assert_eq!((&*id, &*topic), ("notif_\u{e9}\"q\0", ""));
-        let (_, topic) = parse(br#"{"id":"n","topic":null}"#).unwrap();
-        assert_eq!(&*topic, "");
-    }
-
-    #[test]
-    fn bodies_without_a_string_id_are_refused() {
-        for body in [
-            &b""[..],
-            b"not json",
-            b"[]",
-            br#"["notif_1","ping"]"#,
-            b"\"notif_1\"",
-            b"null",
-            br#"{"data":{"id":"notif_1"}}"#,
-            br#"{"id":""}"#,
-            br#"{"id":null}"#,
-            br#"{"id":42}"#,
-            br#"{"id":["a"]}"#,
-            br#"{"id":"a","id":"b"}"#,
-            br#"{"id":"notif_1""#,
-            br#"{"id":"notif_1"} trailing"#,
-            br#"{"id":"\ud800"}"#,
-            b"{\"id\":\"\xff\xfe\"}",
-        ] {
-            assert!(parse(body).is_none(), "{:?}", String::from_utf8_lossy(body));
         }
     }
 }

@@ -325,6 +325,7 @@ async fn process<St, S>(
     } = lease;
     let id: Box<str> = notification.id().into();
     let attempt = notification.attempt();
+    let started = std::time::Instant::now();
     // The handler runs in its own task: a panic is a failed attempt, and
     // it can be stopped at the end of the lease or on shutdown.
     let mut running = tokio::spawn(async move {
@@ -355,6 +356,7 @@ async fn process<St, S>(
     let store = &inbox.store;
     let error = match outcome {
         Outcome::Finished(Ok(Ok(()))) => {
+            crate::measure::inbox_processed("done", started.elapsed());
             let done = retry(|| store.complete(&id, &token)).await;
             if done == Some(false) {
                 tracing::debug!(
@@ -384,6 +386,7 @@ async fn process<St, S>(
         }
     };
     let failure = if attempt >= settings.max_attempts {
+        crate::measure::inbox_processed("dead", started.elapsed());
         tracing::warn!(
             target: "tower_intercom::inbox",
             id = %id,
@@ -392,6 +395,7 @@ async fn process<St, S>(
         );
         Failure::dead(error)
     } else {
+        crate::measure::inbox_processed("retried", started.elapsed());
         let delay = backoff(settings.backoff_base, settings.backoff_cap, attempt);
         tracing::debug!(
             target: "tower_intercom::inbox",

@@ -1,5 +1,7 @@
 //! The notification envelope (feature `serde`).
 
+use std::borrow::Cow;
+
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use super::Topic;
@@ -241,6 +243,44 @@ pub struct DeletedItem {
 /// Deserializers that accept the variations seen in real payloads instead
 /// of refusing the whole notification: an unparseable envelope means a
 /// 400, a retry, and a lost event.
+#[derive(Deserialize)]
+struct IdAndTopic<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default)]
+    topic: Option<TopicText<'a>>,
+}
+
+/// The `topic` when it is a string; anything else is ignored.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TopicText<'a> {
+    Text(#[serde(borrow)] Cow<'a, str>),
+    Other(serde::de::IgnoredAny),
+}
+
+/// The notification's `id` (a non-empty string at the top of a JSON
+/// object) and `topic` (empty unless a string), read without building the
+/// rest: what the idempotency layer and the inbox key on. `None` for
+/// anything else (not JSON, not an object, no string id, a repeated field).
+pub(crate) fn id_and_topic(body: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
+    // Serde's derived structs also accept arrays (`["notif_1"]`): only an
+    // object is a notification.
+    let first = body
+        .iter()
+        .find(|byte| !matches!(byte, b' ' | b'\t' | b'\r' | b'\n'));
+    if first != Some(&b'{') {
+        return None;
+    }
+    let envelope = serde_json::from_slice::<IdAndTopic<'_>>(body).ok()?;
+    let id = envelope.id.filter(|id| !id.is_empty())?;
+    let topic = match envelope.topic {
+        Some(TopicText::Text(topic)) => topic,
+        _ => Cow::Borrowed(""),
+    };
+    Some((id, topic))
+}
+
 pub(crate) mod lenient {
     use std::fmt;
 
@@ -412,5 +452,46 @@ mod tests {
             json,
             r#"{"id":"notif_1","topic":"ping","data":{"item":{"type":"ping"}}}"#
         );
+    }
+
+    #[test]
+    fn ids_and_topics_are_read_from_the_top_level() {
+        let (id, topic) =
+            id_and_topic(br#"{"id":"notif_1","topic":"ping","data":{"id":"x","topic":"y"}}"#)
+                .unwrap();
+        assert_eq!((&*id, &*topic), ("notif_1", "ping"));
+        let (id, topic) =
+            id_and_topic(br#"{"topic":{"a":[1]},"id":"notif_\u00e9\"q\u0000"}"#).unwrap();
+        assert_eq!((&*id, &*topic), ("notif_\u{e9}\"q\0", ""));
+        let (_, topic) = id_and_topic(br#"{"id":"n","topic":null}"#).unwrap();
+        assert_eq!(&*topic, "");
+    }
+
+    #[test]
+    fn bodies_without_a_string_id_are_refused() {
+        for body in [
+            &b""[..],
+            b"not json",
+            b"[]",
+            br#"["notif_1","ping"]"#,
+            b"\"notif_1\"",
+            b"null",
+            br#"{"data":{"id":"notif_1"}}"#,
+            br#"{"id":""}"#,
+            br#"{"id":null}"#,
+            br#"{"id":42}"#,
+            br#"{"id":["a"]}"#,
+            br#"{"id":"a","id":"b"}"#,
+            br#"{"id":"notif_1""#,
+            br#"{"id":"notif_1"} trailing"#,
+            br#"{"id":"\ud800"}"#,
+            b"{\"id\":\"\xff\xfe\"}",
+        ] {
+            assert!(
+                id_and_topic(body).is_none(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
     }
 }

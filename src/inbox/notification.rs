@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 /// ```
 /// use std::time::SystemTime;
 /// use bytes::Bytes;
-/// use tower_intercom::{inbox::ReceivedNotification, Notification};
+/// use tower_intercom::{inbox::ReceivedNotification, notification::Notification};
 ///
 /// let body = r#"{"type":"notification_event","id":"notif_1","topic":"ping","data":{"item":{"type":"ping"}}}"#;
 /// let received = ReceivedNotification::new("notif_1", "ping", Bytes::from(body), SystemTime::now(), 1);
@@ -85,7 +85,7 @@ impl ReceivedNotification {
     }
 
     /// The body parsed as JSON, for instance as a
-    /// [`Notification`](crate::Notification).
+    /// [`Notification`](crate::notification::Notification).
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
     }

@@ -115,7 +115,7 @@
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_intercom::{
 //!     inbox::{handler_fn, Counts, ReceivedNotification, SqliteInbox},
-//!     sign, Notification, VerifyIntercomWebhookLayer, WebhookSecret,
+//!     notification::Notification, sign, VerifyIntercomWebhookLayer, WebhookSecret,
 //! };
 //!
 //! # let dir = std::env::temp_dir().join(format!("tower-intercom-inbox-doc-{}", std::process::id()));

@@ -2,10 +2,7 @@
 //! example binary, started with the environment the README describes, and
 //! hit over a loopback socket by a real client.
 
-mod common;
-#[allow(dead_code)]
-#[path = "common/idempotency/redis_server.rs"]
-mod redis_server;
+use tower_intercom_test_support::{self as common, client, redis_server};
 
 use std::{
     io::{BufRead, BufReader},
@@ -17,7 +14,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::client;
 use http::{Request, StatusCode};
 use http_body_util::{Empty, Full};
 use tower_intercom::{sign, WebhookSecret};

@@ -5,17 +5,17 @@
 //! without it these tests fail, they never skip.
 #![cfg(feature = "redis")]
 
-#[path = "common/idempotency/mod.rs"]
-mod harness;
-
 use std::time::Duration;
 
-use harness::{
-    notification, post, receiver, redis_server::RedisServer, scenarios, send, serve, signed, Calls,
-};
 use http::StatusCode;
 use redis::AsyncCommands;
 use tower_intercom::idempotency::{FailurePolicy, IdempotencyLayer, RedisStore};
+use tower_intercom_test_support::{
+    idempotency::{
+        self as harness, notification, post, receiver, scenarios, send, serve, signed, Calls,
+    },
+    redis_server::RedisServer,
+};
 
 async fn store(server: &RedisServer) -> RedisStore {
     RedisStore::connect(&server.url())

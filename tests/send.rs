@@ -2,7 +2,7 @@
 //! parsing, payloads, signing and HTTP client, posting over loopback to an
 //! axum app behind `VerifyIntercomWebhookLayer`.
 
-mod common;
+use tower_intercom_test_support as common;
 
 #[allow(dead_code)]
 #[path = "../examples/send.rs"]

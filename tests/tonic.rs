@@ -2,7 +2,7 @@
 //! port, with tonic's health client for gRPC and an HTTP/1.1 client for
 //! webhooks.
 
-mod common;
+use tower_intercom_test_support as common;
 
 #[allow(dead_code)]
 #[path = "../examples/tonic.rs"]

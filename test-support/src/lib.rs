@@ -10,8 +10,10 @@
 //! - With the `runtime` feature (on by default): real loopback clients and
 //!   servers ([`client`], [`requests`]), the idempotency harness
 //!   ([`idempotency`]) and log capture ([`logs`]).
-//! - [`redis_server`] runs a real `redis-server`.
+//! - [`redis_server`] runs a real `redis-server`; [`bench`] has the
+//!   benchmarks' payloads and interleaved measurement.
 
+pub mod bench;
 #[cfg(feature = "runtime")]
 pub mod client;
 #[cfg(feature = "runtime")]

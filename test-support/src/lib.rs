@@ -10,12 +10,14 @@
 //! - With the `runtime` feature (on by default): real loopback clients and
 //!   servers ([`client`], [`requests`]), the idempotency harness
 //!   ([`idempotency`]) and log capture ([`logs`]).
+//! - [`examples`] builds and runs the crate's examples as a user does.
 //! - [`redis_server`] runs a real `redis-server`; [`bench`] has the
 //!   benchmarks' payloads and interleaved measurement.
 
 pub mod bench;
 #[cfg(feature = "runtime")]
 pub mod client;
+pub mod examples;
 #[cfg(feature = "runtime")]
 pub mod idempotency;
 #[cfg(feature = "runtime")]

@@ -4,11 +4,12 @@
 //! source.
 
 use std::{
+    collections::BTreeMap,
     io::{BufRead, BufReader},
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
-    sync::mpsc,
+    sync::{mpsc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
@@ -24,8 +25,15 @@ const VARIABLES: [&str; 6] = [
 ];
 
 /// Builds `tower-intercom`'s example `name` (a no-op when it is up to date)
-/// and returns the path of its binary.
+/// and returns the path of its binary. Once per test process: later calls
+/// return the path at once.
 pub fn binary(name: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    // Held while building, so parallel tests wait for one build.
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--quiet", "--all-features"])
@@ -37,7 +45,9 @@ pub fn binary(name: &str) -> PathBuf {
     // The test binary is target/<profile>/deps/<test>.
     let test = std::env::current_exe().unwrap();
     let profile_dir = test.parent().unwrap().parent().unwrap();
-    profile_dir.join("examples").join(name)
+    let path = profile_dir.join("examples").join(name);
+    built.insert(name.to_owned(), path.clone());
+    path
 }
 
 /// Example `name`, ready to run with none of the variables the examples

@@ -63,12 +63,12 @@ use tower_intercom::{VerifiedNotification, VerifiedWebhook, VerifyIntercomWebhoo
 
 mod common;
 
-pub use common::WEBHOOK_PATH;
+use common::WEBHOOK_PATH;
 
 /// The server's routes: gRPC health, and the verified webhook route.
 ///
 /// The returned [`HealthReporter`] changes what the health service reports.
-pub fn app(verify: VerifyIntercomWebhookLayer) -> (Routes, HealthReporter) {
+fn app(verify: VerifyIntercomWebhookLayer) -> (Routes, HealthReporter) {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let router = Routes::new(health_service)
         .into_axum_router()
@@ -79,7 +79,7 @@ pub fn app(verify: VerifyIntercomWebhookLayer) -> (Routes, HealthReporter) {
 
 /// Serves `routes` on `listener` (HTTP/2 for gRPC, HTTP/1.1 for webhooks)
 /// until `shutdown` completes, then lets requests in flight finish.
-pub async fn serve(
+async fn serve(
     listener: TcpListener,
     routes: Routes,
     shutdown: impl Future<Output = ()>,

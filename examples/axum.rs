@@ -1,9 +1,8 @@
-//! An Intercom webhook receiver on axum, with the Messenger's identity
-//! settings endpoint.
-//!
 //! Run with `cargo run --example axum` (secret from `INTERCOM_WEBHOOK_SECRET`,
 //! port from `PORT`; with no secret, a development secret is generated and a
 //! ready `curl` command is printed).
+//!
+//! An Intercom webhook receiver on axum:
 //!
 //! - `POST /webhooks/intercom`: behind `VerifyIntercomWebhookLayer`, scoped
 //!   to that route. The handler dispatches on the topic, answers at once
@@ -12,11 +11,6 @@
 //!   Each notification is handled once: `IdempotencyLayer` remembers the
 //!   ids it handled, in memory, or in Redis when `REDIS_URL` is set (so
 //!   several instances of the receiver share it).
-//! - `GET /api/intercom-settings`: what the Messenger needs to know who the
-//!   signed-in user is (`app_id` from `INTERCOM_APP_ID`, `user_id`,
-//!   `user_hash`, `intercom_user_jwt`), signed with `INTERCOM_IDENTITY_SECRET`.
-//!   Sign-in here is a DEMO: `Authorization: Bearer demo-ada` or
-//!   `demo-grace`. Anonymous requests get 401 and no hash.
 //! - `GET /healthz`: open.
 
 mod common;
@@ -25,18 +19,15 @@ use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::State,
-    http::{header, HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
+    http::StatusCode,
     routing::{get, post},
-    Extension, Json, Router,
+    Extension, Router,
 };
 use tokio::sync::mpsc;
 use tower::ServiceBuilder;
 use tower_intercom::{
     idempotency::{IdempotencyLayer, IdempotencyStore, MemoryStore, RedisStore},
-    identity::{IdentitySecret, MessengerJwt, MessengerSettings},
-    Notification, SecretErrorKind, Topic, VerifiedNotification, VerifiedWebhook,
-    VerifyIntercomWebhookLayer,
+    Notification, Topic, VerifiedNotification, VerifiedWebhook, VerifyIntercomWebhookLayer,
 };
 
 /// Notifications waiting for the background worker. Bounded: when it is
@@ -46,12 +37,10 @@ const QUEUE_CAPACITY: usize = 1024;
 #[derive(Clone)]
 struct AppState {
     queue: mpsc::Sender<Notification>,
-    app_id: String,
-    identity_secret: IdentitySecret,
 }
 
-/// The application: the verified, deduplicated webhook route, the settings
-/// endpoint and an open health check.
+/// The application: the verified, deduplicated webhook route and an open
+/// health check.
 fn app(
     verify: VerifyIntercomWebhookLayer,
     store: Arc<dyn IdempotencyStore>,
@@ -63,7 +52,6 @@ fn app(
         .layer(IdempotencyLayer::new(store));
     Router::new()
         .route(common::WEBHOOK_PATH, post(webhook).layer(webhook_layers))
-        .route("/api/intercom-settings", get(intercom_settings))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }
@@ -117,37 +105,6 @@ async fn worker(mut queue: mpsc::Receiver<Notification>) {
     }
 }
 
-/// DEMO sign-in only: it stands for your real session (cookie, OAuth…).
-/// A fixed bearer token per demo user; never do this in production.
-fn demo_signed_in_user(headers: &HeaderMap) -> Option<(&'static str, &'static str)> {
-    let token = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    match token {
-        "demo-ada" => Some(("user-ada", "ada@example.com")),
-        "demo-grace" => Some(("user-grace", "grace@example.com")),
-        _ => None,
-    }
-}
-
-/// `GET /api/intercom-settings`: the signed-in user's Messenger settings.
-async fn intercom_settings(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some((user_id, email)) = demo_signed_in_user(&headers) else {
-        let body = Json(serde_json::json!({ "error": "sign in first" }));
-        return (StatusCode::UNAUTHORIZED, body).into_response();
-    };
-    let jwt = MessengerJwt::new(user_id).email(email);
-    match MessengerSettings::new(state.app_id.clone(), &state.identity_secret, &jwt) {
-        Ok(settings) => ([(header::CACHE_CONTROL, "no-store")], Json(settings)).into_response(),
-        Err(err) => {
-            tracing::error!(%err, "could not sign the Messenger JWT");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
 /// Where handled notification ids are kept: Redis when `REDIS_URL` is set
 /// (shared by every instance of the receiver), this process's memory
 /// otherwise.
@@ -165,33 +122,16 @@ async fn idempotency_store() -> Result<Arc<dyn IdempotencyStore>, common::Failur
     }
 }
 
-/// `INTERCOM_IDENTITY_SECRET`, or a random development secret when unset.
-fn identity_secret() -> Result<IdentitySecret, common::Failure> {
-    match IdentitySecret::from_env("INTERCOM_IDENTITY_SECRET") {
-        Ok(secret) => Ok(secret),
-        Err(err) if err.kind() == SecretErrorKind::NotSet => {
-            println!("WARNING: INTERCOM_IDENTITY_SECRET is not set: signing Messenger settings with a random DEVELOPMENT secret (Intercom will not accept them).");
-            Ok(IdentitySecret::new(common::random_secret())?)
-        }
-        Err(err) => Err(err.into()),
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), common::Failure> {
     common::init_tracing();
     let settings = common::Settings::from_env()?;
-    let identity_secret = identity_secret()?;
     let store = idempotency_store().await?;
     let listener = settings.listen().await?;
 
     let (queue, work) = mpsc::channel(QUEUE_CAPACITY);
     let worker = tokio::spawn(worker(work));
-    let state = AppState {
-        queue,
-        app_id: std::env::var("INTERCOM_APP_ID").unwrap_or_else(|_| "your-app-id".to_owned()),
-        identity_secret,
-    };
+    let state = AppState { queue };
     axum::serve(listener, app(settings.layer, store, state))
         .with_graceful_shutdown(common::shutdown_signal())
         .await?;

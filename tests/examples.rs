@@ -1,6 +1,7 @@
-//! The example receivers, run as a new user runs them: the compiled
-//! example binary, started with the environment the README describes, and
-//! hit over a loopback socket by a real client.
+//! The example servers (the webhook receivers and the Messenger settings
+//! endpoint), run as a new user runs them: the compiled example binary,
+//! started with the environment the README describes, and hit over a
+//! loopback socket by a real client.
 
 use std::net::SocketAddr;
 
@@ -162,18 +163,24 @@ fn an_empty_secret_is_a_clear_error_not_a_panic() {
     }
 }
 
+/// Starts the Messenger settings example with `env`.
+fn start_messenger(env: &[(&str, &str)]) -> Running {
+    Running::start_until(
+        "messenger",
+        env,
+        "Listening for Messenger settings requests",
+    )
+}
+
 #[tokio::test]
-async fn axum_example_settings_endpoint_signs_for_the_signed_in_user_only() {
+async fn messenger_example_settings_endpoint_signs_for_the_signed_in_user_only() {
     use tower_intercom::identity::{user_hash, IdentitySecret, MessengerJwtVerifier};
 
     let identity = "example-identity-secret";
-    let running = Running::start(
-        "axum",
-        &[
-            ("INTERCOM_IDENTITY_SECRET", identity),
-            ("INTERCOM_APP_ID", "abc123de"),
-        ],
-    );
+    let running = start_messenger(&[
+        ("INTERCOM_IDENTITY_SECRET", identity),
+        ("INTERCOM_APP_ID", "abc123de"),
+    ]);
     let anonymous = Request::get("/api/intercom-settings")
         .body(Empty::<Bytes>::new())
         .unwrap();
@@ -198,6 +205,41 @@ async fn axum_example_settings_endpoint_signs_for_the_signed_in_user_only() {
         .unwrap();
     assert_eq!(claims.user_id(), "user-ada");
     assert_eq!(claims.email(), Some("ada@example.com"));
+}
+
+#[tokio::test]
+async fn messenger_example_prints_a_ready_curl_and_shuts_down_cleanly() {
+    // No identity secret: a development one, and a warning.
+    let running = start_messenger(&[]);
+    let curl = running.wait_for_line("As a signed-in demo user: curl ");
+    let url = format!("http://{}/api/intercom-settings", running.addr);
+    assert!(curl.ends_with(&format!("-H 'Authorization: Bearer demo-ada' {url}")));
+    let signed_in = Request::get("/api/intercom-settings")
+        .header("authorization", "Bearer demo-grace")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let answer = client::send(running.addr, signed_in).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(json["app_id"], "your-app-id");
+    assert_eq!(json["user_id"], "user-grace");
+    assert!(running.terminate().success());
+}
+
+#[test]
+fn messenger_example_refuses_an_empty_identity_secret() {
+    let output = examples::command("messenger")
+        .env("INTERCOM_IDENTITY_SECRET", "")
+        .env("PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("environment variable `INTERCOM_IDENTITY_SECRET` is empty"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[tokio::test]

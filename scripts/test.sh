@@ -3,7 +3,8 @@
 #
 # Installs what the tests need when it is missing (redis-server, for the
 # Redis idempotency store's tests against a real server), then runs every
-# test, doc test and example build with all features.
+# test, doc test and example build with all features, and builds the
+# test-support crate's own targets (the benchmarks' baseline receiver).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,5 +16,5 @@ if ! command -v redis-server >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
 fi
 
-cargo test --all-features --all-targets
-cargo test --all-features --doc
+cargo test --workspace --all-features --all-targets
+cargo test --workspace --all-features --doc

@@ -304,6 +304,8 @@ fn dropping_an_in_flight_request_outside_a_runtime_does_not_panic() {
         .enable_all()
         .build()
         .unwrap();
+    // The block hands the pending request out, unfinished, on purpose.
+    #[allow(clippy::async_yields_async)]
     let in_flight = runtime.block_on(async {
         let layer = layer(&server).await.processing_ttl(Duration::from_secs(1));
         let service = tower::ServiceBuilder::new()

@@ -10,10 +10,6 @@
 //! verifying layer alone, from the same run, as a Markdown table. Under
 //! `cargo test --all-targets` it runs a few requests only, as a smoke test.
 
-#[allow(dead_code)]
-#[path = "../tests/common/idempotency/redis_server.rs"]
-mod redis_server;
-
 use std::{
     convert::Infallible,
     time::{Duration, Instant},
@@ -22,12 +18,12 @@ use std::{
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::Full;
-use redis_server::RedisServer;
 use tower::{service_fn, util::BoxCloneService, ServiceBuilder, ServiceExt};
 use tower_intercom::{
     idempotency::{IdempotencyLayer, IdempotencyStore, MemoryStore, RedisStore},
     sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
 };
+use tower_intercom_test_support::redis_server::RedisServer;
 
 type Service = BoxCloneService<Request<Full<Bytes>>, StatusCode, Infallible>;
 

@@ -3,7 +3,7 @@
 //! one frame and in many frames.
 //!
 //! Run with `cargo bench --bench middleware`. After criterion's figures it
-//! prints, from one interleaved run (see `support`), the per-request
+//! prints, from one interleaved run (see `tower_intercom_test_support::bench`), the per-request
 //! overhead beyond the HMAC itself: `layer - inner - verify`, where
 //! `verify` is the signature check alone on the same bytes. The goal: under
 //! 1 µs.
@@ -11,8 +11,6 @@
 //! It also times what a careful hand-written receiver does instead of the
 //! layer (collect the body with `http_body_util::Limited`, then `verify`),
 //! to compare like with like.
-
-mod support;
 
 use std::{
     convert::Infallible,
@@ -27,12 +25,12 @@ use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, Limited};
-use support::{interleaved, keep, notification, ns};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_intercom::{
     sign, verify, webhook::DEFAULT_MAX_BODY_SIZE, VerifyIntercomWebhookLayer, WebhookBody,
     WebhookSecret,
 };
+use tower_intercom_test_support::bench::{self, interleaved, keep, notification, ns};
 
 const SECRET: &str = "s3cr3t-client-secret";
 const LEN: usize = 2 << 10;
@@ -207,7 +205,7 @@ fn main() {
     }
     criterion.final_summary();
 
-    if support::benchmarking() {
+    if bench::benchmarking() {
         let mut verify_only = verify_only;
         let mut without = without;
         let mut with_one = with_one;
@@ -230,7 +228,7 @@ fn main() {
         println!();
         println!(
             "middleware, 2 KiB notification, fastest of 41 interleaved batches ({})",
-            support::machine()
+            bench::machine()
         );
         println!("  verify alone (the HMAC):        {verify_t:>8.0} ns");
         println!("  inner service without layer:    {inner_t:>8.0} ns");

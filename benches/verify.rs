@@ -2,17 +2,15 @@
 //! against `ring`'s HMAC-SHA1, on 2 KiB, 16 KiB and 256 KiB notifications.
 //!
 //! Run with `cargo bench --bench verify`. After criterion's figures it
-//! prints the ratios from one interleaved run (see `support`):
+//! prints the ratios from one interleaved run (see `tower_intercom_test_support::bench`):
 //! `verify / raw SHA-1` (the goal: within 5 %) and `ring / verify` (the
 //! goal: at least 0.9).
-
-mod support;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use http::HeaderValue;
 use sha1::{Digest, Sha1};
-use support::{interleaved, keep, notification, ns, SIZES};
 use tower_intercom::{sign, verify, WebhookSecret};
+use tower_intercom_test_support::bench::{self, interleaved, keep, notification, ns, SIZES};
 
 const SECRET: &str = "s3cr3t-client-secret";
 
@@ -79,7 +77,7 @@ fn summary(secret: &WebhookSecret, key: &ring::hmac::Key, cases: &[Case]) {
     println!();
     println!(
         "verify, fastest of 41 interleaved batches ({})",
-        support::machine()
+        bench::machine()
     );
     println!(
         "{:>7} {:>12} {:>12} {:>12} {:>10} {:>14} {:>12}",
@@ -126,7 +124,7 @@ fn main() {
         .configure_from_args();
     benches(&mut criterion, &secret, &key, &cases);
     criterion.final_summary();
-    if support::benchmarking() {
+    if bench::benchmarking() {
         summary(&secret, &key, &cases);
     }
 }

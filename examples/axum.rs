@@ -1,9 +1,8 @@
-//! An Intercom webhook receiver on axum, with the Messenger's identity
-//! settings endpoint.
-//!
 //! Run with `cargo run --example axum` (secret from `INTERCOM_WEBHOOK_SECRET`,
 //! port from `PORT`; with no secret, a development secret is generated and a
 //! ready `curl` command is printed).
+//!
+//! An Intercom webhook receiver on axum:
 //!
 //! - `POST /webhooks/intercom`: behind `VerifyIntercomWebhookLayer`, scoped
 //!   to that route. The handler dispatches on the topic, answers at once
@@ -12,33 +11,31 @@
 //!   Each notification is handled once: `IdempotencyLayer` remembers the
 //!   ids it handled, in memory, or in Redis when `REDIS_URL` is set (so
 //!   several instances of the receiver share it).
-//! - `GET /api/intercom-settings`: what the Messenger needs to know who the
-//!   signed-in user is (`app_id` from `INTERCOM_APP_ID`, `user_id`,
-//!   `user_hash`, `intercom_user_jwt`), signed with `INTERCOM_IDENTITY_SECRET`.
-//!   Sign-in here is a DEMO: `Authorization: Bearer demo-ada` or
-//!   `demo-grace`. Anonymous requests get 401 and no hash.
 //! - `GET /healthz`: open.
 
-mod common;
-
-use std::{sync::Arc, time::Duration};
+use std::{
+    env,
+    error::Error,
+    net::SocketAddr,
+    process::ExitCode,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     extract::State,
-    http::{header, HeaderMap, StatusCode},
-    response::{IntoResponse, Response},
+    http::StatusCode,
     routing::{get, post},
-    Extension, Json, Router,
+    Extension, Router,
 };
-use tokio::sync::mpsc;
+use tokio::{net::TcpListener, sync::mpsc};
 use tower::ServiceBuilder;
 use tower_intercom::{
     extract::VerifiedNotification,
     idempotency::{IdempotencyLayer, IdempotencyStore, MemoryStore, RedisStore},
-    identity::{IdentitySecret, MessengerJwt, MessengerSettings},
     notification::Notification,
     notification::Topic,
-    SecretErrorKind, VerifiedWebhook, VerifyIntercomWebhookLayer,
+    sign, VerifiedWebhook, VerifyIntercomWebhookLayer, WebhookSecret,
 };
 
 /// Notifications waiting for the background worker. Bounded: when it is
@@ -48,12 +45,10 @@ const QUEUE_CAPACITY: usize = 1024;
 #[derive(Clone)]
 struct AppState {
     queue: mpsc::Sender<Notification>,
-    app_id: String,
-    identity_secret: IdentitySecret,
 }
 
-/// The application: the verified, deduplicated webhook route, the settings
-/// endpoint and an open health check.
+/// The application: the verified, deduplicated webhook route and an open
+/// health check.
 fn app(
     verify: VerifyIntercomWebhookLayer,
     store: Arc<dyn IdempotencyStore>,
@@ -64,8 +59,7 @@ fn app(
         .layer(verify)
         .layer(IdempotencyLayer::new(store));
     Router::new()
-        .route(common::WEBHOOK_PATH, post(webhook).layer(webhook_layers))
-        .route("/api/intercom-settings", get(intercom_settings))
+        .route(WEBHOOK_PATH, post(webhook).layer(webhook_layers))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }
@@ -119,42 +113,11 @@ async fn worker(mut queue: mpsc::Receiver<Notification>) {
     }
 }
 
-/// DEMO sign-in only: it stands for your real session (cookie, OAuth…).
-/// A fixed bearer token per demo user; never do this in production.
-fn demo_signed_in_user(headers: &HeaderMap) -> Option<(&'static str, &'static str)> {
-    let token = headers
-        .get(header::AUTHORIZATION)?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")?;
-    match token {
-        "demo-ada" => Some(("user-ada", "ada@example.com")),
-        "demo-grace" => Some(("user-grace", "grace@example.com")),
-        _ => None,
-    }
-}
-
-/// `GET /api/intercom-settings`: the signed-in user's Messenger settings.
-async fn intercom_settings(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let Some((user_id, email)) = demo_signed_in_user(&headers) else {
-        let body = Json(serde_json::json!({ "error": "sign in first" }));
-        return (StatusCode::UNAUTHORIZED, body).into_response();
-    };
-    let jwt = MessengerJwt::new(user_id).email(email);
-    match MessengerSettings::new(state.app_id.clone(), &state.identity_secret, &jwt) {
-        Ok(settings) => ([(header::CACHE_CONTROL, "no-store")], Json(settings)).into_response(),
-        Err(err) => {
-            tracing::error!(%err, "could not sign the Messenger JWT");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
-    }
-}
-
 /// Where handled notification ids are kept: Redis when `REDIS_URL` is set
 /// (shared by every instance of the receiver), this process's memory
 /// otherwise.
-async fn idempotency_store() -> Result<Arc<dyn IdempotencyStore>, common::Failure> {
-    match std::env::var("REDIS_URL") {
+async fn idempotency_store() -> Result<Arc<dyn IdempotencyStore>, Box<dyn Error>> {
+    match env::var("REDIS_URL") {
         Ok(url) => {
             let store = RedisStore::connect(&url).await?;
             println!("Idempotency: Redis store (REDIS_URL)");
@@ -167,38 +130,126 @@ async fn idempotency_store() -> Result<Arc<dyn IdempotencyStore>, common::Failur
     }
 }
 
-/// `INTERCOM_IDENTITY_SECRET`, or a random development secret when unset.
-fn identity_secret() -> Result<IdentitySecret, common::Failure> {
-    match IdentitySecret::from_env("INTERCOM_IDENTITY_SECRET") {
-        Ok(secret) => Ok(secret),
-        Err(err) if err.kind() == SecretErrorKind::NotSet => {
-            println!("WARNING: INTERCOM_IDENTITY_SECRET is not set: signing Messenger settings with a random DEVELOPMENT secret (Intercom will not accept them).");
-            Ok(IdentitySecret::new(common::random_secret())?)
+#[tokio::main]
+async fn main() -> ExitCode {
+    init_tracing();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err}");
+            ExitCode::FAILURE
         }
-        Err(err) => Err(err.into()),
     }
 }
 
-#[tokio::main]
-async fn main() -> Result<(), common::Failure> {
-    common::init_tracing();
-    let settings = common::Settings::from_env()?;
-    let identity_secret = identity_secret()?;
+async fn run() -> Result<(), Box<dyn Error>> {
+    let (verify, dev_secret) = webhook_layer()?;
     let store = idempotency_store().await?;
-    let listener = settings.listen().await?;
+    let listener = listen(dev_secret.as_deref()).await?;
 
     let (queue, work) = mpsc::channel(QUEUE_CAPACITY);
     let worker = tokio::spawn(worker(work));
-    let state = AppState {
-        queue,
-        app_id: std::env::var("INTERCOM_APP_ID").unwrap_or_else(|_| "your-app-id".to_owned()),
-        identity_secret,
-    };
-    axum::serve(listener, app(settings.layer, store, state))
-        .with_graceful_shutdown(common::shutdown_signal())
+    let state = AppState { queue };
+    axum::serve(listener, app(verify, store, state))
+        .with_graceful_shutdown(shutdown_signal())
         .await?;
     // The router (and its queue sender) is gone: let the worker finish
     // what was accepted.
     worker.await?;
     Ok(())
+}
+
+// Setup, the same in every example receiver: the secret, the port, a ready
+// `curl` command with a development secret, logs and graceful shutdown.
+
+/// The path Intercom posts webhooks to.
+const WEBHOOK_PATH: &str = "/webhooks/intercom";
+
+/// The verifying layer, with the app's client secret from
+/// `INTERCOM_WEBHOOK_SECRET` (and, during a rotation, the one being retired
+/// from `INTERCOM_WEBHOOK_SECRET_PREVIOUS`). When it is unset, a random
+/// development secret, also returned to be printed.
+fn webhook_layer() -> Result<(VerifyIntercomWebhookLayer, Option<String>), Box<dyn Error>> {
+    let (current, dev_secret) = match env::var_os("INTERCOM_WEBHOOK_SECRET") {
+        Some(_) => (WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET")?, None),
+        None => {
+            let text = hex::encode(rand::random::<[u8; 32]>());
+            (text.parse()?, Some(text))
+        }
+    };
+    let mut previous = Vec::new();
+    if env::var_os("INTERCOM_WEBHOOK_SECRET_PREVIOUS").is_some() {
+        previous.push(WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET_PREVIOUS")?);
+    }
+    Ok((
+        VerifyIntercomWebhookLayer::with_secrets(current, previous),
+        dev_secret,
+    ))
+}
+
+/// Binds 127.0.0.1 on `PORT` (default 3000) and says where webhooks go;
+/// with a development secret, warns and prints a `curl` command that sends
+/// a correctly signed ping.
+async fn listen(dev_secret: Option<&str>) -> Result<TcpListener, Box<dyn Error>> {
+    let port: u16 = match env::var("PORT") {
+        Ok(port) => port
+            .parse()
+            .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
+        Err(_) => 3000,
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+    let url = format!("http://{}{WEBHOOK_PATH}", listener.local_addr()?);
+    println!("Listening for Intercom webhooks on {url}");
+    if let Some(secret) = dev_secret {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let body = format!(
+            r#"{{"type":"notification_event","app_id":"dev-app","data":{{"type":"notification_event_data","item":{{"type":"ping","message":"Hello from a local test"}}}},"links":{{}},"id":"notif_dev_{now}","topic":"ping","delivery_status":"pending","delivery_attempts":1,"delivered_at":0,"first_sent_at":{now},"created_at":{now},"self":null}}"#
+        );
+        let signature = sign(&secret.parse()?, body.as_bytes());
+        let signature = signature.to_str()?;
+        println!();
+        println!("WARNING: INTERCOM_WEBHOOK_SECRET is not set.");
+        println!("WARNING: using a random DEVELOPMENT secret; Intercom's real deliveries will be refused.");
+        println!("WARNING: set INTERCOM_WEBHOOK_SECRET to your app's client secret for real use.");
+        println!("development secret: {secret}");
+        println!();
+        println!("Send a correctly signed ping:");
+        println!("curl -i -X POST {url} -H 'content-type: application/json' -H 'x-hub-signature: {signature}' --data-binary '{body}'");
+        println!();
+    }
+    Ok(listener)
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level.
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => terminate.recv().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<Option<()>>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
 }

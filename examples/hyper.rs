@@ -1,9 +1,9 @@
-//! An Intercom webhook receiver on plain hyper 1 and hyper-util, without a
-//! router crate.
-//!
 //! Run with `cargo run --example hyper` (secret from
 //! `INTERCOM_WEBHOOK_SECRET`, port from `PORT`; with no secret, a
 //! development secret is generated and a ready `curl` command is printed).
+//!
+//! An Intercom webhook receiver on plain hyper 1 and hyper-util, without a
+//! router crate.
 //!
 //! Only `/webhooks/intercom` goes through `VerifyIntercomWebhookLayer`;
 //! every other path gets 404 without being verified (or buffered).
@@ -15,9 +15,15 @@
 //! (slow bodies get 408) and headers within `HEADER_TIMEOUT`. Worst case:
 //! `MAX_IN_FLIGHT × MAX_BODY_SIZE`, plus a few KiB per open connection.
 
-mod common;
-
-use std::{borrow::Cow, convert::Infallible, time::Duration};
+use std::{
+    borrow::Cow,
+    convert::Infallible,
+    env,
+    error::Error,
+    net::SocketAddr,
+    process::ExitCode,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -28,8 +34,11 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
+use tokio::net::TcpListener;
 use tower::{load_shed::error::Overloaded, service_fn, BoxError, ServiceBuilder, ServiceExt};
-use tower_intercom::{VerifiedWebhook, WebhookBody};
+use tower_intercom::{
+    sign, VerifiedWebhook, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
+};
 
 /// The largest body buffered: far above Intercom's notifications (tens of
 /// KiB), far below what would hurt.
@@ -53,7 +62,7 @@ struct Envelope<'a> {
 }
 
 /// The webhook handler: it only ever sees verified requests.
-pub async fn webhook(request: Request<WebhookBody>) -> Result<Response<Full<Bytes>>, Infallible> {
+async fn webhook(request: Request<WebhookBody>) -> Result<Response<Full<Bytes>>, Infallible> {
     let verified = request.extensions().get::<VerifiedWebhook>().copied();
     let envelope: Envelope<'_> = serde_json::from_slice(request.body().bytes()).unwrap_or_default();
     tracing::info!(
@@ -90,10 +99,20 @@ fn overloaded_or_timed_out(err: BoxError) -> Response<Full<Bytes>> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), common::Failure> {
-    common::init_tracing();
-    let settings = common::Settings::from_env()?;
-    let listener = settings.listen().await?;
+async fn main() -> ExitCode {
+    init_tracing();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
+    let (verify, dev_secret) = webhook_layer()?;
+    let listener = listen(dev_secret.as_deref()).await?;
 
     // The verified stack, outermost first: refuse when full, count the
     // webhook in flight, bound its time, verify (and bound its body), then
@@ -102,14 +121,14 @@ async fn main() -> Result<(), common::Failure> {
         .load_shed()
         .concurrency_limit(MAX_IN_FLIGHT)
         .timeout(REQUEST_TIMEOUT)
-        .layer(settings.layer.max_body_size(MAX_BODY_SIZE))
+        .layer(verify.max_body_size(MAX_BODY_SIZE))
         .service(service_fn(webhook));
 
     // Scope it to one path by hand: other requests never reach the layer.
     let app = service_fn(move |request: Request<Incoming>| {
         let verified = verified.clone();
         async move {
-            if request.uri().path() == common::WEBHOOK_PATH {
+            if request.uri().path() == WEBHOOK_PATH {
                 let response = match verified.oneshot(request).await {
                     Ok(response) => response.map(Either::Left),
                     Err(err) => overloaded_or_timed_out(err).map(Either::Right),
@@ -127,7 +146,7 @@ async fn main() -> Result<(), common::Failure> {
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
     let graceful = GracefulShutdown::new();
-    let shutdown = common::shutdown_signal();
+    let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -155,4 +174,99 @@ async fn main() -> Result<(), common::Failure> {
     }
     graceful.shutdown().await;
     Ok(())
+}
+
+// Setup, the same in every example receiver: the secret, the port, a ready
+// `curl` command with a development secret, logs and graceful shutdown.
+
+/// The path Intercom posts webhooks to.
+const WEBHOOK_PATH: &str = "/webhooks/intercom";
+
+/// The verifying layer, with the app's client secret from
+/// `INTERCOM_WEBHOOK_SECRET` (and, during a rotation, the one being retired
+/// from `INTERCOM_WEBHOOK_SECRET_PREVIOUS`). When it is unset, a random
+/// development secret, also returned to be printed.
+fn webhook_layer() -> Result<(VerifyIntercomWebhookLayer, Option<String>), Box<dyn Error>> {
+    let (current, dev_secret) = match env::var_os("INTERCOM_WEBHOOK_SECRET") {
+        Some(_) => (WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET")?, None),
+        None => {
+            let text = hex::encode(rand::random::<[u8; 32]>());
+            (text.parse()?, Some(text))
+        }
+    };
+    let mut previous = Vec::new();
+    if env::var_os("INTERCOM_WEBHOOK_SECRET_PREVIOUS").is_some() {
+        previous.push(WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET_PREVIOUS")?);
+    }
+    Ok((
+        VerifyIntercomWebhookLayer::with_secrets(current, previous),
+        dev_secret,
+    ))
+}
+
+/// Binds 127.0.0.1 on `PORT` (default 3000) and says where webhooks go;
+/// with a development secret, warns and prints a `curl` command that sends
+/// a correctly signed ping.
+async fn listen(dev_secret: Option<&str>) -> Result<TcpListener, Box<dyn Error>> {
+    let port: u16 = match env::var("PORT") {
+        Ok(port) => port
+            .parse()
+            .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
+        Err(_) => 3000,
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+    let url = format!("http://{}{WEBHOOK_PATH}", listener.local_addr()?);
+    println!("Listening for Intercom webhooks on {url}");
+    if let Some(secret) = dev_secret {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let body = format!(
+            r#"{{"type":"notification_event","app_id":"dev-app","data":{{"type":"notification_event_data","item":{{"type":"ping","message":"Hello from a local test"}}}},"links":{{}},"id":"notif_dev_{now}","topic":"ping","delivery_status":"pending","delivery_attempts":1,"delivered_at":0,"first_sent_at":{now},"created_at":{now},"self":null}}"#
+        );
+        let signature = sign(&secret.parse()?, body.as_bytes());
+        let signature = signature.to_str()?;
+        println!();
+        println!("WARNING: INTERCOM_WEBHOOK_SECRET is not set.");
+        println!("WARNING: using a random DEVELOPMENT secret; Intercom's real deliveries will be refused.");
+        println!("WARNING: set INTERCOM_WEBHOOK_SECRET to your app's client secret for real use.");
+        println!("development secret: {secret}");
+        println!();
+        println!("Send a correctly signed ping:");
+        println!("curl -i -X POST {url} -H 'content-type: application/json' -H 'x-hub-signature: {signature}' --data-binary '{body}'");
+        println!();
+    }
+    Ok(listener)
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level.
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => terminate.recv().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<Option<()>>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -29,7 +29,7 @@ const USAGE: &str = "usage: cargo run --example permissions -- TOPIC... | --list
   --list  every topic this crate knows, with its permission";
 
 /// The report for `topics`: one line per topic, then the minimum list.
-pub fn report(topics: &[Topic]) -> String {
+fn report(topics: &[Topic]) -> String {
     let width = topics.iter().map(|t| t.as_str().len()).max().unwrap_or(0);
     let mut out = String::new();
     for topic in topics {
@@ -72,7 +72,7 @@ fn describe(topic: &Topic) -> String {
 }
 
 /// The topics named by the arguments: separated by spaces or commas.
-pub fn topics_from_args(args: impl IntoIterator<Item = String>) -> Vec<Topic> {
+fn topics_from_args(args: impl IntoIterator<Item = String>) -> Vec<Topic> {
     args.into_iter()
         .flat_map(|arg| {
             arg.split(',')

@@ -47,7 +47,7 @@ use tokio::net::TcpStream;
 use tower_intercom::{notification::Topic, sign, WebhookSecret};
 
 /// The default environment variable for the secret.
-pub const DEFAULT_SECRET_ENV: &str = "INTERCOM_WEBHOOK_SECRET";
+const DEFAULT_SECRET_ENV: &str = "INTERCOM_WEBHOOK_SECRET";
 
 /// How long to wait for the receiver. Intercom itself gives up after 5 s.
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -62,23 +62,23 @@ const USAGE: &str = "usage: cargo run --example send -- [--topic TOPIC] [--file 
   URL                the receiver, e.g. http://127.0.0.1:3000/webhooks/intercom";
 
 /// What to send, from the command line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Args {
+#[derive(Debug)]
+struct Args {
     /// The topic of the generated notification.
-    pub topic: Topic,
+    topic: Topic,
     /// Send this file's bytes instead of a generated notification.
-    pub file: Option<PathBuf>,
+    file: Option<PathBuf>,
     /// The environment variable holding the secret.
-    pub secret_env: String,
+    secret_env: String,
     /// Flip one bit of the body after signing.
-    pub tamper: bool,
+    tamper: bool,
     /// Where to send it.
-    pub url: Uri,
+    url: Uri,
 }
 
 /// What the command line asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Command {
+#[derive(Debug)]
+enum Command {
     /// Send a webhook.
     Send(Args),
     /// Print the usage.
@@ -86,7 +86,7 @@ pub enum Command {
 }
 
 /// Parses the arguments that follow the program name.
-pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
+fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, String> {
     let mut args = args.into_iter();
     let mut topic = None;
     let mut file = None;
@@ -142,19 +142,19 @@ pub fn parse_args(args: impl IntoIterator<Item = String>) -> Result<Command, Str
 
 /// What happened.
 #[derive(Debug)]
-pub struct Outcome {
+struct Outcome {
     /// The bytes sent (after tampering, if asked).
-    pub sent: Bytes,
+    sent: Bytes,
     /// The `X-Hub-Signature` sent.
-    pub signature: String,
+    signature: String,
     /// The receiver's status.
-    pub status: StatusCode,
+    status: StatusCode,
     /// The receiver's body.
-    pub body: Bytes,
+    body: Bytes,
 }
 
 /// Builds, signs and sends the webhook `args` describe.
-pub async fn run(args: &Args) -> Result<Outcome, String> {
+async fn run(args: &Args) -> Result<Outcome, String> {
     let secret = WebhookSecret::from_env(&args.secret_env).map_err(|err| {
         format!("{err}: set it to the receiver's secret (the development secret the example receivers print, or your app's client secret)")
     })?;
@@ -178,7 +178,7 @@ pub async fn run(args: &Args) -> Result<Outcome, String> {
 /// Signs `body` as Intercom does and returns the bytes to send with their
 /// `X-Hub-Signature`. With `tamper`, one bit of the body is flipped *after*
 /// signing, so the signature no longer matches.
-pub fn sign_body(
+fn sign_body(
     body: Vec<u8>,
     secret: &WebhookSecret,
     tamper: bool,
@@ -197,7 +197,7 @@ pub fn sign_body(
 
 /// A POST of `body` to `url` with the signature header, as Intercom sends
 /// webhooks.
-pub fn post_request(
+fn post_request(
     url: &Uri,
     body: Bytes,
     signature: HeaderValue,
@@ -218,7 +218,7 @@ pub fn post_request(
 
 /// Sends `request` to the host of its `Host` header over HTTP/1.1 and reads
 /// the whole response.
-pub async fn post(
+async fn post(
     request: Request<Full<Bytes>>,
 ) -> Result<(StatusCode, Bytes), Box<dyn Error + Send + Sync>> {
     let host = request
@@ -246,7 +246,7 @@ pub async fn post(
 }
 
 /// A realistic notification for `topic`, compact as Intercom sends it.
-pub fn sample_notification(topic: &Topic, id: &str, now: u64) -> Vec<u8> {
+fn sample_notification(topic: &Topic, id: &str, now: u64) -> Vec<u8> {
     let notification = json!({
         "type": "notification_event",
         "app_id": "a86dr8yl",

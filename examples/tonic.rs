@@ -44,7 +44,14 @@
 //! command with one character of the body changed (401), and a gRPC health
 //! check from any client, e.g. tonic-health's `HealthClient` (SERVING).
 
-use std::future::Future;
+use std::{
+    env,
+    error::Error,
+    future::Future,
+    net::SocketAddr,
+    process::ExitCode,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use axum::{
     extract::Request,
@@ -59,16 +66,14 @@ use tonic::{
     transport::{server::TcpIncoming, Server},
 };
 use tonic_health::server::HealthReporter;
-use tower_intercom::{extract::VerifiedNotification, VerifiedWebhook, VerifyIntercomWebhookLayer};
-
-mod common;
-
-pub use common::WEBHOOK_PATH;
+use tower_intercom::{
+    extract::VerifiedNotification, sign, VerifiedWebhook, VerifyIntercomWebhookLayer, WebhookSecret,
+};
 
 /// The server's routes: gRPC health, and the verified webhook route.
 ///
 /// The returned [`HealthReporter`] changes what the health service reports.
-pub fn app(verify: VerifyIntercomWebhookLayer) -> (Routes, HealthReporter) {
+fn app(verify: VerifyIntercomWebhookLayer) -> (Routes, HealthReporter) {
     let (reporter, health_service) = tonic_health::server::health_reporter();
     let router = Routes::new(health_service)
         .into_axum_router()
@@ -79,7 +84,7 @@ pub fn app(verify: VerifyIntercomWebhookLayer) -> (Routes, HealthReporter) {
 
 /// Serves `routes` on `listener` (HTTP/2 for gRPC, HTTP/1.1 for webhooks)
 /// until `shutdown` completes, then lets requests in flight finish.
-pub async fn serve(
+async fn serve(
     listener: TcpListener,
     routes: Routes,
     shutdown: impl Future<Output = ()>,
@@ -122,15 +127,120 @@ async fn not_found(request: Request) -> Response {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), common::Failure> {
-    common::init_tracing();
-    let settings = common::Settings::from_env()?;
+async fn main() -> ExitCode {
+    init_tracing();
+    match run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("Error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn Error>> {
+    let (verify, dev_secret) = webhook_layer()?;
+    let listener = listen(dev_secret.as_deref()).await?;
     println!(
         "gRPC health (grpc.health.v1.Health, HTTP/2) on {}",
-        settings.addr()
+        listener.local_addr()?
     );
-    let listener = settings.listen().await?;
-    let (routes, _health) = app(settings.layer);
-    serve(listener, routes, common::shutdown_signal()).await?;
+    let (routes, _health) = app(verify);
+    serve(listener, routes, shutdown_signal()).await?;
     Ok(())
+}
+
+// Setup, the same in every example receiver: the secret, the port, a ready
+// `curl` command with a development secret, logs and graceful shutdown.
+
+/// The path Intercom posts webhooks to.
+const WEBHOOK_PATH: &str = "/webhooks/intercom";
+
+/// The verifying layer, with the app's client secret from
+/// `INTERCOM_WEBHOOK_SECRET` (and, during a rotation, the one being retired
+/// from `INTERCOM_WEBHOOK_SECRET_PREVIOUS`). When it is unset, a random
+/// development secret, also returned to be printed.
+fn webhook_layer() -> Result<(VerifyIntercomWebhookLayer, Option<String>), Box<dyn Error>> {
+    let (current, dev_secret) = match env::var_os("INTERCOM_WEBHOOK_SECRET") {
+        Some(_) => (WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET")?, None),
+        None => {
+            let text = hex::encode(rand::random::<[u8; 32]>());
+            (text.parse()?, Some(text))
+        }
+    };
+    let mut previous = Vec::new();
+    if env::var_os("INTERCOM_WEBHOOK_SECRET_PREVIOUS").is_some() {
+        previous.push(WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET_PREVIOUS")?);
+    }
+    Ok((
+        VerifyIntercomWebhookLayer::with_secrets(current, previous),
+        dev_secret,
+    ))
+}
+
+/// Binds 127.0.0.1 on `PORT` (default 3000) and says where webhooks go;
+/// with a development secret, warns and prints a `curl` command that sends
+/// a correctly signed ping.
+async fn listen(dev_secret: Option<&str>) -> Result<TcpListener, Box<dyn Error>> {
+    let port: u16 = match env::var("PORT") {
+        Ok(port) => port
+            .parse()
+            .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
+        Err(_) => 3000,
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
+    let url = format!("http://{}{WEBHOOK_PATH}", listener.local_addr()?);
+    println!("Listening for Intercom webhooks on {url}");
+    if let Some(secret) = dev_secret {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_secs());
+        let body = format!(
+            r#"{{"type":"notification_event","app_id":"dev-app","data":{{"type":"notification_event_data","item":{{"type":"ping","message":"Hello from a local test"}}}},"links":{{}},"id":"notif_dev_{now}","topic":"ping","delivery_status":"pending","delivery_attempts":1,"delivered_at":0,"first_sent_at":{now},"created_at":{now},"self":null}}"#
+        );
+        let signature = sign(&secret.parse()?, body.as_bytes());
+        let signature = signature.to_str()?;
+        println!();
+        println!("WARNING: INTERCOM_WEBHOOK_SECRET is not set.");
+        println!("WARNING: using a random DEVELOPMENT secret; Intercom's real deliveries will be refused.");
+        println!("WARNING: set INTERCOM_WEBHOOK_SECRET to your app's client secret for real use.");
+        println!("development secret: {secret}");
+        println!();
+        println!("Send a correctly signed ping:");
+        println!("curl -i -X POST {url} -H 'content-type: application/json' -H 'x-hub-signature: {signature}' --data-binary '{body}'");
+        println!();
+    }
+    Ok(listener)
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the default level.
+fn init_tracing() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => terminate.recv().await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<Option<()>>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+    tracing::info!("shutting down");
 }

@@ -6,9 +6,11 @@
 #
 # Receivers, all with the same limits and handler:
 #   layer    examples/hyper.rs (VerifyIntercomWebhookLayer)
-#   handler  examples/baseline.rs --verify handler (collect, then verify once)
-#   none     examples/baseline.rs --verify none (no verification: the ceiling)
+#   handler  baseline --verify handler (collect, then verify once)
+#   none     baseline --verify none (no verification: the ceiling)
 #   express  scripts/peers/express (Node.js, express.raw + createHmac + timingSafeEqual)
+# baseline is the test-support crate's binary (test-support/src/bin/baseline.rs):
+# the server, limits and handler of examples/hyper.rs without the layer.
 #
 # For each body size, every receiver is loaded for DURATION seconds, ROUNDS
 # times, interleaved (the order rotates each round). Prints the medians and
@@ -39,7 +41,8 @@ if [ "$EXPRESS" = 1 ] && ! command -v node >/dev/null; then
   EXPRESS=0
 fi
 
-cargo build --release --quiet --example hyper --example baseline
+cargo build --release --quiet --example hyper
+cargo build --release --quiet -p tower-intercom-test-support --bin baseline
 if [ "$EXPRESS" = 1 ]; then
   (cd scripts/peers/express && npm ci --silent --no-audit --no-fund >/dev/null)
 fi
@@ -77,8 +80,8 @@ start() {
 }
 
 start layer target/release/examples/hyper
-start handler target/release/examples/baseline --verify handler
-start none target/release/examples/baseline --verify none
+start handler target/release/baseline --verify handler
+start none target/release/baseline --verify none
 receivers="layer handler none"
 if [ "$EXPRESS" = 1 ]; then
   start express node scripts/peers/express/server.js
@@ -109,7 +112,7 @@ done
 # The HMAC time on the server's core, for the ceiling + HMAC estimate.
 declare -A hmac_ns
 for size in $SIZES; do
-  hmac_ns[$size]=$(taskset -c 0 target/release/examples/baseline --time-verify "$work/body-$size.json")
+  hmac_ns[$size]=$(taskset -c 0 target/release/baseline --time-verify "$work/body-$size.json")
 done
 
 results="$work/results"

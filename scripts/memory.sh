@@ -8,14 +8,16 @@
 # concurrent chunked bodies that trickle and never end), while valid signed
 # notifications keep being sent; prints resident memory and the answers.
 #
-#   layer alone     examples/baseline.rs --verify layer, no concurrency limit
+#   layer alone     baseline --verify layer, no concurrency limit
 #                   and no timeout: only VerifyIntercomWebhookLayer (1 MiB limit)
 #                   bounds memory, so it follows the bytes received.
 #   hyper example   examples/hyper.rs as shipped: 1 MiB limit, 256 webhooks in
 #                   flight (429 beyond), 5 s per webhook (408 beyond).
-#   by hand         examples/baseline.rs --verify handler, no concurrency limit
+#   by hand         baseline --verify handler, no concurrency limit
 #                   and no timeout: the body collected with http_body_util's
 #                   Limited (1 MiB), then verify; what the layer replaces.
+#
+# baseline is the test-support crate's binary (test-support/src/bin/baseline.rs).
 #
 # Settings (environment): CONNECTIONS (1000), TRICKLE_SECONDS (6).
 # Needs: python3, cargo. Bounded: about two minutes.
@@ -25,7 +27,8 @@ cd "$(dirname "$0")/.."
 CONNECTIONS=${CONNECTIONS:-1000}
 TRICKLE_SECONDS=${TRICKLE_SECONDS:-6}
 
-cargo build --release --quiet --example hyper --example baseline
+cargo build --release --quiet --example hyper
+cargo build --release --quiet -p tower-intercom-test-support --bin baseline
 # Room for the flood's sockets on both ends.
 ulimit -n "$(( CONNECTIONS * 4 + 1024 ))" 2>/dev/null || true
 
@@ -61,8 +64,8 @@ flood() { # flood LABEL COMMAND...
 
 echo "memory under a flood of $CONNECTIONS concurrent connections; load average $(cut -d' ' -f1-3 /proc/loadavg)"
 flood "layer alone (1 MiB limit, no concurrency limit, no timeout)" \
-  target/release/examples/baseline --verify layer --max-in-flight 0 --timeout-secs 0
+  target/release/baseline --verify layer --max-in-flight 0 --timeout-secs 0
 flood "examples/hyper.rs (1 MiB limit, 256 in flight, 5 s timeout)" \
   target/release/examples/hyper
 flood "by hand: Limited::collect then verify (1 MiB limit, no concurrency limit, no timeout)" \
-  target/release/examples/baseline --verify handler --max-in-flight 0 --timeout-secs 0
+  target/release/baseline --verify handler --max-in-flight 0 --timeout-secs 0

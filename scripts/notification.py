@@ -5,8 +5,8 @@ Usage: scripts/notification.py SIZE_BYTES OUT_FILE
 Prints the X-Hub-Signature value for the body, computed with the secret in
 INTERCOM_WEBHOOK_SECRET. The body is the envelope of a
 `conversation.user.replied` notification, as many conversation parts as
-fit, the last one padded to the exact size (the shape benches/support
-generates).
+fit, the last one padded to the exact size (the shape
+test-support/src/bench.rs generates).
 """
 import hashlib
 import hmac

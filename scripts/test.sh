@@ -4,7 +4,8 @@
 # Installs what the tests need when it is missing (redis-server, for the
 # Redis stores' tests against a real server; promtool, for the example
 # alert rules), then runs every test, doc test and example build with all
-# features.
+# features, and builds the test-support crate's own targets (the
+# benchmarks' baseline receiver).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,5 +25,5 @@ if ! command -v promtool >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
 
-cargo test --all-features --all-targets
-cargo test --all-features --doc
+cargo test --workspace --all-features --all-targets
+cargo test --workspace --all-features --doc

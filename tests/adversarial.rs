@@ -8,16 +8,9 @@
 //! hyper's client with prior knowledge (h2c). Every case checks the status
 //! the client sees and that the inner service ran only for valid requests.
 
-mod common;
-
 use std::{net::SocketAddr, time::Duration};
 
 use bytes::Bytes;
-use common::{
-    client::{self, Raw},
-    logs::Logs,
-    secret, Recorder, SECRET,
-};
 use futures_util::stream;
 use http::{header, Request, StatusCode};
 use http_body::Frame;
@@ -26,6 +19,11 @@ use hyper_util::rt::TokioTimer;
 use tower::ServiceBuilder;
 use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use tower_intercom::{sign, VerifyIntercomWebhookLayer};
+use tower_intercom_test_support::{
+    client::{self, Raw},
+    logs::Logs,
+    secret, Recorder, SECRET,
+};
 
 /// The layer's limit in these tests.
 const LIMIT: usize = 4096;

@@ -1,16 +1,16 @@
 //! The axum extractors end to end: a real axum server on a loopback port,
 //! a real HTTP/1.1 client.
 
-mod common;
-
 use axum::{routing::post, Json, Router};
-use common::requests::{forged_post, head, json, ping_body, send, serve_axum, signed_post};
 use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tower_intercom::{
     extract::VerifiedBody, extract::VerifiedNotification, notification::Topic,
     VerifyIntercomWebhookLayer, WebhookSecret,
+};
+use tower_intercom_test_support::requests::{
+    forged_post, head, json, ping_body, send, serve_axum, signed_post,
 };
 
 fn secret() -> WebhookSecret {

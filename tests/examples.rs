@@ -1,126 +1,19 @@
-//! The example receivers, run as a new user runs them: the compiled
-//! example binary, started with the environment the README describes, and
-//! hit over a loopback socket by a real client.
+//! The example servers (the webhook receivers and the Messenger settings
+//! endpoint), run as a new user runs them: the compiled example binary,
+//! started with the environment the README describes, and hit over a
+//! loopback socket by a real client.
 
-mod common;
-#[allow(dead_code)]
-#[path = "common/idempotency/redis_server.rs"]
-mod redis_server;
-
-use std::{
-    io::{BufRead, BufReader},
-    net::{SocketAddr, TcpListener},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
-};
+use std::net::SocketAddr;
 
 use bytes::Bytes;
-use common::client;
 use http::{Request, StatusCode};
 use http_body_util::{Empty, Full};
 use tower_intercom::{sign, WebhookSecret};
-
-/// Builds the example (a no-op when it is up to date) and returns its path.
-fn example_binary(name: &str) -> PathBuf {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "--all-features", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("run cargo build");
-    assert!(status.success(), "cargo build --example {name} failed");
-    let deps = std::env::current_exe().unwrap();
-    let profile_dir = deps.parent().unwrap().parent().unwrap();
-    profile_dir.join("examples").join(name)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A running example, killed when dropped.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    addr: SocketAddr,
-}
-
-impl Running {
-    fn start(name: &str, env: &[(&str, &str)]) -> Self {
-        let port = free_port();
-        let mut command = Command::new(example_binary(name));
-        command
-            .env_remove("INTERCOM_WEBHOOK_SECRET")
-            .env_remove("INTERCOM_WEBHOOK_SECRET_PREVIOUS")
-            .env("PORT", port.to_string())
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let mut child = command.spawn().expect("start example");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let running = Self {
-            child,
-            lines,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        };
-        running.wait_for_line("Listening for Intercom webhooks");
-        running
-    }
-
-    /// The first output line that starts with `prefix`.
-    fn wait_for_line(&self, prefix: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.starts_with(prefix) => return line,
-                Ok(_) => {}
-                Err(err) => panic!("no line starting with {prefix:?}: {err}"),
-            }
-        }
-    }
-
-    /// Sends SIGTERM and waits for a clean exit.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "example did not shut down");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use tower_intercom_test_support::{
+    client,
+    examples::{self, free_port, Running},
+    redis_server, PING,
+};
 
 /// The signature and body of the printed `curl` command.
 fn parse_curl(line: &str) -> (String, String) {
@@ -210,7 +103,7 @@ async fn configured_secrets_and_rotation() {
             ],
         );
         let addr = running.addr;
-        let body = common::PING.to_vec();
+        let body = PING.to_vec();
         for (secret, status) in [
             (current, StatusCode::OK),
             (previous, StatusCode::OK),
@@ -255,7 +148,7 @@ async fn axum_example_health_check_is_open() {
 #[test]
 fn an_empty_secret_is_a_clear_error_not_a_panic() {
     for name in ["axum", "hyper", "tonic"] {
-        let output = Command::new(example_binary(name))
+        let output = examples::command(name)
             .env("INTERCOM_WEBHOOK_SECRET", "")
             .env("PORT", free_port().to_string())
             .output()
@@ -270,18 +163,24 @@ fn an_empty_secret_is_a_clear_error_not_a_panic() {
     }
 }
 
+/// Starts the Messenger settings example with `env`.
+fn start_messenger(env: &[(&str, &str)]) -> Running {
+    Running::start_until(
+        "messenger",
+        env,
+        "Listening for Messenger settings requests",
+    )
+}
+
 #[tokio::test]
-async fn axum_example_settings_endpoint_signs_for_the_signed_in_user_only() {
+async fn messenger_example_settings_endpoint_signs_for_the_signed_in_user_only() {
     use tower_intercom::identity::{user_hash, IdentitySecret, MessengerJwtVerifier};
 
     let identity = "example-identity-secret";
-    let running = Running::start(
-        "axum",
-        &[
-            ("INTERCOM_IDENTITY_SECRET", identity),
-            ("INTERCOM_APP_ID", "abc123de"),
-        ],
-    );
+    let running = start_messenger(&[
+        ("INTERCOM_IDENTITY_SECRET", identity),
+        ("INTERCOM_APP_ID", "abc123de"),
+    ]);
     let anonymous = Request::get("/api/intercom-settings")
         .body(Empty::<Bytes>::new())
         .unwrap();
@@ -306,6 +205,41 @@ async fn axum_example_settings_endpoint_signs_for_the_signed_in_user_only() {
         .unwrap();
     assert_eq!(claims.user_id(), "user-ada");
     assert_eq!(claims.email(), Some("ada@example.com"));
+}
+
+#[tokio::test]
+async fn messenger_example_prints_a_ready_curl_and_shuts_down_cleanly() {
+    // No identity secret: a development one, and a warning.
+    let running = start_messenger(&[]);
+    let curl = running.wait_for_line("As a signed-in demo user: curl ");
+    let url = format!("http://{}/api/intercom-settings", running.addr);
+    assert!(curl.ends_with(&format!("-H 'Authorization: Bearer demo-ada' {url}")));
+    let signed_in = Request::get("/api/intercom-settings")
+        .header("authorization", "Bearer demo-grace")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let answer = client::send(running.addr, signed_in).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(json["app_id"], "your-app-id");
+    assert_eq!(json["user_id"], "user-grace");
+    assert!(running.terminate().success());
+}
+
+#[test]
+fn messenger_example_refuses_an_empty_identity_secret() {
+    let output = examples::command("messenger")
+        .env("INTERCOM_IDENTITY_SECRET", "")
+        .env("PORT", free_port().to_string())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("environment variable `INTERCOM_IDENTITY_SECRET` is empty"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }
 
 #[tokio::test]

@@ -13,8 +13,6 @@
 //!     .service(handler)
 //! ```
 
-mod common;
-
 use std::{
     future::Future,
     net::SocketAddr,
@@ -24,15 +22,15 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::{
-    client::{self, Raw},
-    secret, Recorder, SECRET,
-};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder};
 use tower_http::{catch_panic::CatchPanicLayer, timeout::TimeoutLayer};
 use tower_intercom::{sign, webhook::ResponseBody, VerifyIntercomWebhookLayer, WebhookBody};
+use tower_intercom_test_support::{
+    client::{self, Raw},
+    secret, Recorder, SECRET,
+};
 
 /// How long the composed server lets the inner service run.
 const HANDLER_TIMEOUT: Duration = Duration::from_millis(300);

@@ -2,12 +2,9 @@
 //! an independent implementation (Python's `hmac`).
 #![cfg(feature = "serde")]
 
-mod common;
-
 use std::process::Command;
 
 use bytes::Bytes;
-use common::{client, SECRET};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::ServiceBuilder;
@@ -15,6 +12,7 @@ use tower_intercom::{
     health::{HealthCheckRequest, HealthCheckResponse, HealthCheckService, HealthMessage},
     SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret,
 };
+use tower_intercom_test_support::{client, SECRET};
 
 /// `X-Body-Signature` of `body` as Python's standard library computes it.
 fn python_signature(body: &str) -> String {

@@ -1,18 +1,16 @@
 //! The layer in a real hyper server on a loopback socket, hit by a real
 //! HTTP client.
 
-mod common;
-
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use common::{client, secret, Recorder, PING};
 use futures_util::stream;
 use http::{header, Request, StatusCode};
 use http_body::Frame;
 use http_body_util::{Empty, Full, StreamBody};
 use tower::ServiceBuilder;
 use tower_intercom::{sign, VerifyIntercomWebhookLayer};
+use tower_intercom_test_support::{client, secret, Recorder, PING};
 
 const LIMIT: usize = 64 * 1024;
 

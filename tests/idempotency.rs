@@ -1,9 +1,6 @@
 //! The idempotency layer with the in-memory store.
 #![cfg(feature = "idempotency")]
 
-#[path = "common/idempotency/mod.rs"]
-mod harness;
-
 use std::{
     sync::{
         atomic::{AtomicUsize, Ordering},
@@ -13,7 +10,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use harness::{notification, scenarios, secret, send, signed, Calls};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{service_fn, ServiceBuilder, ServiceExt};
@@ -23,6 +19,9 @@ use tower_intercom::{
         StoreError, StoreFuture, DUPLICATE_HEADER,
     },
     sign, VerifyIntercomWebhookLayer, WebhookBody,
+};
+use tower_intercom_test_support::idempotency::{
+    self as harness, notification, scenarios, secret, send, signed, Calls,
 };
 
 #[tokio::test]

@@ -5,17 +5,17 @@
 //! without it these tests fail, they never skip.
 #![cfg(feature = "redis")]
 
-#[path = "common/idempotency/mod.rs"]
-mod harness;
-
 use std::time::Duration;
 
-use harness::{
-    notification, post, receiver, redis_server::RedisServer, scenarios, send, serve, signed, Calls,
-};
 use http::StatusCode;
 use redis::AsyncCommands;
 use tower_intercom::idempotency::{FailurePolicy, IdempotencyLayer, RedisStore};
+use tower_intercom_test_support::{
+    idempotency::{
+        self as harness, notification, post, receiver, scenarios, send, serve, signed, Calls,
+    },
+    redis_server::RedisServer,
+};
 
 async fn store(server: &RedisServer) -> RedisStore {
     RedisStore::connect(&server.url())
@@ -304,6 +304,8 @@ fn dropping_an_in_flight_request_outside_a_runtime_does_not_panic() {
         .enable_all()
         .build()
         .unwrap();
+    // The block hands the pending request out, unfinished, on purpose.
+    #[allow(clippy::async_yields_async)]
     let in_flight = runtime.block_on(async {
         let layer = layer(&server).await.processing_ttl(Duration::from_secs(1));
         let service = tower::ServiceBuilder::new()

@@ -16,10 +16,13 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_intercom::{inbox::{
+use tower_intercom::{
+    inbox::{
         handler_fn, Counts, DeadQuery, InboxStore, Inserted, NewNotification, ReceivedNotification,
         SqliteInbox, SqliteOptions,
-    }, sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret};
+    },
+    sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
+};
 
 const SECRET: &str = "inbox-test-client-secret";
 

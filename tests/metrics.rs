@@ -1,15 +1,13 @@
 //! The metrics the layers emit, as a Prometheus exporter shows them.
 #![cfg(feature = "metrics")]
 
-mod common;
-
 use bytes::Bytes;
-use common::{secret, Recorder, PING};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tower::{Layer, ServiceExt};
 use tower_intercom::{sign, VerifyIntercomWebhookLayer, WebhookSecret};
+use tower_intercom_test_support::{secret, Recorder, PING};
 
 fn post(signature: Option<&str>) -> Request<Full<Bytes>> {
     let mut request = Request::post("/");
@@ -132,7 +130,7 @@ fn inbox_receive_outcomes_and_commit_latency_are_recorded() {
         runtime.block_on(async {
             let inbox = SqliteInbox::open(dir.path().join("inbox.sqlite3")).unwrap();
             let service = VerifyIntercomWebhookLayer::new(secret()).layer(inbox.receiver());
-            let no_id = br#"{"topic":"ping"}"#;
+            let no_id: &[u8] = br#"{"topic":"ping"}"#;
             let requests = [
                 (PING.to_vec(), StatusCode::OK),
                 (PING.to_vec(), StatusCode::OK),

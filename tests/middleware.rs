@@ -1,11 +1,8 @@
 //! Every row of the rejection table, driven in-process with `oneshot`.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
-use common::{body_bytes, secret, Recorder, ScriptedBody, Step, PING};
 use http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode, Version};
 use http_body::SizeHint;
 use serde_json::Value;
@@ -14,6 +11,7 @@ use tower_intercom::{
     rejection::Rejection, rejection::RejectionKind, sign, webhook::HeadPolicy,
     webhook::DEFAULT_MAX_BODY_SIZE, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret,
 };
+use tower_intercom_test_support::{body_bytes, secret, Recorder, ScriptedBody, Step, PING};
 
 fn signed(body: ScriptedBody, data: &[u8]) -> Request<ScriptedBody> {
     Request::post("/webhooks/intercom")

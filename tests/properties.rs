@@ -1,19 +1,17 @@
 //! Property tests of the signature and of the middleware's verdicts.
 
-mod common;
-
 use bytes::Bytes;
-use common::{
-    logs::Logs,
-    model::{Call, Case, Value},
-    Recorder, ScriptedBody, Step,
-};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode};
 use proptest::prelude::*;
 use tower::{Layer, ServiceExt};
 use tower_intercom::{
     sign, signature::SignatureError, verify, webhook::HeadPolicy, SignatureScheme,
     VerifyIntercomWebhookLayer, WebhookSecret,
+};
+use tower_intercom_test_support::{
+    logs::Logs,
+    model::{Call, Case, Value},
+    Recorder, ScriptedBody, Step,
 };
 
 fn secret_bytes() -> impl Strategy<Value = Vec<u8>> {
@@ -344,7 +342,7 @@ proptest! {
 #[test]
 fn the_model_accepts_a_signed_ping_and_refuses_a_forged_one() {
     // The model itself must not be vacuous.
-    let case = Case::signed_post(KEYS[0].as_bytes(), common::PING, 4096);
+    let case = Case::signed_post(KEYS[0].as_bytes(), tower_intercom_test_support::PING, 4096);
     assert_eq!(case.check().status, StatusCode::OK);
     assert_eq!(
         case.expected().call,
@@ -360,7 +358,7 @@ fn the_model_accepts_a_signed_ping_and_refuses_a_forged_one() {
     assert_eq!(forged.check().status, StatusCode::UNAUTHORIZED);
 
     let mut small = case.clone();
-    small.limit = common::PING.len() - 1;
+    small.limit = tower_intercom_test_support::PING.len() - 1;
     assert_eq!(small.check().status, StatusCode::PAYLOAD_TOO_LARGE);
 
     let mut twice = case;

@@ -2,16 +2,14 @@
 //! operator sees the first rejection at once, the attacker cannot flood
 //! the logs, and the summaries count every rejection.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::{logs::Logs, secret, Recorder, PING, SECRET};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{Layer, ServiceExt};
 use tower_intercom::{sign, VerifyIntercomWebhookLayer};
+use tower_intercom_test_support::{logs::Logs, secret, Recorder, PING, SECRET};
 
 const FORGED: &str = "sha1=0123456789abcdef0123456789abcdef01234567";
 

@@ -2,8 +2,6 @@
 //! a replay is absorbed by its id, outside it the replay is refused.
 #![cfg(feature = "idempotency")]
 
-mod common;
-
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},
@@ -13,7 +11,6 @@ use std::{
 };
 
 use bytes::Bytes;
-use common::{secret, Recorder};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt};
@@ -24,6 +21,7 @@ use tower_intercom::{
     webhook::ReplayWindow,
     ConfigErrorKind, VerifyIntercomWebhookLayer,
 };
+use tower_intercom_test_support::{secret, Recorder};
 
 const HOUR: u64 = 3600;
 const START: u64 = 1_700_000_000;

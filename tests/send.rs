@@ -1,19 +1,24 @@
-//! `examples/send.rs` against a real receiver: the example's own argument
-//! parsing, payloads, signing and HTTP client, posting over loopback to an
-//! axum app behind `VerifyIntercomWebhookLayer`.
+//! `examples/send.rs`, run as a user runs it: the sender binary posting
+//! over loopback to an axum app behind `VerifyIntercomWebhookLayer`, which
+//! also records every request as it arrived, before verification.
 
-mod common;
+use std::{
+    net::SocketAddr,
+    process::Output,
+    sync::{Arc, Mutex},
+    time::{SystemTime, UNIX_EPOCH},
+};
 
-#[allow(dead_code)]
-#[path = "../examples/send.rs"]
-mod example;
-
-use std::net::SocketAddr;
-
-use axum::{routing::post, Json, Router};
-use common::requests::serve_axum;
-use example::{parse_args, run, sample_notification, Args, Command, DEFAULT_SECRET_ENV};
-use http::StatusCode;
+use axum::{
+    body::Body,
+    extract::{Request, State},
+    middleware::{self, Next},
+    response::Response,
+    routing::post,
+    Json, Router,
+};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, Uri};
 use serde_json::{json, Value};
 use tower_intercom::{
     extract::VerifiedBody,
@@ -21,12 +26,43 @@ use tower_intercom::{
     notification::{DeletedItem, Notification, Topic},
     verify, VerifyIntercomWebhookLayer, WebhookSecret,
 };
+use tower_intercom_test_support::{examples, requests::serve_axum};
 
 const SECRET: &str = "send-example-test-secret";
 
-/// A receiver that reports what it parsed, and one that echoes the bytes.
-async fn receiver() -> SocketAddr {
+/// One request as the receiver got it, before verification.
+#[derive(Debug, Clone)]
+struct Received {
+    uri: Uri,
+    signature: Option<HeaderValue>,
+    body: Bytes,
+}
+
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<Received>>>);
+
+impl Log {
+    fn last(&self) -> Received {
+        self.0.lock().unwrap().last().cloned().expect("a request")
+    }
+}
+
+async fn record(State(log): State<Log>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+    log.0.lock().unwrap().push(Received {
+        uri: parts.uri.clone(),
+        signature: parts.headers.get("x-hub-signature").cloned(),
+        body: body.clone(),
+    });
+    next.run(Request::from_parts(parts, Body::from(body))).await
+}
+
+/// A receiver that reports what it parsed, and one that echoes the bytes;
+/// the log of what reached them.
+async fn receiver() -> (SocketAddr, Log) {
     let verify = VerifyIntercomWebhookLayer::new(SECRET.parse().unwrap());
+    let log = Log::default();
     let app = Router::new()
         .route(
             "/webhooks/intercom",
@@ -38,26 +74,69 @@ async fn receiver() -> SocketAddr {
         .route(
             "/webhooks/raw",
             post(|VerifiedBody(bytes): VerifiedBody| async move { bytes }).layer(verify),
-        );
-    serve_axum(app).await
+        )
+        .layer(middleware::from_fn_with_state(log.clone(), record));
+    (serve_axum(app).await, log)
 }
 
-/// The arguments for sending to `path` on `addr`, with the secret in a
-/// variable of this test's own (tests run in parallel).
-fn args(addr: SocketAddr, path: &str, var: &str, extra: &[&str]) -> Args {
-    std::env::set_var(var, SECRET);
-    let mut argv: Vec<String> = vec!["--secret-env".into(), var.into()];
-    argv.extend(extra.iter().map(|s| s.to_string()));
-    argv.push(format!("http://{addr}{path}"));
-    match parse_args(argv).unwrap() {
-        Command::Send(args) => args,
-        Command::Help => unreachable!(),
+/// Runs the sender with `args` and the secret in `INTERCOM_WEBHOOK_SECRET`.
+async fn send(args: &[&str]) -> Output {
+    let mut command = examples::command("send");
+    command.env("INTERCOM_WEBHOOK_SECRET", SECRET).args(args);
+    tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("run the sender")
+}
+
+/// What the sender printed about a webhook it sent.
+#[derive(Debug)]
+struct Outcome {
+    /// The first line: what was sent where, signed with which variable.
+    what: String,
+    /// The `X-Hub-Signature` sent.
+    signature: String,
+    /// How many bytes were sent.
+    sent: usize,
+    /// The receiver's status.
+    status: StatusCode,
+    /// The receiver's body.
+    body: String,
+}
+
+/// Reads the sender's report; panics when it did not send anything.
+fn outcome(output: &Output) -> Outcome {
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let mut lines = stdout.splitn(5, '\n');
+    let mut line = || lines.next().unwrap_or_else(|| panic!("{output:?}"));
+    let what = line().to_owned();
+    let signature = line().strip_prefix("x-hub-signature: ").unwrap().to_owned();
+    let sent = line()
+        .strip_prefix("sent ")
+        .and_then(|rest| rest.strip_suffix(" bytes"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let status = line().split(' ').next().unwrap().parse().unwrap();
+    let status = StatusCode::from_u16(status).unwrap();
+    let body = line().strip_suffix('\n').unwrap_or_default().to_owned();
+    Outcome {
+        what,
+        signature,
+        sent,
+        status,
+        body,
     }
+}
+
+fn url(addr: SocketAddr, path: &str) -> String {
+    format!("http://{addr}{path}")
 }
 
 #[tokio::test]
 async fn generated_notifications_verify_and_parse_at_the_receiver() {
-    let addr = receiver().await;
+    let (addr, _) = receiver().await;
+    let url = url(addr, "/webhooks/intercom");
     for (topic, item_type) in [
         ("ping", "ping"),
         ("conversation.user.created", "conversation"),
@@ -73,20 +152,11 @@ async fn generated_notifications_verify_and_parse_at_the_receiver() {
         ("conversation.deleted", "conversation"),
         ("spaceship.launched", "spaceship"),
     ] {
-        let args = args(
-            addr,
-            "/webhooks/intercom",
-            "TOWER_INTERCOM_SEND_TEST_TOPICS",
-            &["--topic", topic],
-        );
-        let outcome = run(&args).await.unwrap();
-        assert_eq!(
-            outcome.status,
-            StatusCode::OK,
-            "{topic}: {:?}",
-            outcome.body
-        );
-        let parsed: Value = serde_json::from_slice(&outcome.body).unwrap();
+        let output = send(&["--topic", topic, &url]).await;
+        assert!(output.status.success(), "{topic}: {output:?}");
+        let outcome = outcome(&output);
+        assert_eq!(outcome.status, StatusCode::OK, "{topic}: {outcome:?}");
+        let parsed: Value = serde_json::from_str(&outcome.body).unwrap();
         assert_eq!(parsed["topic"], topic);
         assert_eq!(parsed["item"], item_type, "{topic}");
         assert!(parsed["id"].as_str().unwrap().starts_with("notif_"));
@@ -95,37 +165,32 @@ async fn generated_notifications_verify_and_parse_at_the_receiver() {
 
 #[tokio::test]
 async fn each_send_has_a_fresh_id() {
-    let addr = receiver().await;
-    let args = args(
-        addr,
-        "/webhooks/intercom",
-        "TOWER_INTERCOM_SEND_TEST_IDS",
-        &[],
-    );
-    let first = run(&args).await.unwrap();
-    let second = run(&args).await.unwrap();
-    let id = |body: &[u8]| serde_json::from_slice::<Value>(body).unwrap()["id"].clone();
+    let (addr, _) = receiver().await;
+    let url = url(addr, "/webhooks/intercom");
+    let first = outcome(&send(&[&url]).await);
+    let second = outcome(&send(&[&url]).await);
+    let id = |body: &str| serde_json::from_str::<Value>(body).unwrap()["id"].clone();
     assert_ne!(id(&first.body), id(&second.body));
 }
 
 #[tokio::test]
 async fn tampering_after_signing_gets_a_401() {
-    let addr = receiver().await;
-    let args = args(
-        addr,
-        "/webhooks/intercom",
-        "TOWER_INTERCOM_SEND_TEST_TAMPER",
-        &["--tamper", "--topic", "conversation.user.replied"],
-    );
-    let outcome = run(&args).await.unwrap();
+    let (addr, log) = receiver().await;
+    let url = url(addr, "/webhooks/intercom");
+    let output = send(&["--tamper", "--topic", "conversation.user.replied", &url]).await;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let outcome = outcome(&output);
     assert_eq!(outcome.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(outcome.body.as_ref(), br#"{"error":"invalid signature"}"#);
+    assert_eq!(outcome.body, r#"{"error":"invalid signature"}"#);
 
     // Exactly one bit differs from the bytes that were signed.
+    let received = log.last();
     let secret: WebhookSecret = SECRET.parse().unwrap();
-    let signature = http::HeaderValue::from_str(&outcome.signature).unwrap();
-    assert!(verify(&secret, &outcome.sent, &signature).is_err());
-    let mut restored = outcome.sent.to_vec();
+    let signature = received.signature.unwrap();
+    assert_eq!(signature, outcome.signature.as_str());
+    assert_eq!(received.body.len(), outcome.sent);
+    assert!(verify(&secret, &received.body, &signature).is_err());
+    let mut restored = received.body.to_vec();
     let middle = restored.len() / 2;
     restored[middle] ^= 0x01;
     assert!(verify(&secret, &restored, &signature).is_ok());
@@ -133,56 +198,63 @@ async fn tampering_after_signing_gets_a_401() {
 
 #[tokio::test]
 async fn a_file_is_sent_byte_for_byte() {
-    let addr = receiver().await;
-    let bytes = b"{\r\n  \"topic\": \"ping\",\r\n  \"note\": \"caf\xc3\xa9\"\r\n}\r\n\r\n".to_vec();
+    let (addr, log) = receiver().await;
+    let bytes = "{\r\n  \"topic\": \"ping\",\r\n  \"note\": \"caf\u{e9}\"\r\n}\r\n\r\n";
     let path = std::env::temp_dir().join(format!(
         "tower-intercom-send-test-{}.json",
         std::process::id()
     ));
-    std::fs::write(&path, &bytes).unwrap();
-    let args = args(
-        addr,
-        "/webhooks/raw",
-        "TOWER_INTERCOM_SEND_TEST_FILE",
-        &["--file", path.to_str().unwrap()],
-    );
-    let outcome = run(&args).await;
+    std::fs::write(&path, bytes).unwrap();
+    let output = send(&[
+        "--file",
+        path.to_str().unwrap(),
+        &url(addr, "/webhooks/raw"),
+    ])
+    .await;
     let _ = std::fs::remove_file(&path);
-    let outcome = outcome.unwrap();
+    let outcome = outcome(&output);
     assert_eq!(outcome.status, StatusCode::OK);
-    assert_eq!(outcome.sent.as_ref(), bytes.as_slice());
-    assert_eq!(outcome.body.as_ref(), bytes.as_slice());
+    assert_eq!(log.last().body.as_ref(), bytes.as_bytes());
+    assert_eq!(outcome.sent, bytes.len());
+    assert_eq!(outcome.body, bytes);
 }
 
 #[tokio::test]
 async fn a_missing_secret_or_file_is_a_clear_error() {
-    let addr = receiver().await;
-    let mut args = args(
-        addr,
-        "/webhooks/intercom",
-        "TOWER_INTERCOM_SEND_TEST_ERR",
-        &[],
-    );
-    args.secret_env = "TOWER_INTERCOM_SEND_TEST_NEVER_SET".into();
-    let err = run(&args).await.unwrap_err();
+    let (addr, _) = receiver().await;
+    let url = url(addr, "/webhooks/intercom");
+    let output = send(&["--secret-env", "TOWER_INTERCOM_SEND_TEST_NEVER_SET", &url]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("TOWER_INTERCOM_SEND_TEST_NEVER_SET"), "{err}");
     assert!(err.contains("not set"), "{err}");
 
-    let mut args = args.clone();
-    args.secret_env = "TOWER_INTERCOM_SEND_TEST_ERR".into();
-    args.file = Some("/nonexistent/payload.json".into());
-    let err = run(&args).await.unwrap_err();
+    let output = send(&["--file", "/nonexistent/payload.json", &url]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&output.stderr);
     assert!(err.contains("/nonexistent/payload.json"), "{err}");
 }
 
-#[test]
-fn samples_are_realistic_notifications() {
+#[tokio::test]
+async fn samples_are_realistic_notifications() {
+    let (addr, log) = receiver().await;
+    let url = url(addr, "/webhooks/raw");
+    let now = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+    };
     for topic in Topic::known() {
-        let bytes = sample_notification(topic, "notif_test", 1718096400);
+        let before = now();
+        let output = send(&["--topic", topic.as_str(), &url]).await;
+        assert!(output.status.success(), "{topic}: {output:?}");
+        let bytes = log.last().body;
         let n: Notification = Notification::from_slice(&bytes).unwrap();
         assert_eq!(&n.topic, topic);
-        assert_eq!(n.id, "notif_test");
-        assert_eq!(n.created_at, Some(1718096400));
+        assert!(n.id.starts_with("notif_"), "{topic}: {}", n.id);
+        let created_at = n.created_at.unwrap();
+        assert!((before..=now()).contains(&created_at), "{topic}");
         assert_eq!(n.delivery_attempts, Some(1));
         assert_eq!(n.delivered_at, Some(0));
         assert!(n.data.item["type"].is_string(), "{topic}");
@@ -191,42 +263,48 @@ fn samples_are_realistic_notifications() {
             assert_eq!(item.deleted, Some(true));
         }
     }
-    let bytes = sample_notification(&Topic::CONVERSATION_USER_REPLIED, "notif_test", 1718096400);
-    let n: Notification = Notification::from_slice(&bytes).unwrap();
+    send(&["--topic", "conversation.user.replied", &url]).await;
+    let n: Notification = Notification::from_slice(&log.last().body).unwrap();
     let parts = &n.data.item["conversation_parts"]["conversation_parts"];
     assert_eq!(parts[0]["author"]["type"], "user");
     assert_eq!(parts[0]["part_type"], "comment");
 }
 
-#[test]
-fn arguments() {
-    let parse = |args: &[&str]| parse_args(args.iter().map(|s| s.to_string()));
-    let Command::Send(args) = parse(&["http://127.0.0.1:3000/webhooks/intercom"]).unwrap() else {
-        panic!("expected a send");
-    };
-    assert_eq!(args.topic, Topic::PING);
-    assert_eq!(args.secret_env, DEFAULT_SECRET_ENV);
-    assert!(!args.tamper);
-    assert_eq!(args.file, None);
-    assert_eq!(args.url.port_u16(), Some(3000));
+#[tokio::test]
+async fn arguments() {
+    let (addr, log) = receiver().await;
+    let url = url(addr, "/webhooks/intercom");
+    let output = send(&[&url]).await;
+    assert_eq!(
+        outcome(&output).what,
+        format!("POST {url} with a ping notification, signed with $INTERCOM_WEBHOOK_SECRET")
+    );
 
-    let Command::Send(args) = parse(&[
+    let mut command = examples::command("send");
+    command.env("MY_SECRET", SECRET).args([
         "--topic",
         "ticket.created",
         "--secret-env",
         "MY_SECRET",
         "--tamper",
-        "http://localhost/hook?x=1",
-    ])
-    .unwrap() else {
-        panic!("expected a send");
-    };
-    assert_eq!(args.topic, Topic::TICKET_CREATED);
-    assert_eq!(args.secret_env, "MY_SECRET");
-    assert!(args.tamper);
-    assert_eq!(args.url.path_and_query().unwrap().as_str(), "/hook?x=1");
+        &format!("http://{addr}/hook?x=1"),
+    ]);
+    let output = tokio::process::Command::from(command)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome(&output).what,
+        format!(
+            "POST http://{addr}/hook?x=1 with a ticket.created notification \
+             (tampered after signing), signed with $MY_SECRET"
+        )
+    );
+    assert_eq!(log.last().uri, "/hook?x=1");
 
-    assert_eq!(parse(&["--help"]).unwrap(), Command::Help);
+    let help = send(&["--help"]).await;
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).starts_with("usage: "));
     for (bad, message) in [
         (&[][..], "missing URL"),
         (&["--topic"][..], "--topic needs a value"),
@@ -240,7 +318,9 @@ fn arguments() {
             "cannot be used together",
         ),
     ] {
-        let err = parse(bad).unwrap_err();
+        let output = send(bad).await;
+        assert_eq!(output.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&output.stderr);
         assert!(err.contains(message), "{bad:?}: {err}");
     }
 }

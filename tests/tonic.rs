@@ -1,53 +1,37 @@
-//! `examples/tonic.rs` end to end: its own `app` and `serve`, on a loopback
-//! port, with tonic's health client for gRPC and an HTTP/1.1 client for
-//! webhooks.
-
-mod common;
-
-#[allow(dead_code)]
-#[path = "../examples/tonic.rs"]
-mod example;
+//! `examples/tonic.rs` end to end: the example binary on a loopback port,
+//! with tonic's health client for gRPC and an HTTP/1.1 client for webhooks.
 
 use std::net::SocketAddr;
 
+use axum::routing::post;
 use bytes::Bytes;
-use common::requests::{forged_post, head, ping_body, send, signed_post};
 use http::{Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic_health::{
-    pb::{health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest},
-    server::HealthReporter,
+use tokio::net::TcpListener;
+use tonic::{
+    service::Routes,
+    transport::{server::TcpIncoming, Server},
+};
+use tonic_health::pb::{
+    health_check_response::ServingStatus, health_client::HealthClient, HealthCheckRequest,
 };
 use tower_intercom::{VerifyIntercomWebhookLayer, WebhookSecret};
+use tower_intercom_test_support::{
+    examples::Running,
+    requests::{forged_post, head, ping_body, send, signed_post},
+};
+
+const WEBHOOK_PATH: &str = "/webhooks/intercom";
+const SECRET: &str = "tonic-example-test-secret";
 
 fn secret() -> WebhookSecret {
-    "tonic-example-test-secret".parse().unwrap()
+    SECRET.parse().unwrap()
 }
 
-struct Running {
-    addr: SocketAddr,
-    health: HealthReporter,
-    stop: oneshot::Sender<()>,
-    server: JoinHandle<Result<(), tonic::transport::Error>>,
-}
-
-/// Starts the example's server on a free port.
-async fn start() -> Running {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (routes, health) = example::app(VerifyIntercomWebhookLayer::new(secret()));
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(example::serve(listener, routes, async move {
-        let _ = stopped.await;
-    }));
-    Running {
-        addr,
-        health,
-        stop,
-        server,
-    }
+/// Starts the example on a free port, with the test's secret.
+fn start() -> Running {
+    Running::start("tonic", &[("INTERCOM_WEBHOOK_SECRET", SECRET)])
 }
 
 async fn health_check(addr: SocketAddr, service: &str) -> Result<ServingStatus, tonic::Status> {
@@ -66,31 +50,55 @@ async fn health_check(addr: SocketAddr, service: &str) -> Result<ServingStatus, 
 
 #[tokio::test]
 async fn grpc_health_passes_untouched_by_the_webhook_layer() {
-    let server = start().await;
+    let server = start();
     // No signature on gRPC calls: the layer is scoped to the webhook route.
     assert_eq!(
         health_check(server.addr, "").await.unwrap(),
         ServingStatus::Serving
     );
-
-    // The real health service answers: what the reporter says is what the
-    // client sees.
-    server
-        .health
-        .set_service_status("webhooks", tonic_health::ServingStatus::NotServing)
-        .await;
-    assert_eq!(
-        health_check(server.addr, "webhooks").await.unwrap(),
-        ServingStatus::NotServing
-    );
     let unknown = health_check(server.addr, "nope").await.unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound);
 }
 
+/// The example's composition (health routes turned into an axum router,
+/// the layer on the webhook route alone), built here with a
+/// `HealthReporter` in hand: what the reporter says is what a client sees,
+/// through a server that also verifies webhooks.
+#[tokio::test]
+async fn the_health_reporter_reaches_clients_past_the_webhook_layer() {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let router = Routes::new(health_service).into_axum_router().route(
+        WEBHOOK_PATH,
+        post(|| async { StatusCode::OK }).layer(VerifyIntercomWebhookLayer::new(secret())),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(
+        Server::builder()
+            .accept_http1(true)
+            .add_routes(Routes::from(router))
+            .serve_with_incoming(TcpIncoming::from(listener)),
+    );
+
+    health
+        .set_service_status("webhooks", tonic_health::ServingStatus::NotServing)
+        .await;
+    assert_eq!(
+        health_check(addr, "webhooks").await.unwrap(),
+        ServingStatus::NotServing
+    );
+    assert_eq!(
+        health_check(addr, "").await.unwrap(),
+        ServingStatus::Serving
+    );
+    let response = send(addr, signed_post(WEBHOOK_PATH, &secret(), &ping_body())).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn the_webhook_route_is_verified_on_the_same_port() {
-    let server = start().await;
-    let path = example::WEBHOOK_PATH;
+    let server = start();
+    let path = WEBHOOK_PATH;
 
     let response = send(server.addr, signed_post(path, &secret(), &ping_body())).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -119,7 +127,7 @@ async fn the_webhook_route_is_verified_on_the_same_port() {
 
 #[tokio::test]
 async fn unknown_paths_are_404_for_http_and_unimplemented_for_grpc() {
-    let server = start().await;
+    let server = start();
     // A mistyped webhook URL must not look like a successful delivery.
     let response = send(
         server.addr,
@@ -148,14 +156,10 @@ async fn unknown_paths_are_404_for_http_and_unimplemented_for_grpc() {
 
 #[tokio::test]
 async fn shutdown_stops_the_server_cleanly() {
-    let server = start().await;
-    let response = send(
-        server.addr,
-        signed_post(example::WEBHOOK_PATH, &secret(), &ping_body()),
-    )
-    .await;
+    let server = start();
+    let addr = server.addr;
+    let response = send(addr, signed_post(WEBHOOK_PATH, &secret(), &ping_body())).await;
     assert_eq!(response.status(), StatusCode::OK);
-    server.stop.send(()).unwrap();
-    server.server.await.unwrap().unwrap();
-    assert!(tokio::net::TcpStream::connect(server.addr).await.is_err());
+    assert!(server.terminate().success());
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }

@@ -2,8 +2,6 @@
 //! Intercom-style bodies computed with Python's `hmac` and checked with
 //! `openssl`, and the HMAC-SHA1 test cases of RFC 2202.
 
-mod common;
-
 use bytes::Bytes;
 use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Full;
@@ -107,7 +105,7 @@ fn rfc2202_hmac_sha1_cases() {
 async fn intercom_vectors_pass_the_middleware() {
     for (vector, body) in vectors() {
         let secret = WebhookSecret::new(vector.secret.as_str()).unwrap();
-        let recorder = common::Recorder::default();
+        let recorder = tower_intercom_test_support::Recorder::default();
         let service = VerifyIntercomWebhookLayer::new(secret).layer(recorder.clone());
         let request = Request::post("/webhooks/intercom")
             .header("x-hub-signature", vector.x_hub_signature.as_str())

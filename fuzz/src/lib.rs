@@ -1,23 +1,17 @@
 //! Shared by the fuzz targets: the test suite's scripted request body, its
-//! recording inner service and its model of the layer, included from
-//! `tests/common/` so the fuzzer checks exactly what the property tests
-//! check.
+//! recording inner service and its model of the layer, from the
+//! `tower-intercom-test-support` crate, so the fuzzer checks exactly what
+//! the property tests check.
 #![forbid(unsafe_code)]
-#![allow(dead_code)]
 
-#[path = "../../tests/common/model.rs"]
-pub mod model;
-#[path = "../../tests/common/recorder.rs"]
-pub mod recorder;
-#[path = "../../tests/common/scripted.rs"]
-pub mod scripted;
+pub use tower_intercom_test_support::{model, recorder, scripted};
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use tower_intercom::SignatureScheme;
 
-pub use crate::{
+pub use tower_intercom_test_support::{
     model::{Case, Value},
     scripted::Step,
 };

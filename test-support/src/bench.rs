@@ -1,4 +1,4 @@
-//! What both benchmarks share: realistic Intercom notifications of a given
+//! What the `verify` and `middleware` benchmarks share: realistic Intercom notifications of a given
 //! size, and an interleaved measurement for the ratios they print.
 //!
 //! Criterion measures one function after the other; on a shared machine the
@@ -7,7 +7,6 @@
 //! keeps each one's fastest batch: other work on the machine only ever adds
 //! time, so the fastest batch is the closest to the code's own cost, and
 //! all contenders get the same chances at a quiet moment.
-#![allow(dead_code)]
 
 use std::{
     hint::black_box,

@@ -1,7 +1,7 @@
 //! The receivers `examples/hyper.rs` is measured against: the same server,
 //! the same limits and the same handler, without `VerifyIntercomWebhookLayer`.
 //!
-//! Run with `cargo run --release --example baseline -- --verify MODE`:
+//! Run with `cargo run --release -p tower-intercom-test-support --bin baseline -- --verify MODE`:
 //!
 //! - `--verify none`: reads the body and runs the handler, checks nothing.
 //!   The ceiling: no correct receiver can be faster.
@@ -22,7 +22,9 @@
 //! `scripts/memory.sh` start it; it is a measuring tool, not an example to
 //! copy.
 
-use std::{convert::Infallible, env, net::SocketAddr, process::ExitCode, time::Duration};
+use std::{
+    borrow::Cow, convert::Infallible, env, net::SocketAddr, process::ExitCode, time::Duration,
+};
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -40,17 +42,37 @@ use tower::{
     timeout::Timeout,
     BoxError, Service, ServiceBuilder, ServiceExt,
 };
-use tower_intercom::{verify, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret};
+use tower_intercom::{
+    verify, VerifiedWebhook, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
+};
 
 const WEBHOOK_PATH: &str = "/webhooks/intercom";
 
-/// `examples/hyper.rs` itself, for its handler: the baselines run the very
-/// same one.
-#[allow(dead_code)]
-#[path = "hyper.rs"]
-mod receiver;
+// The handler of `examples/hyper.rs`, copied as it is: every receiver
+// measured runs the same handler. Keep the two in step.
 
-use receiver::webhook;
+/// The envelope fields the handler reads, borrowed from the body; serde
+/// skips the rest of the notification without building it.
+#[derive(Default, serde::Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    topic: Cow<'a, str>,
+    #[serde(borrow, default)]
+    id: Cow<'a, str>,
+}
+
+/// The webhook handler: it only ever sees verified requests.
+async fn webhook(request: Request<WebhookBody>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let verified = request.extensions().get::<VerifiedWebhook>().copied();
+    let envelope: Envelope<'_> = serde_json::from_slice(request.body().bytes()).unwrap_or_default();
+    tracing::info!(
+        topic = %envelope.topic,
+        id = %envelope.id,
+        secret_index = verified.map(|v| v.secret_index()),
+        "received Intercom notification"
+    );
+    Ok(Response::new(Full::default()))
+}
 
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {

@@ -1,9 +1,8 @@
 //! Shared by the idempotency tests: a receiver (axum, verifying layer,
-//! idempotency layer, a handler that counts its calls), signed Intercom
-//! notifications, and a real `redis-server`.
-#![allow(dead_code)]
+//! idempotency layer, a handler that counts its calls) and signed Intercom
+//! notifications. [`crate::redis_server`] runs the real `redis-server` the
+//! Redis tests need.
 
-pub mod redis_server;
 pub mod scenarios;
 
 use std::{

@@ -10,7 +10,7 @@
 //! and on a response that carries anything but the fixed rejection text.
 //!
 //! The property tests (`tests/properties.rs`) and the fuzz targets
-//! (`fuzz/fuzz_targets/*.rs`, which include this file) share it.
+//! (`fuzz/fuzz_targets/*.rs`, through the fuzz crate) share it.
 
 use std::{
     future::Future,
@@ -29,7 +29,7 @@ use tower_intercom::{
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{
+use crate::{
     recorder::{Recorder, Seen},
     scripted::{ScriptedBody, Step},
 };

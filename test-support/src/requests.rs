@@ -22,10 +22,10 @@ pub async fn serve_axum(app: axum::Router) -> SocketAddr {
     addr
 }
 
-/// Sends `request` to `addr` with [`client::send`](super::client::send)
+/// Sends `request` to `addr` with [`client::send`](crate::client::send)
 /// and returns what came back as a `Response`.
 pub async fn send(addr: SocketAddr, request: Request<Full<Bytes>>) -> Response<Bytes> {
-    let answer = super::client::send(addr, request).await;
+    let answer = crate::client::send(addr, request).await;
     let mut response = Response::new(answer.body);
     *response.status_mut() = answer.status;
     *response.headers_mut() = answer.headers;
@@ -63,7 +63,7 @@ pub fn head(path: &str) -> Request<Full<Bytes>> {
 pub fn ping_body() -> Vec<u8> {
     std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/notifications/ping.json"
+        "/../tests/fixtures/notifications/ping.json"
     ))
     .expect("ping fixture")
 }

@@ -1,0 +1,155 @@
+//! The crate's examples, run as a user runs them: the compiled example
+//! binary, started with the environment the README describes. Tests talk to
+//! it over loopback sockets or read its output; they never include its
+//! source.
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    net::{SocketAddr, TcpListener},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::{mpsc, Mutex, PoisonError},
+    time::{Duration, Instant},
+};
+
+/// Every variable an example reads: the tests set what they need and
+/// nothing leaks in from the environment they run in.
+const VARIABLES: [&str; 6] = [
+    "INTERCOM_WEBHOOK_SECRET",
+    "INTERCOM_WEBHOOK_SECRET_PREVIOUS",
+    "INTERCOM_IDENTITY_SECRET",
+    "INTERCOM_APP_ID",
+    "REDIS_URL",
+    "PORT",
+];
+
+/// Builds `tower-intercom`'s example `name` (a no-op when it is up to date)
+/// and returns the path of its binary. Once per test process: later calls
+/// return the path at once.
+pub fn binary(name: &str) -> PathBuf {
+    static BUILT: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+    // Held while building, so parallel tests wait for one build.
+    let mut built = BUILT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(path) = built.get(name) {
+        return path.clone();
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "--all-features"])
+        .args(["--package", "tower-intercom", "--example", name])
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --example {name} failed");
+    // The test binary is target/<profile>/deps/<test>.
+    let test = std::env::current_exe().unwrap();
+    let profile_dir = test.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
+    built.insert(name.to_owned(), path.clone());
+    path
+}
+
+/// Example `name`, ready to run with none of the variables the examples
+/// read set, and `RUST_LOG=warn`.
+pub fn command(name: &str) -> Command {
+    let mut command = Command::new(binary(name));
+    for variable in VARIABLES {
+        command.env_remove(variable);
+    }
+    command.env("RUST_LOG", "warn");
+    command
+}
+
+/// A loopback port nothing listens on (yet).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running example server, killed when dropped.
+pub struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+}
+
+impl Running {
+    /// Starts example receiver `name` on a free port with `env` and waits
+    /// until it says it listens for webhooks.
+    pub fn start(name: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_until(name, env, "Listening for Intercom webhooks")
+    }
+
+    /// Starts example server `name` on a free port with `env` and waits
+    /// for an output line that starts with `ready`.
+    pub fn start_until(name: &str, env: &[(&str, &str)], ready: &str) -> Self {
+        let port = free_port();
+        let mut command = command(name);
+        command
+            .env("PORT", port.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("start example");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let running = Self {
+            child,
+            lines,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        };
+        running.wait_for_line(ready);
+        running
+    }
+
+    /// The first output line from now on that starts with `prefix`.
+    pub fn wait_for_line(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => {}
+                Err(err) => panic!("no line starting with {prefix:?}: {err}"),
+            }
+        }
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(mut self) -> ExitStatus {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "example did not shut down");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,17 +1,25 @@
 //! Run with `cargo run --example axum` (secret from `INTERCOM_WEBHOOK_SECRET`,
-//! port from `PORT`; with no secret, a development secret is generated and a
-//! ready `curl` command is printed).
+//! port from `PORT`, inbox from `INBOX_URL`; with no secret, a development
+//! secret is generated and a ready `curl` command is printed).
 //!
-//! An Intercom webhook receiver on axum:
+//! An Intercom webhook receiver on axum that loses nothing it acknowledged:
 //!
-//! - `POST /webhooks/intercom`: behind `VerifyIntercomWebhookLayer`, scoped
-//!   to that route. The handler dispatches on the topic, answers at once
-//!   and hands slow work to a background task: Intercom counts a delivery
-//!   as failed after 5 s and favours endpoints that answer within 500 ms.
-//!   Each notification is handled once: `IdempotencyLayer` remembers the
-//!   ids it handled, in memory, or in Redis when `REDIS_URL` is set (so
-//!   several instances of the receiver share it).
+//! - `POST /webhooks/intercom`: `VerifyIntercomWebhookLayer`, then the
+//!   inbox's receiver. A notification is answered 200 only once it is
+//!   committed to the durable inbox (a redelivery of a stored id is
+//!   answered 200 and stored once); a worker in this process then
+//!   processes it, with retries and dead letters. Kill the process at any
+//!   moment: what was acknowledged is processed after the restart.
+//! - `GET /inbox`: the inbox's counts, `{"pending":…,"in_progress":…,"done":…,"dead":…}`.
+//! - `GET /metrics`: the crate's metrics in Prometheus's text format.
+//! - `POST /intercom/health`: Intercom's app installation health check,
+//!   signed with `X-Body-Signature`.
 //! - `GET /healthz`: open.
+//!
+//! `INBOX_URL` picks the inbox: unset, an SQLite file
+//! `intercom-inbox.sqlite3` in the current directory; `sqlite:<path>` (or a
+//! plain path), another file; `redis://…`, Redis (shared by receivers on
+//! many machines; configure its persistence, see the crate's docs).
 
 use std::{
     env,
@@ -24,110 +32,106 @@ use std::{
 
 use axum::{
     extract::State,
-    http::StatusCode,
-    routing::{get, post},
-    Extension, Router,
+    http::{header, StatusCode},
+    response::IntoResponse,
+    routing::get,
+    Json, Router,
 };
-use tokio::{net::TcpListener, sync::mpsc};
-use tower::ServiceBuilder;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tokio::{net::TcpListener, sync::watch};
 use tower_intercom::{
-    extract::VerifiedNotification,
-    idempotency::{IdempotencyLayer, IdempotencyStore, MemoryStore, RedisStore},
-    notification::Notification,
-    notification::Topic,
-    sign, VerifiedWebhook, VerifyIntercomWebhookLayer, WebhookSecret,
+    health::{HealthCheckRequest, HealthCheckResponse, HealthCheckService},
+    inbox::{handler_fn, Inbox, InboxStore, ReceivedNotification, SqliteStore},
+    notification::{Notification, Topic},
+    sign, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret,
 };
 
-/// Notifications waiting for the background worker. Bounded: when it is
-/// full the receiver answers 503 and Intercom delivers again later.
-const QUEUE_CAPACITY: usize = 1024;
+/// The inbox, whichever store `INBOX_URL` picked.
+type AnyInbox = Inbox<Arc<dyn InboxStore>>;
 
 #[derive(Clone)]
 struct AppState {
-    queue: mpsc::Sender<Notification>,
+    inbox: AnyInbox,
+    metrics: PrometheusHandle,
 }
 
-/// The application: the verified, deduplicated webhook route and an open
-/// health check.
-fn app(
-    verify: VerifyIntercomWebhookLayer,
-    store: Arc<dyn IdempotencyStore>,
-    state: AppState,
-) -> Router {
-    // Verify first: the idempotency layer only trusts verified bodies.
-    let webhook_layers = ServiceBuilder::new()
-        .layer(verify)
-        .layer(IdempotencyLayer::new(store));
+/// The application: the verified webhook route into the inbox, the health
+/// check, the inbox's counts and the metrics.
+fn app(verify: VerifyIntercomWebhookLayer, state: AppState) -> Router {
+    let receiver = tower::ServiceBuilder::new()
+        .layer(verify.clone())
+        .service(state.inbox.receiver());
+    let health = tower::ServiceBuilder::new()
+        .layer(verify.scheme(SignatureScheme::BodySignature))
+        .service(HealthCheckService::new(|_: HealthCheckRequest| async {
+            HealthCheckResponse::ok()
+        }));
     Router::new()
-        .route(WEBHOOK_PATH, post(webhook).layer(webhook_layers))
+        .route_service(WEBHOOK_PATH, receiver)
+        .route_service("/intercom/health", health)
+        .route("/inbox", get(inbox_counts))
+        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }
 
-/// Only requests with a valid signature get here, parsed.
-async fn webhook(
-    State(state): State<AppState>,
-    Extension(verified): Extension<VerifiedWebhook>,
-    VerifiedNotification(notification): VerifiedNotification,
-) -> StatusCode {
-    let topic = &notification.topic;
-    if verified.secret_index() > 0 {
-        tracing::info!("signed with the previous secret: the rotation is not finished");
+async fn inbox_counts(State(state): State<AppState>) -> impl IntoResponse {
+    match state.inbox.counts().await {
+        Ok(counts) => Json(counts).into_response(),
+        Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
     }
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Refreshes the inbox's pending and dead gauges.
+    let _ = state.inbox.counts().await;
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// The processing, off the request path and after the commit: call other
+/// APIs, write to a database… It runs at least once per notification (a
+/// crash mid-way runs it again), so its side effects must be idempotent by
+/// the notification id. An error is retried with backoff.
+async fn process(notification: ReceivedNotification) -> Result<(), Box<dyn Error + Send + Sync>> {
+    let parsed: Notification = notification.json()?;
+    let topic = &parsed.topic;
     if *topic == Topic::PING {
-        tracing::info!(id = %notification.id, "ping from Intercom");
-        return StatusCode::OK;
-    }
-    let conversation = [
-        Topic::CONVERSATION_USER_CREATED,
-        Topic::CONVERSATION_USER_REPLIED,
-        Topic::CONVERSATION_ADMIN_REPLIED,
-        Topic::CONVERSATION_ADMIN_CLOSED,
-    ];
-    let contact = [Topic::CONTACT_USER_CREATED, Topic::CONTACT_LEAD_CREATED];
-    if !conversation.contains(topic) && !contact.contains(topic) {
-        tracing::debug!(%topic, id = %notification.id, "topic not handled here");
-        return StatusCode::OK;
-    }
-    tracing::info!(
-        %topic,
-        id = %notification.id,
-        item = notification.data.item["id"].as_str().unwrap_or("-"),
-        "received Intercom notification"
-    );
-    match state.queue.try_send(notification) {
-        Ok(()) => StatusCode::OK,
-        Err(_) => {
-            tracing::warn!("work queue full: asking Intercom to deliver again later");
-            StatusCode::SERVICE_UNAVAILABLE
-        }
-    }
-}
-
-/// The slow part, off the request path: call other APIs, write to a
-/// database… Here it only takes a while and logs.
-async fn worker(mut queue: mpsc::Receiver<Notification>) {
-    while let Some(notification) = queue.recv().await {
+        // Nothing to do.
+    } else if topic.as_str().starts_with("conversation.") || topic.as_str().starts_with("contact.")
+    {
+        // The slow part of a real handler; here it only takes a while.
         tokio::time::sleep(Duration::from_millis(200)).await;
-        tracing::info!(topic = %notification.topic, id = %notification.id, "processed");
     }
+    println!(
+        "processed {} ({topic}, attempt {})",
+        notification.id(),
+        notification.attempt()
+    );
+    Ok(())
 }
 
-/// Where handled notification ids are kept: Redis when `REDIS_URL` is set
-/// (shared by every instance of the receiver), this process's memory
-/// otherwise.
-async fn idempotency_store() -> Result<Arc<dyn IdempotencyStore>, Box<dyn Error>> {
-    match env::var("REDIS_URL") {
-        Ok(url) => {
-            let store = RedisStore::connect(&url).await?;
-            println!("Idempotency: Redis store (REDIS_URL)");
-            Ok(Arc::new(store))
-        }
-        Err(_) => {
-            println!("Idempotency: in-memory store (set REDIS_URL to share it between instances)");
-            Ok(Arc::new(MemoryStore::new()))
-        }
-    }
+/// The inbox `INBOX_URL` names.
+async fn open_inbox() -> Result<AnyInbox, Box<dyn Error>> {
+    let url = env::var("INBOX_URL").unwrap_or_default();
+    let store: Arc<dyn InboxStore> = if url.starts_with("redis://") || url.starts_with("rediss://")
+    {
+        return Err("this build has no Redis inbox".into());
+    } else {
+        let path = url.strip_prefix("sqlite:").unwrap_or(&url);
+        let path = if path.is_empty() {
+            "intercom-inbox.sqlite3"
+        } else {
+            path
+        };
+        let store = SqliteStore::open(path)
+            .map_err(|err| format!("cannot open the inbox {path}: {err}"))?;
+        println!("Inbox: SQLite file {path}");
+        Arc::new(store)
+    };
+    Ok(Inbox::new(store))
 }
 
 #[tokio::main]
@@ -143,18 +147,29 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
+    let metrics = PrometheusBuilder::new().install_recorder()?;
     let (verify, dev_secret) = webhook_layer()?;
-    let store = idempotency_store().await?;
+    let inbox = open_inbox().await?;
     let listener = listen(dev_secret.as_deref()).await?;
 
-    let (queue, work) = mpsc::channel(QUEUE_CAPACITY);
-    let worker = tokio::spawn(worker(work));
-    let state = AppState { queue };
-    axum::serve(listener, app(verify, store, state))
+    // The worker stops taking notifications on shutdown and hands back
+    // what it could not finish within its grace period.
+    let (stop, stopped) = watch::channel(false);
+    let worker = inbox
+        .worker(handler_fn(process))
+        .concurrency(4)
+        // A short lease: after a crash, what was in progress is taken
+        // again within seconds.
+        .lease(Duration::from_secs(5))
+        .spawn(async move {
+            let mut stopped = stopped;
+            let _ = stopped.wait_for(|stop| *stop).await;
+        });
+    let state = AppState { inbox, metrics };
+    axum::serve(listener, app(verify, state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;
-    // The router (and its queue sender) is gone: let the worker finish
-    // what was accepted.
+    let _ = stop.send(true);
     worker.await?;
     Ok(())
 }

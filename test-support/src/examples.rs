@@ -15,11 +15,12 @@ use std::{
 
 /// Every variable an example reads: the tests set what they need and
 /// nothing leaks in from the environment they run in.
-const VARIABLES: [&str; 6] = [
+const VARIABLES: [&str; 7] = [
     "INTERCOM_WEBHOOK_SECRET",
     "INTERCOM_WEBHOOK_SECRET_PREVIOUS",
     "INTERCOM_IDENTITY_SECRET",
     "INTERCOM_APP_ID",
+    "INBOX_URL",
     "REDIS_URL",
     "PORT",
 ];
@@ -76,6 +77,9 @@ pub struct Running {
     lines: mpsc::Receiver<String>,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its working directory, a fresh temporary one (the axum example
+    /// keeps its inbox there unless `INBOX_URL` says otherwise).
+    dir: tempfile::TempDir,
 }
 
 impl Running {
@@ -88,9 +92,53 @@ impl Running {
     /// Starts example server `name` on a free port with `env` and waits
     /// for an output line that starts with `ready`.
     pub fn start_until(name: &str, env: &[(&str, &str)], ready: &str) -> Self {
-        let port = free_port();
+        Self::start_in(tempfile::tempdir().unwrap(), free_port(), name, env, ready)
+    }
+
+    /// Starts example server `name` again, in the same working directory
+    /// and on the same port, after this one was killed or stopped.
+    pub fn restart(mut self, name: &str, env: &[(&str, &str)]) -> Self {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let port = self.addr.port();
+        // The old process is gone: take its directory over.
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        drop(self);
+        Self::start_in(dir, port, name, env, "Listening for Intercom webhooks")
+    }
+
+    /// Kills the process with SIGKILL, as a crash, an OOM kill or a hard
+    /// redeploy does, and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Every output line received so far that contains `needle`, and those
+    /// arriving within `wait`.
+    pub fn lines_containing(&self, needle: &str, wait: Duration) -> Vec<String> {
+        let deadline = Instant::now() + wait;
+        let mut found = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => found.push(line),
+                Ok(_) => {}
+                Err(_) => return found,
+            }
+        }
+    }
+
+    fn start_in(
+        dir: tempfile::TempDir,
+        port: u16,
+        name: &str,
+        env: &[(&str, &str)],
+        ready: &str,
+    ) -> Self {
         let mut command = command(name);
         command
+            .current_dir(dir.path())
             .env("PORT", port.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
@@ -111,6 +159,7 @@ impl Running {
             child,
             lines,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
         };
         running.wait_for_line(ready);
         running

@@ -12,7 +12,7 @@ use tower_intercom::{sign, WebhookSecret};
 use tower_intercom_test_support::{
     client,
     examples::{self, free_port, Running},
-    redis_server, PING,
+    PING,
 };
 
 /// The signature and body of the printed `curl` command.

@@ -48,19 +48,25 @@
 //! # }
 //! ```
 //!
-//! # The JWT library
+//! # The JWT implementation
 //!
-//! Tokens are encoded, signed and checked by the `jsonwebtoken` crate with
-//! its pure-Rust (`rust_crypto`) backend. `jsonwebtoken` picks its backend
-//! once per process: if another crate in your build also enables its
-//! `aws_lc_rs` feature, install one explicitly at startup with
-//! `jsonwebtoken::crypto::CryptoProvider::install_default`, as
-//! `jsonwebtoken` itself asks for that case.
+//! The crate signs and checks the tokens itself, with the same RustCrypto
+//! `hmac`/`sha2` it uses for webhooks, `base64` and `serde_json`, rather
+//! than through a general JWT library. Messenger JWTs need one algorithm,
+//! HS256, and a JWT library brings every other one with it: the one this
+//! crate used before (`jsonwebtoken` with its pure-Rust backend) pulled in
+//! the `rsa` crate (RUSTSEC-2023-0071), P-256, P-384 and Ed25519, and kept
+//! copies of the key in HMAC states that it did not wipe. What is
+//! implemented here is small enough to read in one go:
 //!
-//! That backend depends on the `rsa` crate, for which `cargo audit` reports
-//! RUSTSEC-2023-0071 (a timing side channel in RSA private-key operations).
-//! This module only ever signs and verifies HS256, never RSA, so the
-//! advisory does not apply to it.
+//! - Signing writes the header `{"typ":"JWT","alg":"HS256"}` and the claims
+//!   in a fixed order (`user_id`, `email`, `exp`, then the attributes),
+//!   byte for byte what PyJWT writes for the same claims
+//!   (`tests/fixtures/identity/`).
+//! - Verifying accepts exactly three segments of unpadded, canonical
+//!   base64url; a header that is a JSON object with `alg` `HS256` and no
+//!   `crit`; a signature of exactly 32 bytes compared in constant time;
+//!   and only then reads the claims (see [`MessengerJwtVerifier`]).
 
 mod jwt;
 mod settings;
@@ -68,7 +74,6 @@ mod settings;
 use std::{fmt, str::FromStr, sync::Arc};
 
 use hmac::{Hmac, KeyInit, Mac};
-use jsonwebtoken::{DecodingKey, EncodingKey};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -94,9 +99,10 @@ pub use self::{
 ///   forged by anyone. Text sources (environment, [`str::parse`]) also
 ///   refuse surrounding whitespace.
 /// - `Debug` prints `IdentitySecret(REDACTED)`; there is no `Display`.
-/// - The HMAC key state is wiped from memory when the last clone is
-///   dropped. The JWT library keeps its own copy of the key (built once,
-///   with the secret), which it does not wipe.
+/// - The key lives in one HMAC-SHA256 state, wiped from memory when the
+///   last clone is dropped; every copy made to compute a `user_hash` or a
+///   JWT signature is wiped when it is dropped too (see `SECURITY.md`, "What
+///   is wiped from memory").
 /// - Cloning is cheap (a reference count).
 ///
 /// # Example
@@ -120,8 +126,6 @@ pub struct IdentitySecret {
 struct Keys {
     /// `hmac` is built with its `zeroize` feature: wiped on drop.
     hmac: Hmac<Sha256>,
-    encoding: EncodingKey,
-    decoding: DecodingKey,
 }
 
 impl IdentitySecret {
@@ -175,26 +179,19 @@ impl IdentitySecret {
         Ok(Self::from_checked(value.as_bytes()))
     }
 
-    /// Keys the HMAC and the JWT keys. `secret` must have passed the checks.
+    /// Keys the HMAC state. `secret` must have passed the checks.
     fn from_checked(secret: &[u8]) -> Self {
         // HMAC accepts keys of any length; longer than a block are hashed.
         let hmac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
             .expect("HMAC accepts keys of any length");
         Self {
-            keys: Arc::new(Keys {
-                hmac,
-                encoding: EncodingKey::from_secret(secret),
-                decoding: DecodingKey::from_secret(secret),
-            }),
+            keys: Arc::new(Keys { hmac }),
         }
     }
 
-    pub(crate) fn encoding_key(&self) -> &EncodingKey {
-        &self.keys.encoding
-    }
-
-    pub(crate) fn decoding_key(&self) -> &DecodingKey {
-        &self.keys.decoding
+    /// A fresh HMAC-SHA256 state keyed with this secret (wiped on drop).
+    pub(crate) fn hmac(&self) -> Hmac<Sha256> {
+        self.keys.hmac.clone()
     }
 }
 
@@ -244,7 +241,7 @@ impl fmt::Debug for IdentitySecret {
 /// # Ok::<(), tower_intercom::SecretError>(())
 /// ```
 pub fn user_hash(secret: &IdentitySecret, identifier: &str) -> String {
-    let mut mac = secret.keys.hmac.clone();
+    let mut mac = secret.hmac();
     mac.update(identifier.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }

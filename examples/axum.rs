@@ -14,9 +14,9 @@
 //!   several instances of the receiver share it).
 //! - `GET /api/intercom-settings`: what the Messenger needs to know who the
 //!   signed-in user is (`app_id` from `INTERCOM_APP_ID`, `user_id`,
-//!   `user_hash`, `intercom_user_jwt`), signed with `INTERCOM_IDENTITY_SECRET`.
+//!   `intercom_user_jwt`), signed with `INTERCOM_IDENTITY_SECRET`.
 //!   Sign-in here is a DEMO: `Authorization: Bearer demo-ada` or
-//!   `demo-grace`. Anonymous requests get 401 and no hash.
+//!   `demo-grace`. Anonymous requests get 401 and no token.
 //! - `GET /healthz`: open.
 
 mod common;
@@ -139,7 +139,7 @@ async fn intercom_settings(State(state): State<AppState>, headers: HeaderMap) ->
         return (StatusCode::UNAUTHORIZED, body).into_response();
     };
     let jwt = MessengerJwt::new(user_id).email(email);
-    match MessengerSettings::new(state.app_id.clone(), &state.identity_secret, &jwt) {
+    match MessengerSettings::with_jwt(state.app_id.clone(), &state.identity_secret, &jwt) {
         Ok(settings) => ([(header::CACHE_CONTROL, "no-store")], Json(settings)).into_response(),
         Err(err) => {
             tracing::error!(%err, "could not sign the Messenger JWT");

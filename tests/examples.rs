@@ -272,7 +272,7 @@ fn an_empty_secret_is_a_clear_error_not_a_panic() {
 
 #[tokio::test]
 async fn axum_example_settings_endpoint_signs_for_the_signed_in_user_only() {
-    use tower_intercom::identity::{user_hash, IdentitySecret, MessengerJwtVerifier};
+    use tower_intercom::identity::{IdentitySecret, MessengerJwtVerifier};
 
     let identity = "example-identity-secret";
     let running = Running::start(
@@ -287,7 +287,7 @@ async fn axum_example_settings_endpoint_signs_for_the_signed_in_user_only() {
         .unwrap();
     let answer = client::send(running.addr, anonymous).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    assert!(!String::from_utf8_lossy(&answer.body).contains("user_hash"));
+    assert!(!String::from_utf8_lossy(&answer.body).contains("intercom_user_jwt"));
 
     let signed_in = Request::get("/api/intercom-settings")
         .header("authorization", "Bearer demo-ada")
@@ -300,7 +300,8 @@ async fn axum_example_settings_endpoint_signs_for_the_signed_in_user_only() {
     let secret = IdentitySecret::new(identity).unwrap();
     assert_eq!(json["app_id"], "abc123de");
     assert_eq!(json["user_id"], "user-ada");
-    assert_eq!(json["user_hash"], user_hash(&secret, "user-ada"));
+    // Messenger Security only: no user_hash next to the JWT.
+    assert!(json.get("user_hash").is_none());
     let claims = MessengerJwtVerifier::new(secret)
         .verify(json["intercom_user_jwt"].as_str().unwrap())
         .unwrap();

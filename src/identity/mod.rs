@@ -11,8 +11,11 @@
 //!   the `user_id`, optionally the `email` and other attributes, and an
 //!   expiry, passed to the Messenger as `intercom_user_jwt`. Build it with
 //!   [`MessengerJwt`]; check one with [`MessengerJwtVerifier`].
-//! - **Identity Verification** (legacy, still working): a `user_hash`, the
-//!   hex HMAC-SHA256 of the user's identifier, from [`user_hash`].
+//! - **Identity Verification** (legacy, deprecated by Intercom in favour of
+//!   JWTs): a `user_hash`, the hex HMAC-SHA256 of the user's identifier,
+//!   from [`user_hash`]. It refuses identifiers that could be read as the
+//!   start of a JWT, whose hash would be a JWT signature under the same
+//!   secret (see [`user_hash`]).
 //!
 //! [`MessengerSettings`] puts together what a page needs to boot the
 //! Messenger for a signed-in user (`app_id`, `user_id`, `user_hash`,
@@ -39,7 +42,7 @@
 //! let jwt = MessengerJwt::new("user-42")
 //!     .email("ada@example.com")
 //!     .sign(&secret)?;
-//! let hash = user_hash(&secret, "user-42");
+//! let hash = user_hash(&secret, "user-42")?;
 //! assert_eq!(hash.len(), 64);
 //!
 //! let claims = MessengerJwtVerifier::new(secret).verify(&jwt)?;
@@ -68,12 +71,13 @@
 //!   `crit`; a signature of exactly 32 bytes compared in constant time;
 //!   and only then reads the claims (see [`MessengerJwtVerifier`]).
 
+mod hash;
 mod jwt;
 mod settings;
 
 use std::{fmt, str::FromStr, sync::Arc};
 
-use hmac::{Hmac, KeyInit, Mac};
+use hmac::{Hmac, KeyInit};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -83,6 +87,7 @@ use crate::{
 };
 
 pub use self::{
+    hash::{user_hash, UserHashError, UserHashErrorKind},
     jwt::{JwtError, JwtErrorKind, MessengerClaims, MessengerJwt, MessengerJwtVerifier},
     settings::MessengerSettings,
 };
@@ -212,40 +217,6 @@ impl fmt::Debug for IdentitySecret {
     }
 }
 
-/// The Identity Verification `user_hash` of a user: the lowercase hex
-/// HMAC-SHA256 of `identifier`, keyed with `secret`.
-///
-/// **Which identifier:** the user's `user_id` whenever the user has one,
-/// exactly as it is given to the Messenger. Only for a user with no
-/// `user_id` (identified by email alone) pass the email, again exactly as
-/// the Messenger gets it: Intercom hashes the value it receives, so a
-/// different case or surrounding space makes the hash fail.
-///
-/// Compute it on the server for the user the server has signed in, never
-/// for an identifier the browser sent. Use the secret of the platform the
-/// hash is for (web, iOS or Android).
-///
-/// # Example
-///
-/// ```
-/// use tower_intercom::identity::{user_hash, IdentitySecret};
-///
-/// let secret: IdentitySecret = "web-identity-secret".parse()?;
-/// let hash = user_hash(&secret, "user-42");
-/// assert_eq!(hash.len(), 64);
-/// assert!(hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-///
-/// // The same identifier under another platform's secret gives another hash.
-/// let ios: IdentitySecret = "ios-identity-secret".parse()?;
-/// assert_ne!(user_hash(&ios, "user-42"), hash);
-/// # Ok::<(), tower_intercom::SecretError>(())
-/// ```
-pub fn user_hash(secret: &IdentitySecret, identifier: &str) -> String {
-    let mut mac = secret.hmac();
-    mac.update(identifier.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
-
 #[cfg(test)]
 mod tests {
     use std::env;
@@ -289,11 +260,11 @@ mod tests {
     fn user_hash_is_keyed_and_lowercase_hex() {
         let secret: IdentitySecret = "s".parse().unwrap();
         let other: IdentitySecret = "t".parse().unwrap();
-        let hash = user_hash(&secret, "user-1");
+        let hash = user_hash(&secret, "user-1").unwrap();
         assert_eq!(hash.len(), 64);
         assert_eq!(hash, hash.to_ascii_lowercase());
-        assert_ne!(hash, user_hash(&other, "user-1"));
-        assert_ne!(hash, user_hash(&secret, "user-2"));
-        assert_eq!(hash, user_hash(&secret.clone(), "user-1"));
+        assert_ne!(hash, user_hash(&other, "user-1").unwrap());
+        assert_ne!(hash, user_hash(&secret, "user-2").unwrap());
+        assert_eq!(hash, user_hash(&secret.clone(), "user-1").unwrap());
     }
 }

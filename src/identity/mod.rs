@@ -18,8 +18,9 @@
 //!   secret (see [`user_hash`]).
 //!
 //! [`MessengerSettings`] puts together what a page needs to boot the
-//! Messenger for a signed-in user (`app_id`, `user_id`, `user_hash`,
-//! `intercom_user_jwt`) and serializes to JSON.
+//! Messenger for a signed-in user and serializes to JSON: `app_id`,
+//! `user_id` and one proof, the JWT ([`MessengerSettings::with_jwt`]) or
+//! the `user_hash` ([`MessengerSettings::with_user_hash`]), never both.
 //!
 //! # One secret per platform
 //!

@@ -73,7 +73,7 @@ fn demo_signed_in_user(headers: &HeaderMap) -> Option<User> {
 /// secret.
 fn messenger_settings(state: &AppState, user: &User) -> Result<MessengerSettings, Box<dyn Error>> {
     let jwt = MessengerJwt::new(user.id).email(user.email);
-    Ok(MessengerSettings::new(
+    Ok(MessengerSettings::with_jwt(
         state.app_id.clone(),
         &state.secret,
         &jwt,

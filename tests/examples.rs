@@ -174,7 +174,7 @@ fn start_messenger(env: &[(&str, &str)]) -> Running {
 
 #[tokio::test]
 async fn messenger_example_settings_endpoint_signs_for_the_signed_in_user_only() {
-    use tower_intercom::identity::{user_hash, IdentitySecret, MessengerJwtVerifier};
+    use tower_intercom::identity::{IdentitySecret, MessengerJwtVerifier};
 
     let identity = "example-identity-secret";
     let running = start_messenger(&[
@@ -186,7 +186,7 @@ async fn messenger_example_settings_endpoint_signs_for_the_signed_in_user_only()
         .unwrap();
     let answer = client::send(running.addr, anonymous).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    assert!(!String::from_utf8_lossy(&answer.body).contains("user_hash"));
+    assert!(!String::from_utf8_lossy(&answer.body).contains("intercom_user_jwt"));
 
     let signed_in = Request::get("/api/intercom-settings")
         .header("authorization", "Bearer demo-ada")
@@ -199,7 +199,8 @@ async fn messenger_example_settings_endpoint_signs_for_the_signed_in_user_only()
     let secret = IdentitySecret::new(identity).unwrap();
     assert_eq!(json["app_id"], "abc123de");
     assert_eq!(json["user_id"], "user-ada");
-    assert_eq!(json["user_hash"], user_hash(&secret, "user-ada"));
+    // Messenger Security only: no user_hash next to the JWT.
+    assert!(json.get("user_hash").is_none());
     let claims = MessengerJwtVerifier::new(secret)
         .verify(json["intercom_user_jwt"].as_str().unwrap())
         .unwrap();

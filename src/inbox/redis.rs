@@ -274,8 +274,8 @@ impl fmt::Display for Persistence {
 /// # Keys
 ///
 /// All under one hash tag, the key prefix `P` (default
-/// [`DEFAULT_REDIS_KEY_PREFIX`]), so that every script touches one slot and
-/// works on Redis Cluster:
+/// [`DEFAULT_REDIS_KEY_PREFIX`]), so that every key of an inbox is in one
+/// Cluster slot, and every script declares each key it touches:
 ///
 /// | key | type | holds |
 /// |---|---|---|
@@ -314,10 +314,14 @@ impl fmt::Display for Persistence {
 ///
 /// Redis 6.2 or newer (tested with 7.0); the scripts use only stream
 /// commands from 5.0, not `XAUTOCLAIM` or Redis 8's stream idempotency.
-/// On Redis Cluster every key is in the slot of the hash tag `{P}`: one
-/// node holds one inbox (one slot handles tens of thousands of writes per
-/// second). Scripts are sent with `EVALSHA` and loaded again after a
-/// restart of Redis.
+/// Scripts are sent with `EVALSHA` and loaded again after a restart of
+/// Redis.
+///
+/// The key layout is ready for Redis Cluster (one hash tag, so one slot
+/// and one node per inbox), but the store talks to one server through a
+/// [`ConnectionManager`], which does not follow Cluster redirections
+/// (`MOVED`): use a standalone primary, or a Cluster only while the slot
+/// stays on the node the URL names.
 ///
 /// # Bounds
 ///

@@ -7,15 +7,10 @@
 //! without it these tests fail, they never skip.
 #![cfg(feature = "inbox-redis")]
 
-#[path = "common/logs.rs"]
-#[allow(dead_code)]
-mod logs;
-
 use std::{
     collections::HashSet,
-    io::{Read, Write},
-    net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
+    net::SocketAddr,
+    process::{Command, Stdio},
     sync::{
         atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
         Arc, Mutex,
@@ -26,7 +21,6 @@ use std::{
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use logs::Logs;
 use redis::AsyncCommands;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_intercom::{
@@ -37,153 +31,11 @@ use tower_intercom::{
     },
     sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
 };
-
-// ---------------------------------------------------------------- redis-server
-
-/// A `redis-server` child process on a free loopback port, with its data
-/// directory, killed on drop.
-struct Server {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-    args: Vec<String>,
-}
-
-/// No persistence at all (`appendonly no`, no RDB snapshots).
-const VOLATILE: &[&str] = &["--appendonly", "no"];
-/// The append-only file, synced before each answer.
-const AOF_ALWAYS: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
-
-impl Server {
-    fn start(args: &[&str]) -> Self {
-        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
-        // The free port may be taken between the probe and the bind.
-        for _ in 0..5 {
-            let mut server = Self {
-                child: None,
-                port: free_port(),
-                dir: tempfile::tempdir().unwrap(),
-                args: args.clone(),
-            };
-            if server.spawn() {
-                return server;
-            }
-        }
-        panic!("could not start redis-server on a free port");
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    /// SIGKILL: no shutdown, no final fsync.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port and directory.
-    fn restart(&mut self) {
-        self.kill();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.spawn() {
-            assert!(Instant::now() < deadline, "redis-server did not restart");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// SIGSTOP: connections stay open, nothing is answered.
-    fn pause(&self) {
-        self.signal("-STOP");
-    }
-
-    fn resume(&self) {
-        self.signal("-CONT");
-    }
-
-    fn signal(&self, signal: &str) {
-        let child = self.child.as_ref().expect("redis-server is running");
-        let status = Command::new("kill")
-            .arg(signal)
-            .arg(child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-    }
-
-    fn spawn(&mut self) -> bool {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
-            .args(["--bind", "127.0.0.1"])
-            .args(["--save", ""])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .args(&self.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut child = match child {
-            Ok(child) => child,
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => panic!(
-                "redis-server is not on PATH; the Redis inbox tests need a real server. \
-                 Run ./scripts/test.sh, which installs it, or `apt-get install redis-server`"
-            ),
-            Err(error) => panic!("could not start redis-server: {error}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if ping(self.port) {
-                self.child = Some(child);
-                return true;
-            }
-            if let Ok(Some(_)) = child.try_wait() {
-                return false;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("redis-server did not answer PING on port {}", self.port);
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(child) = &self.child {
-            let _ = Command::new("kill")
-                .arg("-CONT")
-                .arg(child.id().to_string())
-                .status();
-        }
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .unwrap()
-}
-
-fn ping(port: u16) -> bool {
-    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    if stream.write_all(b"PING\r\n").is_err() {
-        return false;
-    }
-    // `+PONG`, or `-NOAUTH` from a server with a password: up either way.
-    let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && (&reply == b"+PONG\r\n" || &reply == b"-NOAUTH")
-}
+use tower_intercom_test_support::{
+    examples::free_port,
+    logs::Logs,
+    redis_server::{RedisServer as Server, AOF_ALWAYS, VOLATILE},
+};
 
 /// A plain connection, to look at the keys as another client would.
 async fn raw(server: &Server) -> redis::aio::MultiplexedConnection {
@@ -358,7 +210,7 @@ fn millis(time: SystemTime) -> u64 {
 
 #[tokio::test]
 async fn a_notification_is_committed_before_the_200() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let service = stack(&inbox);
     let body = envelope("notif_1", "conversation.user.created", 1);
@@ -399,7 +251,7 @@ async fn a_notification_is_committed_before_the_200() {
 
 #[tokio::test]
 async fn a_redelivery_is_answered_200_and_stores_nothing() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let service = stack(&inbox);
     let first = envelope("notif_1", "ping", 1);
@@ -440,7 +292,7 @@ async fn a_redelivery_is_answered_200_and_stores_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deliveries_of_one_id_store_one_entry() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let service = stack(&inbox);
     let deliveries: Vec<_> = (1..=64)
@@ -465,7 +317,7 @@ async fn concurrent_deliveries_of_one_id_store_one_entry() {
 /// the workers of both process it once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_receivers_sharing_redis_store_and_process_a_notification_once() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let (a, b) = (inbox(&server).await, inbox(&server).await);
     let (addr_a, addr_b) = (serve(&a).await, serve(&b).await);
     assert_ne!(addr_a, addr_b);
@@ -522,7 +374,7 @@ async fn two_receivers_sharing_redis_store_and_process_a_notification_once() {
 
 #[tokio::test]
 async fn inboxes_with_other_prefixes_share_nothing() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let a = inbox(&server).await;
     let b = RedisInbox::options()
         .key_prefix("staging:intercom")
@@ -548,7 +400,7 @@ async fn inboxes_with_other_prefixes_share_nothing() {
 
 #[tokio::test]
 async fn bodies_without_a_string_id_get_400_and_store_nothing() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let service = stack(&inbox);
     let bad: Vec<Vec<u8>> = vec![
@@ -599,7 +451,7 @@ async fn bodies_without_a_string_id_get_400_and_store_nothing() {
 
 #[tokio::test]
 async fn odd_but_valid_ids_are_stored_exactly() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let service = stack(&inbox);
     let huge = "n".repeat(2 * 1024 * 1024 - 200); // near the 2 MiB body limit
@@ -665,7 +517,7 @@ async fn odd_but_valid_ids_are_stored_exactly() {
 
 #[tokio::test]
 async fn failures_are_retried_with_backoff_then_dead_then_requeued() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let service = stack(&inbox);
     let body = envelope("notif_fail", "contact.created", 1);
@@ -721,7 +573,7 @@ async fn failures_are_retried_with_backoff_then_dead_then_requeued() {
 
 #[tokio::test]
 async fn dead_notifications_are_listed_in_pages_and_requeued_together() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let service = stack(&inbox);
     for i in 0..5 {
@@ -768,7 +620,7 @@ async fn dead_notifications_are_listed_in_pages_and_requeued_together() {
 /// stalled worker's late success is fenced off.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     deliver(&stack(&inbox), envelope("notif_slow", "ping", 1)).await;
 
@@ -844,7 +696,7 @@ async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced() {
 /// whatever lease the next claimer asks for.
 #[tokio::test]
 async fn completion_is_fenced_by_the_lease_token() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let store = inbox.store();
     let inserted = store
@@ -893,7 +745,7 @@ async fn completion_is_fenced_by_the_lease_token() {
 /// dead after a lapsed last attempt, requeue.
 #[tokio::test]
 async fn attempts_release_retries_and_lapses_follow_the_store_contract() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let store = inbox.store();
     let long = Duration::from_secs(30);
@@ -1007,7 +859,7 @@ async fn attempts_release_retries_and_lapses_follow_the_store_contract() {
 
 #[tokio::test]
 async fn shutdown_hands_back_what_is_in_flight_without_using_an_attempt() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let service = stack(&inbox);
     deliver(&service, envelope("notif_quick", "ping", 1)).await;
@@ -1055,7 +907,7 @@ async fn shutdown_hands_back_what_is_in_flight_without_using_an_attempt() {
 
 #[tokio::test]
 async fn a_handler_that_panics_or_overruns_its_lease_fails_the_attempt() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;
     let service = stack(&inbox);
     deliver(&service, envelope("notif_panic", "ping", 1)).await;
@@ -1115,7 +967,7 @@ async fn child_worker_process() {
 
 #[tokio::test]
 async fn a_killed_worker_process_leaves_the_notification_to_another() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let dir = tempfile::tempdir().unwrap();
     let marker = dir.path().join("started");
     let inbox = inbox(&server).await;
@@ -1174,7 +1026,7 @@ async fn a_killed_worker_process_leaves_the_notification_to_another() {
 /// was acknowledged before is still there.
 #[tokio::test]
 async fn redis_down_is_503_and_stores_nothing_until_it_is_back() {
-    let mut server = Server::start(AOF_ALWAYS);
+    let mut server = Server::start_with(AOF_ALWAYS);
     let inbox = RedisInbox::options()
         .timeout(Duration::from_millis(300))
         .connect(&server.url())
@@ -1231,7 +1083,7 @@ async fn redis_down_is_503_and_stores_nothing_until_it_is_back() {
 /// duplicate: one entry.
 #[tokio::test]
 async fn a_write_slower_than_the_deadline_is_503() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = RedisInbox::options()
         .timeout(Duration::from_secs(5))
         .deadline(Duration::from_millis(200))
@@ -1264,7 +1116,7 @@ async fn a_write_slower_than_the_deadline_is_503() {
 /// (429, or 503 when configured): nothing waits in memory without bound.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_answered_at_once_without_queueing() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = RedisInbox::options()
         .timeout(Duration::from_secs(5))
         .deadline(Duration::from_secs(5))
@@ -1325,7 +1177,7 @@ async fn overload_is_answered_at_once_without_queueing() {
 /// and is then processed; so do the done ids and their deduplication.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_notifications_survive_redis_being_killed() {
-    let mut server = Server::start(AOF_ALWAYS);
+    let mut server = Server::start_with(AOF_ALWAYS);
     let inbox = RedisInbox::options()
         .timeout(Duration::from_secs(10))
         .deadline(Duration::from_secs(10))
@@ -1431,7 +1283,7 @@ async fn connect_logged(server: &Server) -> (RedisInbox, String) {
 
 #[tokio::test]
 async fn redis_without_an_append_only_file_is_reported_and_warned_about() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let (inbox, logs) = connect_logged(&server).await;
     assert_eq!(inbox.store().persistence().await, Persistence::NotDurable);
     assert!(logs.contains("WARN"), "{logs}");
@@ -1441,7 +1293,7 @@ async fn redis_without_an_append_only_file_is_reported_and_warned_about() {
 
 #[tokio::test]
 async fn redis_with_appendfsync_always_is_durable_and_not_warned_about() {
-    let server = Server::start(AOF_ALWAYS);
+    let server = Server::start_with(AOF_ALWAYS);
     let (inbox, logs) = connect_logged(&server).await;
     assert_eq!(inbox.store().persistence().await, Persistence::Durable);
     assert!(inbox.store().persistence().await.is_durable());
@@ -1451,7 +1303,7 @@ async fn redis_with_appendfsync_always_is_durable_and_not_warned_about() {
 #[tokio::test]
 async fn other_persistence_settings_are_reported_and_warned_about() {
     // everysec: up to a second on a power loss.
-    let server = Server::start(&["--appendonly", "yes", "--appendfsync", "everysec"]);
+    let server = Server::start_with(&["--appendonly", "yes", "--appendfsync", "everysec"]);
     let (inbox, logs) = connect_logged(&server).await;
     assert_eq!(
         inbox.store().persistence().await,
@@ -1460,16 +1312,16 @@ async fn other_persistence_settings_are_reported_and_warned_about() {
     assert!(logs.contains("appendfsync everysec"), "{logs}");
 
     // appendfsync no: left to the OS.
-    let server = Server::start(&["--appendonly", "yes", "--appendfsync", "no"]);
+    let server = Server::start_with(&["--appendonly", "yes", "--appendfsync", "no"]);
     assert_eq!(inbox_persistence(&server).await, Persistence::NotDurable);
 
     // CONFIG renamed away (as on managed Redis): INFO tells the AOF is off…
-    let server = Server::start(&["--appendonly", "no", "--rename-command", "CONFIG", ""]);
+    let server = Server::start_with(&["--appendonly", "no", "--rename-command", "CONFIG", ""]);
     let (inbox, logs) = connect_logged(&server).await;
     assert_eq!(inbox.store().persistence().await, Persistence::NotDurable);
     assert!(logs.contains("WARN"), "{logs}");
     // … or that it is on, but not its fsync policy.
-    let server = Server::start(&[
+    let server = Server::start_with(&[
         "--appendonly",
         "yes",
         "--appendfsync",
@@ -1486,7 +1338,7 @@ async fn other_persistence_settings_are_reported_and_warned_about() {
     );
 
     // An eviction policy that could drop the inbox's keys.
-    let server = Server::start(&[
+    let server = Server::start_with(&[
         "--appendonly",
         "yes",
         "--appendfsync",
@@ -1504,8 +1356,8 @@ async fn inbox_persistence(server: &Server) -> Persistence {
 
 #[tokio::test]
 async fn neither_errors_nor_debug_output_show_the_url_or_password() {
-    let server = Server::start(&["--requirepass", "hunter2-secret"]);
-    let url = format!("redis://:hunter2-secret@127.0.0.1:{}/", server.port);
+    let server = Server::start_with(&["--requirepass", "hunter2-secret"]);
+    let url = format!("redis://:hunter2-secret@127.0.0.1:{}/", server.port());
     let inbox = RedisInbox::connect(&url).await.unwrap();
     inbox
         .store()
@@ -1518,9 +1370,9 @@ async fn neither_errors_nor_debug_output_show_the_url_or_password() {
         format!("{:?}", RedisInbox::options()),
     ] {
         assert!(!shown.contains("hunter2"), "{shown}");
-        assert!(!shown.contains(&server.port.to_string()), "{shown}");
+        assert!(!shown.contains(&server.port().to_string()), "{shown}");
     }
-    let wrong = format!("redis://:wrong-hunter3@127.0.0.1:{}/", server.port);
+    let wrong = format!("redis://:wrong-hunter3@127.0.0.1:{}/", server.port());
     let error = RedisInbox::connect(&wrong).await.unwrap_err();
     for shown in [format!("{error}"), format!("{error:?}")] {
         assert!(!shown.contains("hunter3"), "{shown}");
@@ -1536,7 +1388,7 @@ async fn neither_errors_nor_debug_output_show_the_url_or_password() {
 
 #[tokio::test]
 async fn done_ids_are_forgotten_after_the_retention() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     let inbox = RedisInbox::options()
         .retention(Duration::from_millis(100))
         .connect(&server.url())
@@ -1573,7 +1425,7 @@ async fn done_ids_are_forgotten_after_the_retention() {
 /// once, and processed once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deliveries_and_workers_process_each_once() {
-    let server = Server::start(VOLATILE);
+    let server = Server::start_with(VOLATILE);
     // Correctness under concurrency, not latency: a busy test machine must
     // not turn slow answers into 503s.
     let inbox = RedisInbox::options()

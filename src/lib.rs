@@ -100,13 +100,16 @@ pub mod rejection;
 mod report;
 mod secret;
 pub mod signature;
+mod store_error;
 pub mod webhook;
 
-// Secrets and configuration errors live at the root (their only path).
+// Secrets, configuration errors and store errors live at the root (their
+// only path).
 pub use crate::{
     access_token::AccessToken,
     config_error::{ConfigError, ConfigErrorKind},
     secret::{SecretError, SecretErrorKind, WebhookSecret},
+    store_error::{StoreError, StoreErrorKind},
 };
 
 // The receiver's vocabulary, also at the root: the layer, what it hands

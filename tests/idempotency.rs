@@ -16,9 +16,9 @@ use tower::{service_fn, ServiceBuilder, ServiceExt};
 use tower_intercom::{
     idempotency::{
         Claim, ClaimOutcome, FailurePolicy, IdempotencyLayer, IdempotencyStore, MemoryStore,
-        StoreError, StoreFuture, DUPLICATE_HEADER,
+        StoreFuture, DUPLICATE_HEADER,
     },
-    sign, VerifyIntercomWebhookLayer, WebhookBody,
+    sign, StoreError, VerifyIntercomWebhookLayer, WebhookBody,
 };
 use tower_intercom_test_support::idempotency::{
     self as harness, notification, scenarios, secret, send, signed, Calls,

@@ -27,9 +27,8 @@ use tower_intercom::{
     inbox::{
         handler_fn, ClaimRequest, Counts, DeadQuery, Failure, HandlerFn, InboxStore, Inserted,
         NewNotification, OverloadStatus, Persistence, ReceivedNotification, RedisInbox,
-        StoreErrorKind,
     },
-    sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
+    sign, StoreErrorKind, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
 };
 use tower_intercom_test_support::{
     examples::free_port,

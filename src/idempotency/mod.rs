@@ -146,8 +146,11 @@ pub use self::{
     },
     memory::{MemoryStore, DEFAULT_CAPACITY},
     service::Idempotency,
-    store::{Claim, ClaimOutcome, IdempotencyStore, StoreError, StoreErrorKind, StoreFuture},
+    store::{Claim, ClaimOutcome, IdempotencyStore, StoreFuture},
 };
+
+// The stores' error lives at the root; the store modules name it here.
+use crate::StoreError;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

@@ -5,8 +5,8 @@ use std::{fmt, future::Future, sync::Arc, sync::LazyLock, time::Duration};
 use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client, Script};
 
 use super::{
-    store::{Claim, ClaimOutcome, IdempotencyStore, StoreError, StoreFuture},
-    MAX_TTL, MIN_TTL,
+    store::{Claim, ClaimOutcome, IdempotencyStore, StoreFuture},
+    StoreError, MAX_TTL, MIN_TTL,
 };
 
 /// The prefix of the keys [`RedisStore`] writes: `tower-intercom:notification:`.
@@ -130,7 +130,7 @@ impl RedisStore {
     /// The Redis key of a notification id: the prefix, then the id.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), tower_intercom::idempotency::StoreError> {
+    /// # async fn run() -> Result<(), tower_intercom::StoreError> {
     /// use tower_intercom::idempotency::RedisStore;
     ///
     /// let store = RedisStore::connect("redis://127.0.0.1/").await?.key_prefix("app:");

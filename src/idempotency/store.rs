@@ -2,8 +2,6 @@
 
 use std::{
     collections::hash_map::RandomState,
-    error::Error as StdError,
-    fmt,
     future::Future,
     hash::BuildHasher,
     pin::Pin,
@@ -14,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use crate::BoxError;
+use crate::StoreError;
 
 /// The future returned by [`IdempotencyStore`]'s methods.
 ///
@@ -50,7 +48,7 @@ pub type StoreFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 /// The trait can grow without breaking your store: a method added later
 /// comes with a default implementation built on these three, and the
 /// forwarding impls for `Arc<S>` and `Box<S>` forward it.
-/// [`ClaimOutcome`] and [`StoreErrorKind`] are `#[non_exhaustive]`: match
+/// [`ClaimOutcome`] and [`StoreErrorKind`](crate::StoreErrorKind) are `#[non_exhaustive]`: match
 /// them with a wildcard arm.
 ///
 /// # Example
@@ -169,92 +167,6 @@ pub enum ClaimOutcome {
     Done,
 }
 
-/// The store could not be reached or did not answer in time.
-///
-/// Its `Display` names the failure and its [`source`](StdError::source) is
-/// the store's own error; neither contains a connection URL or password.
-///
-/// # Example
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_intercom::idempotency::{StoreError, StoreErrorKind};
-///
-/// let error = StoreError::timed_out(Duration::from_millis(500));
-/// assert_eq!(error.kind(), StoreErrorKind::TimedOut);
-/// assert_eq!(error.to_string(), "the idempotency store did not answer within 500ms");
-/// ```
-pub struct StoreError {
-    kind: StoreErrorKind,
-    timeout: Option<Duration>,
-    source: Option<BoxError>,
-}
-
-/// The kind of a [`StoreError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StoreErrorKind {
-    /// The store answered with an error or could not be reached.
-    Unavailable,
-    /// The store did not answer within its timeout.
-    TimedOut,
-}
-
-impl StoreError {
-    /// The store answered with an error or could not be reached.
-    pub fn unavailable(source: impl Into<BoxError>) -> Self {
-        Self {
-            kind: StoreErrorKind::Unavailable,
-            timeout: None,
-            source: Some(source.into()),
-        }
-    }
-
-    /// The store did not answer within `timeout`.
-    pub fn timed_out(timeout: Duration) -> Self {
-        Self {
-            kind: StoreErrorKind::TimedOut,
-            timeout: Some(timeout),
-            source: None,
-        }
-    }
-
-    /// What went wrong.
-    pub fn kind(&self) -> StoreErrorKind {
-        self.kind
-    }
-}
-
-impl fmt::Debug for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreError")
-            .field("kind", &self.kind)
-            .field("timeout", &self.timeout)
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.kind, self.timeout, &self.source) {
-            (StoreErrorKind::TimedOut, Some(timeout), _) => {
-                write!(f, "the idempotency store did not answer within {timeout:?}")
-            }
-            (_, _, Some(source)) => write!(f, "the idempotency store is unavailable: {source}"),
-            _ => f.write_str("the idempotency store is unavailable"),
-        }
-    }
-}
-
-impl StdError for StoreError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|source| source as &(dyn StdError + 'static))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,17 +176,5 @@ mod tests {
         let tokens: std::collections::HashSet<u64> =
             (0..1000).map(|_| Claim::new("notif").token()).collect();
         assert_eq!(tokens.len(), 1000);
-    }
-
-    #[test]
-    fn errors_tell_their_cause() {
-        let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-        let error = StoreError::unavailable(io);
-        assert_eq!(error.kind(), StoreErrorKind::Unavailable);
-        assert_eq!(
-            error.to_string(),
-            "the idempotency store is unavailable: refused"
-        );
-        assert!(error.source().is_some());
     }
 }

@@ -208,7 +208,7 @@ pub use self::{
     receiver::{Receiver, ResponseFuture},
     store::{
         ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, InboxFuture,
-        InboxStore, Inserted, Lease, LeaseToken, NewNotification, StoreError, StoreErrorKind,
+        InboxStore, Inserted, Lease, LeaseToken, NewNotification,
     },
     worker::{
         handler_fn, HandlerFn, Worker, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP,
@@ -216,6 +216,9 @@ pub use self::{
         DEFAULT_POLL_INTERVAL,
     },
 };
+
+// The stores' error lives at the root; the store modules name it here.
+use crate::{StoreError, StoreErrorKind};
 
 #[cfg(feature = "inbox-sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-sqlite")))]

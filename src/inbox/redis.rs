@@ -32,7 +32,7 @@ use super::{
 /// use std::time::Duration;
 /// use tower_intercom::inbox::{Persistence, RedisInbox};
 ///
-/// # async fn run() -> Result<(), tower_intercom::inbox::StoreError> {
+/// # async fn run() -> Result<(), tower_intercom::StoreError> {
 /// let inbox = RedisInbox::options()
 ///     .key_prefix("my-app:intercom")
 ///     .timeout(Duration::from_millis(500))
@@ -343,7 +343,7 @@ impl fmt::Display for Persistence {
 /// ```no_run
 /// use tower_intercom::inbox::{Inbox, RedisStore};
 ///
-/// # async fn run() -> Result<(), tower_intercom::inbox::StoreError> {
+/// # async fn run() -> Result<(), tower_intercom::StoreError> {
 /// let store = RedisStore::connect("redis://127.0.0.1:6379/")
 ///     .await?
 ///     .key_prefix("my-app:intercom");

@@ -29,7 +29,7 @@ use super::{
 /// ```
 /// use tower_intercom::inbox::SqliteInbox;
 ///
-/// # fn main() -> Result<(), tower_intercom::inbox::StoreError> {
+/// # fn main() -> Result<(), tower_intercom::StoreError> {
 /// let dir = std::env::temp_dir().join(format!("tower-intercom-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
 /// let inbox = SqliteInbox::options()

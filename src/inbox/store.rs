@@ -1,13 +1,13 @@
 //! The storage interface behind [`Inbox`](super::Inbox), and the types that
 //! cross it.
 
-use std::{error::Error as StdError, fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use std::time::SystemTime;
 
 use super::ReceivedNotification;
-use crate::BoxError;
+use crate::StoreError;
 
 /// The future returned by [`InboxStore`]'s methods.
 ///
@@ -461,105 +461,5 @@ impl DeadNotification {
     /// The error of the last attempt.
     pub fn last_error(&self) -> &str {
         &self.last_error
-    }
-}
-
-/// The store failed, did not answer in time, or is full.
-///
-/// Its `Display` names the failure and its [`source`](StdError::source) is
-/// the store's own error; neither contains a connection URL or password.
-///
-/// # Example
-///
-/// ```
-/// use std::time::Duration;
-/// use tower_intercom::inbox::{StoreError, StoreErrorKind};
-///
-/// let error = StoreError::timed_out(Duration::from_secs(2));
-/// assert_eq!(error.kind(), StoreErrorKind::TimedOut);
-/// assert_eq!(error.to_string(), "the inbox store did not answer within 2s");
-/// ```
-pub struct StoreError {
-    kind: StoreErrorKind,
-    timeout: Option<Duration>,
-    source: Option<BoxError>,
-}
-
-/// The kind of a [`StoreError`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum StoreErrorKind {
-    /// The store answered with an error or could not be reached. The
-    /// receiver answers 503.
-    Unavailable,
-    /// The store did not answer in time. The receiver answers 503.
-    TimedOut,
-    /// The store's queue of pending writes is full. The receiver answers
-    /// 429 (see [`Inbox::overload_status`](super::Inbox::overload_status)).
-    Overloaded,
-}
-
-impl StoreError {
-    /// The store answered with an error or could not be reached.
-    pub fn unavailable(source: impl Into<BoxError>) -> Self {
-        Self {
-            kind: StoreErrorKind::Unavailable,
-            timeout: None,
-            source: Some(source.into()),
-        }
-    }
-
-    /// The store did not answer within `timeout`.
-    pub fn timed_out(timeout: Duration) -> Self {
-        Self {
-            kind: StoreErrorKind::TimedOut,
-            timeout: Some(timeout),
-            source: None,
-        }
-    }
-
-    /// The store cannot take more work now.
-    pub fn overloaded() -> Self {
-        Self {
-            kind: StoreErrorKind::Overloaded,
-            timeout: None,
-            source: None,
-        }
-    }
-
-    /// What went wrong.
-    pub fn kind(&self) -> StoreErrorKind {
-        self.kind
-    }
-}
-
-impl fmt::Debug for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("StoreError")
-            .field("kind", &self.kind)
-            .field("timeout", &self.timeout)
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
-impl fmt::Display for StoreError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.kind, self.timeout, &self.source) {
-            (StoreErrorKind::TimedOut, Some(timeout), _) => {
-                write!(f, "the inbox store did not answer within {timeout:?}")
-            }
-            (StoreErrorKind::Overloaded, _, _) => f.write_str("the inbox store is overloaded"),
-            (_, _, Some(source)) => write!(f, "the inbox store is unavailable: {source}"),
-            _ => f.write_str("the inbox store is unavailable"),
-        }
-    }
-}
-
-impl StdError for StoreError {
-    fn source(&self) -> Option<&(dyn StdError + 'static)> {
-        self.source
-            .as_deref()
-            .map(|source| source as &(dyn StdError + 'static))
     }
 }

@@ -41,7 +41,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::watch};
 use tower_intercom::{
     health::{HealthCheckRequest, HealthCheckResponse, HealthCheckService},
-    inbox::{handler_fn, Inbox, InboxStore, ReceivedNotification, SqliteStore},
+    inbox::{handler_fn, Inbox, InboxStore, ReceivedNotification, RedisStore, SqliteStore},
     notification::{Notification, Topic},
     sign, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret,
 };
@@ -118,7 +118,13 @@ async fn open_inbox() -> Result<AnyInbox, Box<dyn Error>> {
     let url = env::var("INBOX_URL").unwrap_or_default();
     let store: Arc<dyn InboxStore> = if url.starts_with("redis://") || url.starts_with("rediss://")
     {
-        return Err("this build has no Redis inbox".into());
+        // Warns at start-up when Redis's persistence can lose what was
+        // acknowledged (see `RedisStore`).
+        let store = RedisStore::connect(&url)
+            .await
+            .map_err(|err| format!("cannot connect to the Redis inbox: {err}"))?;
+        println!("Inbox: Redis (INBOX_URL)");
+        Arc::new(store)
     } else {
         let path = url.strip_prefix("sqlite:").unwrap_or(&url);
         let path = if path.is_empty() {

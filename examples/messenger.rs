@@ -4,8 +4,8 @@
 //!
 //! The server side of the Intercom Messenger's identity check: a small axum
 //! server whose `GET /api/intercom-settings` answers what the Messenger
-//! needs to know who the signed-in user is (`app_id`, `user_id`,
-//! `user_hash`, `intercom_user_jwt`), signed with the Messenger security
+//! needs to know who the signed-in user is (`app_id`, `user_id` and
+//! `intercom_user_jwt`: Messenger Security, no `user_hash`), signed with the Messenger security
 //! secret, on a response that is never cached. Your page fetches it and
 //! boots the Messenger with it.
 //!
@@ -73,7 +73,7 @@ fn demo_signed_in_user(headers: &HeaderMap) -> Option<User> {
 /// secret.
 fn messenger_settings(state: &AppState, user: &User) -> Result<MessengerSettings, Box<dyn Error>> {
     let jwt = MessengerJwt::new(user.id).email(user.email);
-    Ok(MessengerSettings::new(
+    Ok(MessengerSettings::with_jwt(
         state.app_id.clone(),
         &state.secret,
         &jwt,

@@ -15,16 +15,16 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-targets=(signature_header verify layer)
+targets=(signature_header verify layer jwt_verify)
 target="${1:-all}"
 seconds="${2:-60}"
 sanitizer="${FUZZ_SANITIZER:-address}"
 
 case "$target" in
   all) ;;
-  signature_header | verify | layer) targets=("$target") ;;
+  signature_header | verify | layer | jwt_verify) targets=("$target") ;;
   *)
-    echo "usage: $0 [all|signature_header|verify|layer] [SECONDS]" >&2
+    echo "usage: $0 [all|signature_header|verify|layer|jwt_verify] [SECONDS]" >&2
     exit 2
     ;;
 esac

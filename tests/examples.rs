@@ -12,7 +12,7 @@ use tower_intercom::{sign, WebhookSecret};
 use tower_intercom_test_support::{
     client,
     examples::{self, free_port, Running},
-    PING,
+    redis_server, PING,
 };
 
 /// The signature and body of the printed `curl` command.
@@ -174,7 +174,7 @@ fn start_messenger(env: &[(&str, &str)]) -> Running {
 
 #[tokio::test]
 async fn messenger_example_settings_endpoint_signs_for_the_signed_in_user_only() {
-    use tower_intercom::identity::{user_hash, IdentitySecret, MessengerJwtVerifier};
+    use tower_intercom::identity::{IdentitySecret, MessengerJwtVerifier};
 
     let identity = "example-identity-secret";
     let running = start_messenger(&[
@@ -186,7 +186,7 @@ async fn messenger_example_settings_endpoint_signs_for_the_signed_in_user_only()
         .unwrap();
     let answer = client::send(running.addr, anonymous).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    assert!(!String::from_utf8_lossy(&answer.body).contains("user_hash"));
+    assert!(!String::from_utf8_lossy(&answer.body).contains("intercom_user_jwt"));
 
     let signed_in = Request::get("/api/intercom-settings")
         .header("authorization", "Bearer demo-ada")
@@ -199,7 +199,8 @@ async fn messenger_example_settings_endpoint_signs_for_the_signed_in_user_only()
     let secret = IdentitySecret::new(identity).unwrap();
     assert_eq!(json["app_id"], "abc123de");
     assert_eq!(json["user_id"], "user-ada");
-    assert_eq!(json["user_hash"], user_hash(&secret, "user-ada"));
+    // Messenger Security only: no user_hash next to the JWT.
+    assert!(json.get("user_hash").is_none());
     let claims = MessengerJwtVerifier::new(secret)
         .verify(json["intercom_user_jwt"].as_str().unwrap())
         .unwrap();
@@ -462,4 +463,51 @@ async fn axum_example_handles_a_redelivered_notification_once() {
     let again = deliver(running.addr, &secret, &delivery("notif_once", 2)).await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.headers["x-intercom-duplicate"], "true");
+}
+
+/// Two instances of the axum example on one Redis inbox (`INBOX_URL`): the
+/// same notification delivered to both at once is stored once and
+/// processed once.
+#[tokio::test]
+async fn axum_examples_sharing_a_redis_inbox_process_a_notification_once() {
+    let redis = redis_server::RedisServer::start_with(redis_server::AOF_ALWAYS);
+    let url = redis.url();
+    let env = [
+        ("INTERCOM_WEBHOOK_SECRET", "shared-secret"),
+        ("INBOX_URL", url.as_str()),
+    ];
+    let (one, two) = (Running::start("axum", &env), Running::start("axum", &env));
+    let secret = WebhookSecret::new("shared-secret").unwrap();
+    const N: usize = 5;
+    for n in 0..N {
+        let id = format!("notif_shared_{n}");
+        let (first, second) = (delivery(&id, 1), delivery(&id, 2));
+        let (a, b) = tokio::join!(
+            deliver(one.addr, &secret, &first),
+            deliver(two.addr, &secret, &second),
+        );
+        // Both answered 200: one stored it, the other found it stored.
+        assert_eq!(a.status, StatusCode::OK, "{id}: {a:?}");
+        assert_eq!(b.status, StatusCode::OK, "{id}: {b:?}");
+        let stored = [&a, &b]
+            .iter()
+            .filter(|answer| answer.headers.get("x-intercom-duplicate").is_none())
+            .count();
+        assert_eq!(stored, 1, "{id}: {a:?} {b:?}");
+    }
+    // Both instances see the one inbox; each notification is done once.
+    let counts = wait_for_counts(two.addr, "all processed", |counts| counts["done"] == N).await;
+    assert_eq!(counts["dead"], 0, "{counts}");
+    let processed: usize = [&one, &two]
+        .iter()
+        .map(|running| {
+            running
+                .lines_containing(
+                    "processed notif_shared_",
+                    std::time::Duration::from_millis(500),
+                )
+                .len()
+        })
+        .sum();
+    assert_eq!(processed, N, "each notification processed once across both");
 }

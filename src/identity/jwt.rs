@@ -6,12 +6,16 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use std::fmt::Write as _;
+
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
-use jsonwebtoken::{errors::ErrorKind, Algorithm, Header, Validation};
-use serde::{Deserialize, Serialize};
+use hmac::Mac;
 use serde_json::{Map, Value};
 
 use super::IdentitySecret;
+
+/// The header of every token the crate signs, byte for byte.
+const HEADER: &str = r#"{"typ":"JWT","alg":"HS256"}"#;
 
 /// Claims with a meaning of their own, set by their own methods.
 const RESERVED_CLAIMS: [&str; 3] = ["user_id", "email", "exp"];
@@ -77,18 +81,6 @@ pub struct MessengerJwt {
 enum Expiry {
     In(Duration),
     At(SystemTime),
-}
-
-/// The claims as they are signed: `user_id`, `email`, `exp`, then the
-/// attributes.
-#[derive(Serialize)]
-struct SignedClaims<'a> {
-    user_id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    email: Option<&'a str>,
-    exp: u64,
-    #[serde(flatten)]
-    attributes: &'a Map<String, Value>,
 }
 
 impl MessengerJwt {
@@ -199,18 +191,34 @@ impl MessengerJwt {
                 "`user_id`, `email` and `exp` cannot be set as attributes",
             ));
         }
-        let claims = SignedClaims {
-            user_id: &self.user_id,
-            email: self.email.as_deref(),
-            exp: self.exp()?,
-            attributes: &self.attributes,
-        };
-        jsonwebtoken::encode(
-            &Header::new(Algorithm::HS256),
-            &claims,
-            secret.encoding_key(),
-        )
-        .map_err(|_| JwtError::new(JwtErrorKind::Signing))
+        let payload = self.payload(self.exp()?);
+        let mut token = URL_SAFE_NO_PAD.encode(HEADER);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(payload, &mut token);
+        let mut mac = secret.hmac();
+        mac.update(token.as_bytes());
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(mac.finalize().into_bytes(), &mut token);
+        Ok(token)
+    }
+
+    /// The claims as they are signed, in compact JSON: `user_id`, `email`,
+    /// `exp`, then the attributes in the order of their map.
+    fn payload(&self, exp: u64) -> String {
+        let mut payload = String::from("{");
+        push_member(&mut payload, "user_id", &Value::from(self.user_id.as_str()));
+        if let Some(email) = &self.email {
+            payload.push(',');
+            push_member(&mut payload, "email", &Value::from(email.as_str()));
+        }
+        payload.push(',');
+        push_member(&mut payload, "exp", &Value::from(exp));
+        for (name, value) in &self.attributes {
+            payload.push(',');
+            push_member(&mut payload, name, value);
+        }
+        payload.push('}');
+        payload
     }
 
     /// The `exp` claim: seconds since the Unix epoch.
@@ -233,19 +241,32 @@ impl MessengerJwt {
     }
 }
 
+/// Appends `"name":value` in compact JSON.
+///
+/// `Value`'s `Display` is serde_json's compact serializer, writing into a
+/// `String`; it cannot fail (object keys are strings, numbers are finite),
+/// so signing has no serialization error to report.
+fn push_member(out: &mut String, name: &str, value: &Value) {
+    let _ = write!(out, "{}:{value}", Value::from(name));
+}
+
 /// Checks Messenger Security JWTs: for tests, and for services that
 /// receive such tokens back.
 ///
 /// A token passes only when all of these hold:
 ///
+/// - it is exactly three segments of unpadded base64url (no `=`, no other
+///   byte, no stray trailing bits), and its header is a JSON object with no
+///   `crit` parameter;
 /// - its header says `alg: HS256` (`none` and every other algorithm are
 ///   refused, whatever the signature);
 /// - its signature is the HS256 of its header and payload under the
-///   verifier's secret;
+///   verifier's secret (32 bytes, compared in constant time), checked
+///   before anything in the payload is read;
 /// - it has an `exp` claim, not in the past (give or take the
 ///   [leeway](Self::leeway)), and no `nbf` claim in the future;
 /// - it has a non-empty string `user_id`, and `email`, when present, is a
-///   string.
+///   string; it has no `aud` claim (the verifier expects no audience).
 ///
 /// # Example
 ///
@@ -274,7 +295,8 @@ impl MessengerJwt {
 #[derive(Debug, Clone)]
 pub struct MessengerJwtVerifier {
     secret: IdentitySecret,
-    validation: Validation,
+    /// Whole seconds, at most [`MAX_LEEWAY`].
+    leeway: u64,
 }
 
 impl MessengerJwtVerifier {
@@ -284,13 +306,10 @@ impl MessengerJwtVerifier {
 
     /// A verifier for tokens signed with `secret`.
     pub fn new(secret: IdentitySecret) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        validation.required_spec_claims = ["exp".to_owned()].into_iter().collect();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        validation.leeway = Self::DEFAULT_LEEWAY.as_secs();
-        Self { secret, validation }
+        Self {
+            secret,
+            leeway: Self::DEFAULT_LEEWAY.as_secs(),
+        }
     }
 
     /// Sets the clock skew tolerated on `exp` and `nbf`, in whole seconds
@@ -316,41 +335,123 @@ impl MessengerJwtVerifier {
     /// # }
     /// ```
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.validation.leeway = leeway.min(MAX_LEEWAY).as_secs();
+        self.leeway = leeway.min(MAX_LEEWAY).as_secs();
         self
     }
 
     /// Checks `token` and returns its claims.
+    ///
+    /// The checks run in this order, and the first that fails is the
+    /// error: the token's shape (three segments of unpadded base64url) and
+    /// header ([`Malformed`](JwtErrorKind::Malformed),
+    /// [`UnsupportedAlgorithm`](JwtErrorKind::UnsupportedAlgorithm)), the
+    /// signature ([`InvalidSignature`](JwtErrorKind::InvalidSignature)),
+    /// and only then the payload and its claims, which are not looked at
+    /// before the signature is known to be good.
     ///
     /// # Errors
     ///
     /// A [`JwtError`] whose [`kind`](JwtError::kind) tells why; see
     /// [`JwtErrorKind`]. The error never contains the token or its claims.
     pub fn verify(&self, token: &str) -> Result<MessengerClaims, JwtError> {
-        check_algorithm(token)?;
-        let data = jsonwebtoken::decode::<Map<String, Value>>(
-            token,
-            self.secret.decoding_key(),
-            &self.validation,
-        )
-        .map_err(|err| JwtError::from_jsonwebtoken(err.kind()))?;
-        MessengerClaims::from_map(data.claims)
+        self.verify_at(token, now())
+    }
+
+    /// [`verify`](Self::verify) at `now` seconds since the Unix epoch.
+    fn verify_at(&self, token: &str, now: u64) -> Result<MessengerClaims, JwtError> {
+        let malformed = || JwtError::new(JwtErrorKind::Malformed);
+        let mut segments = token.split('.');
+        let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) = (
+            segments.next(),
+            segments.next(),
+            segments.next(),
+            segments.next(),
+        ) else {
+            return Err(malformed());
+        };
+        let header = decode_segment(header_b64)?;
+        let payload = decode_segment(payload_b64)?;
+        let signature = decode_segment(signature_b64)?;
+        check_header(&header)?;
+
+        // The signing input: the first two segments and the dot between
+        // them, as received.
+        let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+        let mut mac = self.secret.hmac();
+        mac.update(signing_input.as_bytes());
+        // Constant time; a signature of any other length than 32 bytes fails.
+        mac.verify_slice(&signature)
+            .map_err(|_| JwtError::new(JwtErrorKind::InvalidSignature))?;
+
+        // Signed by the holder of the secret: the payload can be read now.
+        let claims: Map<String, Value> =
+            serde_json::from_slice(&payload).map_err(|_| malformed())?;
+        self.check_times(&claims, now)?;
+        if claims.contains_key("aud") {
+            return Err(JwtError::claims("the token is meant for another audience"));
+        }
+        MessengerClaims::from_map(claims)
+    }
+
+    /// `exp` (required, a whole number of seconds, not in the past) and
+    /// `nbf` (optional, a number, not in the future), give or take the
+    /// leeway.
+    fn check_times(&self, claims: &Map<String, Value>, now: u64) -> Result<(), JwtError> {
+        let exp = match claims.get("exp") {
+            None => return Err(JwtError::claims("`exp` is missing")),
+            Some(exp) => exp
+                .as_u64()
+                .ok_or_else(|| JwtError::claims("`exp` is not a whole number of seconds"))?,
+        };
+        if exp.saturating_add(self.leeway) < now {
+            return Err(JwtError::new(JwtErrorKind::Expired));
+        }
+        if let Some(nbf) = claims.get("nbf") {
+            let nbf = nbf
+                .as_f64()
+                .ok_or_else(|| JwtError::claims("`nbf` is not a number"))?;
+            // Both sides are below 2^53 for any clock this century, so the
+            // conversion is exact.
+            #[allow(clippy::cast_precision_loss)]
+            let latest = now.saturating_add(self.leeway) as f64;
+            if nbf > latest {
+                return Err(JwtError::new(JwtErrorKind::NotYetValid));
+            }
+        }
+        Ok(())
     }
 }
 
-/// Refuses a token whose header names another algorithm than HS256 (`none`
-/// included), with an error that says so rather than "malformed".
-fn check_algorithm(token: &str) -> Result<(), JwtError> {
-    #[derive(Deserialize)]
-    struct AlgOnly {
-        alg: Value,
-    }
+/// Seconds since the Unix epoch (0 for a clock set before 1970).
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// One segment: unpadded base64url, canonical. Padding, any other byte and
+/// non-zero trailing bits make the token malformed.
+fn decode_segment(segment: &str) -> Result<Vec<u8>, JwtError> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| JwtError::new(JwtErrorKind::Malformed))
+}
+
+/// The header must be a JSON object whose `alg` is the string `HS256`, with
+/// no `crit` parameter (no extension is understood, so any critical one
+/// must make the token fail, RFC 7515 section 4.1.11).
+fn check_header(header: &[u8]) -> Result<(), JwtError> {
     let malformed = || JwtError::new(JwtErrorKind::Malformed);
-    let header = token.split('.').next().ok_or_else(malformed)?;
-    let header = URL_SAFE_NO_PAD.decode(header).map_err(|_| malformed())?;
-    let header: AlgOnly = serde_json::from_slice(&header).map_err(|_| malformed())?;
-    if header.alg != "HS256" {
-        return Err(JwtError::new(JwtErrorKind::UnsupportedAlgorithm));
+    let Ok(Value::Object(header)) = serde_json::from_slice::<Value>(header) else {
+        return Err(malformed());
+    };
+    match header.get("alg") {
+        None => return Err(malformed()),
+        Some(Value::String(alg)) if alg == "HS256" => {}
+        Some(_) => return Err(JwtError::new(JwtErrorKind::UnsupportedAlgorithm)),
+    }
+    if header.contains_key("crit") {
+        return Err(malformed());
     }
     Ok(())
 }
@@ -473,14 +574,15 @@ pub enum JwtErrorKind {
     NotYetValid,
     /// The header names another algorithm than HS256, `none` included.
     UnsupportedAlgorithm,
-    /// Not a JWT: not three dot-separated base64url parts of JSON.
+    /// Not a JWT this verifier can check: not three dot-separated segments
+    /// of unpadded base64url, a header that is not a JSON object, has no
+    /// `alg` or has a `crit` parameter, or (for a token whose signature is
+    /// valid) a payload that is not a JSON object.
     Malformed,
     /// A claim is missing or wrong: no `user_id`, no `exp`, a claim of the
     /// wrong type, an `aud` claim; or, when signing, an empty `user_id`, a
     /// reserved attribute name or an expiry out of range.
     InvalidClaims,
-    /// The JWT library could not sign the token.
-    Signing,
 }
 
 impl JwtError {
@@ -492,24 +594,6 @@ impl JwtError {
         Self {
             kind: JwtErrorKind::InvalidClaims,
             detail: Some(detail),
-        }
-    }
-
-    fn from_jsonwebtoken(kind: &ErrorKind) -> Self {
-        match kind {
-            ErrorKind::InvalidSignature => Self::new(JwtErrorKind::InvalidSignature),
-            ErrorKind::ExpiredSignature => Self::new(JwtErrorKind::Expired),
-            ErrorKind::ImmatureSignature => Self::new(JwtErrorKind::NotYetValid),
-            ErrorKind::InvalidAlgorithm
-            | ErrorKind::InvalidAlgorithmName
-            | ErrorKind::MissingAlgorithm => Self::new(JwtErrorKind::UnsupportedAlgorithm),
-            ErrorKind::MissingRequiredClaim(_) => Self::claims("`exp` is missing"),
-            ErrorKind::InvalidClaimFormat(_) => Self::claims("`exp` or `nbf` is not a number"),
-            ErrorKind::InvalidAudience => Self::claims("the token is meant for another audience"),
-            ErrorKind::InvalidIssuer | ErrorKind::InvalidSubject => {
-                Self::new(JwtErrorKind::InvalidClaims)
-            }
-            _ => Self::new(JwtErrorKind::Malformed),
         }
     }
 
@@ -532,7 +616,6 @@ impl fmt::Display for JwtError {
             }
             JwtErrorKind::Malformed => "the token is not a well-formed JWT",
             JwtErrorKind::InvalidClaims => "the token's claims are invalid",
-            JwtErrorKind::Signing => "the token could not be signed",
         };
         f.write_str(problem)?;
         if let Some(detail) = self.detail {
@@ -604,6 +687,243 @@ mod tests {
                 "{jwt:?}"
             );
         }
+    }
+
+    /// A token with exactly this header and payload JSON, signed with `key`.
+    fn token(key: &IdentitySecret, header: &str, payload: &str) -> String {
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let mut mac = key.hmac();
+        mac.update(input.as_bytes());
+        format!(
+            "{input}.{}",
+            URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        )
+    }
+
+    const NOW: u64 = 2_000_000_000;
+    const HS256: &str = r#"{"alg":"HS256"}"#;
+
+    fn verify(token: &str) -> Result<MessengerClaims, JwtError> {
+        MessengerJwtVerifier::new(secret()).verify_at(token, NOW)
+    }
+
+    fn kind(token: &str) -> JwtErrorKind {
+        verify(token).unwrap_err().kind()
+    }
+
+    #[test]
+    fn the_header_is_the_documented_constant() {
+        assert_eq!(
+            URL_SAFE_NO_PAD.encode(HEADER),
+            "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9"
+        );
+    }
+
+    #[test]
+    fn accepts_a_minimal_token_signed_elsewhere() {
+        let claims = verify(&token(
+            &secret(),
+            HS256,
+            r#"{"exp":2000000000,"user_id":"u","iat":1}"#,
+        ))
+        .unwrap();
+        assert_eq!(claims.user_id(), "u");
+        assert_eq!(claims.attribute("iat"), Some(&1.into()));
+    }
+
+    #[test]
+    fn refuses_padding_foreign_bytes_and_stray_bits() {
+        let good = token(&secret(), HS256, r#"{"user_id":"u","exp":2000000000}"#);
+        assert!(verify(&good).is_ok());
+        let (input, signature) = good.rsplit_once('.').unwrap();
+        let (header, payload) = input.split_once('.').unwrap();
+        // 43 characters for 32 bytes: the last one carries 2 unused bits.
+        assert_eq!(signature.len(), 43);
+        for bad in [
+            format!("{good}="),
+            format!("{header}=.{payload}.{signature}"),
+            format!("{header}.{payload}=.{signature}"),
+            format!("{header}.{payload}.{signature}=="),
+            format!(" {good}"),
+            format!("{good} "),
+            format!("{good}\n"),
+            format!("+{}.{payload}.{signature}", &header[1..]),
+            format!("{header}.{payload}./{}", &signature[1..]),
+            format!("{header}.{payload}.{signature}.{signature}"),
+            format!("{header}.{payload}"),
+            format!("{header}..{payload}.{signature}"),
+        ] {
+            assert_ne!(bad, good);
+            assert!(verify(&bad).is_err(), "{bad}");
+        }
+        // A signature with non-zero unused bits decodes to the same bytes
+        // in lenient decoders: it must be refused all the same.
+        let mut bits = signature.as_bytes().to_vec();
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let index = alphabet.iter().position(|&c| c == bits[42]).unwrap();
+        bits[42] = alphabet[index ^ 1];
+        let bits = String::from_utf8(bits).unwrap();
+        assert_eq!(
+            kind(&format!("{header}.{payload}.{bits}")),
+            JwtErrorKind::Malformed
+        );
+    }
+
+    #[test]
+    fn the_header_must_be_an_hs256_object_without_crit() {
+        let s = secret();
+        let payload = r#"{"user_id":"u","exp":2000000000}"#;
+        for (header, expected) in [
+            (r#"{"alg":"none"}"#, JwtErrorKind::UnsupportedAlgorithm),
+            (r#"{"alg":"HS512"}"#, JwtErrorKind::UnsupportedAlgorithm),
+            (r#"{"alg":"hs256"}"#, JwtErrorKind::UnsupportedAlgorithm),
+            (r#"{"alg":["HS256"]}"#, JwtErrorKind::UnsupportedAlgorithm),
+            (r#"{"alg":null}"#, JwtErrorKind::UnsupportedAlgorithm),
+            (r#"{"typ":"JWT"}"#, JwtErrorKind::Malformed),
+            (r#"["HS256"]"#, JwtErrorKind::Malformed),
+            (r#""HS256""#, JwtErrorKind::Malformed),
+            ("", JwtErrorKind::Malformed),
+            ("{", JwtErrorKind::Malformed),
+            ("\u{feff}{\"alg\":\"HS256\"}", JwtErrorKind::Malformed),
+            (r#"{"alg":"HS256","crit":["exp"]}"#, JwtErrorKind::Malformed),
+            (
+                r#"{"alg":"HS256","b64":false,"crit":["b64"]}"#,
+                JwtErrorKind::Malformed,
+            ),
+        ] {
+            assert_eq!(kind(&token(&s, header, payload)), expected, "{header}");
+        }
+        // Whitespace and other members are fine: it is JSON.
+        assert!(verify(&token(
+            &s,
+            " {\"kid\":\"k\", \"alg\" : \"HS256\"}\n",
+            payload
+        ))
+        .is_ok());
+    }
+
+    #[test]
+    fn the_signature_is_checked_before_the_claims() {
+        let other: IdentitySecret = "another-secret".parse().unwrap();
+        for payload in [
+            r#"{"user_id":"u","exp":1}"#,
+            r#"{"user_id":"u","exp":2000000000,"nbf":3000000000}"#,
+            r#"{"user_id":"u"}"#,
+            r#"{"exp":2000000000}"#,
+            r#"{"user_id":"u","exp":2000000000,"aud":"x"}"#,
+            "[]",
+            "not json",
+        ] {
+            assert_eq!(
+                kind(&token(&other, HS256, payload)),
+                JwtErrorKind::InvalidSignature,
+                "{payload}"
+            );
+        }
+        // A signature of the wrong length is a wrong signature.
+        let good = token(&secret(), HS256, r#"{"user_id":"u","exp":2000000000}"#);
+        let input = good.rsplit_once('.').unwrap().0;
+        for signature in [
+            "",
+            "AA",
+            &URL_SAFE_NO_PAD.encode([0u8; 31]),
+            &URL_SAFE_NO_PAD.encode([0u8; 64]),
+        ] {
+            assert_eq!(
+                kind(&format!("{input}.{signature}")),
+                JwtErrorKind::InvalidSignature
+            );
+        }
+    }
+
+    #[test]
+    fn claims_are_checked_once_signed() {
+        let s = secret();
+        let check =
+            |payload: &str| verify(&token(&s, HS256, payload)).map(|c| c.user_id().to_owned());
+        let kind_of = |payload: &str| check(payload).unwrap_err().kind();
+        assert_eq!(check(r#"{"user_id":"u","exp":2000000000}"#).unwrap(), "u");
+        // exp: required, a whole number, not in the past beyond the leeway.
+        assert_eq!(kind_of(r#"{"user_id":"u"}"#), JwtErrorKind::InvalidClaims);
+        assert_eq!(
+            kind_of(r#"{"user_id":"u","exp":"2000000000"}"#),
+            JwtErrorKind::InvalidClaims
+        );
+        assert_eq!(
+            kind_of(r#"{"user_id":"u","exp":2000000000.5}"#),
+            JwtErrorKind::InvalidClaims
+        );
+        assert_eq!(
+            kind_of(r#"{"user_id":"u","exp":-1}"#),
+            JwtErrorKind::InvalidClaims
+        );
+        assert_eq!(
+            kind_of(r#"{"user_id":"u","exp":null}"#),
+            JwtErrorKind::InvalidClaims
+        );
+        assert_eq!(
+            kind_of(r#"{"user_id":"u","exp":1999999939}"#),
+            JwtErrorKind::Expired
+        );
+        assert!(check(r#"{"user_id":"u","exp":1999999940}"#).is_ok());
+        assert!(check(r#"{"user_id":"u","exp":18446744073709551615}"#).is_ok());
+        // nbf: optional, a number, not in the future beyond the leeway.
+        assert!(check(r#"{"user_id":"u","exp":2000000000,"nbf":2000000060}"#).is_ok());
+        assert!(check(r#"{"user_id":"u","exp":2000000000,"nbf":1.5}"#).is_ok());
+        assert!(check(r#"{"user_id":"u","exp":2000000000,"nbf":-5}"#).is_ok());
+        assert_eq!(
+            kind_of(r#"{"user_id":"u","exp":2000000000,"nbf":2000000061}"#),
+            JwtErrorKind::NotYetValid
+        );
+        assert_eq!(
+            kind_of(r#"{"user_id":"u","exp":2000000000,"nbf":"0"}"#),
+            JwtErrorKind::InvalidClaims
+        );
+        // No audience is expected, so any `aud` is someone else's.
+        assert_eq!(
+            kind_of(r#"{"user_id":"u","exp":2000000000,"aud":"intercom"}"#),
+            JwtErrorKind::InvalidClaims
+        );
+        // user_id and email.
+        assert_eq!(
+            kind_of(r#"{"user_id":"","exp":2000000000}"#),
+            JwtErrorKind::InvalidClaims
+        );
+        assert_eq!(
+            kind_of(r#"{"user_id":7,"exp":2000000000}"#),
+            JwtErrorKind::InvalidClaims
+        );
+        assert_eq!(
+            kind_of(r#"{"user_id":"u","email":7,"exp":2000000000}"#),
+            JwtErrorKind::InvalidClaims
+        );
+        // A payload that is not a JSON object, validly signed.
+        for payload in [
+            "[]",
+            "\"u\"",
+            "",
+            "{",
+            r#"{"user_id":"u","exp":2000000000}x"#,
+        ] {
+            assert_eq!(kind_of(payload), JwtErrorKind::Malformed, "{payload}");
+        }
+    }
+
+    #[test]
+    fn leeway_is_bounded() {
+        let s = secret();
+        let old = token(&s, HS256, r#"{"user_id":"u","exp":1000}"#);
+        let lenient = MessengerJwtVerifier::new(s).leeway(Duration::MAX);
+        assert_eq!(lenient.leeway, MAX_LEEWAY.as_secs());
+        assert_eq!(
+            lenient.verify_at(&old, NOW).unwrap_err().kind(),
+            JwtErrorKind::Expired
+        );
+        assert!(lenient.verify_at(&old, 1000 + MAX_LEEWAY.as_secs()).is_ok());
     }
 
     #[test]

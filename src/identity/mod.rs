@@ -11,12 +11,16 @@
 //!   the `user_id`, optionally the `email` and other attributes, and an
 //!   expiry, passed to the Messenger as `intercom_user_jwt`. Build it with
 //!   [`MessengerJwt`]; check one with [`MessengerJwtVerifier`].
-//! - **Identity Verification** (legacy, still working): a `user_hash`, the
-//!   hex HMAC-SHA256 of the user's identifier, from [`user_hash`].
+//! - **Identity Verification** (legacy, deprecated by Intercom in favour of
+//!   JWTs): a `user_hash`, the hex HMAC-SHA256 of the user's identifier,
+//!   from [`user_hash`]. It refuses identifiers that could be read as the
+//!   start of a JWT, whose hash would be a JWT signature under the same
+//!   secret (see [`user_hash`]).
 //!
 //! [`MessengerSettings`] puts together what a page needs to boot the
-//! Messenger for a signed-in user (`app_id`, `user_id`, `user_hash`,
-//! `intercom_user_jwt`) and serializes to JSON.
+//! Messenger for a signed-in user and serializes to JSON: `app_id`,
+//! `user_id` and one proof, the JWT ([`MessengerSettings::with_jwt`]) or
+//! the `user_hash` ([`MessengerSettings::with_user_hash`]), never both.
 //!
 //! # One secret per platform
 //!
@@ -39,7 +43,7 @@
 //! let jwt = MessengerJwt::new("user-42")
 //!     .email("ada@example.com")
 //!     .sign(&secret)?;
-//! let hash = user_hash(&secret, "user-42");
+//! let hash = user_hash(&secret, "user-42")?;
 //! assert_eq!(hash.len(), 64);
 //!
 //! let claims = MessengerJwtVerifier::new(secret).verify(&jwt)?;
@@ -48,27 +52,33 @@
 //! # }
 //! ```
 //!
-//! # The JWT library
+//! # The JWT implementation
 //!
-//! Tokens are encoded, signed and checked by the `jsonwebtoken` crate with
-//! its pure-Rust (`rust_crypto`) backend. `jsonwebtoken` picks its backend
-//! once per process: if another crate in your build also enables its
-//! `aws_lc_rs` feature, install one explicitly at startup with
-//! `jsonwebtoken::crypto::CryptoProvider::install_default`, as
-//! `jsonwebtoken` itself asks for that case.
+//! The crate signs and checks the tokens itself, with the same RustCrypto
+//! `hmac`/`sha2` it uses for webhooks, `base64` and `serde_json`, rather
+//! than through a general JWT library. Messenger JWTs need one algorithm,
+//! HS256, and a JWT library brings every other one with it: the one this
+//! crate used before (`jsonwebtoken` with its pure-Rust backend) pulled in
+//! the `rsa` crate (RUSTSEC-2023-0071), P-256, P-384 and Ed25519, and kept
+//! copies of the key in HMAC states that it did not wipe. What is
+//! implemented here is small enough to read in one go:
 //!
-//! That backend depends on the `rsa` crate, for which `cargo audit` reports
-//! RUSTSEC-2023-0071 (a timing side channel in RSA private-key operations).
-//! This module only ever signs and verifies HS256, never RSA, so the
-//! advisory does not apply to it.
+//! - Signing writes the header `{"typ":"JWT","alg":"HS256"}` and the claims
+//!   in a fixed order (`user_id`, `email`, `exp`, then the attributes),
+//!   byte for byte what PyJWT writes for the same claims
+//!   (`tests/fixtures/identity/`).
+//! - Verifying accepts exactly three segments of unpadded, canonical
+//!   base64url; a header that is a JSON object with `alg` `HS256` and no
+//!   `crit`; a signature of exactly 32 bytes compared in constant time;
+//!   and only then reads the claims (see [`MessengerJwtVerifier`]).
 
+mod hash;
 mod jwt;
 mod settings;
 
 use std::sync::Arc;
 
-use hmac::{Hmac, KeyInit, Mac};
-use jsonwebtoken::{DecodingKey, EncodingKey};
+use hmac::{Hmac, KeyInit};
 use sha2::Sha256;
 
 use crate::{
@@ -77,6 +87,7 @@ use crate::{
 };
 
 pub use self::{
+    hash::{user_hash, UserHashError, UserHashErrorKind},
     jwt::{JwtError, JwtErrorKind, MessengerClaims, MessengerJwt, MessengerJwtVerifier},
     settings::MessengerSettings,
 };
@@ -93,9 +104,10 @@ pub use self::{
 ///   forged by anyone. Text sources (environment, [`str::parse`]) also
 ///   refuse surrounding whitespace.
 /// - `Debug` prints `IdentitySecret(REDACTED)`; there is no `Display`.
-/// - The HMAC key state is wiped from memory when the last clone is
-///   dropped. The JWT library keeps its own copy of the key (built once,
-///   with the secret), which it does not wipe.
+/// - The key lives in one HMAC-SHA256 state, wiped from memory when the
+///   last clone is dropped; every copy made to compute a `user_hash` or a
+///   JWT signature is wiped when it is dropped too (see `SECURITY.md`, "What
+///   is wiped from memory").
 /// - Cloning is cheap (a reference count).
 ///
 /// # Example
@@ -119,8 +131,6 @@ pub struct IdentitySecret {
 struct Keys {
     /// `hmac` is built with its `zeroize` feature: wiped on drop.
     hmac: Hmac<Sha256>,
-    encoding: EncodingKey,
-    decoding: DecodingKey,
 }
 
 impl IdentitySecret {
@@ -171,70 +181,27 @@ impl IdentitySecret {
         SecretBytes::from_env::<Self>(name).map(Self::from_key)
     }
 
-    pub(crate) fn encoding_key(&self) -> &EncodingKey {
-        &self.keys.encoding
-    }
-
-    pub(crate) fn decoding_key(&self) -> &DecodingKey {
-        &self.keys.decoding
+    /// A fresh HMAC-SHA256 state keyed with this secret (wiped on drop).
+    pub(crate) fn hmac(&self) -> Hmac<Sha256> {
+        self.keys.hmac.clone()
     }
 }
 
 impl SecretKind for IdentitySecret {
     const NAME: &'static str = "IdentitySecret";
 
-    /// Keys the HMAC and the JWT keys; the key bytes are wiped once they
-    /// are keyed.
+    /// Keys the HMAC state; the key bytes are wiped once it is keyed.
     fn from_key(key: SecretBytes) -> Self {
-        let secret = key.expose();
         // HMAC accepts keys of any length; longer than a block are hashed.
-        let hmac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret)
+        let hmac = <Hmac<Sha256> as KeyInit>::new_from_slice(key.expose())
             .expect("HMAC accepts keys of any length");
         Self {
-            keys: Arc::new(Keys {
-                hmac,
-                encoding: EncodingKey::from_secret(secret),
-                decoding: DecodingKey::from_secret(secret),
-            }),
+            keys: Arc::new(Keys { hmac }),
         }
     }
 }
 
 secret_traits!(IdentitySecret);
-
-/// The Identity Verification `user_hash` of a user: the lowercase hex
-/// HMAC-SHA256 of `identifier`, keyed with `secret`.
-///
-/// **Which identifier:** the user's `user_id` whenever the user has one,
-/// exactly as it is given to the Messenger. Only for a user with no
-/// `user_id` (identified by email alone) pass the email, again exactly as
-/// the Messenger gets it: Intercom hashes the value it receives, so a
-/// different case or surrounding space makes the hash fail.
-///
-/// Compute it on the server for the user the server has signed in, never
-/// for an identifier the browser sent. Use the secret of the platform the
-/// hash is for (web, iOS or Android).
-///
-/// # Example
-///
-/// ```
-/// use tower_intercom::identity::{user_hash, IdentitySecret};
-///
-/// let secret: IdentitySecret = "web-identity-secret".parse()?;
-/// let hash = user_hash(&secret, "user-42");
-/// assert_eq!(hash.len(), 64);
-/// assert!(hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
-///
-/// // The same identifier under another platform's secret gives another hash.
-/// let ios: IdentitySecret = "ios-identity-secret".parse()?;
-/// assert_ne!(user_hash(&ios, "user-42"), hash);
-/// # Ok::<(), tower_intercom::SecretError>(())
-/// ```
-pub fn user_hash(secret: &IdentitySecret, identifier: &str) -> String {
-    let mut mac = secret.keys.hmac.clone();
-    mac.update(identifier.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
 
 #[cfg(test)]
 mod tests {
@@ -279,11 +246,11 @@ mod tests {
     fn user_hash_is_keyed_and_lowercase_hex() {
         let secret: IdentitySecret = "s".parse().unwrap();
         let other: IdentitySecret = "t".parse().unwrap();
-        let hash = user_hash(&secret, "user-1");
+        let hash = user_hash(&secret, "user-1").unwrap();
         assert_eq!(hash.len(), 64);
         assert_eq!(hash, hash.to_ascii_lowercase());
-        assert_ne!(hash, user_hash(&other, "user-1"));
-        assert_ne!(hash, user_hash(&secret, "user-2"));
-        assert_eq!(hash, user_hash(&secret.clone(), "user-1"));
+        assert_ne!(hash, user_hash(&other, "user-1").unwrap());
+        assert_ne!(hash, user_hash(&secret, "user-2").unwrap());
+        assert_eq!(hash, user_hash(&secret.clone(), "user-1").unwrap());
     }
 }

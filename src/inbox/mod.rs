@@ -191,6 +191,8 @@
 
 mod notification;
 mod receiver;
+#[cfg(feature = "inbox-redis")]
+mod redis;
 mod response;
 #[cfg(feature = "inbox-sqlite")]
 mod sqlite;
@@ -220,6 +222,13 @@ pub use self::{
 pub use self::sqlite::{
     BatchStats, SqliteInbox, SqliteOptions, SqliteStore, DEFAULT_CHANNEL_CAPACITY,
     DEFAULT_MAX_BATCH,
+};
+
+#[cfg(feature = "inbox-redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox-redis")))]
+pub use self::redis::{
+    Persistence, RedisInbox, RedisOptions, RedisStore, DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT,
 };
 
 /// How long the receiver waits for the store's commit before answering

@@ -10,26 +10,50 @@ use std::{
     time::{Duration, Instant},
 };
 
-/// A `redis-server` child process without persistence.
+/// A `redis-server` child process with its own data directory.
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
+    dir: tempfile::TempDir,
+    args: Vec<String>,
 }
 
+/// No persistence at all (`appendonly no`, no RDB snapshots).
+pub const VOLATILE: &[&str] = &["--appendonly", "no"];
+/// The append-only file, synced before each answer.
+pub const AOF_ALWAYS: &[&str] = &["--appendonly", "yes", "--appendfsync", "always"];
+
 impl RedisServer {
-    /// Starts `redis-server` on a free port and waits until it answers
-    /// `PING`.
+    /// Starts `redis-server` without persistence on a free port and waits
+    /// until it answers `PING`.
     pub fn start() -> Self {
+        Self::start_with(VOLATILE)
+    }
+
+    /// Starts `redis-server` with these extra arguments (persistence,
+    /// renamed commands, a password…) on a free port and waits until it
+    /// answers.
+    pub fn start_with(args: &[&str]) -> Self {
+        let args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
         // The free port may be taken between the probe and the bind: try a
         // few ports.
         for _ in 0..5 {
-            let port = free_port();
-            let mut server = Self { child: None, port };
+            let mut server = Self {
+                child: None,
+                port: free_port(),
+                dir: tempfile::tempdir().expect("a temporary data directory"),
+                args: args.clone(),
+            };
             if server.spawn() {
                 return server;
             }
         }
         panic!("could not start redis-server on a free port");
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The `redis://` URL of the server.
@@ -45,7 +69,8 @@ impl RedisServer {
         }
     }
 
-    /// Starts the server again on the same port, empty.
+    /// Starts the server again on the same port and data directory: empty
+    /// without persistence, with what it kept otherwise.
     pub fn restart(&mut self) {
         self.kill();
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -86,7 +111,9 @@ impl RedisServer {
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
-            .args(["--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .args(&self.args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -147,6 +174,7 @@ fn ping(port: u16) -> bool {
     if stream.write_all(b"PING\r\n").is_err() {
         return false;
     }
+    // `+PONG`, or `-NOAUTH` from a server with a password: up either way.
     let mut reply = [0u8; 7];
-    stream.read_exact(&mut reply).is_ok() && &reply == b"+PONG\r\n"
+    stream.read_exact(&mut reply).is_ok() && (&reply == b"+PONG\r\n" || &reply == b"-NOAUTH")
 }

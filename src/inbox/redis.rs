@@ -1,0 +1,1229 @@
+//! The Redis store: a Redis Stream with a consumer group, and Lua scripts
+//! that make every state change one atomic step. See [`RedisStore`] for the
+//! key layout, the scripts and the Redis settings durability needs.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, LazyLock},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::Bytes;
+use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client, Script, Value};
+use tokio::sync::Semaphore;
+
+use super::{
+    ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, Inbox,
+    InboxFuture, InboxStore, Inserted, Lease, LeaseToken, NewNotification, OverloadStatus,
+    ReceivedNotification, StoreError,
+};
+
+/// An [`Inbox`] over Redis, shared by receivers and workers on many
+/// machines. See [`RedisStore`].
+///
+/// Switching from SQLite is one constructor: `SqliteInbox::open(path)?`
+/// becomes `RedisInbox::connect(url).await?`; receivers, workers and the
+/// inspection API are the same.
+///
+/// # Example
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use tower_intercom::inbox::{Persistence, RedisInbox};
+///
+/// # async fn run() -> Result<(), tower_intercom::inbox::StoreError> {
+/// let inbox = RedisInbox::options()
+///     .key_prefix("my-app:intercom")
+///     .timeout(Duration::from_millis(500))
+///     .connect("redis://127.0.0.1:6379/")
+///     .await?;
+/// if inbox.store().persistence().await != Persistence::Durable {
+///     // Also logged at `warn` by `connect`.
+///     eprintln!("Redis can lose notifications that were answered 200");
+/// }
+/// # Ok(())
+/// # }
+/// ```
+pub type RedisInbox = Inbox<RedisStore>;
+
+impl Inbox<RedisStore> {
+    /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db]`)
+    /// with the default settings, and warns (through `tracing`) when Redis
+    /// can lose acknowledged writes. Needs a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the URL is invalid or Redis cannot be reached. The error never
+    /// contains the URL or its password.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        RedisOptions::default().connect(url).await
+    }
+
+    /// Settings for [`RedisOptions::connect`].
+    pub fn options() -> RedisOptions {
+        RedisOptions::default()
+    }
+}
+
+/// The default [`RedisOptions::key_prefix`]: `tower-intercom:inbox`, so the
+/// keys are `{tower-intercom:inbox}:stream` and so on.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "tower-intercom:inbox";
+
+/// The default [`RedisOptions::timeout`]: each operation waits at most 1 s
+/// for Redis.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The default [`RedisOptions::max_in_flight`]: 4096 inserts waiting for
+/// Redis at once.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
+
+/// Settings of a [`RedisStore`] and of the [`RedisInbox`] over it.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RedisOptions {
+    prefix: String,
+    timeout: Duration,
+    max_in_flight: usize,
+    deadline: Duration,
+    retention: Duration,
+    overload_status: OverloadStatus,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            deadline: super::DEFAULT_DEADLINE,
+            retention: super::DEFAULT_RETENTION,
+            overload_status: OverloadStatus::default(),
+        }
+    }
+}
+
+impl RedisOptions {
+    /// See [`RedisStore::key_prefix`].
+    ///
+    /// # Panics
+    ///
+    /// When `prefix` is empty or contains `{` or `}`.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        check_prefix(&prefix);
+        self.prefix = prefix;
+        self
+    }
+
+    /// See [`RedisStore::timeout`].
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// See [`RedisStore::max_in_flight`].
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max.max(1);
+        self
+    }
+
+    /// See [`Inbox::deadline`].
+    pub fn deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
+    }
+
+    /// See [`Inbox::retention`].
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// See [`Inbox::overload_status`].
+    pub fn overload_status(mut self, status: OverloadStatus) -> Self {
+        self.overload_status = status;
+        self
+    }
+
+    /// Connects to the Redis at `url` and warns when Redis can lose
+    /// acknowledged writes (see [`RedisStore::connect`]).
+    ///
+    /// # Errors
+    ///
+    /// When the URL is invalid or Redis cannot be reached. The error never
+    /// contains the URL or its password.
+    pub async fn connect(self, url: &str) -> Result<RedisInbox, StoreError> {
+        let (deadline, retention, overload) = (self.deadline, self.retention, self.overload_status);
+        Ok(Inbox::new(self.connect_store(url).await?)
+            .deadline(deadline)
+            .retention(retention)
+            .overload_status(overload))
+    }
+
+    /// Connects just the store.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect`](Self::connect).
+    pub async fn connect_store(self, url: &str) -> Result<RedisStore, StoreError> {
+        let store = RedisStore::open(url, self.timeout).await?;
+        let store = store
+            .key_prefix(self.prefix)
+            .max_in_flight(self.max_in_flight);
+        store.warn_if_not_durable().await;
+        Ok(store)
+    }
+}
+
+/// Whether Redis keeps what it acknowledged, from its `appendonly` and
+/// `appendfsync` settings; see [`RedisStore::persistence`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Persistence {
+    /// `appendonly yes` and `appendfsync always`: Redis writes and syncs its
+    /// append-only file before it answers, so an acknowledged notification
+    /// survives a crash of Redis, of its machine, or a power loss (on that
+    /// machine: replicas are still asynchronous).
+    Durable,
+    /// `appendonly yes` and `appendfsync everysec` (Redis's default when
+    /// the AOF is on): a crash of Redis alone loses nothing, but a crash of
+    /// its machine or a power loss loses up to about the last second of
+    /// acknowledged notifications (two seconds when the disk is slow).
+    LosesUpToOneSecond,
+    /// `appendonly no` (only RDB snapshots, if any) or `appendfsync no`
+    /// (the OS flushes when it likes, about every 30 s on Linux): a restart
+    /// of Redis can lose acknowledged notifications.
+    NotDurable,
+    /// Redis refused `CONFIG GET` (an ACL, a managed Redis that renames
+    /// `CONFIG`) and its `INFO` did not tell, or did not answer.
+    Unknown,
+}
+
+impl Persistence {
+    /// What the settings `appendonly` and `appendfsync` mean.
+    fn from_config(appendonly: &str, appendfsync: &str) -> Self {
+        match (
+            appendonly.trim().to_ascii_lowercase().as_str(),
+            appendfsync.trim().to_ascii_lowercase().as_str(),
+        ) {
+            ("no", _) | (_, "no") => Self::NotDurable,
+            ("yes", "always") => Self::Durable,
+            ("yes", "everysec") => Self::LosesUpToOneSecond,
+            _ => Self::Unknown,
+        }
+    }
+
+    /// Whether an acknowledged write survives a power loss of Redis's
+    /// machine.
+    pub fn is_durable(self) -> bool {
+        self == Self::Durable
+    }
+}
+
+impl fmt::Display for Persistence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Durable => "durable (appendonly yes, appendfsync always)",
+            Self::LosesUpToOneSecond => {
+                "loses up to about 1 s of acknowledged writes on a power loss \
+                 (appendonly yes, appendfsync everysec)"
+            }
+            Self::NotDurable => {
+                "not durable: acknowledged writes can be lost on restart \
+                 (appendonly no, or appendfsync no)"
+            }
+            Self::Unknown => "unknown (Redis refused CONFIG GET)",
+        })
+    }
+}
+
+/// An [`InboxStore`] in Redis, shared by every receiver and worker that
+/// uses the same Redis and key prefix.
+///
+/// # Durability: configure Redis for it
+///
+/// The receiver answers 200 once Redis acknowledged the write, so the
+/// inbox is exactly as durable as Redis's own persistence:
+///
+/// - **`appendonly yes`** is required: without the append-only file,
+///   Redis keeps only periodic RDB snapshots (if any), and a restart loses
+///   what was written since the last one.
+/// - **`appendfsync always`** for no loss on a crash of the machine or a
+///   power loss: Redis syncs the AOF before it answers. Redis groups the
+///   writes of all clients into one `fsync` per event-loop turn, so this
+///   costs latency (one disk sync per turn) far more than throughput.
+/// - `appendfsync everysec` (the default when the AOF is on) survives a
+///   crash of Redis itself but loses up to about 1 s of acknowledged
+///   notifications (2 s at worst, when the disk is slow) if the machine
+///   crashes or loses power. `appendfsync no` leaves it to the OS.
+/// - **Replication is asynchronous**: a failover to a replica (Sentinel,
+///   Cluster, a managed service) can lose writes the old primary had
+///   acknowledged, whatever the fsync policy.
+/// - **`maxmemory-policy noeviction`**: the keys have no TTL, and an
+///   `allkeys-*` policy would evict notifications and dedupe records. With
+///   `noeviction`, a full Redis refuses inserts, and the receiver answers
+///   503 (Intercom retries).
+///
+/// [`RedisOptions::connect`] and [`RedisInbox::connect`] read `appendonly`,
+/// `appendfsync` and `maxmemory-policy` with `CONFIG GET` (falling back to
+/// `INFO persistence` when `CONFIG` is refused) and log a `warn` when Redis
+/// can lose what it acknowledged; [`persistence`](Self::persistence)
+/// returns the same finding.
+///
+/// # Keys
+///
+/// All under one hash tag, the key prefix `P` (default
+/// [`DEFAULT_REDIS_KEY_PREFIX`]), so that every key of an inbox is in one
+/// Cluster slot, and every script declares each key it touches:
+///
+/// | key | type | holds |
+/// |---|---|---|
+/// | `{P}:stream` | stream, group `workers` | one entry (`id` → notification id) per notification waiting or in progress, oldest first |
+/// | `{P}:messages` | hash | id → sequence number, `received_at`, topic and body, for every notification not yet done |
+/// | `{P}:attempts` | hash | id → attempts made |
+/// | `{P}:errors` | hash | id → the last attempt's error |
+/// | `{P}:leased` | sorted set | id → end of its lease (ms), for notifications in progress |
+/// | `{P}:leases` | hash | id → lease token and stream entry id, the fence |
+/// | `{P}:delayed` | sorted set | id → when its retry is due (ms) |
+/// | `{P}:dead` | sorted set | id → sequence number, for dead notifications |
+/// | `{P}:done` | sorted set | id → when it was done (ms): the dedupe memory until the retention ends |
+/// | `{P}:seq` | string | the last sequence number |
+///
+/// Each operation is one Lua script, so atomic:
+///
+/// - insert: if the id is in `messages` or `done`, nothing (a duplicate);
+///   else `HSET messages` and `XADD stream`. Dedupe and enqueue are one
+///   write; the receiver answers 200 once it returned.
+/// - claim: lapsed leases first (`leased` up to now: a failed attempt
+///   each, dead at the maximum), then due retries from `delayed` join the
+///   stream, then `XREADGROUP … >` leases the oldest entries, counting an
+///   attempt and writing the lease's end and token.
+/// - complete, fail and release check the token in `leases` (the fence),
+///   then `XACK` and `XDEL` the entry; done ids go to `done` (their body is
+///   dropped), retries to `delayed`, dead ones to `dead`, released ones
+///   back to the stream.
+///
+/// Leases lapse at the holder's own deadline (`leased`), not at the
+/// claimer's idea of it: `XAUTOCLAIM`'s idle time would let a worker with
+/// a short lease take over a notification still within a longer lease.
+/// Times (lease ends, retries, done times) are Redis's clock (`TIME`), so
+/// the machines' clocks need not agree.
+///
+/// # Redis version and topology
+///
+/// Redis 6.2 or newer (tested with 7.0); the scripts use only stream
+/// commands from 5.0, not `XAUTOCLAIM` or Redis 8's stream idempotency.
+/// Scripts are sent with `EVALSHA` and loaded again after a restart of
+/// Redis.
+///
+/// The key layout is ready for Redis Cluster (one hash tag, so one slot
+/// and one node per inbox), but the store talks to one server through a
+/// [`ConnectionManager`], which does not follow Cluster redirections
+/// (`MOVED`): use a standalone primary, or a Cluster only while the slot
+/// stays on the node the URL names.
+///
+/// # Bounds
+///
+/// Every operation gives up after [`timeout`](Self::timeout) (default
+/// [`DEFAULT_REDIS_TIMEOUT`]) with an error, which the receiver answers
+/// with 503; at most [`max_in_flight`](Self::max_in_flight) inserts wait
+/// for Redis at once, beyond which the receiver answers 429 at once.
+/// Nothing queues in the process. A write that Redis runs after the
+/// timeout is kept (Intercom's retry then gets 200 as a duplicate), and a
+/// claim that timed out may have leased notifications its worker never
+/// saw: they are taken again when the lease lapses.
+///
+/// For `rediss://` (TLS), enable one of the `redis` crate's TLS features
+/// (`tokio-rustls-comp` or `tokio-native-tls-comp`) in your own
+/// `Cargo.toml`. Needs a Tokio runtime.
+///
+/// # Example
+///
+/// ```no_run
+/// use tower_intercom::inbox::{Inbox, RedisStore};
+///
+/// # async fn run() -> Result<(), tower_intercom::inbox::StoreError> {
+/// let store = RedisStore::connect("redis://127.0.0.1:6379/")
+///     .await?
+///     .key_prefix("my-app:intercom");
+/// let inbox = Inbox::new(store);
+/// # let _ = inbox;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+    keys: Arc<Keys>,
+    timeout: Duration,
+    inserts: Arc<Semaphore>,
+    max_in_flight: usize,
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The connection holds the URL's credentials: not printed.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.keys.prefix)
+            .field("timeout", &self.timeout)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The consumer group, and its only consumer: leases are fenced by token,
+/// so which consumer holds an entry does not matter.
+const GROUP: &str = "workers";
+
+/// Lapsed leases, due retries and done ids handled per script call, so
+/// that one call stays short.
+const CHUNK: usize = 1000;
+
+/// The longest error message kept per notification.
+const MAX_ERROR_LEN: usize = 2048;
+
+/// The error recorded when a lease lapsed (the SQLite store's words).
+const LAPSED: &str = "the lease lapsed: the worker crashed, hung or was too slow";
+
+/// The most notifications one claim leases, so that one call stays short;
+/// a worker that asked for more claims again at once.
+const MAX_CLAIM: usize = 256;
+
+/// The largest page of dead notifications one call returns.
+const MAX_PAGE: usize = 100_000;
+
+/// The keys of one inbox.
+#[derive(Debug)]
+struct Keys {
+    prefix: Box<str>,
+    /// In the order the scripts expect them (`KEYS[1]` …).
+    all: [String; 10],
+}
+
+impl Keys {
+    fn new(prefix: &str) -> Self {
+        let key = |name: &str| format!("{{{prefix}}}:{name}");
+        Self {
+            prefix: prefix.into(),
+            all: [
+                key("stream"),
+                key("messages"),
+                key("attempts"),
+                key("errors"),
+                key("leased"),
+                key("leases"),
+                key("delayed"),
+                key("dead"),
+                key("done"),
+                key("seq"),
+            ],
+        }
+    }
+}
+
+/// The prefix is the hash tag: it must make one, the same for every key.
+fn check_prefix(prefix: &str) {
+    assert!(
+        !prefix.is_empty() && !prefix.contains(['{', '}']),
+        "the inbox's Redis key prefix must be non-empty and contain no braces: \
+         it becomes the keys' hash tag, {{prefix}}"
+    );
+}
+
+/// Names the keys and defines the helpers every script shares.
+const PRELUDE: &str = r"
+local stream, messages, attempts, errors, leased, leases, delayed, dead, done, seq =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Whether `id` is leased with `token`.
+local function fenced(id, token)
+  local lease = redis.call('HGET', leases, id)
+  if not lease then return false end
+  local space = string.find(lease, ' ', 1, true)
+  return space ~= nil and string.sub(lease, 1, space - 1) == token
+end
+
+-- Ends the lease of `id`: acknowledges and deletes its stream entry.
+local function unlease(id)
+  local lease = redis.call('HGET', leases, id)
+  redis.call('HDEL', leases, id)
+  redis.call('ZREM', leased, id)
+  if lease then
+    local space = string.find(lease, ' ', 1, true)
+    if space then
+      local entry = string.sub(lease, space + 1)
+      -- pcall: the group may be gone (the stream was deleted by hand).
+      redis.pcall('XACK', stream, GROUP, entry)
+      redis.call('XDEL', stream, entry)
+    end
+  end
+end
+
+-- Pending at once: a new entry at the end of the stream.
+local function enqueue(id)
+  redis.call('XADD', stream, '*', 'id', id)
+end
+
+-- Dead, in the order the notifications were received.
+local function bury(id)
+  local message = redis.call('HGET', messages, id)
+  local n = 0
+  if message then n = tonumber(string.match(message, '^(%d+):')) or 0 end
+  redis.call('ZADD', dead, n, id)
+end
+";
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("local GROUP = '{GROUP}'\n{PRELUDE}\n{body}"))
+}
+
+/// ARGV: id, `received_at:topic_len:topic body`. Returns 1 when stored, 0
+/// for a duplicate.
+static INSERT: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local id = ARGV[1]
+if redis.call('HEXISTS', messages, id) == 1 or redis.call('ZSCORE', done, id) then
+  return 0
+end
+local n = redis.call('INCR', seq)
+redis.call('HSET', messages, id, string.format('%d:', n) .. ARGV[2])
+enqueue(id)
+return 1
+",
+    )
+});
+
+/// ARGV: max, lease ms, max attempts, token, lapse error, chunk. Returns
+/// `{ms until the next is due or -1, {{id, attempt, message}, …}, {entry, …}}`.
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local max, lease, max_attempts = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local token, lapse_error, chunk = ARGV[4], ARGV[5], tonumber(ARGV[6])
+local now = now_ms()
+
+-- Lapsed leases: each a failed attempt; dead at the maximum.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, chunk)) do
+  unlease(id)
+  if redis.call('HEXISTS', messages, id) == 1 then
+    redis.call('HSET', errors, id, lapse_error)
+    if (tonumber(redis.call('HGET', attempts, id)) or 0) >= max_attempts then
+      bury(id)
+    else
+      enqueue(id)
+    end
+  end
+end
+
+-- Retries that are due join the queue.
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, chunk)) do
+  redis.call('ZREM', delayed, id)
+  enqueue(id)
+end
+
+-- Lease the oldest entries.
+local claimed, entries = {}, {}
+for _ = 1, 16 do
+  if #claimed >= max then break end
+  local read = redis.pcall('XREADGROUP', 'GROUP', GROUP, GROUP, 'COUNT', max - #claimed,
+                           'STREAMS', stream, '>')
+  if type(read) == 'table' and read.err then
+    if not string.find(read.err, 'NOGROUP', 1, true) then
+      return redis.error_reply(read.err)
+    end
+    -- From the start: entries written before the group existed are read.
+    redis.call('XGROUP', 'CREATE', stream, GROUP, '0', 'MKSTREAM')
+    read = redis.call('XREADGROUP', 'GROUP', GROUP, GROUP, 'COUNT', max - #claimed,
+                      'STREAMS', stream, '>')
+  end
+  if not read or not read[1] or #read[1][2] == 0 then break end
+  for _, e in ipairs(read[1][2]) do
+    local entry, fields = e[1], e[2]
+    local id = fields and fields[2]
+    local message = id and redis.call('HGET', messages, id)
+    if message and not redis.call('HGET', leases, id) and not redis.call('ZSCORE', dead, id)
+       and not redis.call('ZSCORE', delayed, id) then
+      local attempt = redis.call('HINCRBY', attempts, id, 1)
+      redis.call('ZADD', leased, now + lease, id)
+      redis.call('HSET', leases, id, token .. ' ' .. entry)
+      claimed[#claimed + 1] = {id, attempt, message}
+      entries[#entries + 1] = entry
+    else
+      -- Not a notification waiting: a leftover, dropped.
+      redis.pcall('XACK', stream, GROUP, entry)
+      redis.call('XDEL', stream, entry)
+    end
+  end
+end
+
+-- When the next one is due: now when entries are still waiting, else the
+-- earliest retry or lease end.
+local waiting = redis.call('HLEN', messages) - redis.call('ZCARD', leased)
+  - redis.call('ZCARD', dead) - redis.call('ZCARD', delayed)
+local next_due = -1
+if waiting > 0 then
+  next_due = 0
+else
+  for _, key in ipairs({delayed, leased}) do
+    local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+    if first[2] then
+      local due = tonumber(first[2]) - now
+      if due < 0 then due = 0 end
+      if next_due < 0 or due < next_due then next_due = due end
+    end
+  end
+end
+return {next_due, claimed, entries}
+",
+    )
+});
+
+/// ARGV: id, token. Returns 1 when marked done.
+static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local id = ARGV[1]
+if not fenced(id, ARGV[2]) then return 0 end
+unlease(id)
+redis.call('HDEL', messages, id)
+redis.call('HDEL', attempts, id)
+redis.call('HDEL', errors, id)
+redis.call('ZADD', done, now_ms(), id)
+return 1
+",
+    )
+});
+
+/// ARGV: id, token, error, retry delay ms (empty: dead). Returns 1 when
+/// recorded.
+static FAIL: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local id = ARGV[1]
+if not fenced(id, ARGV[2]) then return 0 end
+unlease(id)
+redis.call('HSET', errors, id, ARGV[3])
+if ARGV[4] == '' then
+  bury(id)
+else
+  redis.call('ZADD', delayed, now_ms() + tonumber(ARGV[4]), id)
+end
+return 1
+",
+    )
+});
+
+/// ARGV: id, token. Returns 1 when handed back.
+static RELEASE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local id = ARGV[1]
+if not fenced(id, ARGV[2]) then return 0 end
+unlease(id)
+local n = tonumber(redis.call('HGET', attempts, id)) or 0
+if n > 0 then n = n - 1 end
+redis.call('HSET', attempts, id, n)
+enqueue(id)
+return 1
+",
+    )
+});
+
+/// ARGV: id. Returns 1 when requeued.
+static REQUEUE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local id = ARGV[1]
+if not redis.call('ZSCORE', dead, id) then return 0 end
+redis.call('ZREM', dead, id)
+redis.call('HSET', attempts, id, 0)
+redis.call('HDEL', errors, id)
+enqueue(id)
+return 1
+",
+    )
+});
+
+/// ARGV: after (a sequence number), how many. Returns
+/// `{{id, seq, message, attempts, error}, …}`.
+static DEAD: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local found = redis.call('ZRANGEBYSCORE', dead, '(' .. ARGV[1], '+inf', 'WITHSCORES',
+                         'LIMIT', 0, ARGV[2])
+local page = {}
+for i = 1, #found, 2 do
+  local id = found[i]
+  page[#page + 1] = {
+    id, found[i + 1], redis.call('HGET', messages, id) or '',
+    tonumber(redis.call('HGET', attempts, id)) or 0, redis.call('HGET', errors, id) or ''
+  }
+end
+return page
+",
+    )
+});
+
+/// ARGV: age ms (done before now − age is forgotten), chunk. Returns how
+/// many were forgotten.
+static PRUNE: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+local cutoff = now_ms() - tonumber(ARGV[1])
+local ids = redis.call('ZRANGEBYSCORE', done, '-inf', string.format('(%d', cutoff),
+                       'LIMIT', 0, tonumber(ARGV[2]))
+if #ids > 0 then redis.call('ZREM', done, unpack(ids)) end
+return #ids
+",
+    )
+});
+
+/// Returns `{messages, leased, dead, done}`, read at one instant.
+static COUNTS: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+return {redis.call('HLEN', messages), redis.call('ZCARD', leased),
+        redis.call('ZCARD', dead), redis.call('ZCARD', done)}
+",
+    )
+});
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db]`),
+    /// with [`DEFAULT_REDIS_TIMEOUT`] for connecting and for each operation,
+    /// and logs a `warn` when Redis can lose acknowledged writes (see
+    /// [`persistence`](Self::persistence)).
+    ///
+    /// # Errors
+    ///
+    /// When the URL is invalid or Redis cannot be reached (after a few
+    /// attempts). The error never contains the URL or its password.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let store = Self::open(url, DEFAULT_REDIS_TIMEOUT).await?;
+        store.warn_if_not_durable().await;
+        Ok(store)
+    }
+
+    async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
+        let client = Client::open(url).map_err(StoreError::unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(3)
+            .set_max_delay(timeout);
+        let connection = ConnectionManager::new_with_config(client, config)
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(Self::new(connection).timeout(timeout))
+    }
+
+    /// A store on a connection you configured yourself (for instance one
+    /// made with `ConnectionManager::new_lazy_with_config`, to start while
+    /// Redis is still down). Checks nothing: call
+    /// [`persistence`](Self::persistence) yourself.
+    pub fn new(connection: ConnectionManager) -> Self {
+        Self {
+            connection,
+            keys: Arc::new(Keys::new(DEFAULT_REDIS_KEY_PREFIX)),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+            inserts: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+        }
+    }
+
+    /// Sets the key prefix (default [`DEFAULT_REDIS_KEY_PREFIX`]): the keys
+    /// are `{prefix}:stream` and so on, so the prefix is also their hash
+    /// tag. Inboxes that must not share notifications (two environments on
+    /// one Redis) need different prefixes.
+    ///
+    /// # Panics
+    ///
+    /// When `prefix` is empty or contains `{` or `}`.
+    #[must_use]
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        let prefix = prefix.into();
+        check_prefix(&prefix);
+        self.keys = Arc::new(Keys::new(&prefix));
+        self
+    }
+
+    /// Sets how long each operation waits for Redis (default
+    /// [`DEFAULT_REDIS_TIMEOUT`]) before failing with
+    /// [`StoreErrorKind::TimedOut`](super::StoreErrorKind::TimedOut).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets how many inserts may wait for Redis at once (default
+    /// [`DEFAULT_MAX_IN_FLIGHT`]). Beyond that, inserts fail at once with
+    /// [`StoreErrorKind::Overloaded`](super::StoreErrorKind::Overloaded),
+    /// which the receiver answers with 429: nothing queues without bound.
+    #[must_use]
+    pub fn max_in_flight(mut self, max: usize) -> Self {
+        self.max_in_flight = max.max(1);
+        self.inserts = Arc::new(Semaphore::new(self.max_in_flight));
+        self
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.keys.prefix
+    }
+
+    /// Whether Redis keeps what it acknowledged, from `CONFIG GET
+    /// appendonly` and `appendfsync`, or `INFO persistence` when `CONFIG`
+    /// is refused. [`Persistence::Unknown`] when neither tells.
+    pub async fn persistence(&self) -> Persistence {
+        self.read_config().await.0
+    }
+
+    /// The persistence, and the `maxmemory-policy` when readable.
+    async fn read_config(&self) -> (Persistence, Option<String>) {
+        let mut connection = self.connection.clone();
+        let reading = async move {
+            let mut pipe = redis::pipe();
+            for name in ["appendonly", "appendfsync", "maxmemory-policy"] {
+                pipe.cmd("CONFIG").arg("GET").arg(name);
+            }
+            let config: redis::RedisResult<Vec<HashMap<String, String>>> =
+                pipe.query_async(&mut connection).await;
+            if let Ok(config) = config {
+                let get = |name: &str| config.iter().find_map(|found| found.get(name).cloned());
+                if let (Some(appendonly), Some(appendfsync)) =
+                    (get("appendonly"), get("appendfsync"))
+                {
+                    return (
+                        Persistence::from_config(&appendonly, &appendfsync),
+                        get("maxmemory-policy"),
+                    );
+                }
+            }
+            // CONFIG refused or renamed: INFO tells whether the AOF is on,
+            // not its fsync policy.
+            let info: redis::RedisResult<String> = redis::cmd("INFO")
+                .arg("persistence")
+                .query_async(&mut connection)
+                .await;
+            let aof = info.ok().and_then(|info| {
+                info.lines()
+                    .find_map(|line| line.trim().strip_prefix("aof_enabled:").map(str::to_owned))
+            });
+            let persistence = match aof.as_deref() {
+                Some("0") => Persistence::NotDurable,
+                _ => Persistence::Unknown,
+            };
+            (persistence, None)
+        };
+        tokio::time::timeout(self.timeout, reading)
+            .await
+            .unwrap_or((Persistence::Unknown, None))
+    }
+
+    /// Logs a `warn` when Redis can lose acknowledged writes or evict the
+    /// inbox's keys.
+    async fn warn_if_not_durable(&self) {
+        let (persistence, policy) = self.read_config().await;
+        const ADVICE: &str = "set appendonly yes and appendfsync always in redis.conf";
+        match persistence {
+            Persistence::Durable => {}
+            Persistence::LosesUpToOneSecond => tracing::warn!(
+                target: "tower_intercom::inbox",
+                persistence = ?persistence,
+                "Redis syncs its append-only file once a second (appendfsync everysec): \
+                 up to about 1 s (2 s at worst) of notifications already answered 200 \
+                 are lost if Redis's machine crashes or loses power; {ADVICE}"
+            ),
+            Persistence::NotDurable => tracing::warn!(
+                target: "tower_intercom::inbox",
+                persistence = ?persistence,
+                "Redis does not keep what it acknowledged (appendonly no, or appendfsync no): \
+                 notifications already answered 200 can be lost when Redis restarts; {ADVICE}"
+            ),
+            Persistence::Unknown => tracing::warn!(
+                target: "tower_intercom::inbox",
+                persistence = ?persistence,
+                "could not read Redis's persistence settings (CONFIG GET was refused): \
+                 unless Redis runs with appendonly yes and appendfsync always, \
+                 notifications already answered 200 can be lost"
+            ),
+        }
+        if let Some(policy) = policy.filter(|policy| policy.starts_with("allkeys-")) {
+            tracing::warn!(
+                target: "tower_intercom::inbox",
+                policy = %policy,
+                "Redis may evict the inbox's keys (maxmemory-policy {policy}), losing \
+                 notifications and their deduplication; set maxmemory-policy noeviction"
+            );
+        }
+    }
+
+    /// Runs `script` with the inbox's keys and `args`, within the timeout.
+    fn invoke<T, F>(&self, script: &'static Script, args: Vec<Vec<u8>>, parse: F) -> InboxFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(Value) -> Result<T, StoreError> + Send + 'static,
+    {
+        let mut connection = self.connection.clone();
+        let keys = self.keys.clone();
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let running = async {
+                let mut invocation = script.prepare_invoke();
+                for key in &keys.all {
+                    invocation.key(key);
+                }
+                for arg in &args {
+                    invocation.arg(&arg[..]);
+                }
+                invocation.invoke_async::<Value>(&mut connection).await
+            };
+            match tokio::time::timeout(timeout, running).await {
+                Ok(Ok(value)) => parse(value),
+                Ok(Err(error)) => Err(StoreError::unavailable(error)),
+                Err(_) => Err(StoreError::timed_out(timeout)),
+            }
+        })
+    }
+}
+
+impl InboxStore for RedisStore {
+    fn insert(&self, notification: NewNotification) -> InboxFuture<Inserted> {
+        // At most `max_in_flight` inserts wait for Redis; the others are
+        // refused at once.
+        let Ok(permit) = self.inserts.clone().try_acquire_owned() else {
+            return Box::pin(std::future::ready(Err(StoreError::overloaded())));
+        };
+        let mut message = format!(
+            "{}:{}:",
+            millis(notification.received_at),
+            notification.topic.len()
+        )
+        .into_bytes();
+        message.reserve(notification.topic.len() + notification.body.len());
+        message.extend_from_slice(notification.topic.as_bytes());
+        message.extend_from_slice(&notification.body);
+        let inserting = self.invoke(
+            &INSERT,
+            vec![notification.id.as_bytes().to_vec(), message],
+            |value| {
+                Ok(if int(&value)? == 1 {
+                    Inserted::Stored
+                } else {
+                    Inserted::Duplicate
+                })
+            },
+        );
+        Box::pin(async move {
+            let inserted = inserting.await;
+            drop(permit);
+            inserted
+        })
+    }
+
+    fn claim(&self, request: ClaimRequest) -> InboxFuture<Claimed> {
+        let token = LeaseToken::random();
+        let args = vec![
+            request.max.clamp(1, MAX_CLAIM).to_string().into_bytes(),
+            duration_millis(request.lease)
+                .max(1)
+                .to_string()
+                .into_bytes(),
+            request.max_attempts.max(1).to_string().into_bytes(),
+            token.value().to_string().into_bytes(),
+            LAPSED.as_bytes().to_vec(),
+            CHUNK.to_string().into_bytes(),
+        ];
+        self.invoke(&CLAIM, args, move |value| {
+            let now = SystemTime::now();
+            let [next_due, claimed, entries] = array::<3>(value)?;
+            let next_due = u64::try_from(int(&next_due)?)
+                .ok()
+                .map(|ms| now + Duration::from_millis(ms));
+            let entries = list(entries)?;
+            let claimed = list(claimed)?;
+            if entries.len() != claimed.len() {
+                return Err(malformed());
+            }
+            let mut leases = Vec::with_capacity(claimed.len());
+            for (lease, entry) in claimed.into_iter().zip(entries) {
+                let [id, attempt, message] = array::<3>(lease)?;
+                let id = text(id)?;
+                let attempt = u32::try_from(int(&attempt)?).unwrap_or(u32::MAX);
+                let (_, received_at, topic, body) = decode(bytes(message)?)?;
+                let token = token.clone().with_receipt(text(entry)?);
+                leases.push(Lease::new(
+                    ReceivedNotification::new(id, topic, body, received_at, attempt),
+                    token,
+                ));
+            }
+            Ok(Claimed::new(leases, next_due))
+        })
+    }
+
+    fn complete(&self, id: &str, token: &LeaseToken) -> InboxFuture<bool> {
+        let args = vec![id.as_bytes().to_vec(), token_arg(token)];
+        self.invoke(&COMPLETE, args, |value| Ok(int(&value)? == 1))
+    }
+
+    fn fail(&self, id: &str, token: &LeaseToken, failure: Failure) -> InboxFuture<bool> {
+        let delay = failure.retry_at.map(|retry_at| {
+            let delay = retry_at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            duration_millis(delay).to_string().into_bytes()
+        });
+        let args = vec![
+            id.as_bytes().to_vec(),
+            token_arg(token),
+            truncate(&failure.error, MAX_ERROR_LEN).as_bytes().to_vec(),
+            delay.unwrap_or_default(),
+        ];
+        self.invoke(&FAIL, args, |value| Ok(int(&value)? == 1))
+    }
+
+    fn release(&self, id: &str, token: &LeaseToken) -> InboxFuture<bool> {
+        let args = vec![id.as_bytes().to_vec(), token_arg(token)];
+        self.invoke(&RELEASE, args, |value| Ok(int(&value)? == 1))
+    }
+
+    fn counts(&self) -> InboxFuture<Counts> {
+        self.invoke(&COUNTS, Vec::new(), |value| {
+            let [messages, leased, dead, done] = array::<4>(value)?;
+            let [messages, leased, dead, done] =
+                [messages, leased, dead, done].map(|n| int(&n).map(|n| n.max(0) as u64));
+            let (leased, dead) = (leased?, dead?);
+            Ok(Counts {
+                pending: messages?.saturating_sub(leased).saturating_sub(dead),
+                in_progress: leased,
+                done: done?,
+                dead,
+            })
+        })
+    }
+
+    fn dead(&self, query: DeadQuery) -> InboxFuture<DeadPage> {
+        let after = match query.after.as_deref().map(str::parse::<u64>) {
+            None => 0,
+            Some(Ok(seq)) => seq,
+            Some(Err(_)) => {
+                return Box::pin(std::future::ready(Err(StoreError::unavailable(
+                    "not a cursor of this store",
+                ))))
+            }
+        };
+        let limit = query.limit.clamp(1, MAX_PAGE);
+        let args = vec![
+            after.to_string().into_bytes(),
+            (limit + 1).to_string().into_bytes(),
+        ];
+        self.invoke(&DEAD, args, move |value| {
+            let mut rows = Vec::new();
+            for row in list(value)? {
+                let [id, seq, message, attempts, error] = array::<5>(row)?;
+                let id = text(id)?;
+                let seq = text(seq)?;
+                let (_, received_at, topic, body) = decode(bytes(message)?)?;
+                let attempts = u32::try_from(int(&attempts)?.max(0)).unwrap_or(u32::MAX);
+                let error = String::from_utf8_lossy(&bytes(error)?).into_owned();
+                let notification =
+                    ReceivedNotification::new(id, topic, body, received_at, attempts);
+                rows.push((seq, DeadNotification::new(notification, error)));
+            }
+            let more = rows.len() > limit;
+            rows.truncate(limit);
+            let next = more
+                .then(|| rows.last().map(|(seq, _)| seq.clone().into_boxed_str()))
+                .flatten();
+            Ok(DeadPage::new(
+                rows.into_iter().map(|(_, dead)| dead).collect(),
+                next,
+            ))
+        })
+    }
+
+    fn requeue(&self, id: &str) -> InboxFuture<bool> {
+        self.invoke(&REQUEUE, vec![id.as_bytes().to_vec()], |value| {
+            Ok(int(&value)? == 1)
+        })
+    }
+
+    fn prune_done(&self, before: SystemTime) -> InboxFuture<u64> {
+        // Redis's clock decides when an id was done: the cutoff is sent as
+        // an age, so the two clocks need not agree.
+        let now = SystemTime::now();
+        let age: i64 = match now.duration_since(before) {
+            Ok(age) => duration_millis(age),
+            Err(ahead) => -duration_millis(ahead.duration()),
+        };
+        let args = vec![age.to_string().into_bytes(), CHUNK.to_string().into_bytes()];
+        self.invoke(&PRUNE, args, |value| {
+            Ok(u64::try_from(int(&value)?).unwrap_or(0))
+        })
+    }
+}
+
+fn token_arg(token: &LeaseToken) -> Vec<u8> {
+    token.value().to_string().into_bytes()
+}
+
+/// A stored message: `seq:received_at:topic_len:` then the topic and the
+/// body.
+fn decode(message: Vec<u8>) -> Result<(u64, SystemTime, String, Bytes), StoreError> {
+    let mut rest = &message[..];
+    let mut number = || -> Result<u64, StoreError> {
+        let colon = rest.iter().position(|&b| b == b':').ok_or_else(malformed)?;
+        let digits = std::str::from_utf8(&rest[..colon]).map_err(|_| malformed())?;
+        let n = digits.parse::<u64>().map_err(|_| malformed())?;
+        rest = &rest[colon + 1..];
+        Ok(n)
+    };
+    let seq = number()?;
+    let received_at = number()?;
+    let topic_len = usize::try_from(number()?).map_err(|_| malformed())?;
+    if rest.len() < topic_len {
+        return Err(malformed());
+    }
+    let topic = String::from_utf8(rest[..topic_len].to_vec()).map_err(|_| malformed())?;
+    let offset = message.len() - rest.len() + topic_len;
+    let body = Bytes::from(message).slice(offset..);
+    Ok((seq, time(received_at), topic, body))
+}
+
+fn malformed() -> StoreError {
+    StoreError::unavailable("Redis returned an unexpected reply to an inbox script")
+}
+
+fn int(value: &Value) -> Result<i64, StoreError> {
+    match value {
+        Value::Int(n) => Ok(*n),
+        Value::BulkString(text) => std::str::from_utf8(text)
+            .ok()
+            .and_then(|text| text.parse().ok())
+            .ok_or_else(malformed),
+        _ => Err(malformed()),
+    }
+}
+
+fn bytes(value: Value) -> Result<Vec<u8>, StoreError> {
+    match value {
+        Value::BulkString(bytes) => Ok(bytes),
+        Value::SimpleString(text) => Ok(text.into_bytes()),
+        _ => Err(malformed()),
+    }
+}
+
+fn text(value: Value) -> Result<String, StoreError> {
+    String::from_utf8(bytes(value)?).map_err(|_| malformed())
+}
+
+fn list(value: Value) -> Result<Vec<Value>, StoreError> {
+    match value {
+        Value::Array(items) => Ok(items),
+        Value::Nil => Ok(Vec::new()),
+        _ => Err(malformed()),
+    }
+}
+
+fn array<const N: usize>(value: Value) -> Result<[Value; N], StoreError> {
+    <[Value; N]>::try_from(list(value)?).map_err(|_| malformed())
+}
+
+/// Milliseconds since the Unix epoch (0 before it).
+fn millis(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    })
+}
+
+/// A duration in milliseconds, at most ten years (so that Redis's `now +
+/// lease` stays an exact integer).
+fn duration_millis(duration: Duration) -> i64 {
+    const TEN_YEARS: i64 = 10 * 366 * 24 * 60 * 60 * 1000;
+    i64::try_from(duration.as_millis()).map_or(TEN_YEARS, |ms| ms.min(TEN_YEARS))
+}
+
+fn time(millis: u64) -> SystemTime {
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(millis))
+        .unwrap_or(UNIX_EPOCH)
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn persistence_follows_appendonly_and_appendfsync() {
+        use Persistence::*;
+        for (appendonly, appendfsync, expected) in [
+            ("yes", "always", Durable),
+            ("yes", "everysec", LosesUpToOneSecond),
+            ("yes", "no", NotDurable),
+            ("no", "always", NotDurable),
+            ("no", "everysec", NotDurable),
+            ("YES", "Always", Durable),
+            ("yes", "sometimes", Unknown),
+            ("", "", Unknown),
+        ] {
+            assert_eq!(
+                Persistence::from_config(appendonly, appendfsync),
+                expected,
+                "{appendonly} {appendfsync}"
+            );
+        }
+    }
+
+    #[test]
+    fn messages_round_trip() {
+        let topic = "conversation:user.created";
+        let body = b"{\"id\":\"a:b\"}\0\xff";
+        let mut message = format!("42:1700000000123:{}:", topic.len()).into_bytes();
+        message.extend_from_slice(topic.as_bytes());
+        message.extend_from_slice(body);
+        let (seq, received_at, decoded_topic, decoded_body) = decode(message).unwrap();
+        assert_eq!(seq, 42);
+        assert_eq!(millis(received_at), 1_700_000_000_123);
+        assert_eq!(decoded_topic, topic);
+        assert_eq!(&decoded_body[..], body);
+        for bad in [&b""[..], b"1:2", b"1:2:9:short", b"x:2:0:", b"1:2:1:\xff"] {
+            assert!(decode(bad.to_vec()).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys_share_one_hash_tag() {
+        let keys = Keys::new("app:intercom");
+        assert_eq!(keys.all[0], "{app:intercom}:stream");
+        assert!(keys
+            .all
+            .iter()
+            .all(|key| key.starts_with("{app:intercom}:")));
+    }
+
+    #[test]
+    #[should_panic(expected = "no braces")]
+    fn a_prefix_with_braces_is_refused() {
+        check_prefix("a}b");
+    }
+}

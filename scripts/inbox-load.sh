@@ -12,10 +12,13 @@
 #   sqlite   inbox_receiver --mode sqlite: the layer in front of the SQLite
 #            inbox's receiver (WAL, synchronous=FULL, group commit), no
 #            workers: each 200 waits for a synced commit
+#   redis    inbox_receiver --mode redis: the layer in front of the Redis
+#            inbox's receiver, no workers; redis-server (--appendonly yes
+#            --appendfsync everysec, its own temporary directory and port)
+#            pinned to core 0 with the receiver, its CPU time counted with it
 #   drain-C  inbox_receiver --drain PREFILL --concurrency C: PREFILL
 #            notifications stored, then a worker with a no-op handler and C
 #            at a time drains them (no HTTP)
-# The Redis inbox is not on this branch: no redis mode yet.
 #
 # The load generator (inbox_load) keeps CONNECTIONS keep-alive connections
 # busy for DURATION seconds after a 1 s warmup, each request a SIZE-byte
@@ -26,8 +29,9 @@
 #
 # Settings (environment): DURATION (s, default 10), ROUNDS (3),
 # CONNECTIONS (128), SIZE (bytes, 2048), PREFILL (50000), WORKERS
-# (concurrencies, "16 64"), MODES ("layer sqlite").
-# Needs: taskset, python3, curl, cargo.
+# (concurrencies, "16 64"), MODES ("layer sqlite redis"; without redis
+# when redis-server is not installed).
+# Needs: taskset, python3, curl, cargo; redis-server for the redis mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,7 +41,10 @@ CONNECTIONS=${CONNECTIONS:-128}
 SIZE=${SIZE:-2048}
 PREFILL=${PREFILL:-50000}
 WORKERS=${WORKERS:-"16 64"}
-MODES=${MODES:-"layer sqlite"}
+if [ -z "${MODES:-}" ]; then
+  MODES="layer sqlite redis"
+  command -v redis-server >/dev/null || { echo "redis-server not found: no redis mode" >&2; MODES="layer sqlite"; }
+fi
 
 for tool in taskset python3 curl cargo; do
   command -v "$tool" >/dev/null || { echo "inbox-load.sh needs $tool" >&2; exit 1; }
@@ -47,7 +54,7 @@ if [ "$(nproc)" -lt 2 ]; then
   exit 1
 fi
 
-cargo build --release --quiet -p tower-intercom-test-support --features inbox-sqlite \
+cargo build --release --quiet -p tower-intercom-test-support --features inbox-redis \
   --bin inbox_receiver --bin inbox_load
 target=${CARGO_TARGET_DIR:-target}
 receiver_bin=$target/release/inbox_receiver
@@ -55,8 +62,10 @@ load_bin=$target/release/inbox_load
 
 work=$(mktemp -d)
 pid=
+redis_pid=
 cleanup() {
   if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -71,11 +80,24 @@ cpu_ns() {
   cat /proc/"$1"/task/*/schedstat | awk '{ sum += $1 } END { printf "%.0f", sum }'
 }
 
-# start MODE DIR: a receiver on core 0; sets pid and port once it answers.
+# start MODE DIR: a receiver on core 0 (and, for redis, a redis-server
+# with its data in DIR); sets pid and port once it answers.
 start() {
-  local mode=$1 dir=$2
+  local mode=$1 dir=$2 url=
+  if [ "$mode" = redis ]; then
+    local redis_port; redis_port=$(free_port)
+    taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir" --save "" \
+      --appendonly yes --appendfsync everysec >"$work/redis.log" 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 1 100); do
+      if python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(b"PING\r\n"); sys.exit(0 if s.recv(7)==b"+PONG\r\n" else 1)' \
+        "$redis_port" 2>/dev/null; then break; fi
+      sleep 0.1
+    done
+    url=redis://127.0.0.1:$redis_port/
+  fi
   port=$(free_port)
-  PORT=$port taskset -c 0 "$receiver_bin" --mode "$mode" --dir "$dir" >"$work/receiver.log" 2>&1 &
+  PORT=$port taskset -c 0 "$receiver_bin" --mode "$mode" --dir "$dir" ${url:+--url "$url"} >"$work/receiver.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "http://127.0.0.1:$port/stats"; then return 0; fi
@@ -85,6 +107,15 @@ start() {
 }
 stop() {
   kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; redis_pid=
+  fi
+}
+# CPU time of the receiver (and its redis-server), in ns.
+side_cpu_ns() {
+  local total; total=$(cpu_ns "$pid")
+  [ -n "$redis_pid" ] && total=$((total + $(cpu_ns "$redis_pid")))
+  echo "$total"
 }
 
 # Sanity, once per mode: a signed notification gets 200, a forged one 401,
@@ -114,14 +145,14 @@ ack() { # ack MODE ROUND
   local mode=$1 round=$2 dir="$work/run" line stats before after repeat=()
   mkdir -p "$dir"; start "$mode" "$dir"
   [ "$mode" = layer ] && repeat=(--repeat --pool 20000)
-  before=$(cpu_ns "$pid")
+  before=$(side_cpu_ns)
   line=$(timeout $((DURATION + 120)) taskset -c 1 "$load_bin" --url "http://127.0.0.1:$port/webhooks/intercom" \
     --connections "$CONNECTIONS" --duration "$DURATION" --size "$SIZE" "${repeat[@]}" | grep '^RESULT') \
     || { echo "the load generator failed against $mode" >&2; exit 1; }
-  after=$(cpu_ns "$pid")
+  after=$(side_cpu_ns)
   stats=$(curl -s "http://127.0.0.1:$port/stats")
   stop; rm -rf "$dir"
-  echo "$mode $round ${line#RESULT } cpu_us=$(( (after - before) / 1000 )) ${stats/-/}" >>"$results"
+  echo "$mode $round ${line#RESULT } cpu_us=$(( (after - before) / 1000 )) ${stats/-/}" | tee -a "$results" >&2
 }
 
 drain() { # drain CONCURRENCY ROUND
@@ -130,7 +161,7 @@ drain() { # drain CONCURRENCY ROUND
   line=$(timeout 900 taskset -c 0 "$receiver_bin" --drain "$PREFILL" --concurrency "$c" --dir "$dir" --size "$SIZE" \
     | grep '^RESULT') || { echo "the drain with concurrency $c failed" >&2; exit 1; }
   rm -rf "$dir"
-  echo "drain-$c $round ${line#RESULT }" >>"$results"
+  echo "drain-$c $round ${line#RESULT }" | tee -a "$results" >&2
 }
 
 contenders=($MODES)

@@ -8,6 +8,8 @@
 //! - `--mode sqlite --dir DIR`: the layer in front of the SQLite inbox's
 //!   receiver (`DIR/inbox.sqlite3`, WAL, `synchronous=FULL`, group commit),
 //!   no workers: each 200 waits for a synced commit.
+//! - `--mode redis --url redis://HOST:PORT/` (feature `inbox-redis`): the
+//!   layer in front of the Redis inbox's receiver, no workers.
 //! - `--drain N --concurrency C --dir DIR`: no server. Stores `N` unique
 //!   signed 2 KiB notifications through the layer and the receiver (in
 //!   process, 512 at a time), then runs a worker with a no-op handler and
@@ -43,6 +45,7 @@ const WEBHOOK_PATH: &str = "/webhooks/intercom";
 struct Options {
     mode: String,
     dir: Option<String>,
+    url: Option<String>,
     drain: Option<u64>,
     concurrency: usize,
     size: usize,
@@ -52,6 +55,7 @@ fn options() -> Result<Options, String> {
     let mut options = Options {
         mode: String::new(),
         dir: None,
+        url: None,
         drain: None,
         concurrency: 16,
         size: 2048,
@@ -67,14 +71,15 @@ fn options() -> Result<Options, String> {
         match flag.as_str() {
             "--mode" => options.mode = value,
             "--dir" => options.dir = Some(value),
+            "--url" => options.url = Some(value),
             "--drain" => options.drain = Some(number()?),
             "--concurrency" => options.concurrency = number()? as usize,
             "--size" => options.size = number()? as usize,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    if options.drain.is_none() && !matches!(options.mode.as_str(), "layer" | "sqlite") {
-        return Err("--mode layer|sqlite, or --drain N, is required".into());
+    if options.drain.is_none() && !matches!(options.mode.as_str(), "layer" | "sqlite" | "redis") {
+        return Err("--mode layer|sqlite|redis, or --drain N, is required".into());
     }
     if (options.drain.is_some() || options.mode == "sqlite") && options.dir.is_none() {
         return Err("--dir is required for the inbox".into());
@@ -120,6 +125,24 @@ async fn main() -> ExitCode {
                 let stats = Arc::new(|| async { "-".to_owned() }.boxed());
                 serve(listener, layer.layer(service_fn(empty_ok)), stats).await;
             }
+            #[cfg(feature = "inbox-redis")]
+            "redis" => {
+                let url = options
+                    .url
+                    .as_deref()
+                    .ok_or("--url is required for redis")?;
+                let inbox = tower_intercom::inbox::RedisInbox::connect(url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let stats_inbox = inbox.clone();
+                let stats = Arc::new(move || {
+                    let inbox = stats_inbox.clone();
+                    async move { counts_line(&inbox).await + "\n" }.boxed()
+                });
+                serve(listener, layer.layer(inbox.receiver()), stats).await;
+            }
+            #[cfg(not(feature = "inbox-redis"))]
+            "redis" => return Err("built without the inbox-redis feature".into()),
             _ => {
                 let inbox = open(options.dir.as_deref().unwrap_or_default())?;
                 let stats_inbox = inbox.clone();
@@ -142,15 +165,21 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn stats_line(inbox: &SqliteInbox) -> String {
-    let stats = inbox.store().stats();
-    let counts = match inbox.counts().await {
+async fn counts_line<St: tower_intercom::inbox::InboxStore>(
+    inbox: &tower_intercom::inbox::Inbox<St>,
+) -> String {
+    match inbox.counts().await {
         Ok(c) => format!(
             "pending={} in_progress={} done={} dead={}",
             c.pending, c.in_progress, c.done, c.dead
         ),
-        Err(e) => format!("counts_error={e:?}"),
-    };
+        Err(e) => format!("counts_error={e:?}").replace(' ', "_"),
+    }
+}
+
+async fn stats_line(inbox: &SqliteInbox) -> String {
+    let stats = inbox.store().stats();
+    let counts = counts_line(inbox).await;
     format!(
         "{counts} commits={} writes={} largest={}\n",
         stats.commits, stats.writes, stats.largest

@@ -16,8 +16,13 @@
 #   by hand         baseline --verify handler, no concurrency limit
 #                   and no timeout: the body collected with http_body_util's
 #                   Limited (1 MiB), then verify; what the layer replaces.
+#   inbox           inbox_receiver --mode sqlite: the layer (1 MiB limit, no
+#                   concurrency limit, no timeout) in front of the SQLite
+#                   inbox's receiver (bounded write queue, 429 when full);
+#                   the valid requests are committed (or found duplicate).
 #
-# baseline is the test-support crate's binary (test-support/src/bin/baseline.rs).
+# baseline and inbox_receiver are the test-support crate's binaries
+# (test-support/src/bin/).
 #
 # Settings (environment): CONNECTIONS (1000), TRICKLE_SECONDS (6).
 # Needs: python3, cargo. Bounded: about two minutes.
@@ -29,6 +34,7 @@ TRICKLE_SECONDS=${TRICKLE_SECONDS:-6}
 
 cargo build --release --quiet --example hyper
 cargo build --release --quiet -p tower-intercom-test-support --bin baseline
+cargo build --release --quiet -p tower-intercom-test-support --features inbox-sqlite --bin inbox_receiver
 # Room for the flood's sockets on both ends.
 ulimit -n "$(( CONNECTIONS * 4 + 1024 ))" 2>/dev/null || true
 
@@ -69,3 +75,6 @@ flood "examples/hyper.rs (1 MiB limit, 256 in flight, 5 s timeout)" \
   target/release/examples/hyper
 flood "by hand: Limited::collect then verify (1 MiB limit, no concurrency limit, no timeout)" \
   target/release/baseline --verify handler --max-in-flight 0 --timeout-secs 0
+mkdir -p "$work/inbox"
+flood "inbox: layer + SQLite inbox receiver (1 MiB limit, no concurrency limit, no timeout)" \
+  target/release/inbox_receiver --mode sqlite --dir "$work/inbox"

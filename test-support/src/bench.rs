@@ -142,3 +142,22 @@ pub fn ns(d: Duration) -> f64 {
 pub fn keep<T>(value: T) {
     black_box(value);
 }
+
+/// The id [`notification`] carries, 42 bytes.
+const NOTIFICATION_ID: &[u8] = b"notif_8a0c2b5e-0f4b-4c36-9b71-1e2a3f4b5c6d";
+
+/// `body` (made by [`notification`]) with its id replaced by a unique one
+/// of the same length, `notif_{run:08x}-{n:027}`, so the size stays
+/// exact: the load tests of the inbox send each notification once, the
+/// way Intercom does, so that they measure inserts, not the dedupe path.
+pub fn with_unique_id(body: &[u8], run: u32, n: u64) -> Vec<u8> {
+    let at = body
+        .windows(NOTIFICATION_ID.len())
+        .position(|window| window == NOTIFICATION_ID)
+        .expect("a body made by notification()");
+    let id = format!("notif_{run:08x}-{n:027}");
+    assert_eq!(id.len(), NOTIFICATION_ID.len());
+    let mut out = body.to_vec();
+    out[at..at + id.len()].copy_from_slice(id.as_bytes());
+    out
+}

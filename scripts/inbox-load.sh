@@ -1,0 +1,275 @@
+#!/usr/bin/env bash
+# Load test of the durable inbox on loopback: the receiver pinned to core 0,
+# the load generator to core 1. Not part of CI: run it by hand, on a quiet
+# machine; it prints its figures and asserts no timing.
+#
+#   scripts/inbox-load.sh
+#
+# Contenders, each run ROUNDS times, interleaved (the order rotates each
+# round), a fresh receiver and a fresh temporary directory every run:
+#   layer    inbox_receiver --mode layer: VerifyIntercomWebhookLayer in front
+#            of an empty 200, no inbox (the ceiling of the two below)
+#   sqlite   inbox_receiver --mode sqlite: the layer in front of the SQLite
+#            inbox's receiver (WAL, synchronous=FULL, group commit), no
+#            workers: each 200 waits for a synced commit
+#   redis    inbox_receiver --mode redis: the layer in front of the Redis
+#            inbox's receiver, no workers; redis-server (--appendonly yes
+#            --appendfsync everysec, its own temporary directory and port)
+#            pinned to core 0 with the receiver, its CPU time counted with it
+#   drain-C  inbox_receiver --drain PREFILL --concurrency C: PREFILL
+#            notifications stored, then a worker with a no-op handler and C
+#            at a time drains them (no HTTP)
+#
+# The load generator (inbox_load) keeps CONNECTIONS keep-alive connections
+# busy for DURATION seconds after a 1 s warmup, each request a SIZE-byte
+# notification with its own id, signed before the clock starts; it records
+# every latency. Both binaries are in the test-support crate
+# (test-support/src/bin/). After each sqlite run the script checks that the
+# inbox holds exactly the notifications acknowledged with 200.
+#
+# Settings (environment): DURATION (s, default 10), ROUNDS (3),
+# CONNECTIONS (128), SIZE (bytes, 2048), PREFILL (50000), WORKERS
+# (concurrencies, "16 64"), MODES ("layer sqlite redis"; without redis
+# when redis-server is not installed).
+# Needs: taskset, python3, curl, cargo; redis-server for the redis mode.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-3}
+CONNECTIONS=${CONNECTIONS:-128}
+SIZE=${SIZE:-2048}
+PREFILL=${PREFILL:-50000}
+WORKERS=${WORKERS:-"16 64"}
+if [ -z "${MODES:-}" ]; then
+  MODES="layer sqlite redis"
+  command -v redis-server >/dev/null || { echo "redis-server not found: no redis mode" >&2; MODES="layer sqlite"; }
+fi
+
+for tool in taskset python3 curl cargo; do
+  command -v "$tool" >/dev/null || { echo "inbox-load.sh needs $tool" >&2; exit 1; }
+done
+if [ "$(nproc)" -lt 2 ]; then
+  echo "inbox-load.sh needs 2 cores: one for the receiver, one for the load generator" >&2
+  exit 1
+fi
+
+cargo build --release --quiet -p tower-intercom-test-support --features inbox-redis \
+  --bin inbox_receiver --bin inbox_load
+target=${CARGO_TARGET_DIR:-target}
+receiver_bin=$target/release/inbox_receiver
+load_bin=$target/release/inbox_load
+
+work=$(mktemp -d)
+pid=
+redis_pid=
+cleanup() {
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  if [ -n "$redis_pid" ]; then kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export INTERCOM_WEBHOOK_SECRET="inbox-load-test-client-secret"
+export RUST_LOG=warn
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+cpu_ns() {
+  cat /proc/"$1"/task/*/schedstat | awk '{ sum += $1 } END { printf "%.0f", sum }'
+}
+
+# start MODE DIR: a receiver on core 0 (and, for redis, a redis-server
+# with its data in DIR); sets pid and port once it answers.
+start() {
+  local mode=$1 dir=$2 url=
+  if [ "$mode" = redis ]; then
+    local redis_port; redis_port=$(free_port)
+    taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir" --save "" \
+      --appendonly yes --appendfsync everysec >"$work/redis.log" 2>&1 &
+    redis_pid=$!
+    for _ in $(seq 1 100); do
+      if python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(b"PING\r\n"); sys.exit(0 if s.recv(7)==b"+PONG\r\n" else 1)' \
+        "$redis_port" 2>/dev/null; then break; fi
+      sleep 0.1
+    done
+    url=redis://127.0.0.1:$redis_port/
+  fi
+  port=$(free_port)
+  PORT=$port taskset -c 0 "$receiver_bin" --mode "$mode" --dir "$dir" ${url:+--url "$url"} >"$work/receiver.log" 2>&1 &
+  pid=$!
+  for _ in $(seq 1 100); do
+    if curl -s -o /dev/null "http://127.0.0.1:$port/stats"; then return 0; fi
+    sleep 0.1
+  done
+  echo "$mode receiver did not start:" >&2; cat "$work/receiver.log" >&2; exit 1
+}
+stop() {
+  kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=
+  if [ -n "$redis_pid" ]; then
+    kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; redis_pid=
+  fi
+}
+# CPU time of the receiver (and its redis-server), in ns.
+side_cpu_ns() {
+  local total; total=$(cpu_ns "$pid")
+  [ -n "$redis_pid" ] && total=$((total + $(cpu_ns "$redis_pid")))
+  echo "$total"
+}
+
+# Sanity, once per mode: a signed notification gets 200, a forged one 401,
+# and the inbox answers a redelivery as a duplicate.
+python3 scripts/notification.py "$SIZE" "$work/body.json" >"$work/signature"
+for mode in $MODES; do
+  mkdir -p "$work/check"; start "$mode" "$work/check"
+  url="http://127.0.0.1:$port/webhooks/intercom"
+  post() {
+    curl -s -D "$work/headers" -o /dev/null -w '%{http_code}' -X POST "$url" \
+      -H 'content-type: application/json' -H "x-hub-signature: $1" --data-binary "@$work/body.json"
+  }
+  code=$(post "$(cat "$work/signature")"); [ "$code" = 200 ] || { echo "$mode answered $code to a signed body" >&2; exit 1; }
+  code=$(post "sha1=$(printf '0%.0s' $(seq 40))"); [ "$code" = 401 ] || { echo "$mode answered $code to a forged signature" >&2; exit 1; }
+  if [ "$mode" != layer ]; then
+    code=$(post "$(cat "$work/signature")")
+    [ "$code" = 200 ] && grep -qi '^x-intercom-duplicate: true' "$work/headers" \
+      || { echo "$mode did not answer a redelivery as a duplicate" >&2; exit 1; }
+  fi
+  stop; rm -rf "$work/check"
+done
+
+results="$work/results"
+: >"$results"
+
+ack() { # ack MODE ROUND
+  local mode=$1 round=$2 dir="$work/run" line stats before after repeat=()
+  mkdir -p "$dir"; start "$mode" "$dir"
+  [ "$mode" = layer ] && repeat=(--repeat --pool 20000)
+  before=$(side_cpu_ns)
+  line=$(timeout $((DURATION + 120)) taskset -c 1 "$load_bin" --url "http://127.0.0.1:$port/webhooks/intercom" \
+    --connections "$CONNECTIONS" --duration "$DURATION" --size "$SIZE" "${repeat[@]}" | grep '^RESULT') \
+    || { echo "the load generator failed against $mode" >&2; exit 1; }
+  after=$(side_cpu_ns)
+  stats=$(curl -s "http://127.0.0.1:$port/stats")
+  stop; rm -rf "$dir"
+  echo "$mode $round ${line#RESULT } cpu_us=$(( (after - before) / 1000 )) ${stats/-/}" | tee -a "$results" >&2
+}
+
+drain() { # drain CONCURRENCY ROUND
+  local c=$1 round=$2 dir="$work/run" line
+  mkdir -p "$dir"
+  line=$(timeout 900 taskset -c 0 "$receiver_bin" --drain "$PREFILL" --concurrency "$c" --dir "$dir" --size "$SIZE" \
+    | grep '^RESULT') || { echo "the drain with concurrency $c failed" >&2; exit 1; }
+  rm -rf "$dir"
+  echo "drain-$c $round ${line#RESULT }" | tee -a "$results" >&2
+}
+
+contenders=($MODES)
+for c in $WORKERS; do contenders+=("drain-$c"); done
+echo "inbox load: ${DURATION}s x ${ROUNDS} rounds, $CONNECTIONS connections, $SIZE-byte notifications," \
+  "drain of $PREFILL; load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+for round in $(seq 1 "$ROUNDS"); do
+  n=${#contenders[@]}
+  for i in $(seq 0 $((n - 1))); do
+    name=${contenders[$(((i + round) % n))]}
+    echo "round $round/$ROUNDS: $name" >&2
+    case $name in
+      drain-*) drain "${name#drain-}" "$round" ;;
+      *) ack "$name" "$round" ;;
+    esac
+  done
+done
+
+python3 - "$results" "$(cut -d' ' -f1-3 /proc/loadavg)" "$CONNECTIONS" "$DURATION" "$ROUNDS" "$PREFILL" <<'EOF'
+import statistics, sys
+from collections import defaultdict
+
+path, load, connections, duration, rounds, prefill = sys.argv[1:7]
+duration = float(duration)
+runs = defaultdict(dict)  # name -> round -> fields
+for line in open(path):
+    name, rnd, *fields = line.split()
+    r = {}
+    for f in fields:
+        k, _, v = f.partition("=")
+        try:
+            r[k] = float(v)
+        except ValueError:
+            r[k] = v
+    runs[name][int(rnd)] = r
+
+def med(name, key):
+    v = [r[key] for r in runs[name].values() if key in r]
+    return statistics.median(v) if v else None
+
+def spread(values):
+    return f"{statistics.median(values):.2f} [{min(values):.2f}-{max(values):.2f}]" if values else "-"
+
+def per_round(f):
+    """f(round's runs by name) for each round where it is defined."""
+    out = []
+    for rnd in sorted({rnd for rs in runs.values() for rnd in rs}):
+        try:
+            out.append(f({n: rs[rnd] for n, rs in runs.items() if rnd in rs}))
+        except KeyError:
+            pass
+    return out
+
+problems = []
+print()
+print(f"receiver on core 0, load generator on core 1 ({connections} connections, {duration:.0f} s x {rounds} "
+      f"rounds, medians [range]); load average after: {load}")
+print(f"{'receiver':>9} {'acked/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/req':>10} {'non-200':>8}")
+for name in ("layer", "sqlite", "redis"):
+    if name not in runs:
+        continue
+    rs = list(runs[name].values())
+    for r in rs:
+        if r["errors"] or r["non2xx"] or r["exhausted"]:
+            problems.append(f"{name}: errors={r['errors']:.0f} non2xx={r['non2xx']:.0f} "
+                            f"exhausted={r['exhausted']:.0f} statuses={r['statuses']}")
+        if name != "layer" and "pending" in r and r["pending"] != r["all_ok"]:
+            problems.append(f"{name}: {r['pending']:.0f} stored but {r['all_ok']:.0f} acknowledged")
+    cpu = statistics.median(r["cpu_us"] / max(r["all_ok"], 1) for r in rs)
+    print(f"{name:>9} {med(name, 'rps'):>9.0f} {med(name, 'p50') / 1e3:>7.2f} {med(name, 'p99') / 1e3:>7.2f}"
+          f" {med(name, 'max') / 1e3:>7.1f} {cpu:>10.1f} {sum(r['non2xx'] for r in rs):>8.0f}")
+
+drains = sorted((n for n in runs if n.startswith("drain-")), key=lambda n: int(n[6:]))
+if drains:
+    print()
+    print(f"workers, no-op handler, {int(prefill):,} notifications stored first (in process, same core):")
+    print(f"{'concurrency':>11} {'drained/s':>10} {'filled/s':>9} {'commits':>8} {'writes/commit':>14}")
+    for name in drains:
+        rs = list(runs[name].values())
+        wpc = statistics.median(r["drain_writes"] / max(r["drain_commits"], 1) for r in rs)
+        print(f"{name[6:]:>11} {med(name, 'drain_rps'):>10.0f} {med(name, 'fill_rps'):>9.0f}"
+              f" {med(name, 'drain_commits'):>8.0f} {wpc:>14.1f}")
+
+if "sqlite" in runs:
+    print()
+    print("SQLite group commit during the ack runs (median [range] over rounds):")
+    rs = list(runs["sqlite"].values())
+    print(f"  commits {spread([r['commits'] for r in rs])}, writes {spread([r['writes'] for r in rs])}, "
+          f"writes per commit {spread([r['writes'] / max(r['commits'], 1) for r in rs])}, "
+          f"largest batch {spread([r['largest'] for r in rs])}")
+    print(f"  commits per second {spread([r['commits'] / (duration + 1) for r in rs])}")
+
+print()
+print("Goals (within each round, then median [range] over rounds):")
+goals = [("sqlite", 10_000, 25), ("redis", 20_000, 10)]
+for name, rate, p99 in goals:
+    if name not in runs:
+        print(f"  {name}: not measured")
+        continue
+    print(f"  {name}: acked/s / {rate:,} = {spread([r['rps'] / rate for r in runs[name].values()])} (goal >= 1); "
+          f"p99 / {p99} ms = {spread([r['p99'] / 1e3 / p99 for r in runs[name].values()])} (goal <= 1)")
+    if "layer" in runs:
+        print(f"  {name} / layer acked/s = {spread(per_round(lambda rr: rr[name]['rps'] / rr['layer']['rps']))}")
+for d in drains:
+    if "sqlite" in runs:
+        print(f"  {d} drained/s / sqlite acked/s = "
+              f"{spread(per_round(lambda rr: rr[d]['drain_rps'] / rr['sqlite']['rps']))} (goal >= 1: workers keep up)")
+if problems:
+    print("WARNING:", *problems[:6], sep="\n  ")
+    sys.exit(1)
+EOF

@@ -1,0 +1,322 @@
+//! The receivers `scripts/inbox-load.sh` loads, and its worker-throughput
+//! measurement. A measuring tool, not an example to copy.
+//!
+//! `cargo run --release -p tower-intercom-test-support --features inbox-sqlite --bin inbox_receiver -- MODE`:
+//!
+//! - `--mode layer`: `VerifyIntercomWebhookLayer` in front of an empty 200
+//!   (no inbox): what verifying alone costs over HTTP.
+//! - `--mode sqlite --dir DIR`: the layer in front of the SQLite inbox's
+//!   receiver (`DIR/inbox.sqlite3`, WAL, `synchronous=FULL`, group commit),
+//!   no workers: each 200 waits for a synced commit.
+//! - `--mode redis --url redis://HOST:PORT/` (feature `inbox-redis`): the
+//!   layer in front of the Redis inbox's receiver, no workers.
+//! - `--drain N --concurrency C --dir DIR`: no server. Stores `N` unique
+//!   signed 2 KiB notifications through the layer and the receiver (in
+//!   process, 512 at a time), then runs a worker with a no-op handler and
+//!   `C` concurrent notifications until all are done. Prints one
+//!   `RESULT` line: the fill rate, the drain rate, and the group commits
+//!   of each phase.
+//!
+//! The server answers `GET /stats` with one line: the inbox's counts and
+//! its writer's group commits so far (`-` without an inbox). The secret
+//! comes from `INTERCOM_WEBHOOK_SECRET`, the port from `PORT`.
+
+use std::{convert::Infallible, env, net::SocketAddr, process::ExitCode, sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use futures_util::{stream, FutureExt, StreamExt};
+use http::{Request, Response, StatusCode};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo},
+    server::conn::auto,
+    service::TowerToHyperService,
+};
+use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
+use tower_intercom::{
+    inbox::{handler_fn, ReceivedNotification, SqliteInbox},
+    sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
+};
+use tower_intercom_test_support::bench::{notification, with_unique_id};
+
+const WEBHOOK_PATH: &str = "/webhooks/intercom";
+
+struct Options {
+    mode: String,
+    dir: Option<String>,
+    url: Option<String>,
+    drain: Option<u64>,
+    concurrency: usize,
+    size: usize,
+}
+
+fn options() -> Result<Options, String> {
+    let mut options = Options {
+        mode: String::new(),
+        dir: None,
+        url: None,
+        drain: None,
+        concurrency: 16,
+        size: 2048,
+    };
+    let mut args = env::args().skip(1);
+    while let Some(flag) = args.next() {
+        let value = args.next().ok_or(format!("{flag} needs a value"))?;
+        let number = || {
+            value
+                .parse::<u64>()
+                .map_err(|_| format!("{flag} takes a number, not {value:?}"))
+        };
+        match flag.as_str() {
+            "--mode" => options.mode = value,
+            "--dir" => options.dir = Some(value),
+            "--url" => options.url = Some(value),
+            "--drain" => options.drain = Some(number()?),
+            "--concurrency" => options.concurrency = number()? as usize,
+            "--size" => options.size = number()? as usize,
+            _ => return Err(format!("unknown flag {flag}")),
+        }
+    }
+    if options.drain.is_none() && !matches!(options.mode.as_str(), "layer" | "sqlite" | "redis") {
+        return Err("--mode layer|sqlite|redis, or --drain N, is required".into());
+    }
+    if (options.drain.is_some() || options.mode == "sqlite") && options.dir.is_none() {
+        return Err("--dir is required for the inbox".into());
+    }
+    Ok(options)
+}
+
+async fn empty_ok(_request: Request<WebhookBody>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::default()))
+}
+
+fn open(dir: &str) -> Result<SqliteInbox, String> {
+    SqliteInbox::open(std::path::Path::new(dir).join("inbox.sqlite3")).map_err(|e| e.to_string())
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = async {
+        let options = options()?;
+        let secret =
+            WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET").map_err(|e| e.to_string())?;
+        if let Some(n) = options.drain {
+            let inbox = open(options.dir.as_deref().unwrap_or_default())?;
+            return drain(&inbox, &secret, n, options.concurrency, options.size).await;
+        }
+        let port = env::var("PORT")
+            .ok()
+            .and_then(|port| port.parse().ok())
+            .unwrap_or(3000);
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        let layer = VerifyIntercomWebhookLayer::new(secret);
+        match options.mode.as_str() {
+            "layer" => {
+                let stats = Arc::new(|| async { "-".to_owned() }.boxed());
+                serve(listener, layer.layer(service_fn(empty_ok)), stats).await;
+            }
+            #[cfg(feature = "inbox-redis")]
+            "redis" => {
+                let url = options
+                    .url
+                    .as_deref()
+                    .ok_or("--url is required for redis")?;
+                let inbox = tower_intercom::inbox::RedisInbox::connect(url)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let stats_inbox = inbox.clone();
+                let stats = Arc::new(move || {
+                    let inbox = stats_inbox.clone();
+                    async move { counts_line(&inbox).await + "\n" }.boxed()
+                });
+                serve(listener, layer.layer(inbox.receiver()), stats).await;
+            }
+            #[cfg(not(feature = "inbox-redis"))]
+            "redis" => return Err("built without the inbox-redis feature".into()),
+            _ => {
+                let inbox = open(options.dir.as_deref().unwrap_or_default())?;
+                let stats_inbox = inbox.clone();
+                let stats = Arc::new(move || {
+                    let inbox = stats_inbox.clone();
+                    async move { stats_line(&inbox).await }.boxed()
+                });
+                serve(listener, layer.layer(inbox.receiver()), stats).await;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn counts_line<St: tower_intercom::inbox::InboxStore>(
+    inbox: &tower_intercom::inbox::Inbox<St>,
+) -> String {
+    match inbox.counts().await {
+        Ok(c) => format!(
+            "pending={} in_progress={} done={} dead={}",
+            c.pending, c.in_progress, c.done, c.dead
+        ),
+        Err(e) => format!("counts_error={e:?}").replace(' ', "_"),
+    }
+}
+
+async fn stats_line(inbox: &SqliteInbox) -> String {
+    let stats = inbox.store().stats();
+    let counts = counts_line(inbox).await;
+    format!(
+        "{counts} commits={} writes={} largest={}\n",
+        stats.commits, stats.writes, stats.largest
+    )
+}
+
+/// Fills the inbox with `n` notifications, then times a no-op worker
+/// draining it.
+async fn drain(
+    inbox: &SqliteInbox,
+    secret: &WebhookSecret,
+    n: u64,
+    concurrency: usize,
+    size: usize,
+) -> Result<(), String> {
+    let template = notification(size);
+    let run = std::process::id();
+    let requests: Vec<Request<Full<Bytes>>> = (0..n)
+        .map(|i| {
+            let body = Bytes::from(with_unique_id(&template, run, i));
+            let signature = sign(secret, &body);
+            Request::post(WEBHOOK_PATH)
+                .header("content-type", "application/json")
+                .header("x-hub-signature", signature)
+                .body(Full::new(body))
+                .expect("a valid request")
+        })
+        .collect();
+    let receiver = VerifyIntercomWebhookLayer::new(secret.clone()).layer(inbox.receiver());
+    let before = inbox.store().stats();
+    let start = Instant::now();
+    let mut refused = 0u64;
+    let mut answers = stream::iter(requests)
+        .map(|request| receiver.clone().oneshot(request))
+        .buffer_unordered(512);
+    while let Some(answer) = answers.next().await {
+        let answer = answer.map_err(|e| format!("{e:?}"))?;
+        if answer.status() != StatusCode::OK {
+            refused += 1;
+        }
+    }
+    let fill = start.elapsed().as_secs_f64();
+    let filled = inbox.store().stats();
+    let counts = inbox.counts().await.map_err(|e| e.to_string())?;
+    if counts.pending != n {
+        return Err(format!(
+            "{} pending after filling {n} ({refused} refused)",
+            counts.pending
+        ));
+    }
+
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let start = Instant::now();
+    let worker = inbox
+        .worker(handler_fn(|_: ReceivedNotification| async {
+            Ok::<_, Infallible>(())
+        }))
+        .concurrency(concurrency)
+        .spawn(async move {
+            let _ = stopped.await;
+        });
+    loop {
+        let counts = inbox.counts().await.map_err(|e| e.to_string())?;
+        if counts.done >= n {
+            break;
+        }
+        if start.elapsed().as_secs() > 600 {
+            return Err(format!("not drained after 600 s: {counts:?}"));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let drained = start.elapsed().as_secs_f64();
+    let after = inbox.store().stats();
+    let _ = stop.send(());
+    worker.await.map_err(|e| e.to_string())?;
+    println!(
+        "RESULT fill_rps={:.1} drain_rps={:.1} fill_commits={} fill_writes={} drain_commits={} \
+         drain_writes={} largest={}",
+        n as f64 / fill,
+        n as f64 / drained,
+        filled.commits - before.commits,
+        filled.writes - before.writes,
+        after.commits - filled.commits,
+        after.writes - filled.writes,
+        after.largest,
+    );
+    Ok(())
+}
+
+type Stats = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, String> + Send + Sync>;
+
+/// Serves `verified` on the webhook path, `GET /stats`, 404 elsewhere.
+async fn serve<S, B>(listener: tokio::net::TcpListener, verified: S, stats: Stats)
+where
+    S: Service<Request<Incoming>, Response = Response<B>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send,
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    let app = service_fn(move |request: Request<Incoming>| {
+        let verified = verified.clone();
+        let stats = stats.clone();
+        async move {
+            let response = match request.uri().path() {
+                WEBHOOK_PATH => match verified.oneshot(request).await {
+                    Ok(response) => response.map(Either::Left),
+                    Err(_) => status(StatusCode::INTERNAL_SERVER_ERROR, String::new()),
+                },
+                "/stats" => status(StatusCode::OK, stats().await),
+                _ => status(StatusCode::NOT_FOUND, "not found\n".into()),
+            };
+            Ok::<_, Infallible>(response)
+        }
+    });
+    let server = auto::Builder::new(TokioExecutor::new());
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let connection = server
+                    .serve_connection(TokioIo::new(stream), TowerToHyperService::new(app.clone()))
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            _ = terminate.recv() => break,
+        }
+    }
+}
+
+fn status<B>(status: StatusCode, body: String) -> Response<Either<B, Full<Bytes>>> {
+    let mut response = Response::new(Either::Right(Full::from(body)));
+    *response.status_mut() = status;
+    response
+}

@@ -1,5 +1,6 @@
 //! The notification envelope (feature `serde`).
 
+#[cfg(any(feature = "idempotency", feature = "inbox"))]
 use std::borrow::Cow;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -243,6 +244,7 @@ pub struct DeletedItem {
 /// Deserializers that accept the variations seen in real payloads instead
 /// of refusing the whole notification: an unparseable envelope means a
 /// 400, a retry, and a lost event.
+#[cfg(any(feature = "idempotency", feature = "inbox"))]
 #[derive(Deserialize)]
 struct IdAndTopic<'a> {
     #[serde(borrow, default)]
@@ -252,6 +254,7 @@ struct IdAndTopic<'a> {
 }
 
 /// The `topic` when it is a string; anything else is ignored.
+#[cfg(any(feature = "idempotency", feature = "inbox"))]
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum TopicText<'a> {
@@ -263,6 +266,7 @@ enum TopicText<'a> {
 /// object) and `topic` (empty unless a string), read without building the
 /// rest: what the idempotency layer and the inbox key on. `None` for
 /// anything else (not JSON, not an object, no string id, a repeated field).
+#[cfg(any(feature = "idempotency", feature = "inbox"))]
 pub(crate) fn id_and_topic(body: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
     // Serde's derived structs also accept arrays (`["notif_1"]`): only an
     // object is a notification.
@@ -454,6 +458,7 @@ mod tests {
         );
     }
 
+    #[cfg(any(feature = "idempotency", feature = "inbox"))]
     #[test]
     fn ids_and_topics_are_read_from_the_top_level() {
         let (id, topic) =
@@ -467,6 +472,7 @@ mod tests {
         assert_eq!(&*topic, "");
     }
 
+    #[cfg(any(feature = "idempotency", feature = "inbox"))]
     #[test]
     fn bodies_without_a_string_id_are_refused() {
         for body in [

@@ -51,9 +51,10 @@ use super::IdentitySecret;
 /// the alphabet, or detect UTF-16 and byte-order marks (PyJWT does the
 /// latter two). Everything else hashes as before: any identifier without
 /// a `.` (user ids, numbers, UUIDs), and emails and dotted ids unless the
-/// text before their first dot reads as above. Emails whose local part
-/// begins with `e` and then one of `w`–`z`, `0`–`9`, `-`, `_` (`ezra@…`,
-/// `example@…`) are refused: give such users a `user_id`, or use a JWT.
+/// text before their first dot reads as above. The rule errs on the side of
+/// refusing: mostly, emails whose local part begins with `e` and then one
+/// of `w`–`z`, `0`–`9`, `-`, `_`, `+` (`ezra@…`, `example@…`) are refused
+/// too. Give such users a `user_id`, or use a JWT.
 ///
 /// # Errors
 ///

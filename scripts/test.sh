@@ -3,7 +3,7 @@
 #
 # Installs what the tests need when it is missing (redis-server, for the
 # Redis stores' tests against a real server; promtool, for the example
-# alert rules), then runs every test, doc test and example build with all
+# alert rules; python3, whose hmac signs the health check tests), then runs every test, doc test and example build with all
 # features, and builds the test-support crate's own targets (the
 # benchmarks' baseline receiver).
 set -euo pipefail
@@ -23,6 +23,14 @@ if ! command -v promtool >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+fi
+
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "python3 not found: installing it with apt-get (the health check's tests sign with Python's hmac)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 >/dev/null
 fi
 
 cargo test --workspace --all-features --all-targets

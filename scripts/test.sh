@@ -3,7 +3,8 @@
 #
 # Installs what the tests need when it is missing (redis-server, for the
 # Redis stores' tests against a real server; promtool, for the example
-# alert rules; python3, whose hmac signs the health check tests), then runs every test, doc test and example build with all
+# alert rules; python3, whose hmac signs the health check tests), then
+# runs every test, doc test and example build with all
 # features, and builds the test-support crate's own targets (the
 # benchmarks' baseline receiver).
 set -euo pipefail

@@ -232,15 +232,94 @@ CREATE TABLE IF NOT EXISTS intercom_inbox (
 ) STRICT;
 CREATE INDEX IF NOT EXISTS intercom_inbox_ready  ON intercom_inbox(available_at, seq) WHERE state = 0;
 CREATE INDEX IF NOT EXISTS intercom_inbox_leased ON intercom_inbox(lease_until) WHERE state = 1;
-CREATE INDEX IF NOT EXISTS intercom_inbox_state  ON intercom_inbox(state);
 CREATE INDEX IF NOT EXISTS intercom_inbox_done   ON intercom_inbox(done_at) WHERE state = 2;
 CREATE INDEX IF NOT EXISTS intercom_inbox_dead   ON intercom_inbox(seq) WHERE state = 3;
+DROP INDEX IF EXISTS intercom_inbox_state;
 ";
 
-const PENDING: i64 = 0;
-const IN_PROGRESS: i64 = 1;
-const DONE: i64 = 2;
-const DEAD: i64 = 3;
+// The statements. Those that select by state name their partial index
+// (`INDEXED BY`): a plan that walks every pending row would make each
+// claim cost grow with the backlog, and SQLite refuses to run a statement
+// whose named index cannot serve it rather than fall back to such a plan.
+// The test `every_statement_reads_through_an_index` checks the plans.
+
+/// Stores a notification unless its id is there already.
+const INSERT: &str = "INSERT INTO intercom_inbox (id, topic, body, received_at, available_at)
+  VALUES (:id, :topic, :body, :received_at, :now)
+  ON CONFLICT (id) DO NOTHING";
+
+/// Ends the attempts whose lease lapsed: pending again, or dead after the
+/// last attempt.
+const SWEEP_LAPSED: &str = "UPDATE intercom_inbox INDEXED BY intercom_inbox_leased
+    SET state = CASE WHEN attempts >= :max THEN 3 ELSE 0 END,
+        available_at = :now,
+        last_error = 'the lease lapsed: the worker crashed, hung or was too slow',
+        lease_until = NULL, lease_token = NULL
+  WHERE state = 1 AND lease_until <= :now";
+
+/// Leases the oldest due notifications.
+const CLAIM: &str = "UPDATE intercom_inbox
+        SET state = 1, attempts = attempts + 1,
+            lease_until = :now + :lease, lease_token = :token
+      WHERE seq IN (SELECT seq FROM intercom_inbox INDEXED BY intercom_inbox_ready
+                     WHERE state = 0 AND available_at <= :now
+                     ORDER BY available_at, seq LIMIT :n)
+  RETURNING seq, id, topic, body, received_at, attempts";
+
+/// When the next notification becomes due (a retry or a lapsing lease).
+const NEXT_DUE: &str = "SELECT min(t) FROM (
+  SELECT min(available_at) AS t
+    FROM intercom_inbox INDEXED BY intercom_inbox_ready WHERE state = 0
+  UNION ALL
+  SELECT min(lease_until) AS t
+    FROM intercom_inbox INDEXED BY intercom_inbox_leased WHERE state = 1)";
+
+/// Marks a leased notification done and drops its body (the id stays, for
+/// deduplication).
+const COMPLETE: &str = "UPDATE intercom_inbox
+    SET state = 2, done_at = :now, body = NULL, last_error = NULL,
+        lease_until = NULL, lease_token = NULL
+  WHERE id = :id AND state = 1 AND lease_token = :token";
+
+/// Records a failed attempt: pending again at the retry time, or dead.
+const FAIL: &str = "UPDATE intercom_inbox
+    SET state = CASE WHEN :retry_at IS NULL THEN 3 ELSE 0 END,
+        available_at = coalesce(:retry_at, available_at),
+        last_error = :error, lease_until = NULL, lease_token = NULL
+  WHERE id = :id AND state = 1 AND lease_token = :token";
+
+/// Hands a leased notification back without using up its attempt.
+const RELEASE: &str = "UPDATE intercom_inbox
+    SET state = 0, attempts = max(attempts - 1, 0), available_at = :now,
+        lease_until = NULL, lease_token = NULL
+  WHERE id = :id AND state = 1 AND lease_token = :token";
+
+/// The four counts, each read from its state's partial index.
+const COUNTS: &str = "SELECT
+  (SELECT count(*) FROM intercom_inbox INDEXED BY intercom_inbox_ready
+    WHERE state = 0),
+  (SELECT count(*) FROM intercom_inbox INDEXED BY intercom_inbox_leased
+    WHERE state = 1),
+  (SELECT count(*) FROM intercom_inbox INDEXED BY intercom_inbox_done
+    WHERE state = 2),
+  (SELECT count(*) FROM intercom_inbox INDEXED BY intercom_inbox_dead
+    WHERE state = 3)";
+
+/// One page of dead notifications, after a cursor.
+const DEAD_PAGE: &str = "SELECT seq, id, topic, body, received_at, attempts, last_error
+   FROM intercom_inbox INDEXED BY intercom_inbox_dead
+  WHERE state = 3 AND seq > :after
+  ORDER BY seq LIMIT :n";
+
+/// Makes a dead notification pending again, with fresh attempts.
+const REQUEUE: &str = "UPDATE intercom_inbox
+    SET state = 0, attempts = 0, available_at = :now, last_error = NULL
+  WHERE id = :id AND state = 3";
+
+/// Deletes a chunk of done notifications older than the retention.
+const PRUNE: &str = "DELETE FROM intercom_inbox WHERE seq IN
+  (SELECT seq FROM intercom_inbox INDEXED BY intercom_inbox_done
+    WHERE state = 2 AND done_at < :before LIMIT :n)";
 
 /// Rows deleted per prune call.
 const PRUNE_CHUNK: i64 = 1000;
@@ -357,11 +436,7 @@ impl SqliteStore {
 impl InboxStore for SqliteStore {
     fn insert(&self, notification: NewNotification) -> InboxFuture<Inserted> {
         let work = move |connection: &Connection, now: i64| {
-            let mut insert = connection.prepare_cached(
-                "INSERT INTO intercom_inbox (id, topic, body, received_at, available_at)
-                 VALUES (:id, :topic, :body, :received_at, :now)
-                 ON CONFLICT (id) DO NOTHING",
-            )?;
+            let mut insert = connection.prepare_cached(INSERT)?;
             let inserted = insert.execute(named_params! {
                 ":id": &*notification.id,
                 ":topic": &*notification.topic,
@@ -388,27 +463,12 @@ impl InboxStore for SqliteStore {
                 // Lapsed leases first: a crashed, hung or too slow worker's
                 // attempt counts as failed.
                 connection
-                    .prepare_cached(
-                        "UPDATE intercom_inbox
-                            SET state = CASE WHEN attempts >= :max THEN 3 ELSE 0 END,
-                                available_at = :now,
-                                last_error = 'the lease lapsed: the worker crashed, hung or was too slow',
-                                lease_until = NULL, lease_token = NULL
-                          WHERE state = 1 AND lease_until <= :now",
-                    )?
+                    .prepare_cached(SWEEP_LAPSED)?
                     .execute(named_params! {
                         ":max": i64::from(request.max_attempts),
                         ":now": now,
                     })?;
-                let mut claim = connection.prepare_cached(
-                    "UPDATE intercom_inbox
-                        SET state = 1, attempts = attempts + 1,
-                            lease_until = :now + :lease, lease_token = :token
-                      WHERE seq IN (SELECT seq FROM intercom_inbox
-                                     WHERE state = 0 AND available_at <= :now
-                                     ORDER BY available_at, seq LIMIT :n)
-                  RETURNING seq, id, topic, body, received_at, attempts",
-                )?;
+                let mut claim = connection.prepare_cached(CLAIM)?;
                 let mut rows = claim
                     .query_map(
                         named_params! {
@@ -433,12 +493,7 @@ impl InboxStore for SqliteStore {
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 rows.sort_by_key(|(seq, _)| *seq);
                 let next_due: Option<i64> = connection
-                    .prepare_cached(
-                        "SELECT min(t) FROM (
-                           SELECT min(available_at) AS t FROM intercom_inbox WHERE state = 0
-                           UNION ALL
-                           SELECT min(lease_until) AS t FROM intercom_inbox WHERE state = 1)",
-                    )?
+                    .prepare_cached(NEXT_DUE)?
                     .query_row([], |row| row.get(0))?;
                 let leases = rows
                     .into_iter()
@@ -458,12 +513,7 @@ impl InboxStore for SqliteStore {
                 // The body is no longer needed: only the id is kept, for
                 // deduplication, until the retention ends.
                 let changed = connection
-                    .prepare_cached(
-                        "UPDATE intercom_inbox
-                            SET state = 2, done_at = :now, body = NULL, last_error = NULL,
-                                lease_until = NULL, lease_token = NULL
-                          WHERE id = :id AND state = 1 AND lease_token = :token",
-                    )?
+                    .prepare_cached(COMPLETE)?
                     .execute(named_params! { ":now": now, ":id": &*id, ":token": token })?;
                 Ok(changed == 1)
             },
@@ -478,20 +528,12 @@ impl InboxStore for SqliteStore {
         let retry_at = failure.retry_at.map(millis);
         self.write(
             move |connection: &Connection, _now: i64| {
-                let changed = connection
-                    .prepare_cached(
-                        "UPDATE intercom_inbox
-                            SET state = CASE WHEN :retry_at IS NULL THEN 3 ELSE 0 END,
-                                available_at = coalesce(:retry_at, available_at),
-                                last_error = :error, lease_until = NULL, lease_token = NULL
-                          WHERE id = :id AND state = 1 AND lease_token = :token",
-                    )?
-                    .execute(named_params! {
-                        ":retry_at": retry_at,
-                        ":error": error,
-                        ":id": &*id,
-                        ":token": token,
-                    })?;
+                let changed = connection.prepare_cached(FAIL)?.execute(named_params! {
+                    ":retry_at": retry_at,
+                    ":error": error,
+                    ":id": &*id,
+                    ":token": token,
+                })?;
                 Ok(changed == 1)
             },
             false,
@@ -504,12 +546,7 @@ impl InboxStore for SqliteStore {
         self.write(
             move |connection: &Connection, now: i64| {
                 let changed = connection
-                    .prepare_cached(
-                        "UPDATE intercom_inbox
-                            SET state = 0, attempts = max(attempts - 1, 0), available_at = :now,
-                                lease_until = NULL, lease_token = NULL
-                          WHERE id = :id AND state = 1 AND lease_token = :token",
-                    )?
+                    .prepare_cached(RELEASE)?
                     .execute(named_params! { ":now": now, ":id": &*id, ":token": token })?;
                 Ok(changed == 1)
             },
@@ -521,19 +558,17 @@ impl InboxStore for SqliteStore {
     fn counts(&self) -> InboxFuture<Counts> {
         self.read(|connection| {
             let mut counts = Counts::default();
-            let mut statement = connection
-                .prepare_cached("SELECT state, count(*) FROM intercom_inbox GROUP BY state")?;
-            let mut rows = statement.query([])?;
-            while let Some(row) = rows.next()? {
-                let n = u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0);
-                match row.get::<_, i64>(0)? {
-                    PENDING => counts.pending = n,
-                    IN_PROGRESS => counts.in_progress = n,
-                    DONE => counts.done = n,
-                    DEAD => counts.dead = n,
-                    _ => {}
-                }
-            }
+            // One partial index per state: each count reads only its own.
+            let [pending, in_progress, done, dead] = connection
+                .prepare_cached(COUNTS)?
+                .query_row([], |row| {
+                    Ok([row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get(3)?])
+                })?
+                .map(|n| u64::try_from(n).unwrap_or(0));
+            counts.pending = pending;
+            counts.in_progress = in_progress;
+            counts.done = done;
+            counts.dead = dead;
             Ok(counts)
         })
     }
@@ -550,11 +585,7 @@ impl InboxStore for SqliteStore {
         };
         let limit = i64::try_from(query.limit.max(1)).unwrap_or(i64::MAX - 1);
         self.read(move |connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT seq, id, topic, body, received_at, attempts, last_error
-                   FROM intercom_inbox WHERE state = 3 AND seq > :after
-                  ORDER BY seq LIMIT :n",
-            )?;
+            let mut statement = connection.prepare_cached(DEAD_PAGE)?;
             let mut rows = statement
                 .query_map(
                     named_params! { ":after": after, ":n": limit.saturating_add(1) },
@@ -592,11 +623,7 @@ impl InboxStore for SqliteStore {
         self.write(
             move |connection: &Connection, now: i64| {
                 let changed = connection
-                    .prepare_cached(
-                        "UPDATE intercom_inbox
-                            SET state = 0, attempts = 0, available_at = :now, last_error = NULL
-                          WHERE id = :id AND state = 3",
-                    )?
+                    .prepare_cached(REQUEUE)?
                     .execute(named_params! { ":now": now, ":id": &*id })?;
                 Ok(changed == 1)
             },
@@ -610,11 +637,7 @@ impl InboxStore for SqliteStore {
         self.write(
             move |connection: &Connection, _now: i64| {
                 let deleted = connection
-                    .prepare_cached(
-                        "DELETE FROM intercom_inbox WHERE seq IN
-                           (SELECT seq FROM intercom_inbox
-                             WHERE state = 2 AND done_at < :before LIMIT :n)",
-                    )?
+                    .prepare_cached(PRUNE)?
                     .execute(named_params! { ":before": before, ":n": PRUNE_CHUNK })?;
                 Ok(deleted as u64)
             },
@@ -839,4 +862,76 @@ fn truncate(text: &str, max: usize) -> &str {
         end -= 1;
     }
     &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every statement finds its rows through an index, never by walking
+    /// the table or sorting what it found: the cost of a claim must not
+    /// grow with the number of notifications waiting.
+    #[test]
+    fn every_statement_reads_through_an_index() {
+        let dir = std::env::temp_dir().join(format!(
+            "tower-intercom-plans-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let connection = open_connection(&dir.join("inbox.sqlite3"), Duration::ZERO, false)
+            .expect("a connection");
+        migrate(&connection).expect("the schema");
+        // A version-1 file made before the state index was dropped: the
+        // migration removes it, so that no plan can pick it.
+        connection
+            .execute_batch(
+                "CREATE INDEX IF NOT EXISTS intercom_inbox_state ON intercom_inbox(state);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        migrate(&connection).expect("the schema again");
+        let statements = [
+            ("INSERT", INSERT),
+            ("SWEEP_LAPSED", SWEEP_LAPSED),
+            ("CLAIM", CLAIM),
+            ("NEXT_DUE", NEXT_DUE),
+            ("COMPLETE", COMPLETE),
+            ("FAIL", FAIL),
+            ("RELEASE", RELEASE),
+            ("COUNTS", COUNTS),
+            ("DEAD_PAGE", DEAD_PAGE),
+            ("REQUEUE", REQUEUE),
+            ("PRUNE", PRUNE),
+        ];
+        for (name, sql) in statements {
+            let mut plan = connection
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap_or_else(|error| panic!("{name}: {error}"));
+            // Parameters left unbound: the plan does not depend on them.
+            let mut rows = plan.raw_query();
+            let mut steps = Vec::new();
+            while let Some(row) = rows.next().unwrap() {
+                steps.push(row.get::<_, String>(3).unwrap());
+            }
+            for step in &steps {
+                let reads_table = step.contains("intercom_inbox")
+                    && (step.starts_with("SCAN") || step.starts_with("SEARCH"));
+                if reads_table {
+                    let partial_scan = step.starts_with("SCAN")
+                        && ["_ready", "_leased", "_done", "_dead"]
+                            .iter()
+                            .any(|index| step.contains(&format!("INDEX intercom_inbox{index}")));
+                    assert!(
+                        step.starts_with("SEARCH") && step.contains("USING") || partial_scan,
+                        "{name} reads the table without an index: {steps:?}"
+                    );
+                    assert!(!step.contains("intercom_inbox_state"), "{name}: {steps:?}");
+                }
+                assert!(!step.contains("TEMP B-TREE"), "{name} sorts: {steps:?}");
+            }
+        }
+        drop(connection);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

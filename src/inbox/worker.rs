@@ -96,8 +96,10 @@ where
     S::Response: Send + 'static,
     S::Error: Into<BoxError>,
 {
-    /// How many notifications are processed at once (default
-    /// [`DEFAULT_CONCURRENCY`]; at least 1).
+    /// How many handlers run at once (default [`DEFAULT_CONCURRENCY`]; at
+    /// least 1). A handler's slot is handed on when it returns, while its
+    /// outcome is being written (at most as many outcomes again), so that
+    /// taking the next notifications shares a commit with those outcomes.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
         self.settings.concurrency = concurrency.max(1);
         self
@@ -170,6 +172,10 @@ where
         } = self;
         let mut shutdown = pin!(shutdown);
         let permits = Arc::new(Semaphore::new(settings.concurrency));
+        // Handlers that finished hand their slot on before their outcome is
+        // written; at most `concurrency` outcomes wait to be written, so
+        // that a slow store slows the claiming down.
+        let recording = Arc::new(Semaphore::new(settings.concurrency));
         let (hand_back, handing_back) = watch::channel(false);
         let mut tasks = JoinSet::new();
         let mut pruning: Option<JoinHandle<()>> = None;
@@ -232,7 +238,10 @@ where
                             lease,
                             settings,
                             handing_back.clone(),
-                            permit,
+                            Slot {
+                                permit,
+                                recording: recording.clone(),
+                            },
                         ));
                     }
                     drop(held);
@@ -296,6 +305,14 @@ where
     }
 }
 
+/// A notification's place among those being processed.
+struct Slot {
+    /// One of the `concurrency` handler slots.
+    permit: OwnedSemaphorePermit,
+    /// The bound on outcomes waiting to be written.
+    recording: Arc<Semaphore>,
+}
+
 enum Outcome<T> {
     Finished(T),
     TimedOut,
@@ -310,7 +327,7 @@ async fn process<St, S>(
     lease: Lease,
     settings: Settings,
     mut handing_back: watch::Receiver<bool>,
-    permit: OwnedSemaphorePermit,
+    slot: Slot,
 ) where
     St: InboxStore,
     S: Service<ReceivedNotification> + Send + 'static,
@@ -318,7 +335,6 @@ async fn process<St, S>(
     S::Response: Send + 'static,
     S::Error: Into<BoxError>,
 {
-    let _permit = permit;
     let Lease {
         notification,
         token,
@@ -353,6 +369,11 @@ async fn process<St, S>(
         First::B(First::A(())) => Outcome::TimedOut,
         First::B(First::B(_)) => Outcome::HandBack,
     };
+    // The handler is done: its slot goes to the next notification as soon
+    // as there is room among the outcomes being written, so that the next
+    // claim can share a commit with this outcome.
+    let _recording = slot.recording.acquire_owned().await;
+    drop(slot.permit);
     let store = &inbox.store;
     let error = match outcome {
         Outcome::Finished(Ok(Ok(()))) => {

@@ -311,6 +311,84 @@ async fn concurrent_deliveries_of_one_id_store_one_entry() {
     assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
 }
 
+/// Inserts that arrive together go to Redis together (one script call per
+/// batch): each notification is still deduplicated on its own, also
+/// against a copy in the same batch, and gets its own sequence number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserts_sent_together_are_deduplicated_and_numbered_one_by_one() {
+    let server = Server::start_with(VOLATILE);
+    let inbox = inbox(&server).await;
+    let inserts: Vec<_> = (0..300)
+        .map(|i| {
+            let store = inbox.store().clone();
+            let id = format!("notif_batch_{}", i % 100);
+            tokio::spawn(async move {
+                let inserted = store
+                    .insert(NewNotification::new(
+                        id.clone(),
+                        "ping",
+                        Bytes::from(format!("{{\"id\":\"{id}\"}}")),
+                    ))
+                    .await
+                    .unwrap();
+                (id, inserted)
+            })
+        })
+        .collect();
+    let mut stored = HashSet::new();
+    let mut duplicates = 0;
+    for insert in inserts {
+        match insert.await.unwrap() {
+            (id, Inserted::Stored) => assert!(stored.insert(id), "stored twice"),
+            (_, Inserted::Duplicate) => duplicates += 1,
+        }
+    }
+    assert_eq!((stored.len(), duplicates), (100, 200));
+    let mut redis = raw(&server).await;
+    assert_eq!(xlen(&mut redis, key("stream")).await, 100);
+    let messages: Vec<Vec<u8>> = redis.hvals(key("messages")).await.unwrap();
+    let numbers: HashSet<u64> = messages
+        .iter()
+        .map(|message| {
+            let end = message.iter().position(|&b| b == b':').unwrap();
+            std::str::from_utf8(&message[..end])
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(numbers, (1..=100).collect::<HashSet<u64>>());
+    assert_eq!(inbox.counts().await.unwrap(), counts(100, 0, 0, 0));
+}
+
+/// The task that sends inserts runs in the runtime of the first insert;
+/// when that runtime ends, the next insert starts a new one.
+#[test]
+fn inserts_keep_working_after_the_runtime_of_the_first_one_ended() {
+    let main = tokio::runtime::Runtime::new().unwrap();
+    let server = Server::start_with(VOLATILE);
+    let inbox = main.block_on(inbox(&server));
+    let insert = |id: &str| {
+        let store = inbox.store().clone();
+        let id = id.to_owned();
+        async move {
+            store
+                .insert(NewNotification::new(id, "ping", Bytes::from_static(b"{}")))
+                .await
+        }
+    };
+    let short_lived = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let first = short_lived.block_on(insert("notif_first"));
+    assert!(matches!(first, Ok(Inserted::Stored)), "{first:?}");
+    drop(short_lived);
+    let later = main.block_on(insert("notif_second"));
+    assert!(matches!(later, Ok(Inserted::Stored)), "{later:?}");
+    assert_eq!(main.block_on(inbox.counts()).unwrap(), counts(2, 0, 0, 0));
+}
+
 /// Two receiver processes (two inboxes, two connections, two HTTP servers)
 /// sharing one Redis get the same notification at once: one entry, and
 /// the workers of both process it once.

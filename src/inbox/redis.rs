@@ -5,13 +5,13 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, LazyLock},
+    sync::{Arc, LazyLock, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
 use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client, Script, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::{
     ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, Inbox,
@@ -294,7 +294,11 @@ impl fmt::Display for Persistence {
 ///
 /// - insert: if the id is in `messages` or `done`, nothing (a duplicate);
 ///   else `HSET messages` and `XADD stream`. Dedupe and enqueue are one
-///   write; the receiver answers 200 once it returned.
+///   write; the receiver answers 200 once it returned. Notifications that
+///   arrive together share one script call (up to 128 per call, at most 4
+///   calls at once, the next one taking all that arrived meanwhile), which
+///   costs Redis and the receiver much less than one call each; each is
+///   still deduplicated on its own.
 /// - claim: lapsed leases first (`leased` up to now: a failed attempt
 ///   each, dead at the maximum), then due retries from `delayed` join the
 ///   stream, then `XREADGROUP … >` leases the oldest entries, counting an
@@ -359,6 +363,7 @@ pub struct RedisStore {
     timeout: Duration,
     inserts: Arc<Semaphore>,
     max_in_flight: usize,
+    batcher: Arc<Batcher>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -483,19 +488,29 @@ fn script(body: &str) -> Script {
     Script::new(&format!("local GROUP = '{GROUP}'\n{PRELUDE}\n{body}"))
 }
 
-/// ARGV: id, `received_at:topic_len:topic body`. Returns 1 when stored, 0
-/// for a duplicate.
+/// ARGV: pairs of id and `received_at:topic_len:topic body`, one pair per
+/// notification, in order. Returns one integer per pair: 1 when stored, 0
+/// for a duplicate (also of an earlier pair of the same call).
 static INSERT: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local id = ARGV[1]
-if redis.call('HEXISTS', messages, id) == 1 or redis.call('ZSCORE', done, id) then
-  return 0
+local results = {}
+local n = tonumber(redis.call('GET', seq) or '0')
+local stored = false
+for i = 1, #ARGV - 1, 2 do
+  local id = ARGV[i]
+  if redis.call('HEXISTS', messages, id) == 1 or redis.call('ZSCORE', done, id) then
+    results[#results + 1] = 0
+  else
+    n = n + 1
+    stored = true
+    redis.call('HSET', messages, id, string.format('%d:', n) .. ARGV[i + 1])
+    enqueue(id)
+    results[#results + 1] = 1
+  end
 end
-local n = redis.call('INCR', seq)
-redis.call('HSET', messages, id, string.format('%d:', n) .. ARGV[2])
-enqueue(id)
-return 1
+if stored then redis.call('SET', seq, n) end
+return results
 ",
     )
 });
@@ -735,6 +750,7 @@ impl RedisStore {
             timeout: DEFAULT_REDIS_TIMEOUT,
             inserts: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            batcher: Arc::default(),
         }
     }
 
@@ -751,6 +767,8 @@ impl RedisStore {
         let prefix = prefix.into();
         check_prefix(&prefix);
         self.keys = Arc::new(Keys::new(&prefix));
+        // The insert task uses the keys and the timeout: a new one.
+        self.batcher = Arc::default();
         self
     }
 
@@ -760,6 +778,7 @@ impl RedisStore {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
+        self.batcher = Arc::default();
         self
     }
 
@@ -895,6 +914,177 @@ impl RedisStore {
     }
 }
 
+/// The most notifications one insert script stores.
+const MAX_INSERT_BATCH: usize = 128;
+
+/// Insert scripts sent at once; each carries the notifications that
+/// arrived while the others ran.
+const INSERT_BATCHES_IN_FLIGHT: usize = 4;
+
+/// One notification waiting to be stored.
+struct Insert {
+    id: Box<str>,
+    message: Vec<u8>,
+    reply: oneshot::Sender<Result<Inserted, StoreError>>,
+    /// Its place among the `max_in_flight`, held until it is answered.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Sends the inserts in batches: one script call stores every notification
+/// that arrived while the previous calls ran, as the SQLite store groups
+/// them into one commit. A batch is one script, so one atomic step; each
+/// notification in it is deduplicated on its own, in order.
+///
+/// The task that sends them starts with the first insert (in the runtime
+/// that polls it), ends when the store and its clones are dropped, and
+/// starts again if its runtime ended.
+#[derive(Default)]
+struct Batcher {
+    queue: Mutex<Option<mpsc::UnboundedSender<Insert>>>,
+}
+
+impl Batcher {
+    /// Queues `insert` for the task. The queue is bounded by the store's
+    /// `inserts` semaphore, whose permit each insert carries.
+    fn queue(&self, insert: Insert, store: &RedisStore) -> Result<(), StoreError> {
+        let mut queue = self
+            .queue
+            .lock()
+            .map_err(|_| StoreError::unavailable("the inbox's Redis insert queue was poisoned"))?;
+        let insert = match queue.as_ref() {
+            Some(sender) => match sender.send(insert) {
+                Ok(()) => return Ok(()),
+                // The task's runtime ended: a new task.
+                Err(mpsc::error::SendError(insert)) => insert,
+            },
+            None => insert,
+        };
+        let (sender, receiver) = mpsc::unbounded_channel();
+        tokio::spawn(send_batches(
+            receiver,
+            store.connection.clone(),
+            store.keys.clone(),
+            store.timeout,
+        ));
+        let queued = sender.send(insert).is_ok();
+        *queue = Some(sender);
+        queued.then_some(()).ok_or_else(insert_task_stopped)
+    }
+}
+
+fn insert_task_stopped() -> StoreError {
+    StoreError::unavailable("the inbox's Redis insert task stopped")
+}
+
+/// The insert task: as soon as one of the [`INSERT_BATCHES_IN_FLIGHT`] is
+/// free, takes every insert waiting (up to [`MAX_INSERT_BATCH`]) and stores
+/// them with one script call.
+async fn send_batches(
+    mut queue: mpsc::UnboundedReceiver<Insert>,
+    connection: ConnectionManager,
+    keys: Arc<Keys>,
+    timeout: Duration,
+) {
+    let slots = Arc::new(Semaphore::new(INSERT_BATCHES_IN_FLIGHT));
+    loop {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = queue.recv().await else {
+            return;
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_INSERT_BATCH {
+            match queue.try_recv() {
+                Ok(insert) => batch.push(insert),
+                Err(_) => break,
+            }
+        }
+        // An insert whose caller already gave up (and answered 503) is not
+        // written: the answer said "not stored", and Intercom's retry will
+        // store it.
+        batch.retain(|insert| !insert.reply.is_closed());
+        if batch.is_empty() {
+            continue;
+        }
+        let (connection, keys) = (connection.clone(), keys.clone());
+        tokio::spawn(async move {
+            let _slot = slot;
+            let results = store_batch(&batch, connection, &keys, timeout).await;
+            match results {
+                Ok(results) => {
+                    for (insert, stored) in batch.into_iter().zip(results) {
+                        let inserted = if stored {
+                            Inserted::Stored
+                        } else {
+                            Inserted::Duplicate
+                        };
+                        let _ = insert.reply.send(Ok(inserted));
+                    }
+                }
+                Err(failure) => {
+                    for insert in batch {
+                        let _ = insert.reply.send(Err(failure.error()));
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Why a batch was not stored, for each of its notifications.
+enum BatchFailure {
+    TimedOut(Duration),
+    Unavailable(Arc<redis::RedisError>),
+    Malformed,
+}
+
+impl BatchFailure {
+    fn error(&self) -> StoreError {
+        match self {
+            Self::TimedOut(timeout) => StoreError::timed_out(*timeout),
+            Self::Unavailable(error) => StoreError::unavailable(error.clone()),
+            Self::Malformed => malformed(),
+        }
+    }
+}
+
+/// Runs the insert script on `batch`: whether each was stored (`false`: a
+/// duplicate).
+async fn store_batch(
+    batch: &[Insert],
+    mut connection: ConnectionManager,
+    keys: &Keys,
+    timeout: Duration,
+) -> Result<Vec<bool>, BatchFailure> {
+    let storing = async {
+        let mut invocation = INSERT.prepare_invoke();
+        for key in &keys.all {
+            invocation.key(key);
+        }
+        for insert in batch {
+            invocation
+                .arg(insert.id.as_bytes())
+                .arg(&insert.message[..]);
+        }
+        invocation.invoke_async::<Value>(&mut connection).await
+    };
+    let value = match tokio::time::timeout(timeout, storing).await {
+        Ok(Ok(value)) => value,
+        Ok(Err(error)) => return Err(BatchFailure::Unavailable(Arc::new(error))),
+        Err(_) => return Err(BatchFailure::TimedOut(timeout)),
+    };
+    let results = list(value).map_err(|_| BatchFailure::Malformed)?;
+    if results.len() != batch.len() {
+        return Err(BatchFailure::Malformed);
+    }
+    results
+        .iter()
+        .map(|result| int(result).map(|stored| stored == 1))
+        .collect::<Result<_, _>>()
+        .map_err(|_| BatchFailure::Malformed)
+}
+
 impl InboxStore for RedisStore {
     fn insert(&self, notification: NewNotification) -> InboxFuture<Inserted> {
         // At most `max_in_flight` inserts wait for Redis; the others are
@@ -911,21 +1101,21 @@ impl InboxStore for RedisStore {
         message.reserve(notification.topic.len() + notification.body.len());
         message.extend_from_slice(notification.topic.as_bytes());
         message.extend_from_slice(&notification.body);
-        let inserting = self.invoke(
-            &INSERT,
-            vec![notification.id.as_bytes().to_vec(), message],
-            |value| {
-                Ok(if int(&value)? == 1 {
-                    Inserted::Stored
-                } else {
-                    Inserted::Duplicate
-                })
-            },
-        );
+        let (reply, answer) = oneshot::channel();
+        let insert = Insert {
+            id: notification.id,
+            message,
+            reply,
+            _permit: permit,
+        };
+        let store = self.clone();
         Box::pin(async move {
-            let inserted = inserting.await;
-            drop(permit);
-            inserted
+            store.batcher.queue(insert, &store)?;
+            match tokio::time::timeout(store.timeout, answer).await {
+                Ok(Ok(inserted)) => inserted,
+                Ok(Err(_)) => Err(insert_task_stopped()),
+                Err(_) => Err(StoreError::timed_out(store.timeout)),
+            }
         })
     }
 

@@ -96,7 +96,8 @@ fn rows(path: &Path) -> Vec<Row> {
     let connection = rusqlite::Connection::open(path).unwrap();
     let mut statement = connection
         .prepare(
-            "SELECT id, topic, body, received_at, state, attempts FROM intercom_inbox ORDER BY seq",
+            "SELECT id, topic, body, received_at, state, attempts
+             FROM intercom_inbox LEFT JOIN intercom_inbox_body USING (seq) ORDER BY seq",
         )
         .unwrap();
     statement

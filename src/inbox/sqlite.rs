@@ -13,7 +13,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use rusqlite::{named_params, Connection, OpenFlags};
+use rusqlite::{named_params, Connection, OpenFlags, OptionalExtension};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
@@ -213,14 +213,16 @@ struct Stats {
     largest: AtomicU64,
 }
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
+/// The notifications' states in one table of small rows, their bodies in
+/// another: a claim or a completion rewrites only the small rows (many to
+/// a page, next to each other), not the pages holding the bodies.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS intercom_inbox (
   seq          INTEGER PRIMARY KEY,
   id           TEXT    NOT NULL UNIQUE,
   topic        TEXT    NOT NULL,
-  body         BLOB,
   received_at  INTEGER NOT NULL,
   state        INTEGER NOT NULL DEFAULT 0,
   attempts     INTEGER NOT NULL DEFAULT 0,
@@ -234,7 +236,23 @@ CREATE INDEX IF NOT EXISTS intercom_inbox_ready  ON intercom_inbox(available_at,
 CREATE INDEX IF NOT EXISTS intercom_inbox_leased ON intercom_inbox(lease_until) WHERE state = 1;
 CREATE INDEX IF NOT EXISTS intercom_inbox_done   ON intercom_inbox(done_at) WHERE state = 2;
 CREATE INDEX IF NOT EXISTS intercom_inbox_dead   ON intercom_inbox(seq) WHERE state = 3;
+CREATE TABLE IF NOT EXISTS intercom_inbox_body (
+  seq          INTEGER PRIMARY KEY,
+  body         BLOB    NOT NULL
+) STRICT;
+";
+
+/// From version 1 (bodies in the main table, and an index on state that
+/// plans must not use) to version 2.
+const MIGRATE_FROM_1: &str = "
 DROP INDEX IF EXISTS intercom_inbox_state;
+CREATE TABLE intercom_inbox_body (
+  seq          INTEGER PRIMARY KEY,
+  body         BLOB    NOT NULL
+) STRICT;
+INSERT INTO intercom_inbox_body (seq, body)
+  SELECT seq, body FROM intercom_inbox WHERE body IS NOT NULL;
+ALTER TABLE intercom_inbox DROP COLUMN body;
 ";
 
 // The statements. Those that select by state name their partial index
@@ -243,10 +261,20 @@ DROP INDEX IF EXISTS intercom_inbox_state;
 // whose named index cannot serve it rather than fall back to such a plan.
 // The test `every_statement_reads_through_an_index` checks the plans.
 
-/// Stores a notification unless its id is there already.
-const INSERT: &str = "INSERT INTO intercom_inbox (id, topic, body, received_at, available_at)
-  VALUES (:id, :topic, :body, :received_at, :now)
+/// Stores a notification unless its id is there already (its body then
+/// goes in with [`INSERT_BODY`]).
+const INSERT: &str = "INSERT INTO intercom_inbox (id, topic, received_at, available_at)
+  VALUES (:id, :topic, :received_at, :now)
   ON CONFLICT (id) DO NOTHING";
+
+/// The body of the notification [`INSERT`] stored.
+const INSERT_BODY: &str = "INSERT INTO intercom_inbox_body (seq, body) VALUES (:seq, :body)";
+
+/// A notification's body.
+const BODY: &str = "SELECT body FROM intercom_inbox_body WHERE seq = :seq";
+
+/// Drops a notification's body.
+const DELETE_BODY: &str = "DELETE FROM intercom_inbox_body WHERE seq = :seq";
 
 /// Ends the attempts whose lease lapsed: pending again, or dead after the
 /// last attempt.
@@ -264,7 +292,7 @@ const CLAIM: &str = "UPDATE intercom_inbox
       WHERE seq IN (SELECT seq FROM intercom_inbox INDEXED BY intercom_inbox_ready
                      WHERE state = 0 AND available_at <= :now
                      ORDER BY available_at, seq LIMIT :n)
-  RETURNING seq, id, topic, body, received_at, attempts";
+  RETURNING seq, id, topic, received_at, attempts";
 
 /// When the next notification becomes due (a retry or a lapsing lease).
 const NEXT_DUE: &str = "SELECT min(t) FROM (
@@ -274,12 +302,13 @@ const NEXT_DUE: &str = "SELECT min(t) FROM (
   SELECT min(lease_until) AS t
     FROM intercom_inbox INDEXED BY intercom_inbox_leased WHERE state = 1)";
 
-/// Marks a leased notification done and drops its body (the id stays, for
-/// deduplication).
+/// Marks a leased notification done (its body is dropped with
+/// [`DELETE_BODY`]; the id stays, for deduplication).
 const COMPLETE: &str = "UPDATE intercom_inbox
-    SET state = 2, done_at = :now, body = NULL, last_error = NULL,
+    SET state = 2, done_at = :now, last_error = NULL,
         lease_until = NULL, lease_token = NULL
-  WHERE id = :id AND state = 1 AND lease_token = :token";
+  WHERE id = :id AND state = 1 AND lease_token = :token
+  RETURNING seq";
 
 /// Records a failed attempt: pending again at the retry time, or dead.
 const FAIL: &str = "UPDATE intercom_inbox
@@ -306,8 +335,10 @@ const COUNTS: &str = "SELECT
     WHERE state = 3)";
 
 /// One page of dead notifications, after a cursor.
-const DEAD_PAGE: &str = "SELECT seq, id, topic, body, received_at, attempts, last_error
-   FROM intercom_inbox INDEXED BY intercom_inbox_dead
+const DEAD_PAGE: &str = "SELECT seq, id, topic,
+        (SELECT body FROM intercom_inbox_body AS b WHERE b.seq = n.seq),
+        received_at, attempts, last_error
+   FROM intercom_inbox AS n INDEXED BY intercom_inbox_dead
   WHERE state = 3 AND seq > :after
   ORDER BY seq LIMIT :n";
 
@@ -436,19 +467,22 @@ impl SqliteStore {
 impl InboxStore for SqliteStore {
     fn insert(&self, notification: NewNotification) -> InboxFuture<Inserted> {
         let work = move |connection: &Connection, now: i64| {
-            let mut insert = connection.prepare_cached(INSERT)?;
-            let inserted = insert.execute(named_params! {
+            let inserted = connection.prepare_cached(INSERT)?.execute(named_params! {
                 ":id": &*notification.id,
                 ":topic": &*notification.topic,
-                ":body": &notification.body[..],
                 ":received_at": millis(notification.received_at),
                 ":now": now,
             })?;
-            Ok(if inserted == 1 {
-                Inserted::Stored
-            } else {
-                Inserted::Duplicate
-            })
+            if inserted != 1 {
+                return Ok(Inserted::Duplicate);
+            }
+            connection
+                .prepare_cached(INSERT_BODY)?
+                .execute(named_params! {
+                    ":seq": connection.last_insert_rowid(),
+                    ":body": &notification.body[..],
+                })?;
+            Ok(Inserted::Stored)
         };
         // An insert whose caller already answered 503 is not written: the
         // answer said "not stored", and Intercom's retry will store it.
@@ -478,20 +512,30 @@ impl InboxStore for SqliteStore {
                             ":n": i64::try_from(request.max).unwrap_or(i64::MAX),
                         },
                         |row| {
-                            let seq: i64 = row.get(0)?;
-                            let body: Option<Vec<u8>> = row.get(3)?;
-                            let notification = ReceivedNotification::new(
+                            Ok((
+                                row.get::<_, i64>(0)?,
                                 row.get::<_, String>(1)?,
                                 row.get::<_, String>(2)?,
-                                Bytes::from(body.unwrap_or_default()),
-                                time(row.get(4)?),
-                                attempts(row.get(5)?),
-                            );
-                            Ok((seq, notification))
+                                time(row.get(3)?),
+                                attempts(row.get(4)?),
+                            ))
                         },
                     )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
-                rows.sort_by_key(|(seq, _)| *seq);
+                rows.sort_by_key(|(seq, ..)| *seq);
+                let mut body = connection.prepare_cached(BODY)?;
+                let rows = rows
+                    .into_iter()
+                    .map(|(seq, id, topic, received_at, attempt)| {
+                        let bytes: Option<Vec<u8>> = body
+                            .query_row(named_params! { ":seq": seq }, |row| row.get(0))
+                            .optional()?;
+                        let bytes = Bytes::from(bytes.unwrap_or_default());
+                        let notification =
+                            ReceivedNotification::new(id, topic, bytes, received_at, attempt);
+                        Ok((seq, notification))
+                    })
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
                 let next_due: Option<i64> = connection
                     .prepare_cached(NEXT_DUE)?
                     .query_row([], |row| row.get(0))?;
@@ -512,10 +556,18 @@ impl InboxStore for SqliteStore {
             move |connection: &Connection, now: i64| {
                 // The body is no longer needed: only the id is kept, for
                 // deduplication, until the retention ends.
-                let changed = connection
+                let seq: Option<i64> = connection
                     .prepare_cached(COMPLETE)?
-                    .execute(named_params! { ":now": now, ":id": &*id, ":token": token })?;
-                Ok(changed == 1)
+                    .query_row(
+                        named_params! { ":now": now, ":id": &*id, ":token": token },
+                        |row| row.get(0),
+                    )
+                    .optional()?;
+                let Some(seq) = seq else { return Ok(false) };
+                connection
+                    .prepare_cached(DELETE_BODY)?
+                    .execute(named_params! { ":seq": seq })?;
+                Ok(true)
             },
             false,
             true,
@@ -651,8 +703,8 @@ impl InboxStore for SqliteStore {
 trait Job: Send {
     /// The caller gave up and the write need not happen.
     fn abandoned(&self) -> bool;
-    /// Runs the statements (inside the open transaction).
-    fn run(&mut self, connection: &Connection, now: i64);
+    /// Runs the statements (inside the open transaction); why they failed.
+    fn run(&mut self, connection: &Connection, now: i64) -> Result<(), String>;
     /// Answers the caller once the transaction is over: `failed` when it
     /// was not committed.
     fn finish(self: Box<Self>, failed: Option<&str>);
@@ -660,7 +712,7 @@ trait Job: Send {
 
 struct Task<T, F> {
     work: Option<F>,
-    result: Option<rusqlite::Result<T>>,
+    result: Option<T>,
     reply: oneshot::Sender<Result<T, StoreError>>,
     skip_if_abandoned: bool,
 }
@@ -674,16 +726,23 @@ where
         self.skip_if_abandoned && self.reply.is_closed()
     }
 
-    fn run(&mut self, connection: &Connection, now: i64) {
-        if let Some(work) = self.work.take() {
-            self.result = Some(work(connection, now));
+    fn run(&mut self, connection: &Connection, now: i64) -> Result<(), String> {
+        let Some(work) = self.work.take() else {
+            return Ok(());
+        };
+        match work(connection, now) {
+            Ok(value) => {
+                self.result = Some(value);
+                Ok(())
+            }
+            Err(error) => Err(error.to_string()),
         }
     }
 
     fn finish(self: Box<Self>, failed: Option<&str>) {
         let result = match (failed, self.result) {
             (Some(reason), _) => Err(StoreError::unavailable(reason.to_owned())),
-            (None, Some(result)) => result.map_err(unavailable),
+            (None, Some(value)) => Ok(value),
             (None, None) => return, // abandoned: nobody is waiting
         };
         let _ = self.reply.send(result);
@@ -733,8 +792,22 @@ fn commit(connection: &Connection, batch: &mut [Box<dyn Job>]) -> Option<String>
     }
     let now = millis(SystemTime::now());
     for job in batch.iter_mut() {
+        if connection.is_autocommit() {
+            // SQLite rolled the transaction back (below): nothing more runs.
+            break;
+        }
         if !job.abandoned() {
-            job.run(connection, now);
+            // A write that fails (disk full, I/O error) may have run half
+            // of its statements: the whole transaction is rolled back and
+            // every write in it fails, so that nothing is kept by halves (a
+            // notification without its body) and nothing is answered as
+            // stored that was not.
+            if let Err(error) = job.run(connection, now) {
+                if !connection.is_autocommit() {
+                    let _ = connection.execute_batch("ROLLBACK");
+                }
+                return Some(error);
+            }
         }
     }
     // Some errors (disk full, I/O) roll the transaction back by themselves.
@@ -807,6 +880,11 @@ fn migrate(connection: &Connection) -> Result<(), StoreError> {
                 "the inbox file has schema version {version}, newer than this version of \
                  tower-intercom knows ({SCHEMA_VERSION})"
             )));
+        }
+        if version == 1 {
+            connection
+                .execute_batch(MIGRATE_FROM_1)
+                .map_err(unavailable)?;
         }
         connection.execute_batch(SCHEMA).map_err(unavailable)?;
         connection
@@ -882,17 +960,11 @@ mod tests {
         let connection = open_connection(&dir.join("inbox.sqlite3"), Duration::ZERO, false)
             .expect("a connection");
         migrate(&connection).expect("the schema");
-        // A version-1 file made before the state index was dropped: the
-        // migration removes it, so that no plan can pick it.
-        connection
-            .execute_batch(
-                "CREATE INDEX IF NOT EXISTS intercom_inbox_state ON intercom_inbox(state);
-                 PRAGMA user_version = 1;",
-            )
-            .unwrap();
-        migrate(&connection).expect("the schema again");
         let statements = [
             ("INSERT", INSERT),
+            ("INSERT_BODY", INSERT_BODY),
+            ("BODY", BODY),
+            ("DELETE_BODY", DELETE_BODY),
             ("SWEEP_LAPSED", SWEEP_LAPSED),
             ("CLAIM", CLAIM),
             ("NEXT_DUE", NEXT_DUE),
@@ -931,6 +1003,72 @@ mod tests {
                 assert!(!step.contains("TEMP B-TREE"), "{name} sorts: {steps:?}");
             }
         }
+        drop(connection);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A file of the first schema (bodies in the main table, an index on
+    /// state): opening it moves the bodies out and drops that index.
+    #[test]
+    fn a_version_1_file_is_migrated() {
+        let dir = std::env::temp_dir().join(format!(
+            "tower-intercom-migrate-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("inbox.sqlite3");
+        let connection = open_connection(&path, Duration::ZERO, false).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE intercom_inbox (
+                   seq INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, topic TEXT NOT NULL,
+                   body BLOB, received_at INTEGER NOT NULL,
+                   state INTEGER NOT NULL DEFAULT 0, attempts INTEGER NOT NULL DEFAULT 0,
+                   available_at INTEGER NOT NULL, lease_until INTEGER, lease_token INTEGER,
+                   last_error TEXT, done_at INTEGER
+                 ) STRICT;
+                 CREATE INDEX intercom_inbox_ready  ON intercom_inbox(available_at, seq) WHERE state = 0;
+                 CREATE INDEX intercom_inbox_leased ON intercom_inbox(lease_until) WHERE state = 1;
+                 CREATE INDEX intercom_inbox_state  ON intercom_inbox(state);
+                 CREATE INDEX intercom_inbox_done   ON intercom_inbox(done_at) WHERE state = 2;
+                 CREATE INDEX intercom_inbox_dead   ON intercom_inbox(seq) WHERE state = 3;
+                 INSERT INTO intercom_inbox (id, topic, body, received_at, available_at)
+                   VALUES ('notif_pending', 'ping', X'7B7D', 1, 1);
+                 INSERT INTO intercom_inbox (id, topic, body, received_at, available_at, state, done_at)
+                   VALUES ('notif_done', 'ping', NULL, 1, 1, 2, 5);
+                 PRAGMA user_version = 1;",
+            )
+            .unwrap();
+        drop(connection);
+
+        let store = SqliteStore::open(&path).expect("a version-1 file opens");
+        drop(store);
+        let connection = Connection::open(&path).unwrap();
+        let version: i64 = connection
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let state_index: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE name = 'intercom_inbox_state'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(state_index, 0);
+        let moved: Vec<(String, Vec<u8>)> = connection
+            .prepare("SELECT id, body FROM intercom_inbox JOIN intercom_inbox_body USING (seq)")
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert_eq!(moved, [("notif_pending".to_owned(), b"{}".to_vec())]);
+        let ids: i64 = connection
+            .query_row("SELECT count(*) FROM intercom_inbox", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(ids, 2, "the done id stays, for deduplication");
         drop(connection);
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -3,11 +3,22 @@
 //! other for a fixed time. A measuring tool, not an example to copy.
 //!
 //! `inbox_load --url URL [--connections 128] [--duration 10] [--warmup 1]
-//! [--size 2048] [--pool N] [--repeat]`
+//! [--size 2048] [--pool N] [--repeat] [--rate R]`
+//!
+//! Closed loop by default: each connection sends its next request as soon
+//! as the previous one is answered, so the run finds the receiver's
+//! capacity, and the latencies include the wait of 128 requests queued
+//! at once. With `--rate R`, open loop: request `i` is due at
+//! `start + i / R` whatever happened before, like Intercom sending at a
+//! steady rate; each latency is measured from when the request was due
+//! (not when a connection was free to send it), so a stalled receiver's
+//! backlog shows in the latencies instead of slowing the sender down (no
+//! coordinated omission). Timer resolution adds up to about 1 ms to
+//! those latencies.
 //!
 //! Every body carries its own notification id and is signed (with
 //! `INTERCOM_WEBHOOK_SECRET`) before the clock starts: `--pool` bodies
-//! (default 30,000 per second of warmup + duration). Without `--repeat`,
+//! (default 30,000, or the `--rate`, per second of warmup + duration). Without `--repeat`,
 //! each is sent once, as Intercom does, and a run that uses them all stops
 //! early and says `exhausted=1`; with it, they are sent again in turn
 //! (for receivers without an inbox). Runs on one thread: pin it with
@@ -44,6 +55,7 @@ struct Options {
     size: usize,
     pool: Option<usize>,
     repeat: bool,
+    rate: Option<f64>,
 }
 
 fn options() -> Result<Options, String> {
@@ -56,6 +68,7 @@ fn options() -> Result<Options, String> {
         size: 2048,
         pool: None,
         repeat: false,
+        rate: None,
     };
     let mut args = env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -78,6 +91,13 @@ fn options() -> Result<Options, String> {
             "--warmup" => options.warmup = value.parse().map_err(|_| bad())?,
             "--size" => options.size = value.parse().map_err(|_| bad())?,
             "--pool" => options.pool = Some(value.parse().map_err(|_| bad())?),
+            "--rate" => {
+                let rate: f64 = value.parse().map_err(|_| bad())?;
+                if !(rate.is_finite() && rate > 0.0) {
+                    return Err(bad());
+                }
+                options.rate = Some(rate);
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -111,7 +131,9 @@ fn main() -> ExitCode {
     // Bodies and signatures, before the clock starts.
     let pool = options
         .pool
-        .unwrap_or(((options.duration + options.warmup) * 30_000.0) as usize)
+        .unwrap_or(
+            ((options.duration + options.warmup) * options.rate.unwrap_or(30_000.0)) as usize + 1,
+        )
         .max(1);
     let template = notification(options.size);
     let run = (std::process::id() as u64
@@ -176,6 +198,7 @@ async fn load(options: &Options, bodies: Arc<[(Bytes, HeaderValue)]>) -> (Tally,
         let url = options.url.clone();
         let authority = authority.clone();
         let repeat = options.repeat;
+        let rate = options.rate;
         tasks.spawn(async move {
             let mut tally = Tally::default();
             'connect: while Instant::now() < end {
@@ -196,15 +219,20 @@ async fn load(options: &Options, bodies: Arc<[(Bytes, HeaderValue)]>) -> (Tally,
                     if Instant::now() >= end {
                         break 'connect;
                     }
-                    let mut i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= bodies.len() {
-                        if !repeat {
-                            exhausted.store(true, Ordering::Relaxed);
-                            break 'connect;
-                        }
-                        i %= bodies.len();
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    // Open loop: request `i` is due at its own time.
+                    let due = rate.map(|rate| start + Duration::from_secs_f64(i as f64 / rate));
+                    if due.is_some_and(|due| due >= end) {
+                        break 'connect;
                     }
-                    let (body, signature) = &bodies[i];
+                    if i >= bodies.len() && !repeat {
+                        exhausted.store(true, Ordering::Relaxed);
+                        break 'connect;
+                    }
+                    if let Some(due) = due {
+                        tokio::time::sleep_until(due.into()).await;
+                    }
+                    let (body, signature) = &bodies[i % bodies.len()];
                     let request = Request::post(url.clone())
                         .header("host", authority.as_str())
                         .header("content-type", "application/json")
@@ -216,7 +244,7 @@ async fn load(options: &Options, bodies: Arc<[(Bytes, HeaderValue)]>) -> (Tally,
                         tally.errors += 1;
                         continue 'connect;
                     }
-                    let sent = Instant::now();
+                    let sent = due.unwrap_or_else(Instant::now);
                     let status = match sender.send_request(request).await {
                         Ok(response) => {
                             let status = response.status().as_u16();

@@ -10,6 +10,10 @@
 //!   no workers: each 200 waits for a synced commit.
 //! - `--mode redis --url redis://HOST:PORT/` (feature `inbox-redis`): the
 //!   layer in front of the Redis inbox's receiver, no workers.
+//! - `--workers C` with `sqlite` or `redis`: a worker with a no-op handler
+//!   and `C` concurrent notifications runs in the same process while the
+//!   receiver answers (its `done` count is in `GET /stats`): do the
+//!   workers keep up with the acknowledgements?
 //! - `--drain N --concurrency C --dir DIR`: no server. Stores `N` unique
 //!   signed 2 KiB notifications through the layer and the receiver (in
 //!   process, 512 at a time), then runs a worker with a no-op handler and
@@ -49,6 +53,7 @@ struct Options {
     drain: Option<u64>,
     concurrency: usize,
     size: usize,
+    workers: usize,
 }
 
 fn options() -> Result<Options, String> {
@@ -59,6 +64,7 @@ fn options() -> Result<Options, String> {
         drain: None,
         concurrency: 16,
         size: 2048,
+        workers: 0,
     };
     let mut args = env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -75,6 +81,7 @@ fn options() -> Result<Options, String> {
             "--drain" => options.drain = Some(number()?),
             "--concurrency" => options.concurrency = number()? as usize,
             "--size" => options.size = number()? as usize,
+            "--workers" => options.workers = number()? as usize,
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -134,6 +141,7 @@ async fn main() -> ExitCode {
                 let inbox = tower_intercom::inbox::RedisInbox::connect(url)
                     .await
                     .map_err(|e| e.to_string())?;
+                start_workers(&inbox, options.workers);
                 let stats_inbox = inbox.clone();
                 let stats = Arc::new(move || {
                     let inbox = stats_inbox.clone();
@@ -145,6 +153,7 @@ async fn main() -> ExitCode {
             "redis" => return Err("built without the inbox-redis feature".into()),
             _ => {
                 let inbox = open(options.dir.as_deref().unwrap_or_default())?;
+                start_workers(&inbox, options.workers);
                 let stats_inbox = inbox.clone();
                 let stats = Arc::new(move || {
                     let inbox = stats_inbox.clone();
@@ -162,6 +171,21 @@ async fn main() -> ExitCode {
             eprintln!("error: {err}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A worker with a no-op handler, `concurrency` at a time (none for 0).
+fn start_workers<St: tower_intercom::inbox::InboxStore>(
+    inbox: &tower_intercom::inbox::Inbox<St>,
+    concurrency: usize,
+) {
+    if concurrency > 0 {
+        let _ = inbox
+            .worker(handler_fn(|_: ReceivedNotification| async {
+                Ok::<_, Infallible>(())
+            }))
+            .concurrency(concurrency)
+            .spawn(std::future::pending());
     }
 }
 

@@ -1072,3 +1072,123 @@ mod arbitrary_bodies {
         }
     }
 }
+
+/// A store whose completions are slow (a busy disk, a far database).
+struct SlowCompletions {
+    inner: tower_intercom::inbox::SqliteStore,
+    delay: Duration,
+}
+
+impl InboxStore for SlowCompletions {
+    fn insert(&self, n: NewNotification) -> tower_intercom::inbox::InboxFuture<Inserted> {
+        self.inner.insert(n)
+    }
+    fn claim(
+        &self,
+        request: tower_intercom::inbox::ClaimRequest,
+    ) -> tower_intercom::inbox::InboxFuture<tower_intercom::inbox::Claimed> {
+        self.inner.claim(request)
+    }
+    fn complete(
+        &self,
+        id: &str,
+        token: &tower_intercom::inbox::LeaseToken,
+    ) -> tower_intercom::inbox::InboxFuture<bool> {
+        let (completing, delay) = (self.inner.complete(id, token), self.delay);
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            completing.await
+        })
+    }
+    fn fail(
+        &self,
+        id: &str,
+        token: &tower_intercom::inbox::LeaseToken,
+        failure: tower_intercom::inbox::Failure,
+    ) -> tower_intercom::inbox::InboxFuture<bool> {
+        self.inner.fail(id, token, failure)
+    }
+    fn release(
+        &self,
+        id: &str,
+        token: &tower_intercom::inbox::LeaseToken,
+    ) -> tower_intercom::inbox::InboxFuture<bool> {
+        self.inner.release(id, token)
+    }
+    fn counts(&self) -> tower_intercom::inbox::InboxFuture<Counts> {
+        self.inner.counts()
+    }
+    fn dead(
+        &self,
+        query: DeadQuery,
+    ) -> tower_intercom::inbox::InboxFuture<tower_intercom::inbox::DeadPage> {
+        self.inner.dead(query)
+    }
+    fn requeue(&self, id: &str) -> tower_intercom::inbox::InboxFuture<bool> {
+        self.inner.requeue(id)
+    }
+    fn prune_done(&self, before: SystemTime) -> tower_intercom::inbox::InboxFuture<u64> {
+        self.inner.prune_done(before)
+    }
+}
+
+/// A handler that overran its lease is stopped before its slot goes to
+/// another notification, even while outcomes wait to be written: the same
+/// notification never runs twice at once, in one worker or across two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_never_runs_twice_at_once_when_outcomes_are_slow() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = tower_intercom::inbox::Inbox::new(SlowCompletions {
+        inner: tower_intercom::inbox::SqliteStore::open(file(&dir)).unwrap(),
+        delay: Duration::from_secs(3),
+    });
+    for id in ["notif_quick", "notif_slow"] {
+        inbox
+            .store()
+            .insert(NewNotification::new(id, "ping", Bytes::from_static(b"{}")))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    /// Counts the runs of the slow notification going on.
+    struct Running(Arc<AtomicU32>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let (running, most) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let handler = {
+        let (running, most) = (running.clone(), most.clone());
+        handler_fn(move |notification: ReceivedNotification| {
+            let (running, most) = (running.clone(), most.clone());
+            async move {
+                if notification.id() == "notif_slow" {
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    let _running = Running(running);
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                }
+                Ok::<_, std::io::Error>(())
+            }
+        })
+    };
+    let first = inbox
+        .worker(handler.clone())
+        .concurrency(1)
+        .lease(Duration::from_secs(1))
+        .spawn(std::future::pending());
+    while running.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let second = inbox
+        .worker(handler)
+        .concurrency(1)
+        .lease(Duration::from_secs(1))
+        .poll_interval(Duration::from_millis(50))
+        .spawn(std::future::pending());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    first.abort();
+    second.abort();
+    assert_eq!(most.load(Ordering::SeqCst), 1, "ran twice at once");
+}

@@ -369,6 +369,19 @@ async fn process<St, S>(
         First::B(First::A(())) => Outcome::TimedOut,
         First::B(First::B(_)) => Outcome::HandBack,
     };
+    if matches!(outcome, Outcome::TimedOut | Outcome::HandBack) {
+        // Stopped, and given the rest of the lease to stop (it ends at its
+        // next `.await`), before its slot or the notification goes to
+        // another attempt: one notification never runs twice at once.
+        running.abort();
+        let _ = tokio::time::timeout(
+            settings
+                .lease
+                .saturating_sub(handler_timeout(settings.lease)),
+            &mut running,
+        )
+        .await;
+    }
     // The handler is done: its slot goes to the next notification as soon
     // as there is room among the outcomes being written, so that the next
     // claim can share a commit with this outcome.
@@ -389,7 +402,6 @@ async fn process<St, S>(
             return;
         }
         Outcome::HandBack => {
-            running.abort();
             let _ = retry(|| store.release(&id, &token)).await;
             return;
         }
@@ -399,7 +411,6 @@ async fn process<St, S>(
         }
         Outcome::Finished(Err(_)) => "the handler was cancelled".to_owned(),
         Outcome::TimedOut => {
-            running.abort();
             format!(
                 "the handler did not finish within its lease ({:?})",
                 settings.lease

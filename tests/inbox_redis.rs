@@ -361,32 +361,99 @@ async fn inserts_sent_together_are_deduplicated_and_numbered_one_by_one() {
     assert_eq!(inbox.counts().await.unwrap(), counts(100, 0, 0, 0));
 }
 
-/// The task that sends inserts runs in the runtime of the first insert;
-/// when that runtime ends, the next insert starts a new one.
+/// Large notifications among small ones (batches are bounded in bytes as
+/// well as in count): all stored, each answered for itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_and_small_notifications_sent_together_are_all_stored() {
+    let server = Server::start_with(VOLATILE);
+    let inbox = inbox(&server).await;
+    let inserts: Vec<_> = (0..60)
+        .map(|i| {
+            let store = inbox.store().clone();
+            // Every tenth is 1.5 MiB, more than one batch carries.
+            let size = if i % 10 == 0 { 1536 * 1024 } else { 2048 };
+            let body = Bytes::from(vec![b'x'; size]);
+            tokio::spawn(async move {
+                let id = format!("notif_size_{i}");
+                (
+                    size,
+                    store.insert(NewNotification::new(id, "ping", body)).await,
+                )
+            })
+        })
+        .collect();
+    for insert in inserts {
+        let (size, inserted) = insert.await.unwrap();
+        assert!(
+            matches!(inserted, Ok(Inserted::Stored)),
+            "{size} bytes: {inserted:?}"
+        );
+    }
+    assert_eq!(inbox.counts().await.unwrap(), counts(60, 0, 0, 0));
+    let mut redis = raw(&server).await;
+    let large: Vec<u8> = redis.hget(key("messages"), "notif_size_10").await.unwrap();
+    assert!(large.ends_with(&vec![b'x'; 1536 * 1024]));
+}
+
+/// The task that sends inserts runs in the store's runtime, not in the
+/// runtime of whoever inserted first: a runtime that is kept but no longer
+/// driven (a `block_on` done with) holds nothing up.
 #[test]
-fn inserts_keep_working_after_the_runtime_of_the_first_one_ended() {
+fn inserts_do_not_depend_on_the_runtime_that_made_the_first_one() {
     let main = tokio::runtime::Runtime::new().unwrap();
     let server = Server::start_with(VOLATILE);
     let inbox = main.block_on(inbox(&server));
     let insert = |id: &str| {
-        let store = inbox.store().clone();
-        let id = id.to_owned();
-        async move {
-            store
-                .insert(NewNotification::new(id, "ping", Bytes::from_static(b"{}")))
-                .await
-        }
+        inbox
+            .store()
+            .insert(NewNotification::new(id, "ping", Bytes::from_static(b"{}")))
     };
-    let short_lived = tokio::runtime::Builder::new_current_thread()
+    let side = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let first = short_lived.block_on(insert("notif_first"));
+    let first = side.block_on(insert("notif_first"));
     assert!(matches!(first, Ok(Inserted::Stored)), "{first:?}");
-    drop(short_lived);
-    let later = main.block_on(insert("notif_second"));
-    assert!(matches!(later, Ok(Inserted::Stored)), "{later:?}");
-    assert_eq!(main.block_on(inbox.counts()).unwrap(), counts(2, 0, 0, 0));
+    // `side` stays alive, idle.
+    let second = main.block_on(insert("notif_second"));
+    assert!(matches!(second, Ok(Inserted::Stored)), "{second:?}");
+    drop(side);
+    let third = main.block_on(insert("notif_third"));
+    assert!(matches!(third, Ok(Inserted::Stored)), "{third:?}");
+    assert_eq!(main.block_on(inbox.counts()).unwrap(), counts(3, 0, 0, 0));
+}
+
+/// An insert polled outside any runtime (a Tokio timer panics there, as
+/// for every store call) leaves the store working for the inserts after
+/// it.
+#[test]
+fn an_insert_polled_outside_a_runtime_does_not_break_the_store() {
+    let main = tokio::runtime::Runtime::new().unwrap();
+    let server = Server::start_with(VOLATILE);
+    let inbox = main.block_on(inbox(&server));
+    let _ = std::thread::scope(|scope| {
+        scope
+            .spawn(|| {
+                let mut insert = inbox.store().insert(NewNotification::new(
+                    "notif_outside",
+                    "ping",
+                    Bytes::from_static(b"{}"),
+                ));
+                let waker = std::task::Waker::noop();
+                let _ = insert
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(waker));
+            })
+            .join()
+    });
+    for i in 0..3 {
+        let later = main.block_on(inbox.store().insert(NewNotification::new(
+            format!("notif_later_{i}"),
+            "ping",
+            Bytes::from_static(b"{}"),
+        )));
+        assert!(matches!(later, Ok(Inserted::Stored)), "{later:?}");
+    }
 }
 
 /// Two receiver processes (two inboxes, two connections, two HTTP servers)

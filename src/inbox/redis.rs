@@ -495,21 +495,17 @@ static INSERT: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
 local results = {}
-local n = tonumber(redis.call('GET', seq) or '0')
-local stored = false
 for i = 1, #ARGV - 1, 2 do
   local id = ARGV[i]
   if redis.call('HEXISTS', messages, id) == 1 or redis.call('ZSCORE', done, id) then
     results[#results + 1] = 0
   else
-    n = n + 1
-    stored = true
+    local n = redis.call('INCR', seq)
     redis.call('HSET', messages, id, string.format('%d:', n) .. ARGV[i + 1])
     enqueue(id)
     results[#results + 1] = 1
   end
 end
-if stored then redis.call('SET', seq, n) end
 return results
 ",
     )
@@ -917,6 +913,11 @@ impl RedisStore {
 /// The most notifications one insert script stores.
 const MAX_INSERT_BATCH: usize = 128;
 
+/// The most bytes of notifications one insert script carries (a larger
+/// notification goes alone): one large body must not hold up many small
+/// ones, nor the connection the workers share.
+const MAX_INSERT_BATCH_BYTES: usize = 1024 * 1024;
+
 /// Insert scripts sent at once; each carries the notifications that
 /// arrived while the others ran.
 const INSERT_BATCHES_IN_FLIGHT: usize = 4;
@@ -935,22 +936,33 @@ struct Insert {
 /// them into one commit. A batch is one script, so one atomic step; each
 /// notification in it is deduplicated on its own, in order.
 ///
-/// The task that sends them starts with the first insert (in the runtime
-/// that polls it), ends when the store and its clones are dropped, and
-/// starts again if its runtime ended.
-#[derive(Default)]
+/// The task that sends them starts with the first insert, in the runtime
+/// the store was made in (the connection's), or else the one polling the
+/// insert; it ends when the store and its clones are dropped, and starts
+/// again if its runtime ended.
 struct Batcher {
     queue: Mutex<Option<mpsc::UnboundedSender<Insert>>>,
+    runtime: Option<tokio::runtime::Handle>,
+}
+
+impl Default for Batcher {
+    fn default() -> Self {
+        Self {
+            queue: Mutex::default(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
+        }
+    }
 }
 
 impl Batcher {
     /// Queues `insert` for the task. The queue is bounded by the store's
     /// `inserts` semaphore, whose permit each insert carries.
     fn queue(&self, insert: Insert, store: &RedisStore) -> Result<(), StoreError> {
+        // Nothing panics while the lock is held; a poisoned lock is used.
         let mut queue = self
             .queue
             .lock()
-            .map_err(|_| StoreError::unavailable("the inbox's Redis insert queue was poisoned"))?;
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let insert = match queue.as_ref() {
             Some(sender) => match sender.send(insert) {
                 Ok(()) => return Ok(()),
@@ -959,16 +971,38 @@ impl Batcher {
             },
             None => insert,
         };
-        let (sender, receiver) = mpsc::unbounded_channel();
-        tokio::spawn(send_batches(
-            receiver,
-            store.connection.clone(),
-            store.keys.clone(),
-            store.timeout,
-        ));
-        let queued = sender.send(insert).is_ok();
-        *queue = Some(sender);
-        queued.then_some(()).ok_or_else(insert_task_stopped)
+        // The store's runtime, unless it is a current-thread runtime that
+        // is not the one polling (its tasks run only while it is driven);
+        // then, or when it has ended, the caller's.
+        let current = tokio::runtime::Handle::try_current().ok();
+        let own = self.runtime.clone().filter(|own| {
+            own.runtime_flavor() != tokio::runtime::RuntimeFlavor::CurrentThread
+                || current
+                    .as_ref()
+                    .is_some_and(|current| current.id() == own.id())
+        });
+        let mut insert = insert;
+        for runtime in own.into_iter().chain(current) {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            runtime.spawn(send_batches(
+                receiver,
+                store.connection.clone(),
+                store.keys.clone(),
+                store.timeout,
+            ));
+            match sender.send(insert) {
+                Ok(()) => {
+                    *queue = Some(sender);
+                    return Ok(());
+                }
+                // That runtime has ended.
+                Err(mpsc::error::SendError(back)) => insert = back,
+            }
+        }
+        drop(insert);
+        Err(StoreError::unavailable(
+            "the inbox's Redis store needs a running Tokio runtime",
+        ))
     }
 }
 
@@ -986,17 +1020,31 @@ async fn send_batches(
     timeout: Duration,
 ) {
     let slots = Arc::new(Semaphore::new(INSERT_BATCHES_IN_FLIGHT));
+    // The insert that did not fit in the previous batch.
+    let mut carried: Option<Insert> = None;
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        let Some(first) = queue.recv().await else {
-            return;
+        let first = match carried.take() {
+            Some(insert) => insert,
+            None => match queue.recv().await {
+                Some(insert) => insert,
+                None => return,
+            },
         };
+        let mut bytes = first.message.len();
         let mut batch = vec![first];
-        while batch.len() < MAX_INSERT_BATCH {
+        while batch.len() < MAX_INSERT_BATCH && bytes < MAX_INSERT_BATCH_BYTES {
             match queue.try_recv() {
-                Ok(insert) => batch.push(insert),
+                Ok(insert) if bytes + insert.message.len() > MAX_INSERT_BATCH_BYTES => {
+                    carried = Some(insert);
+                    break;
+                }
+                Ok(insert) => {
+                    bytes += insert.message.len();
+                    batch.push(insert);
+                }
                 Err(_) => break,
             }
         }

@@ -180,12 +180,15 @@ fn start_workers<St: tower_intercom::inbox::InboxStore>(
     concurrency: usize,
 ) {
     if concurrency > 0 {
-        let _ = inbox
-            .worker(handler_fn(|_: ReceivedNotification| async {
-                Ok::<_, Infallible>(())
-            }))
-            .concurrency(concurrency)
-            .spawn(std::future::pending());
+        // Runs until the process ends.
+        drop(
+            inbox
+                .worker(handler_fn(|_: ReceivedNotification| async {
+                    Ok::<_, Infallible>(())
+                }))
+                .concurrency(concurrency)
+                .spawn(std::future::pending()),
+        );
     }
 }
 

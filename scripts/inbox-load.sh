@@ -15,22 +15,36 @@
 #   redis    inbox_receiver --mode redis: the layer in front of the Redis
 #            inbox's receiver, no workers; redis-server (--appendonly yes
 #            --appendfsync everysec, its own temporary directory and port)
-#            pinned to core 0 with the receiver, its CPU time counted with it
+#            pinned to core REDIS_CORE (default 1, with the load generator:
+#            the receiver keeps its core to itself; 0 puts it with the
+#            receiver), its CPU time counted with the receiver's
+#   M@R      mode M in open loop: R requests per second offered whatever
+#            the answers (SQLITE_RATE, REDIS_RATE: the goals), latencies
+#            measured from when each request was due, OPEN_CONNECTIONS
+#            connections
+#   M@R+w    the same with a worker (no-op handler, WORKER_CONCURRENCY at
+#            a time) in the receiver's process, on its core: processed/s
+#            and the backlog left at the end say whether workers keep up
 #   drain-C  inbox_receiver --drain PREFILL --concurrency C: PREFILL
 #            notifications stored, then a worker with a no-op handler and C
 #            at a time drains them (no HTTP)
 #
-# The load generator (inbox_load) keeps CONNECTIONS keep-alive connections
-# busy for DURATION seconds after a 1 s warmup, each request a SIZE-byte
-# notification with its own id, signed before the clock starts; it records
-# every latency. Both binaries are in the test-support crate
-# (test-support/src/bin/). After each sqlite run the script checks that the
-# inbox holds exactly the notifications acknowledged with 200.
+# The load generator (inbox_load) sends for DURATION seconds after a 1 s
+# warmup, each request a SIZE-byte notification with its own id, signed
+# before the clock starts; it records every latency. Closed loop (M alone):
+# CONNECTIONS keep-alive connections each send as soon as answered, which
+# finds the capacity, and its latencies include the queue of CONNECTIONS
+# requests. Both binaries are in the test-support crate
+# (test-support/src/bin/). After each run without workers the script
+# checks that the inbox holds exactly the notifications acknowledged.
 #
 # Settings (environment): DURATION (s, default 10), ROUNDS (3),
-# CONNECTIONS (128), SIZE (bytes, 2048), PREFILL (50000), WORKERS
-# (concurrencies, "16 64"), MODES ("layer sqlite redis"; without redis
-# when redis-server is not installed).
+# CONNECTIONS (128), OPEN_CONNECTIONS (512), SIZE (bytes, 2048), PREFILL
+# (50000), WORKERS (drain concurrencies, "16 64"), WORKER_CONCURRENCY
+# (64), SQLITE_RATE (10000), REDIS_RATE (20000), REDIS_CORE (1), MODES
+# ("layer sqlite redis"; without redis when redis-server is not
+# installed), OPEN ("sqlite@SQLITE_RATE redis@REDIS_RATE", each also with
+# +w; empty for none).
 # Needs: taskset, python3, curl, cargo; redis-server for the redis mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,9 +55,23 @@ CONNECTIONS=${CONNECTIONS:-128}
 SIZE=${SIZE:-2048}
 PREFILL=${PREFILL:-50000}
 WORKERS=${WORKERS:-"16 64"}
+OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-512}
+WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-64}
+SQLITE_RATE=${SQLITE_RATE:-10000}
+REDIS_RATE=${REDIS_RATE:-20000}
+REDIS_CORE=${REDIS_CORE:-1}
 if [ -z "${MODES:-}" ]; then
   MODES="layer sqlite redis"
   command -v redis-server >/dev/null || { echo "redis-server not found: no redis mode" >&2; MODES="layer sqlite"; }
+fi
+if [ -z "${OPEN+set}" ]; then
+  OPEN=""
+  for mode in $MODES; do
+    case $mode in
+      sqlite) OPEN="$OPEN sqlite@$SQLITE_RATE sqlite@$SQLITE_RATE+w" ;;
+      redis) OPEN="$OPEN redis@$REDIS_RATE redis@$REDIS_RATE+w" ;;
+    esac
+  done
 fi
 
 for tool in taskset python3 curl cargo; do
@@ -80,13 +108,14 @@ cpu_ns() {
   cat /proc/"$1"/task/*/schedstat | awk '{ sum += $1 } END { printf "%.0f", sum }'
 }
 
-# start MODE DIR: a receiver on core 0 (and, for redis, a redis-server
-# with its data in DIR); sets pid and port once it answers.
+# start MODE DIR [RECEIVER FLAGS]: a receiver on core 0 (and, for redis, a
+# redis-server on REDIS_CORE with its data in DIR); sets pid and port once
+# it answers.
 start() {
   local mode=$1 dir=$2 url=
   if [ "$mode" = redis ]; then
     local redis_port; redis_port=$(free_port)
-    taskset -c 0 redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir" --save "" \
+    taskset -c "$REDIS_CORE" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir" --save "" \
       --appendonly yes --appendfsync everysec >"$work/redis.log" 2>&1 &
     redis_pid=$!
     for _ in $(seq 1 100); do
@@ -97,7 +126,8 @@ start() {
     url=redis://127.0.0.1:$redis_port/
   fi
   port=$(free_port)
-  PORT=$port taskset -c 0 "$receiver_bin" --mode "$mode" --dir "$dir" ${url:+--url "$url"} >"$work/receiver.log" 2>&1 &
+  PORT=$port taskset -c 0 "$receiver_bin" --mode "$mode" --dir "$dir" ${url:+--url "$url"} "${@:3}" \
+    >"$work/receiver.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do
     if curl -s -o /dev/null "http://127.0.0.1:$port/stats"; then return 0; fi
@@ -141,18 +171,24 @@ done
 results="$work/results"
 : >"$results"
 
-ack() { # ack MODE ROUND
-  local mode=$1 round=$2 dir="$work/run" line stats before after repeat=()
-  mkdir -p "$dir"; start "$mode" "$dir"
-  [ "$mode" = layer ] && repeat=(--repeat --pool 20000)
+ack() { # ack NAME ROUND, NAME = MODE[@RATE][+w]
+  local name=$1 round=$2 dir="$work/run" line stats before after load=() receiver=()
+  local mode=${name%%[@+]*} connections=$CONNECTIONS
+  if [[ $name == *@* ]]; then
+    local rate=${name#*@}; rate=${rate%+w}
+    load=(--rate "$rate"); connections=$OPEN_CONNECTIONS
+  fi
+  [[ $name == *+w ]] && receiver=(--workers "$WORKER_CONCURRENCY")
+  mkdir -p "$dir"; start "$mode" "$dir" "${receiver[@]}"
+  [ "$mode" = layer ] && load+=(--repeat --pool 20000)
   before=$(side_cpu_ns)
   line=$(timeout $((DURATION + 120)) taskset -c 1 "$load_bin" --url "http://127.0.0.1:$port/webhooks/intercom" \
-    --connections "$CONNECTIONS" --duration "$DURATION" --size "$SIZE" "${repeat[@]}" | grep '^RESULT') \
-    || { echo "the load generator failed against $mode" >&2; exit 1; }
+    --connections "$connections" --duration "$DURATION" --size "$SIZE" "${load[@]}" | grep '^RESULT') \
+    || { echo "the load generator failed against $name" >&2; exit 1; }
   after=$(side_cpu_ns)
   stats=$(curl -s "http://127.0.0.1:$port/stats")
   stop; rm -rf "$dir"
-  echo "$mode $round ${line#RESULT } cpu_us=$(( (after - before) / 1000 )) ${stats/-/}" | tee -a "$results" >&2
+  echo "$name $round ${line#RESULT } cpu_us=$(( (after - before) / 1000 )) ${stats/-/}" | tee -a "$results" >&2
 }
 
 drain() { # drain CONCURRENCY ROUND
@@ -164,10 +200,11 @@ drain() { # drain CONCURRENCY ROUND
   echo "drain-$c $round ${line#RESULT }" | tee -a "$results" >&2
 }
 
-contenders=($MODES)
+contenders=($MODES $OPEN)
 for c in $WORKERS; do contenders+=("drain-$c"); done
-echo "inbox load: ${DURATION}s x ${ROUNDS} rounds, $CONNECTIONS connections, $SIZE-byte notifications," \
-  "drain of $PREFILL; load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+echo "inbox load: ${DURATION}s x ${ROUNDS} rounds, $CONNECTIONS connections ($OPEN_CONNECTIONS open loop)," \
+  "$SIZE-byte notifications, redis-server on core $REDIS_CORE, drain of $PREFILL;" \
+  "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for round in $(seq 1 "$ROUNDS"); do
   n=${#contenders[@]}
   for i in $(seq 0 $((n - 1))); do
@@ -180,11 +217,13 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
-python3 - "$results" "$(cut -d' ' -f1-3 /proc/loadavg)" "$CONNECTIONS" "$DURATION" "$ROUNDS" "$PREFILL" <<'EOF'
+python3 - "$results" "$(cut -d' ' -f1-3 /proc/loadavg)" "$CONNECTIONS" "$DURATION" "$ROUNDS" "$PREFILL" \
+  "$OPEN_CONNECTIONS" "$WORKER_CONCURRENCY" "$REDIS_CORE" "$SQLITE_RATE" "$REDIS_RATE" <<'EOF'
 import statistics, sys
 from collections import defaultdict
 
-path, load, connections, duration, rounds, prefill = sys.argv[1:7]
+(path, load, connections, duration, rounds, prefill, open_connections, worker_concurrency,
+ redis_core, sqlite_rate, redis_rate) = sys.argv[1:12]
 duration = float(duration)
 runs = defaultdict(dict)  # name -> round -> fields
 for line in open(path):
@@ -217,27 +256,41 @@ def per_round(f):
 
 problems = []
 print()
-print(f"receiver on core 0, load generator on core 1 ({connections} connections, {duration:.0f} s x {rounds} "
-      f"rounds, medians [range]); load average after: {load}")
-print(f"{'receiver':>9} {'acked/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/req':>10} {'non-200':>8}")
-for name in ("layer", "sqlite", "redis"):
-    if name not in runs:
-        continue
+print(f"receiver on core 0, load generator on core 1, redis-server on core {redis_core}; "
+      f"{duration:.0f} s x {rounds} rounds, medians [range]; load average after: {load}")
+print(f"closed loop: {connections} connections; open loop (M@rate): {open_connections} connections, "
+      f"latency from when each request was due; +w: no-op worker, concurrency {worker_concurrency}, "
+      f"in the receiver's process")
+print(f"{'receiver':>17} {'acked/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/ack':>10} "
+      f"{'non-200':>8} {'processed/s':>11} {'backlog':>8}")
+acks = [n for n in runs if not n.startswith("drain-")]
+order = {"layer": 0, "sqlite": 1, "redis": 2}
+acks.sort(key=lambda n: (order.get(n.split("@")[0], 9), len(n), n))
+for name in acks:
     rs = list(runs[name].values())
+    workers = name.endswith("+w")
     for r in rs:
         if r["errors"] or r["non2xx"] or r["exhausted"]:
             problems.append(f"{name}: errors={r['errors']:.0f} non2xx={r['non2xx']:.0f} "
                             f"exhausted={r['exhausted']:.0f} statuses={r['statuses']}")
-        if name != "layer" and "pending" in r and r["pending"] != r["all_ok"]:
+        if not workers and "pending" in r and r["pending"] != r["all_ok"]:
             problems.append(f"{name}: {r['pending']:.0f} stored but {r['all_ok']:.0f} acknowledged")
+        if workers and "done" in r and r["done"] + r["pending"] + r["in_progress"] != r["all_ok"]:
+            problems.append(f"{name}: {r['done'] + r['pending'] + r['in_progress']:.0f} stored but "
+                            f"{r['all_ok']:.0f} acknowledged")
     cpu = statistics.median(r["cpu_us"] / max(r["all_ok"], 1) for r in rs)
-    print(f"{name:>9} {med(name, 'rps'):>9.0f} {med(name, 'p50') / 1e3:>7.2f} {med(name, 'p99') / 1e3:>7.2f}"
-          f" {med(name, 'max') / 1e3:>7.1f} {cpu:>10.1f} {sum(r['non2xx'] for r in rs):>8.0f}")
+    processed = backlog = "-"
+    if workers and "done" in rs[0]:
+        processed = f"{statistics.median(r['done'] / (duration + 1) for r in rs):.0f}"
+        backlog = f"{statistics.median(r['pending'] + r['in_progress'] for r in rs):.0f}"
+    print(f"{name:>17} {med(name, 'rps'):>9.0f} {med(name, 'p50') / 1e3:>7.2f} {med(name, 'p99') / 1e3:>7.2f}"
+          f" {med(name, 'max') / 1e3:>7.1f} {cpu:>10.1f} {sum(r['non2xx'] for r in rs):>8.0f}"
+          f" {processed:>11} {backlog:>8}")
 
 drains = sorted((n for n in runs if n.startswith("drain-")), key=lambda n: int(n[6:]))
 if drains:
     print()
-    print(f"workers, no-op handler, {int(prefill):,} notifications stored first (in process, same core):")
+    print(f"workers alone, no-op handler, {int(prefill):,} notifications stored first (in process, core 0):")
     print(f"{'concurrency':>11} {'drained/s':>10} {'filled/s':>9} {'commits':>8} {'writes/commit':>14}")
     for name in drains:
         rs = list(runs[name].values())
@@ -247,24 +300,30 @@ if drains:
 
 if "sqlite" in runs:
     print()
-    print("SQLite group commit during the ack runs (median [range] over rounds):")
+    print("SQLite group commit during the closed-loop runs (median [range] over rounds):")
     rs = list(runs["sqlite"].values())
     print(f"  commits {spread([r['commits'] for r in rs])}, writes {spread([r['writes'] for r in rs])}, "
           f"writes per commit {spread([r['writes'] / max(r['commits'], 1) for r in rs])}, "
           f"largest batch {spread([r['largest'] for r in rs])}")
-    print(f"  commits per second {spread([r['commits'] / (duration + 1) for r in rs])}")
 
 print()
 print("Goals (within each round, then median [range] over rounds):")
-goals = [("sqlite", 10_000, 25), ("redis", 20_000, 10)]
+goals = [("sqlite", float(sqlite_rate), 25), ("redis", float(redis_rate), 10)]
 for name, rate, p99 in goals:
-    if name not in runs:
-        print(f"  {name}: not measured")
-        continue
-    print(f"  {name}: acked/s / {rate:,} = {spread([r['rps'] / rate for r in runs[name].values()])} (goal >= 1); "
-          f"p99 / {p99} ms = {spread([r['p99'] / 1e3 / p99 for r in runs[name].values()])} (goal <= 1)")
-    if "layer" in runs:
-        print(f"  {name} / layer acked/s = {spread(per_round(lambda rr: rr[name]['rps'] / rr['layer']['rps']))}")
+    if name in runs:
+        print(f"  {name} capacity (closed loop): acked/s / {rate:,.0f} = "
+              f"{spread([r['rps'] / rate for r in runs[name].values()])} (goal >= 1)")
+        if "layer" in runs:
+            print(f"  {name} / layer acked/s = {spread(per_round(lambda rr: rr[name]['rps'] / rr['layer']['rps']))}")
+    at = f"{name}@{rate:.0f}"
+    if at in runs:
+        print(f"  {at} (open loop): acked/s / offered = "
+              f"{spread([r['rps'] / rate for r in runs[at].values()])}; p99 / {p99} ms = "
+              f"{spread([r['p99'] / 1e3 / p99 for r in runs[at].values()])} (goal <= 1)")
+    if at + "+w" in runs:
+        print(f"  {at}+w: processed/s / offered = "
+              f"{spread([r['done'] / (duration + 1) / rate for r in runs[at + '+w'].values()])} "
+              f"(goal >= 1: workers keep up on the receiver's core)")
 for d in drains:
     if "sqlite" in runs:
         print(f"  {d} drained/s / sqlite acked/s = "

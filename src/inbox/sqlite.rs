@@ -173,6 +173,13 @@ impl SqliteOptions {
 ///   [`StoreErrorKind::Overloaded`](super::StoreErrorKind::Overloaded).
 /// - Reads (counts, dead notifications) use a second connection and never
 ///   wait for the writer.
+/// - **Layout**: the tables `intercom_inbox` (one small row per
+///   notification: id, topic, state, attempts, lease, times) and
+///   `intercom_inbox_body` (the bodies, dropped once done), the schema
+///   version in `PRAGMA user_version` (files of an older version are
+///   migrated on open; a newer one is refused). Each state has a partial
+///   index, and every statement reads through one, so a claim costs the
+///   same with a backlog of ten or of a million.
 ///
 /// Several processes may open the same file (their writers then take
 /// turns, waiting up to [`busy_timeout`](SqliteOptions::busy_timeout)); a

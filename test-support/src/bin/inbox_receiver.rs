@@ -14,12 +14,12 @@
 //!   and `C` concurrent notifications runs in the same process while the
 //!   receiver answers (its `done` count is in `GET /stats`): do the
 //!   workers keep up with the acknowledgements?
-//! - `--drain N --concurrency C --dir DIR`: no server. Stores `N` unique
-//!   signed 2 KiB notifications through the layer and the receiver (in
-//!   process, 512 at a time), then runs a worker with a no-op handler and
-//!   `C` concurrent notifications until all are done. Prints one
-//!   `RESULT` line: the fill rate, the drain rate, and the group commits
-//!   of each phase.
+//! - `--drain N --concurrency C --dir DIR` (or `--mode redis --url URL`):
+//!   no server. Stores `N` unique signed 2 KiB notifications through the
+//!   layer and the receiver (in process, 512 at a time), then runs a worker
+//!   with a no-op handler and `C` concurrent notifications until all are
+//!   done. Prints one `RESULT` line: the fill rate, the drain rate, and
+//!   (SQLite) the group commits of each phase.
 //!
 //! The server answers `GET /stats` with one line: the inbox's counts and
 //! its writer's group commits so far (`-` without an inbox). The secret
@@ -39,7 +39,7 @@ use hyper_util::{
 };
 use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
 use tower_intercom::{
-    inbox::{handler_fn, ReceivedNotification, SqliteInbox},
+    inbox::{handler_fn, BatchStats, ReceivedNotification, SqliteInbox},
     sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
 };
 use tower_intercom_test_support::bench::{notification, with_unique_id};
@@ -88,7 +88,9 @@ fn options() -> Result<Options, String> {
     if options.drain.is_none() && !matches!(options.mode.as_str(), "layer" | "sqlite" | "redis") {
         return Err("--mode layer|sqlite|redis, or --drain N, is required".into());
     }
-    if (options.drain.is_some() || options.mode == "sqlite") && options.dir.is_none() {
+    if (options.mode == "sqlite" || (options.drain.is_some() && options.mode != "redis"))
+        && options.dir.is_none()
+    {
         return Err("--dir is required for the inbox".into());
     }
     Ok(options)
@@ -115,8 +117,29 @@ async fn main() -> ExitCode {
         let secret =
             WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET").map_err(|e| e.to_string())?;
         if let Some(n) = options.drain {
+            let drain = Drain {
+                secret: &secret,
+                n,
+                concurrency: options.concurrency,
+                size: options.size,
+            };
+            if options.mode == "redis" {
+                #[cfg(feature = "inbox-redis")]
+                {
+                    let url = options
+                        .url
+                        .as_deref()
+                        .ok_or("--url is required for redis")?;
+                    let inbox = tower_intercom::inbox::RedisInbox::connect(url)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    return drain.run(&inbox, BatchStats::default).await;
+                }
+                #[cfg(not(feature = "inbox-redis"))]
+                return Err("built without the inbox-redis feature".into());
+            }
             let inbox = open(options.dir.as_deref().unwrap_or_default())?;
-            return drain(&inbox, &secret, n, options.concurrency, options.size).await;
+            return drain.run(&inbox, || inbox.store().stats()).await;
         }
         let port = env::var("PORT")
             .ok()
@@ -213,87 +236,103 @@ async fn stats_line(inbox: &SqliteInbox) -> String {
     )
 }
 
-/// Fills the inbox with `n` notifications, then times a no-op worker
-/// draining it.
-async fn drain(
-    inbox: &SqliteInbox,
-    secret: &WebhookSecret,
+/// A drain measurement: `n` notifications of `size` bytes stored, then a
+/// no-op worker with `concurrency` at a time.
+struct Drain<'a> {
+    secret: &'a WebhookSecret,
     n: u64,
     concurrency: usize,
     size: usize,
-) -> Result<(), String> {
-    let template = notification(size);
-    let run = std::process::id();
-    let requests: Vec<Request<Full<Bytes>>> = (0..n)
-        .map(|i| {
-            let body = Bytes::from(with_unique_id(&template, run, i));
-            let signature = sign(secret, &body);
-            Request::post(WEBHOOK_PATH)
-                .header("content-type", "application/json")
-                .header("x-hub-signature", signature)
-                .body(Full::new(body))
-                .expect("a valid request")
-        })
-        .collect();
-    let receiver = VerifyIntercomWebhookLayer::new(secret.clone()).layer(inbox.receiver());
-    let before = inbox.store().stats();
-    let start = Instant::now();
-    let mut refused = 0u64;
-    let mut answers = stream::iter(requests)
-        .map(|request| receiver.clone().oneshot(request))
-        .buffer_unordered(512);
-    while let Some(answer) = answers.next().await {
-        let answer = answer.map_err(|e| format!("{e:?}"))?;
-        if answer.status() != StatusCode::OK {
-            refused += 1;
-        }
-    }
-    let fill = start.elapsed().as_secs_f64();
-    let filled = inbox.store().stats();
-    let counts = inbox.counts().await.map_err(|e| e.to_string())?;
-    if counts.pending != n {
-        return Err(format!(
-            "{} pending after filling {n} ({refused} refused)",
-            counts.pending
-        ));
-    }
+}
 
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let start = Instant::now();
-    let worker = inbox
-        .worker(handler_fn(|_: ReceivedNotification| async {
-            Ok::<_, Infallible>(())
-        }))
-        .concurrency(concurrency)
-        .spawn(async move {
-            let _ = stopped.await;
-        });
-    loop {
+impl Drain<'_> {
+    /// Fills the inbox with `n` notifications, then times a no-op worker
+    /// draining it; `stats` reads the SQLite writer's group commits (zero
+    /// for Redis).
+    async fn run<St: tower_intercom::inbox::InboxStore>(
+        self,
+        inbox: &tower_intercom::inbox::Inbox<St>,
+        stats: impl Fn() -> BatchStats,
+    ) -> Result<(), String> {
+        let Self {
+            secret,
+            n,
+            concurrency,
+            size,
+        } = self;
+        let template = notification(size);
+        let run = std::process::id();
+        let requests: Vec<Request<Full<Bytes>>> = (0..n)
+            .map(|i| {
+                let body = Bytes::from(with_unique_id(&template, run, i));
+                let signature = sign(secret, &body);
+                Request::post(WEBHOOK_PATH)
+                    .header("content-type", "application/json")
+                    .header("x-hub-signature", signature)
+                    .body(Full::new(body))
+                    .expect("a valid request")
+            })
+            .collect();
+        let receiver = VerifyIntercomWebhookLayer::new(secret.clone()).layer(inbox.receiver());
+        let before = stats();
+        let start = Instant::now();
+        let mut refused = 0u64;
+        let mut answers = stream::iter(requests)
+            .map(|request| receiver.clone().oneshot(request))
+            .buffer_unordered(512);
+        while let Some(answer) = answers.next().await {
+            let answer = answer.map_err(|e| format!("{e:?}"))?;
+            if answer.status() != StatusCode::OK {
+                refused += 1;
+            }
+        }
+        let fill = start.elapsed().as_secs_f64();
+        let filled = stats();
         let counts = inbox.counts().await.map_err(|e| e.to_string())?;
-        if counts.done >= n {
-            break;
+        if counts.pending != n {
+            return Err(format!(
+                "{} pending after filling {n} ({refused} refused)",
+                counts.pending
+            ));
         }
-        if start.elapsed().as_secs() > 600 {
-            return Err(format!("not drained after 600 s: {counts:?}"));
+
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let start = Instant::now();
+        let worker = inbox
+            .worker(handler_fn(|_: ReceivedNotification| async {
+                Ok::<_, Infallible>(())
+            }))
+            .concurrency(concurrency)
+            .spawn(async move {
+                let _ = stopped.await;
+            });
+        loop {
+            let counts = inbox.counts().await.map_err(|e| e.to_string())?;
+            if counts.done >= n {
+                break;
+            }
+            if start.elapsed().as_secs() > 600 {
+                return Err(format!("not drained after 600 s: {counts:?}"));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let drained = start.elapsed().as_secs_f64();
+        let after = stats();
+        let _ = stop.send(());
+        worker.await.map_err(|e| e.to_string())?;
+        println!(
+            "RESULT fill_rps={:.1} drain_rps={:.1} fill_commits={} fill_writes={} drain_commits={} \
+             drain_writes={} largest={}",
+            n as f64 / fill,
+            n as f64 / drained,
+            filled.commits - before.commits,
+            filled.writes - before.writes,
+            after.commits - filled.commits,
+            after.writes - filled.writes,
+            after.largest,
+        );
+        Ok(())
     }
-    let drained = start.elapsed().as_secs_f64();
-    let after = inbox.store().stats();
-    let _ = stop.send(());
-    worker.await.map_err(|e| e.to_string())?;
-    println!(
-        "RESULT fill_rps={:.1} drain_rps={:.1} fill_commits={} fill_writes={} drain_commits={} \
-         drain_writes={} largest={}",
-        n as f64 / fill,
-        n as f64 / drained,
-        filled.commits - before.commits,
-        filled.writes - before.writes,
-        after.commits - filled.commits,
-        after.writes - filled.writes,
-        after.largest,
-    );
-    Ok(())
 }
 
 type Stats = Arc<dyn Fn() -> futures_util::future::BoxFuture<'static, String> + Send + Sync>;

@@ -279,12 +279,12 @@ impl fmt::Display for Persistence {
 ///
 /// | key | type | holds |
 /// |---|---|---|
-/// | `{P}:stream` | stream, group `workers` | one entry (`id` → notification id) per notification waiting or in progress, oldest first |
+/// | `{P}:stream` | stream, group `workers` | one entry (`id` → notification id) per notification waiting, oldest first |
 /// | `{P}:messages` | hash | id → sequence number, `received_at`, topic and body, for every notification not yet done |
 /// | `{P}:attempts` | hash | id → attempts made |
 /// | `{P}:errors` | hash | id → the last attempt's error |
 /// | `{P}:leased` | sorted set | id → end of its lease (ms), for notifications in progress |
-/// | `{P}:leases` | hash | id → lease token and stream entry id, the fence |
+/// | `{P}:leases` | hash | id → lease token, the fence |
 /// | `{P}:delayed` | sorted set | id → when its retry is due (ms) |
 /// | `{P}:dead` | sorted set | id → sequence number, for dead notifications |
 /// | `{P}:done` | sorted set | id → when it was done (ms): the dedupe memory until the retention ends |
@@ -294,19 +294,25 @@ impl fmt::Display for Persistence {
 ///
 /// - insert: if the id is in `messages` or `done`, nothing (a duplicate);
 ///   else `HSET messages` and `XADD stream`. Dedupe and enqueue are one
-///   write; the receiver answers 200 once it returned. Notifications that
-///   arrive together share one script call (up to 128 per call, at most 4
-///   calls at once, the next one taking all that arrived meanwhile), which
-///   costs Redis and the receiver much less than one call each; each is
-///   still deduplicated on its own.
+///   write; the receiver answers 200 once it returned.
 /// - claim: lapsed leases first (`leased` up to now: a failed attempt
 ///   each, dead at the maximum), then due retries from `delayed` join the
-///   stream, then `XREADGROUP … >` leases the oldest entries, counting an
-///   attempt and writing the lease's end and token.
-/// - complete, fail and release check the token in `leases` (the fence),
-///   then `XACK` and `XDEL` the entry; done ids go to `done` (their body is
-///   dropped), retries to `delayed`, dead ones to `dead`, released ones
-///   back to the stream.
+///   stream, then `XREADGROUP … NOACK … >` leases the oldest entries,
+///   counting an attempt and writing the lease's end and token. The group
+///   is the stream's cursor; the entries it passed are trimmed (`XTRIM
+///   MINID`), so the stream holds only what is waiting.
+/// - complete, fail and release check the token in `leases` (the fence);
+///   done ids go to `done` (their body is dropped), retries to `delayed`,
+///   dead ones to `dead`, released ones back to the stream.
+///
+/// Inserts that arrive together share one script call (up to 128 per call,
+/// at most 4 calls at once, the next one taking all that arrived
+/// meanwhile), and so do completions (up to 256 per call); each script
+/// reads and writes a whole batch with one multi-key command per key
+/// (`HMGET`, `ZMSCORE`, `HSET`, `ZADD`, `HDEL`), one `XADD` per
+/// notification stored. That costs Redis and the process far less than
+/// one call, or one command, per notification; each notification is
+/// still deduplicated, or fenced, on its own.
 ///
 /// Leases lapse at the holder's own deadline (`leased`), not at the
 /// claimer's idea of it: `XAUTOCLAIM`'s idle time would let a worker with
@@ -316,8 +322,8 @@ impl fmt::Display for Persistence {
 ///
 /// # Redis version and topology
 ///
-/// Redis 6.2 or newer (tested with 7.0); the scripts use only stream
-/// commands from 5.0, not `XAUTOCLAIM` or Redis 8's stream idempotency.
+/// Redis 6.2 or newer (tested with 7.0: `ZMSCORE` and `XTRIM MINID` are
+/// from 6.2); not `XAUTOCLAIM` or Redis 8's stream idempotency.
 /// Scripts are sent with `EVALSHA` and loaded again after a restart of
 /// Redis.
 ///
@@ -363,7 +369,14 @@ pub struct RedisStore {
     timeout: Duration,
     inserts: Arc<Semaphore>,
     max_in_flight: usize,
-    batcher: Arc<Batcher>,
+    batchers: Arc<Batchers>,
+}
+
+/// The tasks that send inserts and completions in batches.
+#[derive(Default)]
+struct Batchers {
+    inserts: Batcher<Insert>,
+    completions: Batcher<Completion>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -448,26 +461,21 @@ end
 
 -- Whether `id` is leased with `token`.
 local function fenced(id, token)
-  local lease = redis.call('HGET', leases, id)
-  if not lease then return false end
-  local space = string.find(lease, ' ', 1, true)
-  return space ~= nil and string.sub(lease, 1, space - 1) == token
+  return redis.call('HGET', leases, id) == token
 end
 
--- Ends the lease of `id`: acknowledges and deletes its stream entry.
+-- Ends the lease of `id`. (Its stream entry went when it was claimed.)
 local function unlease(id)
-  local lease = redis.call('HGET', leases, id)
   redis.call('HDEL', leases, id)
   redis.call('ZREM', leased, id)
-  if lease then
-    local space = string.find(lease, ' ', 1, true)
-    if space then
-      local entry = string.sub(lease, space + 1)
-      -- pcall: the group may be gone (the stream was deleted by hand).
-      redis.pcall('XACK', stream, GROUP, entry)
-      redis.call('XDEL', stream, entry)
-    end
-  end
+end
+
+-- The odd arguments (ids, of id-value pairs), for one multi-key command
+-- per batch instead of one command per id.
+local function pair_keys()
+  local ids = {}
+  for i = 1, #ARGV - 1, 2 do ids[#ids + 1] = ARGV[i] end
+  return ids
 end
 
 -- Pending at once: a new entry at the end of the stream.
@@ -494,16 +502,36 @@ fn script(body: &str) -> Script {
 static INSERT: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local results = {}
-for i = 1, #ARGV - 1, 2 do
-  local id = ARGV[i]
-  if redis.call('HEXISTS', messages, id) == 1 or redis.call('ZSCORE', done, id) then
-    results[#results + 1] = 0
-  else
-    local n = redis.call('INCR', seq)
-    redis.call('HSET', messages, id, string.format('%d:', n) .. ARGV[i + 1])
-    enqueue(id)
-    results[#results + 1] = 1
+local ids = pair_keys()
+local results, stored = {}, 0
+if #ids > 0 then
+  local kept = redis.call('HMGET', messages, unpack(ids))
+  local finished = redis.call('ZMSCORE', done, unpack(ids))
+  local seen = {}
+  for i, id in ipairs(ids) do
+    if kept[i] or finished[i] or seen[id] then
+      results[i] = 0
+    else
+      seen[id] = true
+      results[i] = 1
+      stored = stored + 1
+    end
+  end
+end
+if stored > 0 then
+  -- Numbered in order, one by one.
+  local n = redis.call('INCRBY', seq, stored) - stored
+  local fields = {}
+  for i, id in ipairs(ids) do
+    if results[i] == 1 then
+      n = n + 1
+      fields[#fields + 1] = id
+      fields[#fields + 1] = string.format('%d:', n) .. ARGV[2 * i]
+    end
+  end
+  redis.call('HSET', messages, unpack(fields))
+  for i, id in ipairs(ids) do
+    if results[i] == 1 then enqueue(id) end
   end
 end
 return results
@@ -512,7 +540,7 @@ return results
 });
 
 /// ARGV: max, lease ms, max attempts, token, lapse error, chunk. Returns
-/// `{ms until the next is due or -1, {{id, attempt, message}, …}, {entry, …}}`.
+/// `{ms until the next is due or -1, {{id, attempt, message}, …}}`.
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -539,11 +567,13 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0
   enqueue(id)
 end
 
--- Lease the oldest entries.
-local claimed, entries = {}, {}
+-- Lease the oldest entries. NOACK: the group's cursor is all the
+-- stream is for (leases are `leased` and `leases`), and the entries it
+-- passed are trimmed.
+local claimed = {}
 for _ = 1, 16 do
   if #claimed >= max then break end
-  local read = redis.pcall('XREADGROUP', 'GROUP', GROUP, GROUP, 'COUNT', max - #claimed,
+  local read = redis.pcall('XREADGROUP', 'GROUP', GROUP, GROUP, 'COUNT', max - #claimed, 'NOACK',
                            'STREAMS', stream, '>')
   if type(read) == 'table' and read.err then
     if not string.find(read.err, 'NOGROUP', 1, true) then
@@ -551,27 +581,47 @@ for _ = 1, 16 do
     end
     -- From the start: entries written before the group existed are read.
     redis.call('XGROUP', 'CREATE', stream, GROUP, '0', 'MKSTREAM')
-    read = redis.call('XREADGROUP', 'GROUP', GROUP, GROUP, 'COUNT', max - #claimed,
+    read = redis.call('XREADGROUP', 'GROUP', GROUP, GROUP, 'COUNT', max - #claimed, 'NOACK',
                       'STREAMS', stream, '>')
   end
   if not read or not read[1] or #read[1][2] == 0 then break end
-  for _, e in ipairs(read[1][2]) do
-    local entry, fields = e[1], e[2]
-    local id = fields and fields[2]
-    local message = id and redis.call('HGET', messages, id)
-    if message and not redis.call('HGET', leases, id) and not redis.call('ZSCORE', dead, id)
-       and not redis.call('ZSCORE', delayed, id) then
-      local attempt = redis.call('HINCRBY', attempts, id, 1)
-      redis.call('ZADD', leased, now + lease, id)
-      redis.call('HSET', leases, id, token .. ' ' .. entry)
-      claimed[#claimed + 1] = {id, attempt, message}
-      entries[#entries + 1] = entry
-    else
-      -- Not a notification waiting: a leftover, dropped.
-      redis.pcall('XACK', stream, GROUP, entry)
-      redis.call('XDEL', stream, entry)
+  local entries = read[1][2]
+  local ids = {}
+  for _, e in ipairs(entries) do
+    local id = e[2] and e[2][2]
+    if type(id) == 'string' then ids[#ids + 1] = id end
+  end
+  if #ids > 0 then
+    local bodies = redis.call('HMGET', messages, unpack(ids))
+    local held = redis.call('HMGET', leases, unpack(ids))
+    local buried = redis.call('ZMSCORE', dead, unpack(ids))
+    local later = redis.call('ZMSCORE', delayed, unpack(ids))
+    local made = redis.call('HMGET', attempts, unpack(ids))
+    local taken, counted, ends, tokens = {}, {}, {}, {}
+    for j, id in ipairs(ids) do
+      -- Else not a notification waiting (a leftover entry): skipped.
+      if bodies[j] and not held[j] and not buried[j] and not later[j] and not taken[id] then
+        taken[id] = true
+        local attempt = (tonumber(made[j]) or 0) + 1
+        counted[#counted + 1] = id
+        counted[#counted + 1] = attempt
+        ends[#ends + 1] = now + lease
+        ends[#ends + 1] = id
+        tokens[#tokens + 1] = id
+        tokens[#tokens + 1] = token
+        claimed[#claimed + 1] = {id, attempt, bodies[j]}
+      end
+    end
+    if #tokens > 0 then
+      redis.call('HSET', attempts, unpack(counted))
+      redis.call('ZADD', leased, unpack(ends))
+      redis.call('HSET', leases, unpack(tokens))
     end
   end
+  -- Entries up to the last one read leave the stream: MINID is the id
+  -- right after it.
+  local ms, n = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
+  redis.call('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%.0f', tonumber(n) + 1))
 end
 
 -- When the next one is due: now when entries are still waiting, else the
@@ -591,23 +641,42 @@ else
     end
   end
 end
-return {next_due, claimed, entries}
+return {next_due, claimed}
 ",
     )
 });
 
-/// ARGV: id, token. Returns 1 when marked done.
+/// ARGV: pairs of id and token. Returns one integer per pair: 1 when
+/// marked done, 0 when the lease was lost.
 static COMPLETE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local id = ARGV[1]
-if not fenced(id, ARGV[2]) then return 0 end
-unlease(id)
-redis.call('HDEL', messages, id)
-redis.call('HDEL', attempts, id)
-redis.call('HDEL', errors, id)
-redis.call('ZADD', done, now_ms(), id)
-return 1
+local ids = pair_keys()
+local results, finished, scored = {}, {}, {}
+if #ids > 0 then
+  local held = redis.call('HMGET', leases, unpack(ids))
+  local now, seen = now_ms(), {}
+  for i, id in ipairs(ids) do
+    if held[i] == ARGV[2 * i] and not seen[id] then
+      seen[id] = true
+      results[i] = 1
+      finished[#finished + 1] = id
+      scored[#scored + 1] = now
+      scored[#scored + 1] = id
+    else
+      results[i] = 0
+    end
+  end
+end
+if #finished > 0 then
+  redis.call('HDEL', leases, unpack(finished))
+  redis.call('ZREM', leased, unpack(finished))
+  redis.call('HDEL', messages, unpack(finished))
+  redis.call('HDEL', attempts, unpack(finished))
+  redis.call('HDEL', errors, unpack(finished))
+  redis.call('ZADD', done, unpack(scored))
+end
+return results
 ",
     )
 });
@@ -746,7 +815,7 @@ impl RedisStore {
             timeout: DEFAULT_REDIS_TIMEOUT,
             inserts: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
-            batcher: Arc::default(),
+            batchers: Arc::default(),
         }
     }
 
@@ -763,8 +832,8 @@ impl RedisStore {
         let prefix = prefix.into();
         check_prefix(&prefix);
         self.keys = Arc::new(Keys::new(&prefix));
-        // The insert task uses the keys and the timeout: a new one.
-        self.batcher = Arc::default();
+        // The write tasks use the keys and the timeout: new ones.
+        self.batchers = Arc::default();
         self
     }
 
@@ -774,7 +843,7 @@ impl RedisStore {
     #[must_use]
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
-        self.batcher = Arc::default();
+        self.batchers = Arc::default();
         self
     }
 
@@ -910,42 +979,107 @@ impl RedisStore {
     }
 }
 
-/// The most notifications one insert script stores.
-const MAX_INSERT_BATCH: usize = 128;
+/// One write waiting for its script call, among others of its kind that
+/// share the call: each item adds its arguments, and the script answers
+/// one integer per item (`1` done, `0` not: a duplicate, or a lease lost).
+trait Batched: Send + Sync + 'static {
+    /// The script that writes a batch.
+    fn script() -> &'static Script;
+    /// The most items one call carries.
+    const MAX_ITEMS: usize;
+    /// The bytes this item adds to the call.
+    fn size(&self) -> usize;
+    /// Adds this item's arguments to the call.
+    fn add_args(&self, invocation: &mut redis::ScriptInvocation<'_>);
+    /// Whether its caller stopped waiting for the answer.
+    fn abandoned(&self) -> bool;
+    /// Answers the caller.
+    fn answer(self, result: Result<bool, StoreError>);
+}
 
 /// The most bytes of notifications one insert script carries (a larger
 /// notification goes alone): one large body must not hold up many small
 /// ones, nor the connection the workers share.
-const MAX_INSERT_BATCH_BYTES: usize = 1024 * 1024;
+const MAX_BATCH_BYTES: usize = 1024 * 1024;
 
-/// Insert scripts sent at once; each carries the notifications that
+/// Script calls of one kind sent at once; each carries the items that
 /// arrived while the others ran.
-const INSERT_BATCHES_IN_FLIGHT: usize = 4;
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// One notification waiting to be stored.
 struct Insert {
     id: Box<str>,
     message: Vec<u8>,
-    reply: oneshot::Sender<Result<Inserted, StoreError>>,
+    /// `true`: stored; `false`: a duplicate.
+    reply: oneshot::Sender<Result<bool, StoreError>>,
     /// Its place among the `max_in_flight`, held until it is answered.
     _permit: OwnedSemaphorePermit,
 }
 
-/// Sends the inserts in batches: one script call stores every notification
+impl Batched for Insert {
+    fn script() -> &'static Script {
+        &INSERT
+    }
+    const MAX_ITEMS: usize = 128;
+    fn size(&self) -> usize {
+        self.id.len() + self.message.len()
+    }
+    fn add_args(&self, invocation: &mut redis::ScriptInvocation<'_>) {
+        invocation.arg(self.id.as_bytes()).arg(&self.message[..]);
+    }
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+    fn answer(self, result: Result<bool, StoreError>) {
+        let _ = self.reply.send(result);
+    }
+}
+
+/// One completion waiting to be written.
+struct Completion {
+    id: Box<str>,
+    token: Vec<u8>,
+    /// `true`: marked done; `false`: the lease was lost.
+    reply: oneshot::Sender<Result<bool, StoreError>>,
+}
+
+impl Batched for Completion {
+    fn script() -> &'static Script {
+        &COMPLETE
+    }
+    // Small items: a call of 256 is still short.
+    const MAX_ITEMS: usize = 256;
+    fn size(&self) -> usize {
+        self.id.len() + self.token.len()
+    }
+    fn add_args(&self, invocation: &mut redis::ScriptInvocation<'_>) {
+        invocation.arg(self.id.as_bytes()).arg(&self.token[..]);
+    }
+    // A completion is written even when its worker stopped waiting (it
+    // timed out): the handler succeeded, and the lease's token fences it.
+    fn abandoned(&self) -> bool {
+        false
+    }
+    fn answer(self, result: Result<bool, StoreError>) {
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Sends writes of one kind in batches: one script call writes every item
 /// that arrived while the previous calls ran, as the SQLite store groups
-/// them into one commit. A batch is one script, so one atomic step; each
-/// notification in it is deduplicated on its own, in order.
+/// writes into one commit. A batch is one script, so one atomic step; each
+/// item in it is checked on its own, in order.
 ///
-/// The task that sends them starts with the first insert, in the runtime
+/// The task that sends them starts with the first item, in the runtime
 /// the store was made in (the connection's), or else the one polling the
-/// insert; it ends when the store and its clones are dropped, and starts
+/// write; it ends when the store and its clones are dropped, and starts
 /// again if its runtime ended.
-struct Batcher {
-    queue: Mutex<Option<mpsc::UnboundedSender<Insert>>>,
+struct Batcher<B> {
+    queue: Mutex<Option<mpsc::UnboundedSender<B>>>,
     runtime: Option<tokio::runtime::Handle>,
 }
 
-impl Default for Batcher {
+impl<B> Default for Batcher<B> {
     fn default() -> Self {
         Self {
             queue: Mutex::default(),
@@ -954,22 +1088,40 @@ impl Default for Batcher {
     }
 }
 
-impl Batcher {
-    /// Queues `insert` for the task. The queue is bounded by the store's
-    /// `inserts` semaphore, whose permit each insert carries.
-    fn queue(&self, insert: Insert, store: &RedisStore) -> Result<(), StoreError> {
+impl<B: Batched> Batcher<B> {
+    /// Queues `item` for the task, and waits for its answer (at most the
+    /// store's timeout). The queue is bounded by its callers: inserts by
+    /// the store's `inserts` semaphore, completions by the workers'
+    /// concurrency.
+    async fn write(
+        &self,
+        item: B,
+        answer: oneshot::Receiver<Result<bool, StoreError>>,
+        store: &RedisStore,
+    ) -> Result<bool, StoreError> {
+        self.queue(item, store)?;
+        match tokio::time::timeout(store.timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(StoreError::unavailable(
+                "the inbox's Redis write task stopped",
+            )),
+            Err(_) => Err(StoreError::timed_out(store.timeout)),
+        }
+    }
+
+    fn queue(&self, item: B, store: &RedisStore) -> Result<(), StoreError> {
         // Nothing panics while the lock is held; a poisoned lock is used.
         let mut queue = self
             .queue
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let insert = match queue.as_ref() {
-            Some(sender) => match sender.send(insert) {
+        let item = match queue.as_ref() {
+            Some(sender) => match sender.send(item) {
                 Ok(()) => return Ok(()),
                 // The task's runtime ended: a new task.
-                Err(mpsc::error::SendError(insert)) => insert,
+                Err(mpsc::error::SendError(item)) => item,
             },
-            None => insert,
+            None => item,
         };
         // The store's runtime, unless it is a current-thread runtime that
         // is not the one polling (its tasks run only while it is driven);
@@ -981,7 +1133,7 @@ impl Batcher {
                     .as_ref()
                     .is_some_and(|current| current.id() == own.id())
         });
-        let mut insert = insert;
+        let mut item = item;
         for runtime in own.into_iter().chain(current) {
             let (sender, receiver) = mpsc::unbounded_channel();
             runtime.spawn(send_batches(
@@ -990,60 +1142,56 @@ impl Batcher {
                 store.keys.clone(),
                 store.timeout,
             ));
-            match sender.send(insert) {
+            match sender.send(item) {
                 Ok(()) => {
                     *queue = Some(sender);
                     return Ok(());
                 }
                 // That runtime has ended.
-                Err(mpsc::error::SendError(back)) => insert = back,
+                Err(mpsc::error::SendError(back)) => item = back,
             }
         }
-        drop(insert);
+        drop(item);
         Err(StoreError::unavailable(
             "the inbox's Redis store needs a running Tokio runtime",
         ))
     }
 }
 
-fn insert_task_stopped() -> StoreError {
-    StoreError::unavailable("the inbox's Redis insert task stopped")
-}
-
-/// The insert task: as soon as one of the [`INSERT_BATCHES_IN_FLIGHT`] is
-/// free, takes every insert waiting (up to [`MAX_INSERT_BATCH`]) and stores
-/// them with one script call.
-async fn send_batches(
-    mut queue: mpsc::UnboundedReceiver<Insert>,
+/// The write task: as soon as one of the [`BATCHES_IN_FLIGHT`] is free,
+/// takes every item waiting (up to `MAX_ITEMS` and [`MAX_BATCH_BYTES`])
+/// and writes them with one script call.
+async fn send_batches<B: Batched>(
+    mut queue: mpsc::UnboundedReceiver<B>,
     connection: ConnectionManager,
     keys: Arc<Keys>,
     timeout: Duration,
 ) {
-    let slots = Arc::new(Semaphore::new(INSERT_BATCHES_IN_FLIGHT));
-    // The insert that did not fit in the previous batch.
-    let mut carried: Option<Insert> = None;
+    let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    // The item that did not fit in the previous batch.
+    let mut carried: Option<B> = None;
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
         let first = match carried.take() {
-            Some(insert) => insert,
+            Some(item) => item,
             None => match queue.recv().await {
-                Some(insert) => insert,
+                Some(item) => item,
                 None => return,
             },
         };
-        let mut bytes = first.message.len();
+        let mut bytes = first.size();
         let mut batch = vec![first];
-        while batch.len() < MAX_INSERT_BATCH && bytes < MAX_INSERT_BATCH_BYTES {
+        while batch.len() < B::MAX_ITEMS && bytes < MAX_BATCH_BYTES {
             match queue.try_recv() {
-                Ok(insert) if bytes + insert.message.len() > MAX_INSERT_BATCH_BYTES => {
-                    carried = Some(insert);
+                Ok(item) if bytes + item.size() > MAX_BATCH_BYTES => {
+                    carried = Some(item);
                     break;
                 }
-                Ok(insert) => {
-                    bytes += insert.message.len();
-                    batch.push(insert);
+                Ok(item) => {
+                    bytes += item.size();
+                    batch.push(item);
                 }
                 Err(_) => break,
             }
@@ -1051,28 +1199,22 @@ async fn send_batches(
         // An insert whose caller already gave up (and answered 503) is not
         // written: the answer said "not stored", and Intercom's retry will
         // store it.
-        batch.retain(|insert| !insert.reply.is_closed());
+        batch.retain(|item| !item.abandoned());
         if batch.is_empty() {
             continue;
         }
         let (connection, keys) = (connection.clone(), keys.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            let results = store_batch(&batch, connection, &keys, timeout).await;
-            match results {
+            match write_batch(&batch, connection, &keys, timeout).await {
                 Ok(results) => {
-                    for (insert, stored) in batch.into_iter().zip(results) {
-                        let inserted = if stored {
-                            Inserted::Stored
-                        } else {
-                            Inserted::Duplicate
-                        };
-                        let _ = insert.reply.send(Ok(inserted));
+                    for (item, done) in batch.into_iter().zip(results) {
+                        item.answer(Ok(done));
                     }
                 }
                 Err(failure) => {
-                    for insert in batch {
-                        let _ = insert.reply.send(Err(failure.error()));
+                    for item in batch {
+                        item.answer(Err(failure.error()));
                     }
                 }
             }
@@ -1080,7 +1222,7 @@ async fn send_batches(
     }
 }
 
-/// Why a batch was not stored, for each of its notifications.
+/// Why a batch was not written, for each of its items.
 enum BatchFailure {
     TimedOut(Duration),
     Unavailable(Arc<redis::RedisError>),
@@ -1097,27 +1239,24 @@ impl BatchFailure {
     }
 }
 
-/// Runs the insert script on `batch`: whether each was stored (`false`: a
-/// duplicate).
-async fn store_batch(
-    batch: &[Insert],
+/// Runs the batch's script: each item's answer.
+async fn write_batch<B: Batched>(
+    batch: &[B],
     mut connection: ConnectionManager,
     keys: &Keys,
     timeout: Duration,
 ) -> Result<Vec<bool>, BatchFailure> {
-    let storing = async {
-        let mut invocation = INSERT.prepare_invoke();
+    let writing = async {
+        let mut invocation = B::script().prepare_invoke();
         for key in &keys.all {
             invocation.key(key);
         }
-        for insert in batch {
-            invocation
-                .arg(insert.id.as_bytes())
-                .arg(&insert.message[..]);
+        for item in batch {
+            item.add_args(&mut invocation);
         }
         invocation.invoke_async::<Value>(&mut connection).await
     };
-    let value = match tokio::time::timeout(timeout, storing).await {
+    let value = match tokio::time::timeout(timeout, writing).await {
         Ok(Ok(value)) => value,
         Ok(Err(error)) => return Err(BatchFailure::Unavailable(Arc::new(error))),
         Err(_) => return Err(BatchFailure::TimedOut(timeout)),
@@ -1128,7 +1267,7 @@ async fn store_batch(
     }
     results
         .iter()
-        .map(|result| int(result).map(|stored| stored == 1))
+        .map(|result| int(result).map(|done| done == 1))
         .collect::<Result<_, _>>()
         .map_err(|_| BatchFailure::Malformed)
 }
@@ -1158,12 +1297,12 @@ impl InboxStore for RedisStore {
         };
         let store = self.clone();
         Box::pin(async move {
-            store.batcher.queue(insert, &store)?;
-            match tokio::time::timeout(store.timeout, answer).await {
-                Ok(Ok(inserted)) => inserted,
-                Ok(Err(_)) => Err(insert_task_stopped()),
-                Err(_) => Err(StoreError::timed_out(store.timeout)),
-            }
+            let stored = store.batchers.inserts.write(insert, answer, &store).await?;
+            Ok(if stored {
+                Inserted::Stored
+            } else {
+                Inserted::Duplicate
+            })
         })
     }
 
@@ -1182,25 +1321,20 @@ impl InboxStore for RedisStore {
         ];
         self.invoke(&CLAIM, args, move |value| {
             let now = SystemTime::now();
-            let [next_due, claimed, entries] = array::<3>(value)?;
+            let [next_due, claimed] = array::<2>(value)?;
             let next_due = u64::try_from(int(&next_due)?)
                 .ok()
                 .map(|ms| now + Duration::from_millis(ms));
-            let entries = list(entries)?;
             let claimed = list(claimed)?;
-            if entries.len() != claimed.len() {
-                return Err(malformed());
-            }
             let mut leases = Vec::with_capacity(claimed.len());
-            for (lease, entry) in claimed.into_iter().zip(entries) {
+            for lease in claimed {
                 let [id, attempt, message] = array::<3>(lease)?;
                 let id = text(id)?;
                 let attempt = u32::try_from(int(&attempt)?).unwrap_or(u32::MAX);
                 let (_, received_at, topic, body) = decode(bytes(message)?)?;
-                let token = token.clone().with_receipt(text(entry)?);
                 leases.push(Lease::new(
                     ReceivedNotification::new(id, topic, body, received_at, attempt),
-                    token,
+                    token.clone(),
                 ));
             }
             Ok(Claimed::new(leases, next_due))
@@ -1208,8 +1342,20 @@ impl InboxStore for RedisStore {
     }
 
     fn complete(&self, id: &str, token: &LeaseToken) -> InboxFuture<bool> {
-        let args = vec![id.as_bytes().to_vec(), token_arg(token)];
-        self.invoke(&COMPLETE, args, |value| Ok(int(&value)? == 1))
+        let (reply, answer) = oneshot::channel();
+        let completion = Completion {
+            id: id.into(),
+            token: token_arg(token),
+            reply,
+        };
+        let store = self.clone();
+        Box::pin(async move {
+            store
+                .batchers
+                .completions
+                .write(completion, answer, &store)
+                .await
+        })
     }
 
     fn fail(&self, id: &str, token: &LeaseToken, failure: Failure) -> InboxFuture<bool> {

@@ -25,9 +25,11 @@
 #   M@R+w    the same with a worker (no-op handler, WORKER_CONCURRENCY at
 #            a time) in the receiver's process, on its core: processed/s
 #            and the backlog left at the end say whether workers keep up
-#   drain-C  inbox_receiver --drain PREFILL --concurrency C: PREFILL
+#   sqlite-drain-C, redis-drain-C
+#            inbox_receiver --drain PREFILL --concurrency C: PREFILL
 #            notifications stored, then a worker with a no-op handler and C
-#            at a time drains them (no HTTP)
+#            at a time drains them (no HTTP), on core 0; redis-server as
+#            for the redis mode
 #
 # The load generator (inbox_load) sends for DURATION seconds after a 1 s
 # warmup, each request a SIZE-byte notification with its own id, signed
@@ -40,7 +42,7 @@
 #
 # Settings (environment): DURATION (s, default 10), ROUNDS (3),
 # CONNECTIONS (128), OPEN_CONNECTIONS (512), SIZE (bytes, 2048), PREFILL
-# (50000), WORKERS (drain concurrencies, "16 64"), WORKER_CONCURRENCY
+# (50000), WORKERS (drain concurrencies, "16 64", for each store), WORKER_CONCURRENCY
 # (64), SQLITE_RATE (10000), REDIS_RATE (20000), REDIS_CORE (1), MODES
 # ("layer sqlite redis"; without redis when redis-server is not
 # installed), OPEN ("sqlite@SQLITE_RATE redis@REDIS_RATE", each also with
@@ -111,19 +113,24 @@ cpu_ns() {
 # start MODE DIR [RECEIVER FLAGS]: a receiver on core 0 (and, for redis, a
 # redis-server on REDIS_CORE with its data in DIR); sets pid and port once
 # it answers.
+# start_redis DIR: a redis-server on REDIS_CORE with its data in DIR; sets
+# redis_pid and redis_url once it answers.
+start_redis() {
+  local redis_port; redis_port=$(free_port)
+  taskset -c "$REDIS_CORE" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$1" --save "" \
+    --appendonly yes --appendfsync everysec >"$work/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 1 100); do
+    if python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(b"PING\r\n"); sys.exit(0 if s.recv(7)==b"+PONG\r\n" else 1)' \
+      "$redis_port" 2>/dev/null; then break; fi
+    sleep 0.1
+  done
+  redis_url=redis://127.0.0.1:$redis_port/
+}
 start() {
   local mode=$1 dir=$2 url=
   if [ "$mode" = redis ]; then
-    local redis_port; redis_port=$(free_port)
-    taskset -c "$REDIS_CORE" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$dir" --save "" \
-      --appendonly yes --appendfsync everysec >"$work/redis.log" 2>&1 &
-    redis_pid=$!
-    for _ in $(seq 1 100); do
-      if python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(b"PING\r\n"); sys.exit(0 if s.recv(7)==b"+PONG\r\n" else 1)' \
-        "$redis_port" 2>/dev/null; then break; fi
-      sleep 0.1
-    done
-    url=redis://127.0.0.1:$redis_port/
+    start_redis "$dir"; url=$redis_url
   fi
   port=$(free_port)
   PORT=$port taskset -c 0 "$receiver_bin" --mode "$mode" --dir "$dir" ${url:+--url "$url"} "${@:3}" \
@@ -191,17 +198,21 @@ ack() { # ack NAME ROUND, NAME = MODE[@RATE][+w]
   echo "$name $round ${line#RESULT } cpu_us=$(( (after - before) / 1000 )) ${stats/-/}" | tee -a "$results" >&2
 }
 
-drain() { # drain CONCURRENCY ROUND
-  local c=$1 round=$2 dir="$work/run" line
+drain() { # drain MODE CONCURRENCY ROUND
+  local mode=$1 c=$2 round=$3 dir="$work/run" line store=()
   mkdir -p "$dir"
+  if [ "$mode" = redis ]; then start_redis "$dir"; store=(--mode redis --url "$redis_url"); fi
   line=$(timeout 900 taskset -c 0 "$receiver_bin" --drain "$PREFILL" --concurrency "$c" --dir "$dir" --size "$SIZE" \
-    | grep '^RESULT') || { echo "the drain with concurrency $c failed" >&2; exit 1; }
-  rm -rf "$dir"
-  echo "drain-$c $round ${line#RESULT }" | tee -a "$results" >&2
+    "${store[@]}" | grep '^RESULT') || { echo "the $mode drain with concurrency $c failed" >&2; exit 1; }
+  stop; rm -rf "$dir"
+  echo "$mode-drain-$c $round ${line#RESULT }" | tee -a "$results" >&2
 }
 
 contenders=($MODES $OPEN)
-for c in $WORKERS; do contenders+=("drain-$c"); done
+for mode in $MODES; do
+  [ "$mode" = layer ] && continue
+  for c in $WORKERS; do contenders+=("$mode-drain-$c"); done
+done
 echo "inbox load: ${DURATION}s x ${ROUNDS} rounds, $CONNECTIONS connections ($OPEN_CONNECTIONS open loop)," \
   "$SIZE-byte notifications, redis-server on core $REDIS_CORE, drain of $PREFILL;" \
   "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -211,7 +222,7 @@ for round in $(seq 1 "$ROUNDS"); do
     name=${contenders[$(((i + round) % n))]}
     echo "round $round/$ROUNDS: $name" >&2
     case $name in
-      drain-*) drain "${name#drain-}" "$round" ;;
+      *-drain-*) drain "${name%%-drain-*}" "${name##*-drain-}" "$round" ;;
       *) ack "$name" "$round" ;;
     esac
   done
@@ -263,7 +274,7 @@ print(f"closed loop: {connections} connections; open loop (M@rate): {open_connec
       f"in the receiver's process")
 print(f"{'receiver':>17} {'acked/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/ack':>10} "
       f"{'non-200':>8} {'processed/s':>11} {'backlog':>8}")
-acks = [n for n in runs if not n.startswith("drain-")]
+acks = [n for n in runs if "-drain-" not in n]
 order = {"layer": 0, "sqlite": 1, "redis": 2}
 acks.sort(key=lambda n: (order.get(n.split("@")[0], 9), len(n), n))
 for name in acks:
@@ -287,16 +298,21 @@ for name in acks:
           f" {med(name, 'max') / 1e3:>7.1f} {cpu:>10.1f} {sum(r['non2xx'] for r in rs):>8.0f}"
           f" {processed:>11} {backlog:>8}")
 
-drains = sorted((n for n in runs if n.startswith("drain-")), key=lambda n: int(n[6:]))
+drains = sorted((n for n in runs if "-drain-" in n),
+                key=lambda n: (order.get(n.split("-")[0], 9), int(n.rsplit("-", 1)[1])))
 if drains:
     print()
-    print(f"workers alone, no-op handler, {int(prefill):,} notifications stored first (in process, core 0):")
-    print(f"{'concurrency':>11} {'drained/s':>10} {'filled/s':>9} {'commits':>8} {'writes/commit':>14}")
+    print(f"workers alone, no-op handler, {int(prefill):,} notifications stored first (in process, core 0; "
+          f"redis-server on core {redis_core}):")
+    print(f"{'store':>6} {'concurrency':>11} {'drained/s':>10} {'filled/s':>9} {'commits':>8} {'writes/commit':>14}")
     for name in drains:
         rs = list(runs[name].values())
-        wpc = statistics.median(r["drain_writes"] / max(r["drain_commits"], 1) for r in rs)
-        print(f"{name[6:]:>11} {med(name, 'drain_rps'):>10.0f} {med(name, 'fill_rps'):>9.0f}"
-              f" {med(name, 'drain_commits'):>8.0f} {wpc:>14.1f}")
+        store, c = name.split("-drain-")
+        commits = "-" if store == "redis" else f"{med(name, 'drain_commits'):.0f}"
+        wpc = "-" if store == "redis" else \
+            f"{statistics.median(r['drain_writes'] / max(r['drain_commits'], 1) for r in rs):.1f}"
+        print(f"{store:>6} {c:>11} {med(name, 'drain_rps'):>10.0f} {med(name, 'fill_rps'):>9.0f}"
+              f" {commits:>8} {wpc:>14}")
 
 if "sqlite" in runs:
     print()
@@ -325,9 +341,10 @@ for name, rate, p99 in goals:
               f"{spread([r['done'] / (duration + 1) / rate for r in runs[at + '+w'].values()])} "
               f"(goal >= 1: workers keep up on the receiver's core)")
 for d in drains:
-    if "sqlite" in runs:
-        print(f"  {d} drained/s / sqlite acked/s = "
-              f"{spread(per_round(lambda rr: rr[d]['drain_rps'] / rr['sqlite']['rps']))} (goal >= 1: workers keep up)")
+    store = d.split("-drain-")[0]
+    if store in runs:
+        print(f"  {d} drained/s / {store} acked/s = "
+              f"{spread(per_round(lambda rr: rr[d]['drain_rps'] / rr[store]['rps']))} (goal >= 1: workers keep up)")
 if problems:
     print("WARNING:", *problems[:6], sep="\n  ")
     sys.exit(1)

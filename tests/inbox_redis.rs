@@ -219,8 +219,8 @@ async fn a_notification_is_committed_before_the_200() {
     let after = millis(SystemTime::now());
     assert_eq!(status, StatusCode::OK);
 
-    // Another client sees it as soon as the 200 is out: the message, one
-    // stream entry, no attempt yet.
+    // Another client sees it as soon as the 200 is out: the message and
+    // its exact bytes, one stream entry, no attempt yet.
     let mut redis = raw(&server).await;
     let message: Vec<u8> = redis.hget(key("messages"), "notif_1").await.unwrap();
     let mut parts = message.splitn(4, |&b| b == b':');
@@ -233,10 +233,9 @@ async fn a_notification_is_committed_before_the_200() {
     let received_at: u64 = std::str::from_utf8(received_at).unwrap().parse().unwrap();
     assert!((before..=after).contains(&received_at), "{received_at}");
     assert_eq!(topic_len, b"25");
-    assert_eq!(
-        parts.next().unwrap(),
-        format!("conversation.user.created{body}").as_bytes()
-    );
+    assert_eq!(parts.next().unwrap(), b"conversation.user.created");
+    let stored: Vec<u8> = redis.hget(key("bodies"), "notif_1").await.unwrap();
+    assert_eq!(stored, body.as_bytes());
     let entries = xlen(&mut redis, key("stream")).await;
     assert_eq!(entries, 1);
     assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
@@ -266,8 +265,8 @@ async fn a_redelivery_is_answered_200_and_stores_nothing() {
     assert_eq!(response.headers()["x-intercom-duplicate"], "true");
     assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
     let mut redis = raw(&server).await;
-    let message: Vec<u8> = redis.hget(key("messages"), "notif_1").await.unwrap();
-    assert!(message.ends_with(first.as_bytes()));
+    let stored: Vec<u8> = redis.hget(key("bodies"), "notif_1").await.unwrap();
+    assert_eq!(stored, first.as_bytes());
     let entries = xlen(&mut redis, key("stream")).await;
     assert_eq!(entries, 1);
 
@@ -280,9 +279,11 @@ async fn a_redelivery_is_answered_200_and_stores_nothing() {
         StatusCode::OK
     );
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
-    // Done: the body is gone, the id is remembered.
+    // Done: the message and the body are gone (also the body the
+    // redelivery brought), the id is remembered.
     let message: Option<Vec<u8>> = redis.hget(key("messages"), "notif_1").await.unwrap();
-    assert!(message.is_none());
+    let stored: Option<Vec<u8>> = redis.hget(key("bodies"), "notif_1").await.unwrap();
+    assert_eq!((message, stored), (None, None));
     let entries = xlen(&mut redis, key("stream")).await;
     assert_eq!(entries, 0);
     trigger.send(()).unwrap();
@@ -435,9 +436,15 @@ async fn completions_sent_together_share_a_call_and_are_fenced_one_by_one() {
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 100, 0));
     let leases: usize = redis.hlen(key("leases")).await.unwrap();
     let messages: usize = redis.hlen(key("messages")).await.unwrap();
+    let bodies: usize = redis.hlen(key("bodies")).await.unwrap();
     assert_eq!(
-        (leases, messages, xlen(&mut redis, key("stream")).await),
-        (0, 0, 0)
+        (
+            leases,
+            messages,
+            bodies,
+            xlen(&mut redis, key("stream")).await
+        ),
+        (0, 0, 0, 0)
     );
 }
 
@@ -471,8 +478,8 @@ async fn large_and_small_notifications_sent_together_are_all_stored() {
     }
     assert_eq!(inbox.counts().await.unwrap(), counts(60, 0, 0, 0));
     let mut redis = raw(&server).await;
-    let large: Vec<u8> = redis.hget(key("messages"), "notif_size_10").await.unwrap();
-    assert!(large.ends_with(&vec![b'x'; 1536 * 1024]));
+    let large: Vec<u8> = redis.hget(key("bodies"), "notif_size_10").await.unwrap();
+    assert_eq!(large, vec![b'x'; 1536 * 1024]);
 }
 
 /// The task that sends inserts runs in the store's runtime, not in the

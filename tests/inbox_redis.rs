@@ -448,6 +448,52 @@ async fn completions_sent_together_share_a_call_and_are_fenced_one_by_one() {
     );
 }
 
+/// A stream restored by hand, with entry ids whose sequence part is past
+/// what a Lua number holds exactly: claims trim only what they read, so
+/// every notification waiting is still claimed, one by one, in order.
+#[tokio::test]
+async fn entries_with_large_sequence_numbers_are_all_claimed() {
+    let server = Server::start_with(VOLATILE);
+    let inbox = inbox(&server).await;
+    let store = inbox.store();
+    for id in ["notif_a", "notif_b", "notif_c", "notif_d"] {
+        let body = Bytes::from(format!("{{\"id\":\"{id}\"}}"));
+        store
+            .insert(NewNotification::new(id, "ping", body))
+            .await
+            .unwrap();
+    }
+    let mut redis = raw(&server).await;
+    let _: () = redis.del(key("stream")).await.unwrap();
+    for (entry, id) in [
+        ("5-9007199254740994", "notif_a"),
+        ("5-9007199254740995", "notif_b"),
+        ("5-9007199254740996", "notif_c"),
+        ("5-18446744073709551615", "notif_d"),
+    ] {
+        let _: String = redis::cmd("XADD")
+            .arg(key("stream"))
+            .arg(entry)
+            .arg("id")
+            .arg(id)
+            .query_async(&mut redis)
+            .await
+            .unwrap();
+    }
+    let mut claimed = Vec::new();
+    for _ in 0..4 {
+        let claim = store
+            .claim(ClaimRequest::new(1, Duration::from_secs(60), 5))
+            .await
+            .unwrap();
+        assert_eq!(claim.leases.len(), 1, "after {claimed:?}");
+        claimed.push(claim.leases[0].notification.id().to_owned());
+    }
+    assert_eq!(claimed, ["notif_a", "notif_b", "notif_c", "notif_d"]);
+    assert_eq!(xlen(&mut redis, key("stream")).await, 0);
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 4, 0, 0));
+}
+
 /// Large notifications among small ones (batches are bounded in bytes as
 /// well as in count): all stored, each answered for itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

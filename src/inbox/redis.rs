@@ -649,10 +649,11 @@ for _ = 1, 16 do
       redis.call('HSET', leases, unpack(tokens))
     end
   end
-  -- Entries up to the last one read leave the stream: MINID is the id
-  -- right after it.
-  local ms, n = string.match(entries[#entries][1], '^(%d+)-(%d+)$')
-  redis.call('XTRIM', stream, 'MINID', ms .. '-' .. string.format('%.0f', tonumber(n) + 1))
+  -- Entries up to the last one read leave the stream (no arithmetic on
+  -- the id: its parts are 64-bit).
+  local last = entries[#entries][1]
+  redis.call('XTRIM', stream, 'MINID', last)
+  redis.call('XDEL', stream, last)
 end
 
 -- When the next one is due: now when entries are still waiting, else the

@@ -126,13 +126,7 @@ async fn main() -> ExitCode {
             if options.mode == "redis" {
                 #[cfg(feature = "inbox-redis")]
                 {
-                    let url = options
-                        .url
-                        .as_deref()
-                        .ok_or("--url is required for redis")?;
-                    let inbox = tower_intercom::inbox::RedisInbox::connect(url)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let inbox = connect_redis(&options).await?;
                     return drain.run(&inbox, BatchStats::default).await;
                 }
                 #[cfg(not(feature = "inbox-redis"))]
@@ -157,13 +151,7 @@ async fn main() -> ExitCode {
             }
             #[cfg(feature = "inbox-redis")]
             "redis" => {
-                let url = options
-                    .url
-                    .as_deref()
-                    .ok_or("--url is required for redis")?;
-                let inbox = tower_intercom::inbox::RedisInbox::connect(url)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let inbox = connect_redis(&options).await?;
                 start_workers(&inbox, options.workers);
                 let stats_inbox = inbox.clone();
                 let stats = Arc::new(move || {
@@ -195,6 +183,18 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The Redis inbox at `--url`.
+#[cfg(feature = "inbox-redis")]
+async fn connect_redis(options: &Options) -> Result<tower_intercom::inbox::RedisInbox, String> {
+    let url = options
+        .url
+        .as_deref()
+        .ok_or("--url is required for redis")?;
+    tower_intercom::inbox::RedisInbox::connect(url)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// A worker with a no-op handler, `concurrency` at a time (none for 0).

@@ -122,7 +122,11 @@ fn millis(time: SystemTime) -> i64 {
         .as_millis() as i64
 }
 
-async fn wait_for(inbox: &SqliteInbox, what: &str, check: impl Fn(Counts) -> bool) -> Counts {
+async fn wait_for<St: InboxStore>(
+    inbox: &tower_intercom::inbox::Inbox<St>,
+    what: &str,
+    check: impl Fn(Counts) -> bool,
+) -> Counts {
     let start = Instant::now();
     loop {
         let counts = inbox.counts().await.unwrap();
@@ -1073,13 +1077,18 @@ mod arbitrary_bodies {
     }
 }
 
-/// A store whose completions are slow (a busy disk, a far database).
-struct SlowCompletions {
+/// A store whose completions, or whose claims' answers, are slow (a busy
+/// disk, a far database).
+struct SlowStore {
     inner: tower_intercom::inbox::SqliteStore,
+    /// Before each completion is written.
     delay: Duration,
+    /// After each claim was committed (its leases already running), before
+    /// the worker hears of it.
+    claim_delay: Duration,
 }
 
-impl InboxStore for SlowCompletions {
+impl InboxStore for SlowStore {
     fn insert(&self, n: NewNotification) -> tower_intercom::inbox::InboxFuture<Inserted> {
         self.inner.insert(n)
     }
@@ -1087,7 +1096,12 @@ impl InboxStore for SlowCompletions {
         &self,
         request: tower_intercom::inbox::ClaimRequest,
     ) -> tower_intercom::inbox::InboxFuture<tower_intercom::inbox::Claimed> {
-        self.inner.claim(request)
+        let (claiming, delay) = (self.inner.claim(request), self.claim_delay);
+        Box::pin(async move {
+            let claimed = claiming.await;
+            tokio::time::sleep(delay).await;
+            claimed
+        })
     }
     fn complete(
         &self,
@@ -1138,9 +1152,10 @@ impl InboxStore for SlowCompletions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_notification_never_runs_twice_at_once_when_outcomes_are_slow() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = tower_intercom::inbox::Inbox::new(SlowCompletions {
+    let inbox = tower_intercom::inbox::Inbox::new(SlowStore {
         inner: tower_intercom::inbox::SqliteStore::open(file(&dir)).unwrap(),
         delay: Duration::from_secs(3),
+        claim_delay: Duration::ZERO,
     });
     for id in ["notif_quick", "notif_slow"] {
         inbox
@@ -1191,4 +1206,44 @@ async fn a_notification_never_runs_twice_at_once_when_outcomes_are_slow() {
     first.abort();
     second.abort();
     assert_eq!(most.load(Ordering::SeqCst), 1, "ran twice at once");
+}
+
+/// A claim that takes long to come back (its commit waited for a slow
+/// disk) leaves the handler less time: the worker stops it a margin before
+/// the lease ends, counted from the claim, and records the overrun itself,
+/// before the lease lapses.
+#[tokio::test]
+async fn a_slow_claim_does_not_push_the_handler_past_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = tower_intercom::inbox::Inbox::new(SlowStore {
+        inner: tower_intercom::inbox::SqliteStore::open(file(&dir)).unwrap(),
+        delay: Duration::ZERO,
+        claim_delay: Duration::from_millis(150),
+    });
+    inbox
+        .store()
+        .insert(NewNotification::new(
+            "notif_stuck",
+            "ping",
+            Bytes::from_static(b"{}"),
+        ))
+        .await
+        .unwrap();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(|_: ReceivedNotification| async {
+            std::future::pending::<()>().await;
+            Ok::<_, std::io::Error>(())
+        }))
+        .lease(Duration::from_millis(400))
+        .max_attempts(1)
+        .spawn(signal);
+    wait_for(&inbox, "dead", |c| c.dead == 1).await;
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    let page = inbox.dead(DeadQuery::first(10)).await.unwrap();
+    assert_eq!(
+        page.notifications[0].last_error(),
+        "the handler did not finish within its lease (400ms)"
+    );
 }

@@ -225,6 +225,10 @@ where
             // Not raced with the shutdown: a claim given up half-way would
             // still lease notifications, which would then wait for their
             // lease to lapse and lose an attempt.
+            // Every lease of this claim began after this instant: the
+            // handlers' deadlines count from it, not from when each one
+            // started (a slow claim commit would push them past the lease).
+            let claimed_at = tokio::time::Instant::now();
             let claimed = inbox.store.claim(request).await;
             let sleep_for = match claimed {
                 Ok(claimed) => {
@@ -236,6 +240,7 @@ where
                             inbox.clone(),
                             handler.clone(),
                             lease,
+                            claimed_at + handler_timeout(settings.lease),
                             settings,
                             handing_back.clone(),
                             Slot {
@@ -319,12 +324,13 @@ enum Outcome<T> {
     HandBack,
 }
 
-/// One attempt: runs the handler under the lease, then records the
-/// outcome (fenced by the lease token).
+/// One attempt: runs the handler until `deadline` (a margin before the
+/// lease ends), then records the outcome (fenced by the lease token).
 async fn process<St, S>(
     inbox: Inbox<St>,
     mut handler: S,
     lease: Lease,
+    deadline: tokio::time::Instant,
     settings: Settings,
     mut handing_back: watch::Receiver<bool>,
     slot: Slot,
@@ -359,7 +365,7 @@ async fn process<St, S>(
     let outcome = match first_of(
         &mut running,
         pin!(first_of(
-            pin!(tokio::time::sleep(handler_timeout(settings.lease))),
+            pin!(tokio::time::sleep_until(deadline)),
             pin!(handing_back.wait_for(|handing_back| *handing_back)),
         )),
     )

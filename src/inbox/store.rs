@@ -279,7 +279,7 @@ impl Lease {
 }
 
 /// Proof of one lease: a random number, and optionally the store's own
-/// handle on the leased entry (a Redis stream entry id, for instance).
+/// handle on the leased entry (a queue's receipt handle, for instance).
 ///
 /// Not a secret: the store is trusted.
 ///

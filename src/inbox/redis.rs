@@ -518,12 +518,18 @@ fn source(body: &str) -> String {
 /// Lua. ARGV: pairs of id and `received_at:topic_len:topic`, one pair per
 /// notification, in order. Returns one integer per pair: 1 when stored, 0
 /// for a duplicate (also of an earlier pair of the same call); the body
-/// the `HSETNX` wrote for a done id is deleted.
-static INSERT: LazyLock<String> = LazyLock::new(|| {
-    source(
-        r"
-local ids = pair_keys()
-local results, stored = {}, 0
+/// the `HSETNX` wrote for a done id is deleted (done, and remembered: its
+/// own body went when it was done, so the one there was written by this
+/// call).
+///
+/// Without the prelude and without comments: Redis computes the SHA1 of
+/// an `EVAL`'s whole source at every call, and the prelude tripled it.
+/// Stored notifications are numbered in order, one by one; each joins the
+/// end of the stream.
+static INSERT: &str = r"
+local stream, messages, done, seq, bodies = KEYS[1], KEYS[2], KEYS[9], KEYS[10], KEYS[11]
+local ids, results, stored = {}, {}, 0
+for i = 1, #ARGV - 1, 2 do ids[#ids + 1] = ARGV[i] end
 if #ids > 0 then
   local kept = redis.call('HMGET', messages, unpack(ids))
   local finished = redis.call('ZMSCORE', done, unpack(ids))
@@ -532,8 +538,6 @@ if #ids > 0 then
     if kept[i] or seen[id] then
       results[i] = 0
     elseif finished[i] then
-      -- Done, and remembered: its body went when it was done, so the one
-      -- here was written by this call.
       results[i] = 0
       forget[#forget + 1] = id
     else
@@ -545,7 +549,6 @@ if #ids > 0 then
   if #forget > 0 then redis.call('HDEL', bodies, unpack(forget)) end
 end
 if stored > 0 then
-  -- Numbered in order, one by one.
   local n = redis.call('INCRBY', seq, stored) - stored
   local fields = {}
   for i, id in ipairs(ids) do
@@ -557,13 +560,11 @@ if stored > 0 then
   end
   redis.call('HSET', messages, unpack(fields))
   for i, id in ipairs(ids) do
-    if results[i] == 1 then enqueue(id) end
+    if results[i] == 1 then redis.call('XADD', stream, '*', 'id', id) end
   end
 end
 return results
-",
-    )
-});
+";
 
 /// ARGV: max, lease ms, max attempts, token, lapse error, chunk. Returns
 /// `{ms until the next is due or -1, {{id, attempt, message}, …}}`; the
@@ -1074,10 +1075,7 @@ impl Batched for Insert {
                 .arg(&insert.body[..])
                 .ignore();
         }
-        let script = transaction
-            .cmd("EVAL")
-            .arg(INSERT.as_str())
-            .arg(keys.all.len());
+        let script = transaction.cmd("EVAL").arg(INSERT).arg(keys.all.len());
         for key in &keys.all {
             script.arg(key);
         }

@@ -38,7 +38,9 @@
 # finds the capacity, and its latencies include the queue of CONNECTIONS
 # requests. Both binaries are in the test-support crate
 # (test-support/src/bin/). After each run without workers the script
-# checks that the inbox holds exactly the notifications acknowledged.
+# checks that the inbox holds exactly the notifications acknowledged. It
+# prints the disk's fsync rate before and after the runs: SQLite's figures
+# follow it.
 #
 # Settings (environment): DURATION (s, default 10), ROUNDS (3),
 # CONNECTIONS (128), OPEN_CONNECTIONS (512), SIZE (bytes, 2048), PREFILL
@@ -213,9 +215,29 @@ for mode in $MODES; do
   [ "$mode" = layer ] && continue
   for c in $WORKERS; do contenders+=("$mode-drain-$c"); done
 done
+# The disk's fsync rate, which bounds SQLite's commits (and so its latency
+# under load): 4 KiB written and synced in a loop for 2 s, in the directory
+# the runs use. It varies from session to session on a shared machine.
+fsync_rate() {
+  python3 - "$work" <<'PY'
+import os, sys, time
+path = os.path.join(sys.argv[1], "fsync-rate")
+fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+n, start = 0, time.monotonic()
+while time.monotonic() - start < 2:
+    os.write(fd, b"x" * 4096)
+    os.fsync(fd)
+    n += 1
+print(f"{n / (time.monotonic() - start):.0f}")
+os.close(fd)
+os.unlink(path)
+PY
+}
+fsyncs_before=$(fsync_rate)
+
 echo "inbox load: ${DURATION}s x ${ROUNDS} rounds, $CONNECTIONS connections ($OPEN_CONNECTIONS open loop)," \
   "$SIZE-byte notifications, redis-server on core $REDIS_CORE, drain of $PREFILL;" \
-  "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+  "load average before: $(cut -d' ' -f1-3 /proc/loadavg); fsyncs/s: $fsyncs_before" >&2
 for round in $(seq 1 "$ROUNDS"); do
   n=${#contenders[@]}
   for i in $(seq 0 $((n - 1))); do
@@ -228,13 +250,16 @@ for round in $(seq 1 "$ROUNDS"); do
   done
 done
 
+fsyncs_after=$(fsync_rate)
+
 python3 - "$results" "$(cut -d' ' -f1-3 /proc/loadavg)" "$CONNECTIONS" "$DURATION" "$ROUNDS" "$PREFILL" \
-  "$OPEN_CONNECTIONS" "$WORKER_CONCURRENCY" "$REDIS_CORE" "$SQLITE_RATE" "$REDIS_RATE" <<'EOF'
+  "$OPEN_CONNECTIONS" "$WORKER_CONCURRENCY" "$REDIS_CORE" "$SQLITE_RATE" "$REDIS_RATE" \
+  "$fsyncs_before" "$fsyncs_after" <<'EOF'
 import statistics, sys
 from collections import defaultdict
 
 (path, load, connections, duration, rounds, prefill, open_connections, worker_concurrency,
- redis_core, sqlite_rate, redis_rate) = sys.argv[1:12]
+ redis_core, sqlite_rate, redis_rate, fsyncs_before, fsyncs_after) = sys.argv[1:14]
 duration = float(duration)
 runs = defaultdict(dict)  # name -> round -> fields
 for line in open(path):
@@ -269,6 +294,7 @@ problems = []
 print()
 print(f"receiver on core 0, load generator on core 1, redis-server on core {redis_core}; "
       f"{duration:.0f} s x {rounds} rounds, medians [range]; load average after: {load}")
+print(f"the disk's fsyncs/s (4 KiB, 2 s): {fsyncs_before} before the runs, {fsyncs_after} after")
 print(f"closed loop: {connections} connections; open loop (M@rate): {open_connections} connections, "
       f"latency from when each request was due; +w: no-op worker, concurrency {worker_concurrency}, "
       f"in the receiver's process")

@@ -1134,6 +1134,96 @@ async fn attempts_release_retries_and_lapses_follow_the_store_contract() {
 }
 
 #[tokio::test]
+async fn a_claim_that_fails_after_leasing_hands_its_leases_back() {
+    // A user who may run the inbox's scripts (and `HMGET` from them) but
+    // not `HMGET` the bodies' hash: the claim script leases, then
+    // reading the bodies fails.
+    let server = Server::start_with(VOLATILE);
+    let inbox = inbox(&server).await;
+    let mut redis = raw(&server).await;
+    let _: () = redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("claimer")
+        .arg("on")
+        .arg(">claimer-password")
+        .arg("+@all")
+        .arg("-hmget")
+        .arg("~*")
+        .arg("(+hmget ~{tower-intercom:inbox}:[^b]*)")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let url = format!(
+        "redis://claimer:claimer-password@127.0.0.1:{}/",
+        server.port()
+    );
+    let claimer = RedisInbox::connect(&url).await.unwrap();
+    inbox
+        .store()
+        .insert(NewNotification::new("x", "t", Bytes::from("x body")))
+        .await
+        .unwrap();
+
+    let lease = Duration::from_secs(30);
+    let failed = claimer
+        .store()
+        .claim(ClaimRequest::new(10, lease, 1))
+        .await
+        .unwrap_err();
+    assert!(failed.to_string().contains("NoPerm"), "{failed}");
+    // The script ran: the lease was taken before the reading failed.
+    let counted: Option<String> = redis.hget(key("attempts"), "x").await.unwrap();
+    assert!(counted.is_some());
+    // Handed back at once, its attempt with it: not in progress until
+    // the lease's end, not dead of a lapse no handler caused.
+    wait_for(&inbox, "the lease handed back", |c| c == counts(1, 0, 0, 0)).await;
+    let attempts: Option<String> = redis.hget(key("attempts"), "x").await.unwrap();
+    assert_eq!(attempts.as_deref(), Some("0"));
+    let claimed = inbox
+        .store()
+        .claim(ClaimRequest::new(10, lease, 1))
+        .await
+        .unwrap();
+    assert_eq!(claimed.leases.len(), 1);
+    assert_eq!(claimed.leases[0].notification.attempt(), 1);
+    assert_eq!(claimed.leases[0].notification.bytes(), "x body");
+}
+
+#[tokio::test]
+async fn a_notification_whose_body_is_missing_is_dead_not_handed_out_empty() {
+    let server = Server::start_with(VOLATILE);
+    let inbox = inbox(&server).await;
+    let store = inbox.store();
+    for id in ["kept", "lost"] {
+        store
+            .insert(NewNotification::new(id, "t", Bytes::from(id)))
+            .await
+            .unwrap();
+    }
+    // Deleted by hand (or evicted under an allkeys- policy).
+    let mut redis = raw(&server).await;
+    let _: () = redis.hdel(key("bodies"), "lost").await.unwrap();
+
+    let claimed = store
+        .claim(ClaimRequest::new(10, Duration::from_secs(30), 5))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = claimed.leases.iter().map(|l| l.notification.id()).collect();
+    assert_eq!(ids, ["kept"]);
+    wait_for(&inbox, "the missing one dead", |c| c.dead == 1).await;
+    let page = inbox.dead(DeadQuery::first(10)).await.unwrap();
+    assert_eq!(page.notifications.len(), 1);
+    let dead = &page.notifications[0];
+    assert_eq!(dead.notification.id(), "lost");
+    assert!(
+        dead.last_error().contains("body is missing"),
+        "{}",
+        dead.last_error()
+    );
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 1, 0, 1));
+}
+
+#[tokio::test]
 async fn shutdown_hands_back_what_is_in_flight_without_using_an_attempt() {
     let server = Server::start_with(VOLATILE);
     let inbox = inbox(&server).await;

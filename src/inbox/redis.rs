@@ -306,8 +306,11 @@ impl fmt::Display for Persistence {
 ///   counting an attempt and writing the lease's end and token. The group
 ///   is the stream's cursor; the entries it passed are trimmed (`XTRIM
 ///   MINID`), so the stream holds only what is waiting. The leased
-///   notifications' bodies are then read with a plain `HMGET`: Lua would
-///   hash every byte of each one.
+///   notifications' bodies are then read with a plain `HMGET` (the Lua
+///   of Redis 7.0 hashes every byte of each string it is handed). If
+///   that read fails, the leases are handed back at once, attempts
+///   included; a notification whose body is missing (deleted by hand,
+///   or evicted) is marked dead with that error, not handed out empty.
 /// - complete, fail and release check the token in `leases` (the fence);
 ///   done ids go to `done` (their body is dropped), retries to `delayed`,
 ///   dead ones to `dead`, released ones back to the stream.
@@ -410,6 +413,9 @@ const MAX_ERROR_LEN: usize = 2048;
 
 /// The error recorded when a lease lapsed (the SQLite store's words).
 const LAPSED: &str = "the lease lapsed: the worker crashed, hung or was too slow";
+
+/// The error recorded for a notification whose body is missing.
+const MISSING_BODY: &str = "the notification's body is missing from Redis (deleted or evicted)";
 
 /// The most notifications one claim leases, so that one call stays short;
 /// a worker that asked for more claims again at once.
@@ -569,7 +575,7 @@ return results
 /// ARGV: max, lease ms, max attempts, token, lapse error, chunk. Returns
 /// `{ms until the next is due or -1, {{id, attempt, message}, …}}`; the
 /// bodies are read after it with a plain `HMGET`, not through Lua (which
-/// hashes every byte of every string it is handed).
+/// copies every string it is handed, and in Redis 7.0 hashes every byte).
 static CLAIM: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -733,18 +739,24 @@ return 1
     )
 });
 
-/// ARGV: id, token. Returns 1 when handed back.
+/// ARGV: pairs of id and token. Returns how many were handed back (the
+/// attempt each lease counted is given back too).
 static RELEASE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
-local id = ARGV[1]
-if not fenced(id, ARGV[2]) then return 0 end
-unlease(id)
-local n = tonumber(redis.call('HGET', attempts, id)) or 0
-if n > 0 then n = n - 1 end
-redis.call('HSET', attempts, id, n)
-enqueue(id)
-return 1
+local released = 0
+for i = 1, #ARGV - 1, 2 do
+  local id = ARGV[i]
+  if fenced(id, ARGV[i + 1]) then
+    unlease(id)
+    local n = tonumber(redis.call('HGET', attempts, id)) or 0
+    if n > 0 then n = n - 1 end
+    redis.call('HSET', attempts, id, n)
+    enqueue(id)
+    released = released + 1
+  end
+end
+return released
 ",
     )
 });
@@ -982,6 +994,55 @@ impl RedisStore {
                  notifications and their deduplication; set maxmemory-policy noeviction"
             );
         }
+    }
+
+    /// Hands back the leases of `ids` taken with `token` (a claim that
+    /// failed after its script leased them), without holding up the
+    /// caller; what cannot be handed back lapses as usual.
+    fn release_in_background(&self, ids: Vec<String>, token: LeaseToken) {
+        let mut args = Vec::with_capacity(ids.len() * 2);
+        for id in ids {
+            args.push(id.into_bytes());
+            args.push(token_arg(&token));
+        }
+        let releasing = self.invoke(&RELEASE, args, |value| int(&value));
+        tokio::spawn(async move {
+            if let Err(error) = releasing.await {
+                tracing::debug!(
+                    target: "tower_intercom::inbox",
+                    "handing back the leases of a failed claim failed (they will lapse): {error}"
+                );
+            }
+        });
+    }
+
+    /// Marks dead the leased notifications of `ids` whose body is in
+    /// neither `bodies` nor their message (deleted by hand or evicted):
+    /// handing them out empty would lose them quietly, and leaving them
+    /// leased would retry them until they died of lapses. A lease that
+    /// is no longer `token`'s is left alone: its body went because
+    /// another worker finished the notification after this lease lapsed.
+    fn bury_missing_in_background(&self, ids: Vec<String>, token: LeaseToken) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            for id in ids {
+                let failure = Failure::dead(MISSING_BODY);
+                match store.fail(&id, &token, failure).await {
+                    Ok(true) => tracing::warn!(
+                        target: "tower_intercom::inbox",
+                        id = %id,
+                        "a notification's body is missing from Redis (deleted or evicted): \
+                         it is dead, not handed to the handler"
+                    ),
+                    Ok(false) => {}
+                    Err(error) => tracing::debug!(
+                        target: "tower_intercom::inbox",
+                        id = %id,
+                        "recording a missing body failed (the lease will lapse): {error}"
+                    ),
+                }
+            }
+        });
     }
 
     /// Runs `script` with the inbox's keys and `args`, within the timeout.
@@ -1391,47 +1452,59 @@ impl InboxStore for RedisStore {
                 .collect::<Result<Vec<_>, StoreError>>()?;
             Ok((claimed, next_due))
         });
-        let mut connection = self.connection.clone();
-        let bodies_key = self.keys.all[BODIES].clone();
-        let timeout = self.timeout;
+        let store = self.clone();
+        let started = tokio::time::Instant::now();
         Box::pin(async move {
             let (claimed, next_due) = leasing.await?;
             if claimed.is_empty() {
                 return Ok(Claimed::new(Vec::new(), next_due));
             }
             // The bodies, by a plain command: through Lua, Redis would
-            // hash and copy every byte of each.
+            // hash and copy every byte of each. Within what is left of
+            // the operation's timeout.
             let mut reading = redis::cmd("HMGET");
-            reading.arg(&bodies_key);
+            reading.arg(&store.keys.all[BODIES]);
             for (id, _, _) in &claimed {
                 reading.arg(id);
             }
-            let bodies = match tokio::time::timeout(
-                timeout,
-                reading.query_async::<Vec<Value>>(&mut connection),
-            )
-            .await
-            {
+            let mut connection = store.connection.clone();
+            let timeout = store.timeout;
+            let left = timeout.saturating_sub(started.elapsed());
+            let read =
+                tokio::time::timeout(left, reading.query_async::<Vec<Value>>(&mut connection))
+                    .await;
+            let bodies = match read {
                 Ok(Ok(bodies)) if bodies.len() == claimed.len() => bodies,
-                Ok(Ok(_)) => return Err(malformed()),
-                Ok(Err(error)) => return Err(StoreError::unavailable(error)),
-                Err(_) => return Err(StoreError::timed_out(timeout)),
+                failed => {
+                    // The leases were taken: handed back at once, with
+                    // their attempts, rather than left to lapse as failed
+                    // attempts of notifications no handler saw.
+                    let ids = claimed.into_iter().map(|(id, ..)| id).collect();
+                    store.release_in_background(ids, token);
+                    return Err(match failed {
+                        Ok(Ok(_)) => malformed(),
+                        Ok(Err(error)) => StoreError::unavailable(error),
+                        Err(_) => StoreError::timed_out(timeout),
+                    });
+                }
             };
             let mut leases = Vec::with_capacity(claimed.len());
+            let mut missing = Vec::new();
             for ((id, attempt, message), body) in claimed.into_iter().zip(bodies) {
-                let missing = body == Value::Nil;
+                let absent = body == Value::Nil;
                 let (_, received_at, topic, body) = decode(message, body)?;
-                // Neither in its hash nor after the topic: the body went
-                // between the claim and its reading, so the lease lapsed
-                // and another worker finished the notification; this
-                // lease is lost, and skipped.
-                if missing && body.is_empty() {
+                // Neither in its hash nor after the topic: not handed out.
+                if absent && body.is_empty() {
+                    missing.push(id);
                     continue;
                 }
                 leases.push(Lease::new(
                     ReceivedNotification::new(id, topic, body, received_at, attempt),
                     token.clone(),
                 ));
+            }
+            if !missing.is_empty() {
+                store.bury_missing_in_background(missing, token);
             }
             Ok(Claimed::new(leases, next_due))
         })

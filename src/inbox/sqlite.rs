@@ -6,7 +6,7 @@ use std::{
     path::{Path, PathBuf},
     sync::{
         atomic::{AtomicU64, Ordering},
-        mpsc as std_mpsc, Arc, Mutex,
+        mpsc as std_mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError,
     },
     thread,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -120,7 +120,10 @@ impl SqliteOptions {
 
     /// How often a helper thread copies the write-ahead log into the
     /// database file (default 1 s), outside the writer so that commits do
-    /// not wait for it.
+    /// not wait for it. When the log is long, the writer then waits once
+    /// between two transactions while the last few frames are copied, so
+    /// that the log starts over even when writes never pause: it holds
+    /// about one interval of writes, not every write since the load began.
     pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
         self.checkpoint_interval = interval.max(Duration::from_millis(10));
         self
@@ -173,6 +176,11 @@ impl SqliteOptions {
 ///   [`StoreErrorKind::Overloaded`](super::StoreErrorKind::Overloaded).
 /// - Reads (counts, dead notifications) use a second connection and never
 ///   wait for the writer.
+/// - **The log starts over**: checkpoints run in a helper thread every
+///   [`checkpoint_interval`](SqliteOptions::checkpoint_interval), and make
+///   the log start over even under writes that never pause (SQLite alone
+///   would let it grow until the load stops). The `-wal` file is reused
+///   from its start, and cut back to 256 MiB when it grew larger.
 /// - **Layout**: the tables `intercom_inbox` (one small row per
 ///   notification: id, topic, state, attempts, lease, times) and
 ///   `intercom_inbox_body` (the bodies, dropped once done), the schema
@@ -386,16 +394,18 @@ impl SqliteStore {
         let stats = Arc::new(Stats::default());
         let writer_stats = stats.clone();
         let max_batch = options.max_batch;
+        let pause = Arc::new(WriterPause::default());
+        let writer_pause = pause.clone();
         thread::Builder::new()
             .name("intercom-inbox-writer".into())
-            .spawn(move || write_loop(writer, queue, max_batch, &writer_stats))
+            .spawn(move || write_loop(writer, queue, max_batch, &writer_stats, &writer_pause))
             .map_err(unavailable)?;
 
         let (stop, stopped) = std_mpsc::channel::<()>();
         let interval = options.checkpoint_interval;
         thread::Builder::new()
             .name("intercom-inbox-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, stopped, interval))
+            .spawn(move || checkpoint_loop(checkpointer, stopped, interval, &pause))
             .map_err(unavailable)?;
 
         Ok(Self {
@@ -763,9 +773,11 @@ fn write_loop(
     mut queue: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
     stats: &Stats,
+    pause: &WriterPause,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch.min(1024));
     while let Some(job) = queue.blocking_recv() {
+        pause.pause_if_wanted();
         batch.push(job);
         while batch.len() < max_batch {
             match queue.try_recv() {
@@ -832,12 +844,106 @@ fn commit(connection: &Connection, batch: &mut [Box<dyn Job>]) -> Option<String>
     failed
 }
 
+/// How many frames the write-ahead log may hold after a checkpoint before
+/// the checkpointer makes sure it starts over (SQLite's own automatic
+/// checkpoint starts at 1,000 pages).
+const RESTART_FRAMES: i64 = 1000;
+
+/// How long the checkpointer waits for the writer to pause between two
+/// transactions; a writer that does not pause by then is idle (or in a
+/// long commit), and the last copy runs without it.
+const PAUSE_WAIT: Duration = Duration::from_millis(20);
+
 /// Copies the write-ahead log into the database regularly, without
 /// blocking the writer (`PASSIVE`), until the store is dropped.
-fn checkpoint_loop(connection: Connection, stop: std_mpsc::Receiver<()>, interval: Duration) {
+///
+/// SQLite starts the log over only when a write transaction begins with
+/// every frame copied. Under sustained writes that never happens by
+/// itself: commits keep arriving while a checkpoint runs, so the log would
+/// grow by every write until the load stops. So when a checkpoint leaves a
+/// long log, a second one copies what came in during the first, and a
+/// third copies the little left while the writer waits between two
+/// transactions ([`WriterPause`]); its next commit starts the log over.
+fn checkpoint_loop(
+    connection: Connection,
+    stop: std_mpsc::Receiver<()>,
+    interval: Duration,
+    pause: &WriterPause,
+) {
+    // An idle store's long log starts over at its next write by itself.
+    let mut frames_before = None;
     while let Err(std_mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(interval) {
-        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        let frames = checkpoint(&connection);
+        let grown = frames.is_some_and(|n| n > RESTART_FRAMES) && frames != frames_before;
+        if grown && checkpoint(&connection).is_some() {
+            frames_before = pause.while_paused(|| checkpoint(&connection));
+        } else {
+            frames_before = frames;
+        }
+    }
+}
+
+/// One `PASSIVE` checkpoint: copies what it can of the log into the
+/// database without waiting for any lock. Returns the log's length in
+/// frames.
+fn checkpoint(connection: &Connection) -> Option<i64> {
+    connection
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+        .inspect_err(|error| {
             tracing::debug!(target: "tower_intercom::inbox", "inbox checkpoint failed: {error}");
+        })
+        .ok()
+}
+
+/// Lets the checkpointer hold the writer between two transactions.
+#[derive(Default)]
+struct WriterPause {
+    state: Mutex<PauseState>,
+    changed: Condvar,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+enum PauseState {
+    #[default]
+    Running,
+    Wanted,
+    Paused,
+}
+
+impl WriterPause {
+    /// Nothing panics while holding the state, but a poisoned lock would
+    /// still hold a valid one.
+    fn lock(&self) -> MutexGuard<'_, PauseState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `f` while the writer waits between two transactions, or
+    /// without it when the writer does not stop within [`PAUSE_WAIT`].
+    fn while_paused<T>(&self, f: impl FnOnce() -> T) -> T {
+        let mut state = self.lock();
+        *state = PauseState::Wanted;
+        let (mut state, _) = self
+            .changed
+            .wait_timeout_while(state, PAUSE_WAIT, |state| *state == PauseState::Wanted)
+            .unwrap_or_else(PoisonError::into_inner);
+        let result = f();
+        *state = PauseState::Running;
+        drop(state);
+        self.changed.notify_all();
+        result
+    }
+
+    /// Called by the writer between two transactions: waits while the
+    /// checkpointer asks it to.
+    fn pause_if_wanted(&self) {
+        let mut state = self.lock();
+        if *state == PauseState::Wanted {
+            *state = PauseState::Paused;
+            self.changed.notify_all();
+            let _state = self
+                .changed
+                .wait_while(state, |state| *state == PauseState::Paused)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
@@ -863,7 +969,7 @@ fn open_connection(
     connection
         .execute_batch(
             "PRAGMA synchronous = FULL;
-             PRAGMA journal_size_limit = 67108864;",
+             PRAGMA journal_size_limit = 268435456;",
         )
         .map_err(unavailable)?;
     if query_only {

@@ -45,7 +45,9 @@
 # Settings (environment): DURATION (s, default 10), ROUNDS (3),
 # CONNECTIONS (128), OPEN_CONNECTIONS (512), SIZE (bytes, 2048), PREFILL
 # (50000), WORKERS (drain concurrencies, "16 64", for each store), WORKER_CONCURRENCY
-# (64), SQLITE_RATE (10000), REDIS_RATE (20000), REDIS_CORE (1), MODES
+# (64), SQLITE_RATE (10000), REDIS_RATE (20000), REDIS_CORE (1), REDIS_ARGS
+# (more redis-server options, e.g. "--auto-aof-rewrite-percentage 0" to
+# see the runs without the append-only file's rewrites), MODES
 # ("layer sqlite redis"; without redis when redis-server is not
 # installed), OPEN ("sqlite@SQLITE_RATE redis@REDIS_RATE", each also with
 # +w; empty for none).
@@ -64,6 +66,7 @@ WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-64}
 SQLITE_RATE=${SQLITE_RATE:-10000}
 REDIS_RATE=${REDIS_RATE:-20000}
 REDIS_CORE=${REDIS_CORE:-1}
+REDIS_ARGS=${REDIS_ARGS:-}
 if [ -z "${MODES:-}" ]; then
   MODES="layer sqlite redis"
   command -v redis-server >/dev/null || { echo "redis-server not found: no redis mode" >&2; MODES="layer sqlite"; }
@@ -120,7 +123,7 @@ cpu_ns() {
 start_redis() {
   local redis_port; redis_port=$(free_port)
   taskset -c "$REDIS_CORE" redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$1" --save "" \
-    --appendonly yes --appendfsync everysec >"$work/redis.log" 2>&1 &
+    --appendonly yes --appendfsync everysec $REDIS_ARGS >"$work/redis.log" 2>&1 &
   redis_pid=$!
   for _ in $(seq 1 100); do
     if python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1]))); s.sendall(b"PING\r\n"); sys.exit(0 if s.recv(7)==b"+PONG\r\n" else 1)' \

@@ -5,8 +5,8 @@ use std::{
     fmt,
     path::{Path, PathBuf},
     sync::{
-        atomic::{AtomicU64, Ordering},
-        mpsc as std_mpsc, Arc, Condvar, Mutex, MutexGuard, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        mpsc as std_mpsc, Arc, Mutex,
     },
     thread,
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -120,9 +120,9 @@ impl SqliteOptions {
 
     /// How often a helper thread copies the write-ahead log into the
     /// database file (default 1 s), outside the writer so that commits do
-    /// not wait for it. When the log is long, the writer then waits once
-    /// between two transactions while the last few frames are copied, so
-    /// that the log starts over even when writes never pause: it holds
+    /// not wait for it. When the log is long, the writer then copies the
+    /// last few frames itself between two transactions, so that the log
+    /// starts over even when writes never pause: it holds
     /// about one interval of writes, not every write since the load began.
     pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
         self.checkpoint_interval = interval.max(Duration::from_millis(10));
@@ -394,18 +394,18 @@ impl SqliteStore {
         let stats = Arc::new(Stats::default());
         let writer_stats = stats.clone();
         let max_batch = options.max_batch;
-        let pause = Arc::new(WriterPause::default());
-        let writer_pause = pause.clone();
+        let catch_up_wanted = Arc::new(AtomicBool::new(false));
+        let writer_catch_up = catch_up_wanted.clone();
         thread::Builder::new()
             .name("intercom-inbox-writer".into())
-            .spawn(move || write_loop(writer, queue, max_batch, &writer_stats, &writer_pause))
+            .spawn(move || write_loop(writer, queue, max_batch, &writer_stats, &writer_catch_up))
             .map_err(unavailable)?;
 
         let (stop, stopped) = std_mpsc::channel::<()>();
         let interval = options.checkpoint_interval;
         thread::Builder::new()
             .name("intercom-inbox-checkpoint".into())
-            .spawn(move || checkpoint_loop(checkpointer, stopped, interval, &pause))
+            .spawn(move || checkpoint_loop(checkpointer, stopped, interval, &catch_up_wanted))
             .map_err(unavailable)?;
 
         Ok(Self {
@@ -773,11 +773,11 @@ fn write_loop(
     mut queue: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
     stats: &Stats,
-    pause: &WriterPause,
+    catch_up_wanted: &AtomicBool,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch.min(1024));
     while let Some(job) = queue.blocking_recv() {
-        pause.pause_if_wanted();
+        catch_up(&connection, catch_up_wanted);
         batch.push(job);
         while batch.len() < max_batch {
             match queue.try_recv() {
@@ -849,11 +849,6 @@ fn commit(connection: &Connection, batch: &mut [Box<dyn Job>]) -> Option<String>
 /// checkpoint starts at 1,000 pages).
 const RESTART_FRAMES: i64 = 1000;
 
-/// How long the checkpointer waits for the writer to pause between two
-/// transactions; a writer that does not pause by then is idle (or in a
-/// long commit), and the last copy runs without it.
-const PAUSE_WAIT: Duration = Duration::from_millis(20);
-
 /// Copies the write-ahead log into the database regularly, without
 /// blocking the writer (`PASSIVE`), until the store is dropped.
 ///
@@ -861,14 +856,16 @@ const PAUSE_WAIT: Duration = Duration::from_millis(20);
 /// every frame copied. Under sustained writes that never happens by
 /// itself: commits keep arriving while a checkpoint runs, so the log would
 /// grow by every write until the load stops. So when a checkpoint leaves a
-/// long log, a second one copies what came in during the first, and a
-/// third copies the little left while the writer waits between two
-/// transactions ([`WriterPause`]); its next commit starts the log over.
+/// long log, a second one copies what came in during the first, and the
+/// writer is asked to copy the little left itself at its next gap between
+/// two transactions ([`catch_up`]); its next commit starts the log over.
+/// (A reader that keeps a transaction open, such as another process's
+/// backup, still stops the log from starting over: SQLite's rule.)
 fn checkpoint_loop(
     connection: Connection,
     stop: std_mpsc::Receiver<()>,
     interval: Duration,
-    pause: &WriterPause,
+    catch_up_wanted: &AtomicBool,
 ) {
     // An idle store's long log starts over at its next write by itself.
     let mut frames_before = None;
@@ -876,10 +873,9 @@ fn checkpoint_loop(
         let frames = checkpoint(&connection);
         let grown = frames.is_some_and(|n| n > RESTART_FRAMES) && frames != frames_before;
         if grown && checkpoint(&connection).is_some() {
-            frames_before = pause.while_paused(|| checkpoint(&connection));
-        } else {
-            frames_before = frames;
+            catch_up_wanted.store(true, Ordering::Relaxed);
         }
+        frames_before = frames;
     }
 }
 
@@ -895,56 +891,12 @@ fn checkpoint(connection: &Connection) -> Option<i64> {
         .ok()
 }
 
-/// Lets the checkpointer hold the writer between two transactions.
-#[derive(Default)]
-struct WriterPause {
-    state: Mutex<PauseState>,
-    changed: Condvar,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
-enum PauseState {
-    #[default]
-    Running,
-    Wanted,
-    Paused,
-}
-
-impl WriterPause {
-    /// Nothing panics while holding the state, but a poisoned lock would
-    /// still hold a valid one.
-    fn lock(&self) -> MutexGuard<'_, PauseState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Runs `f` while the writer waits between two transactions, or
-    /// without it when the writer does not stop within [`PAUSE_WAIT`].
-    fn while_paused<T>(&self, f: impl FnOnce() -> T) -> T {
-        let mut state = self.lock();
-        *state = PauseState::Wanted;
-        let (mut state, _) = self
-            .changed
-            .wait_timeout_while(state, PAUSE_WAIT, |state| *state == PauseState::Wanted)
-            .unwrap_or_else(PoisonError::into_inner);
-        let result = f();
-        *state = PauseState::Running;
-        drop(state);
-        self.changed.notify_all();
-        result
-    }
-
-    /// Called by the writer between two transactions: waits while the
-    /// checkpointer asks it to.
-    fn pause_if_wanted(&self) {
-        let mut state = self.lock();
-        if *state == PauseState::Wanted {
-            *state = PauseState::Paused;
-            self.changed.notify_all();
-            let _state = self
-                .changed
-                .wait_while(state, |state| *state == PauseState::Paused)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
+/// Called by the writer between two transactions: when the checkpointer
+/// asked, copies the frames committed since its last checkpoint (few), so
+/// that the next commit starts the log over.
+fn catch_up(connection: &Connection, wanted: &AtomicBool) {
+    if wanted.swap(false, Ordering::Relaxed) {
+        checkpoint(connection);
     }
 }
 

@@ -767,7 +767,11 @@ async fn a_handler_that_panics_or_overruns_its_lease_fails_the_attempt() {
             tokio::time::sleep(Duration::from_secs(10)).await;
             Ok::<_, std::io::Error>(())
         }))
-        .lease(Duration::from_millis(200))
+        // The worker stops the handler a tenth of the lease before it
+        // ends (100 ms here) to record why; a shorter lease leaves too
+        // little margin on a loaded machine, and the lapsed lease is
+        // recorded instead.
+        .lease(Duration::from_secs(1))
         .max_attempts(1)
         .spawn(signal);
     wait_for(&inbox, "both dead", |c| c.dead == 2).await;
@@ -778,7 +782,7 @@ async fn a_handler_that_panics_or_overruns_its_lease_fails_the_attempt() {
     errors.sort();
     assert_eq!(
         errors[0],
-        "the handler did not finish within its lease (200ms)"
+        "the handler did not finish within its lease (1s)"
     );
     assert_eq!(errors[1], "the handler panicked");
 }
@@ -982,71 +986,6 @@ async fn concurrent_deliveries_are_committed_in_groups() {
     assert_eq!(inbox.counts().await.unwrap().pending, n);
     assert!(stats.largest > 1, "{stats:?}");
     assert!(stats.commits < n, "{stats:?}");
-}
-
-/// Under writes that never pause, SQLite never starts its write-ahead log
-/// over by itself (every checkpoint ends with new commits behind it): the
-/// log grew by every write, about 3.5 times the bodies stored, until the
-/// load stopped. The store makes it start over, so the log stays a small
-/// part of what was written.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_write_ahead_log_starts_over_under_sustained_writes() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = file(&dir);
-    let store = SqliteOptions::default()
-        .checkpoint_interval(Duration::from_millis(20))
-        .open_store(&path)
-        .unwrap();
-    let store = Arc::new(store);
-    let (n, writers) = (20_000_u64, 64);
-    let body = Bytes::from(vec![b'x'; 2048]);
-    let written = n * body.len() as u64;
-
-    let done = Arc::new(AtomicBool::new(false));
-    let wal = path.with_extension("sqlite3-wal");
-    let largest_wal = {
-        let (done, wal) = (done.clone(), wal.clone());
-        tokio::spawn(async move {
-            let mut largest = 0;
-            while !done.load(Ordering::Relaxed) {
-                largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
-                tokio::time::sleep(Duration::from_millis(5)).await;
-            }
-            largest
-        })
-    };
-    let next = Arc::new(AtomicU32::new(0));
-    let tasks: Vec<_> = (0..writers)
-        .map(|_| {
-            let (store, next, body) = (store.clone(), next.clone(), body.clone());
-            tokio::spawn(async move {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if u64::from(i) >= n {
-                        break;
-                    }
-                    let notification =
-                        NewNotification::new(format!("notif_{i}"), "ping", body.clone());
-                    assert_eq!(store.insert(notification).await.unwrap(), Inserted::Stored);
-                }
-            })
-        })
-        .collect();
-    for task in tasks {
-        task.await.unwrap();
-    }
-    done.store(true, Ordering::Relaxed);
-    let largest = largest_wal.await.unwrap();
-    let stats = store.stats();
-    eprintln!(
-        "{n} inserts of 2 KiB ({written} bytes) in {} commits; the log reached {largest} bytes",
-        stats.commits
-    );
-    assert_eq!(store.counts().await.unwrap().pending, n);
-    assert!(
-        largest < written / 2,
-        "the write-ahead log reached {largest} bytes for {written} bytes of bodies"
-    );
 }
 
 // ---------------------------------------------------------------- properties
@@ -1283,7 +1222,8 @@ async fn a_slow_claim_does_not_push_the_handler_past_its_lease() {
     let inbox = tower_intercom::inbox::Inbox::new(SlowStore {
         inner: tower_intercom::inbox::SqliteStore::open(file(&dir)).unwrap(),
         delay: Duration::ZERO,
-        claim_delay: Duration::from_millis(150),
+        // More than the worker's margin (a tenth of the lease).
+        claim_delay: Duration::from_millis(300),
     });
     inbox
         .store()
@@ -1300,7 +1240,7 @@ async fn a_slow_claim_does_not_push_the_handler_past_its_lease() {
             std::future::pending::<()>().await;
             Ok::<_, std::io::Error>(())
         }))
-        .lease(Duration::from_millis(400))
+        .lease(Duration::from_secs(1))
         .max_attempts(1)
         .spawn(signal);
     wait_for(&inbox, "dead", |c| c.dead == 1).await;
@@ -1309,6 +1249,6 @@ async fn a_slow_claim_does_not_push_the_handler_past_its_lease() {
     let page = inbox.dead(DeadQuery::first(10)).await.unwrap();
     assert_eq!(
         page.notifications[0].last_error(),
-        "the handler did not finish within its lease (400ms)"
+        "the handler did not finish within its lease (1s)"
     );
 }

@@ -47,7 +47,9 @@
 # (50000), WORKERS (drain concurrencies, "16 64", for each store), WORKER_CONCURRENCY
 # (64), SQLITE_RATE (10000), REDIS_RATE (20000), REDIS_CORE (1), REDIS_ARGS
 # (more redis-server options, e.g. "--auto-aof-rewrite-percentage 0" to
-# see the runs without the append-only file's rewrites), MODES
+# see the runs without the append-only file's rewrites), RECEIVER_ARGS
+# (more inbox_receiver flags for the sqlite and redis modes, e.g.
+# "--checkpoint-interval 100"), MODES
 # ("layer sqlite redis"; without redis when redis-server is not
 # installed), OPEN ("sqlite@SQLITE_RATE redis@REDIS_RATE", each also with
 # +w; empty for none).
@@ -67,6 +69,7 @@ SQLITE_RATE=${SQLITE_RATE:-10000}
 REDIS_RATE=${REDIS_RATE:-20000}
 REDIS_CORE=${REDIS_CORE:-1}
 REDIS_ARGS=${REDIS_ARGS:-}
+RECEIVER_ARGS=${RECEIVER_ARGS:-}
 if [ -z "${MODES:-}" ]; then
   MODES="layer sqlite redis"
   command -v redis-server >/dev/null || { echo "redis-server not found: no redis mode" >&2; MODES="layer sqlite"; }
@@ -133,12 +136,13 @@ start_redis() {
   redis_url=redis://127.0.0.1:$redis_port/
 }
 start() {
-  local mode=$1 dir=$2 url=
+  local mode=$1 dir=$2 url= extra=()
   if [ "$mode" = redis ]; then
     start_redis "$dir"; url=$redis_url
   fi
+  [ "$mode" = layer ] || read -ra extra <<<"$RECEIVER_ARGS"
   port=$(free_port)
-  PORT=$port taskset -c 0 "$receiver_bin" --mode "$mode" --dir "$dir" ${url:+--url "$url"} "${@:3}" \
+  PORT=$port taskset -c 0 "$receiver_bin" --mode "$mode" --dir "$dir" ${url:+--url "$url"} "${extra[@]}" "${@:3}" \
     >"$work/receiver.log" 2>&1 &
   pid=$!
   for _ in $(seq 1 100); do

@@ -224,7 +224,7 @@ use crate::{StoreError, StoreErrorKind};
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-sqlite")))]
 pub use self::sqlite::{
     BatchStats, SqliteInbox, SqliteOptions, SqliteStore, DEFAULT_CHANNEL_CAPACITY,
-    DEFAULT_MAX_BATCH,
+    DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_BATCH,
 };
 
 #[cfg(feature = "inbox-redis")]

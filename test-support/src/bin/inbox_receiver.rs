@@ -10,6 +10,8 @@
 //!   no workers: each 200 waits for a synced commit.
 //! - `--mode redis --url redis://HOST:PORT/` (feature `inbox-redis`): the
 //!   layer in front of the Redis inbox's receiver, no workers.
+//! - `--checkpoint-interval MS` with `sqlite`: the store's
+//!   `checkpoint_interval` (default 1 s).
 //! - `--workers C` with `sqlite` or `redis`: a worker with a no-op handler
 //!   and `C` concurrent notifications runs in the same process while the
 //!   receiver answers (its `done` count is in `GET /stats`): do the
@@ -54,6 +56,7 @@ struct Options {
     concurrency: usize,
     size: usize,
     workers: usize,
+    checkpoint_interval: Option<u64>,
 }
 
 fn options() -> Result<Options, String> {
@@ -65,6 +68,7 @@ fn options() -> Result<Options, String> {
         concurrency: 16,
         size: 2048,
         workers: 0,
+        checkpoint_interval: None,
     };
     let mut args = env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -82,6 +86,7 @@ fn options() -> Result<Options, String> {
             "--concurrency" => options.concurrency = number()? as usize,
             "--size" => options.size = number()? as usize,
             "--workers" => options.workers = number()? as usize,
+            "--checkpoint-interval" => options.checkpoint_interval = Some(number()?),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -100,8 +105,15 @@ async fn empty_ok(_request: Request<WebhookBody>) -> Result<Response<Full<Bytes>
     Ok(Response::new(Full::default()))
 }
 
-fn open(dir: &str) -> Result<SqliteInbox, String> {
-    SqliteInbox::open(std::path::Path::new(dir).join("inbox.sqlite3")).map_err(|e| e.to_string())
+fn open(options: &Options) -> Result<SqliteInbox, String> {
+    let mut sqlite = SqliteInbox::options();
+    if let Some(ms) = options.checkpoint_interval {
+        sqlite = sqlite.checkpoint_interval(std::time::Duration::from_millis(ms));
+    }
+    let dir = options.dir.as_deref().unwrap_or_default();
+    sqlite
+        .open(std::path::Path::new(dir).join("inbox.sqlite3"))
+        .map_err(|e| e.to_string())
 }
 
 #[tokio::main]
@@ -132,7 +144,7 @@ async fn main() -> ExitCode {
                 #[cfg(not(feature = "inbox-redis"))]
                 return Err("built without the inbox-redis feature".into());
             }
-            let inbox = open(options.dir.as_deref().unwrap_or_default())?;
+            let inbox = open(&options)?;
             return drain.run(&inbox, || inbox.store().stats()).await;
         }
         let port = env::var("PORT")
@@ -163,7 +175,7 @@ async fn main() -> ExitCode {
             #[cfg(not(feature = "inbox-redis"))]
             "redis" => return Err("built without the inbox-redis feature".into()),
             _ => {
-                let inbox = open(options.dir.as_deref().unwrap_or_default())?;
+                let inbox = open(&options)?;
                 start_workers(&inbox, options.workers);
                 let stats_inbox = inbox.clone();
                 let stats = Arc::new(move || {

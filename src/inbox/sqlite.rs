@@ -9,7 +9,7 @@ use std::{
         mpsc as std_mpsc, Arc, Mutex,
     },
     thread,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::Bytes;
@@ -121,18 +121,19 @@ impl SqliteOptions {
         self
     }
 
-    /// The least time between two checkpoints (default
-    /// [`DEFAULT_CHECKPOINT_INTERVAL`]): a helper thread copies the
-    /// write-ahead log into the database file after commits, at most once
-    /// per interval, outside the writer so that commits do not wait for
-    /// it; an idle store is not woken. Each checkpoint ends with a sync of
+    /// How long the checkpoint thread rests after each pass (default
+    /// [`DEFAULT_CHECKPOINT_INTERVAL`]). The thread copies the write-ahead
+    /// log into the database file after commits, outside the writer so
+    /// that commits do not wait for it; a store without commits (workers'
+    /// claims are commits too) is left alone. Each pass ends with a sync of
     /// the database file, which holds up the commits' own syncs while it
-    /// writes: a longer interval means fewer, longer holds (at 10,000
-    /// notifications a second on a disk doing about 3,000 syncs a second,
-    /// the 99th percentile of the answers was 34–48 ms with one checkpoint
-    /// a second, 12–15 ms with one every 50 ms). When the log is long, the
-    /// writer copies the last few frames itself between two transactions,
-    /// so that the log starts over even when writes never pause.
+    /// writes: a longer interval means fewer, longer holds. At 10,000
+    /// notifications a second, on a disk doing about 3,000 syncs a second,
+    /// the 99th percentile of the answers was 42–55 ms with one pass a
+    /// second and 11–14 ms with one every 50 ms (three runs of each). When
+    /// the log is long, the writer copies the last few frames itself
+    /// between two transactions, so that the log starts over even when
+    /// writes never pause.
     pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
         self.checkpoint_interval = interval.max(Duration::from_millis(10));
         self
@@ -186,8 +187,9 @@ impl SqliteOptions {
 /// - Reads (counts, dead notifications) use a second connection and never
 ///   wait for the writer.
 /// - **The log starts over**: checkpoints run in a helper thread after
-///   commits, at most once per
-///   [`checkpoint_interval`](SqliteOptions::checkpoint_interval), and make
+///   commits, resting
+///   [`checkpoint_interval`](SqliteOptions::checkpoint_interval) after
+///   each, and make
 ///   the log start over even under writes that never pause (SQLite alone
 ///   would let it grow until the load stops). The `-wal` file is reused
 ///   from its start, and cut back to 256 MiB when it grew larger.
@@ -207,7 +209,6 @@ pub struct SqliteStore {
     reader: Arc<Mutex<Connection>>,
     stats: Arc<Stats>,
     path: PathBuf,
-    _checkpointer: Option<std_mpsc::SyncSender<()>>,
 }
 
 impl fmt::Debug for SqliteStore {
@@ -406,10 +407,11 @@ impl SqliteStore {
         let max_batch = options.max_batch;
         let catch_up_wanted = Arc::new(AtomicBool::new(false));
         // The writer wakes the checkpointer after its commits; the
-        // checkpointer ends once both the writer and the store are gone.
+        // checkpointer ends with the writer, which ends once the store is
+        // gone and what was queued is written.
         let (wake, woken) = std_mpsc::sync_channel::<()>(1);
         let checkpointer_wake = Checkpoints {
-            wake: wake.clone(),
+            wake,
             catch_up_wanted: catch_up_wanted.clone(),
         };
         thread::Builder::new()
@@ -428,7 +430,6 @@ impl SqliteStore {
             reader: Arc::new(Mutex::new(reader)),
             stats,
             path: path.to_owned(),
-            _checkpointer: Some(wake),
         })
     }
 
@@ -866,9 +867,12 @@ fn commit(connection: &Connection, batch: &mut [Box<dyn Job>]) -> Option<String>
 /// checkpoint starts at 1,000 pages).
 const RESTART_FRAMES: i64 = 1000;
 
-/// Copies the write-ahead log into the database after commits, at most once
-/// per `interval`, without blocking the writer (`PASSIVE`), until the store
-/// is dropped. An idle store is not woken.
+/// Copies the write-ahead log into the database after commits, resting
+/// `interval` after each pass, without blocking the writer (`PASSIVE`),
+/// until the writer thread ends. A store without commits is not woken,
+/// unless the last pass could not copy everything (a reader held an older
+/// snapshot, another connection was checkpointing): that is tried again
+/// after each rest until it succeeds.
 ///
 /// Checkpoints are small and frequent because each one ends with a sync of
 /// the database file, which holds up the log's own syncs (the commits) for
@@ -876,15 +880,15 @@ const RESTART_FRAMES: i64 = 1000;
 /// held them for tens of milliseconds.
 ///
 /// SQLite starts the log over only when a write transaction begins with
-/// every frame copied. Under sustained writes that never happens by
-/// itself: commits keep arriving while a checkpoint runs, so the log would
-/// grow by every write until the load stops. So when a checkpoint leaves a
-/// long log, a second one copies what came in during the first, and the
-/// writer is asked to copy the little left itself at its next gap between
-/// two transactions ([`Checkpoints::catch_up`]); its next commit starts
-/// the log over.
-/// (A reader that keeps a transaction open, such as another process's
-/// backup, still stops the log from starting over: SQLite's rule.)
+/// every frame already copied. Under sustained writes that never happens
+/// by itself: commits keep arriving while a checkpoint runs, so the log
+/// would grow by every write until the load stops. So when a checkpoint
+/// leaves a long log, a second one copies what came in during the first,
+/// and the writer is asked to copy the little left itself at its next gap
+/// between two transactions ([`Checkpoints::catch_up`]); its next commit
+/// starts the log over. (A reader that keeps a transaction open, such as
+/// another process's backup, still stops the log from starting over:
+/// SQLite's rule.)
 fn checkpoint_loop(
     connection: Connection,
     woken: std_mpsc::Receiver<()>,
@@ -892,24 +896,65 @@ fn checkpoint_loop(
     catch_up_wanted: &AtomicBool,
 ) {
     let mut frames_before = None;
-    // Each wake-up: something was committed since the last checkpoint.
-    while woken.recv().is_ok() {
-        let frames = checkpoint(&connection);
-        let grown = frames.is_some_and(|n| n > RESTART_FRAMES) && frames != frames_before;
-        if grown && checkpoint(&connection).is_some() {
-            catch_up_wanted.store(true, Ordering::Relaxed);
+    // A commit since the last pass, or frames it could not copy.
+    let mut pending = false;
+    let mut rest_until = Instant::now();
+    loop {
+        // The rest, noting commits; the end as soon as the writer is gone
+        // (the last connection to close copies what is left).
+        while let Some(left) = rest_until.checked_duration_since(Instant::now()) {
+            match woken.recv_timeout(left) {
+                Ok(()) => pending = true,
+                Err(std_mpsc::RecvTimeoutError::Timeout) => break,
+                Err(std_mpsc::RecvTimeoutError::Disconnected) => return,
+            }
         }
+        if !pending && woken.recv().is_err() {
+            return;
+        }
+        let mut last = checkpoint(&connection);
+        let frames = last.map(|pass| pass.log);
+        let grown = frames.is_some_and(|n| n > RESTART_FRAMES) && frames != frames_before;
+        if grown {
+            last = checkpoint(&connection);
+            if last.is_some() {
+                catch_up_wanted.store(true, Ordering::Relaxed);
+            }
+        }
+        pending = last.is_none_or(|pass| !pass.complete());
         frames_before = frames;
-        thread::sleep(interval);
+        rest_until = Instant::now() + interval;
+    }
+}
+
+/// What a `PASSIVE` checkpoint reported.
+#[derive(Clone, Copy)]
+struct CheckpointPass {
+    /// It could not take the checkpoint lock.
+    busy: bool,
+    /// Frames in the log.
+    log: i64,
+    /// Frames of the log now in the database.
+    copied: i64,
+}
+
+impl CheckpointPass {
+    fn complete(self) -> bool {
+        !self.busy && self.copied >= self.log
     }
 }
 
 /// One `PASSIVE` checkpoint: copies what it can of the log into the
-/// database without waiting for any lock. Returns the log's length in
-/// frames.
-fn checkpoint(connection: &Connection) -> Option<i64> {
+/// database without waiting for any lock.
+fn checkpoint(connection: &Connection) -> Option<CheckpointPass> {
     connection
-        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok(CheckpointPass {
+                busy: row.get::<_, i64>(0)? != 0,
+                log: row.get(1)?,
+                copied: row.get(2)?,
+            })
+        })
         .inspect_err(|error| {
             tracing::debug!(target: "tower_intercom::inbox", "inbox checkpoint failed: {error}");
         })

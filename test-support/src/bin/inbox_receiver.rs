@@ -11,7 +11,7 @@
 //! - `--mode redis --url redis://HOST:PORT/` (feature `inbox-redis`): the
 //!   layer in front of the Redis inbox's receiver, no workers.
 //! - `--checkpoint-interval MS` with `sqlite`: the store's
-//!   `checkpoint_interval` (default 1 s).
+//!   `checkpoint_interval` (default 50 ms).
 //! - `--workers C` with `sqlite` or `redis`: a worker with a no-op handler
 //!   and `C` concurrent notifications runs in the same process while the
 //!   receiver answers (its `done` count is in `GET /stats`): do the

@@ -3,10 +3,23 @@
 //! directories, checked from another connection as another process would.
 #![cfg(feature = "inbox-sqlite")]
 
-use std::{path::Path, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use bytes::Bytes;
-use tower_intercom::inbox::{InboxStore, Inserted, NewNotification, SqliteOptions};
+use tower_intercom::inbox::{InboxStore, Inserted, NewNotification, SqliteOptions, SqliteStore};
+
+/// A store in `dir` with the given checkpoint interval, and its file.
+fn open(dir: &tempfile::TempDir, checkpoint_interval: Duration) -> (PathBuf, SqliteStore) {
+    let path = dir.path().join("inbox.sqlite3");
+    let store = SqliteOptions::default()
+        .checkpoint_interval(checkpoint_interval)
+        .open_store(&path)
+        .unwrap();
+    (path, store)
+}
 
 async fn insert(store: &impl InboxStore, id: &str) {
     let notification = NewNotification::new(id, "ping", Bytes::from(vec![b'x'; 2048]));
@@ -30,11 +43,7 @@ fn still_open(path: &Path) -> bool {
 #[tokio::test]
 async fn a_dropped_store_lets_go_of_its_file_promptly() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("inbox.sqlite3");
-    let store = SqliteOptions::default()
-        .checkpoint_interval(Duration::from_secs(5))
-        .open_store(&path)
-        .unwrap();
+    let (path, store) = open(&dir, Duration::from_secs(5));
     // The checkpoint thread copies the first, then rests 5 s; the second
     // wakes it for after the rest.
     insert(&store, "notif_1").await;
@@ -64,11 +73,7 @@ async fn a_dropped_store_lets_go_of_its_file_promptly() {
 #[tokio::test]
 async fn a_checkpoint_held_back_by_a_reader_is_tried_again() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("inbox.sqlite3");
-    let store = SqliteOptions::default()
-        .checkpoint_interval(Duration::from_millis(50))
-        .open_store(&path)
-        .unwrap();
+    let (path, store) = open(&dir, Duration::from_millis(50));
     insert(&store, "notif_0").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
 

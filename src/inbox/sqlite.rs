@@ -189,9 +189,8 @@ impl SqliteOptions {
 /// - **The log starts over**: checkpoints run in a helper thread after
 ///   commits, resting
 ///   [`checkpoint_interval`](SqliteOptions::checkpoint_interval) after
-///   each, and make
-///   the log start over even under writes that never pause (SQLite alone
-///   would let it grow until the load stops). The `-wal` file is reused
+///   each, and make the log start over even under writes that never pause
+///   (SQLite alone would let it grow until the load stops). The `-wal` file is reused
 ///   from its start, and cut back to 256 MiB when it grew larger.
 /// - **Layout**: the tables `intercom_inbox` (one small row per
 ///   notification: id, topic, state, attempts, lease, times) and

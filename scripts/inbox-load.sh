@@ -197,14 +197,19 @@ ack() { # ack NAME ROUND, NAME = MODE[@RATE][+w]
   [[ $name == *+w ]] && receiver=(--workers "$WORKER_CONCURRENCY")
   mkdir -p "$dir"; start "$mode" "$dir" "${receiver[@]}"
   [ "$mode" = layer ] && load+=(--repeat --pool 20000)
-  before=$(side_cpu_ns)
+  before=$(side_cpu_ns); redis_before=$([ -n "$redis_pid" ] && cpu_ns "$redis_pid" || echo 0)
   line=$(timeout $((DURATION + 120)) taskset -c 1 "$load_bin" --url "http://127.0.0.1:$port/webhooks/intercom" \
     --connections "$connections" --duration "$DURATION" --size "$SIZE" "${load[@]}" | grep '^RESULT') \
     || { echo "the load generator failed against $name" >&2; exit 1; }
-  after=$(side_cpu_ns)
+  after=$(side_cpu_ns); redis_after=$([ -n "$redis_pid" ] && cpu_ns "$redis_pid" || echo 0)
+  local rewrites=
+  if [ -n "$redis_pid" ] && command -v redis-cli >/dev/null; then
+    rewrites=$(redis-cli -u "$redis_url" INFO persistence | tr -d '\r' | sed -n 's/^aof_rewrites:/aof_rewrites=/p')
+  fi
   stats=$(curl -s "http://127.0.0.1:$port/stats")
   stop; rm -rf "$dir"
-  echo "$name $round ${line#RESULT } cpu_us=$(( (after - before) / 1000 )) ${stats/-/}" | tee -a "$results" >&2
+  echo "$name $round ${line#RESULT } cpu_us=$(( (after - before) / 1000 ))" \
+    "redis_cpu_us=$(( (redis_after - redis_before) / 1000 )) $rewrites ${stats/-/}" | tee -a "$results" >&2
 }
 
 drain() { # drain MODE CONCURRENCY ROUND
@@ -305,8 +310,12 @@ print(f"the disk's fsyncs/s (4 KiB, 2 s): {fsyncs_before} before the runs, {fsyn
 print(f"closed loop: {connections} connections; open loop (M@rate): {open_connections} connections, "
       f"latency from when each request was due; +w: no-op worker, concurrency {worker_concurrency}, "
       f"in the receiver's process")
-print(f"{'receiver':>17} {'acked/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/ack':>10} "
-      f"{'non-200':>8} {'processed/s':>11} {'backlog':>8}")
+print("CPU us/ack: the receiver's and redis-server's CPU time (its main process; not the children")
+print("that rewrite its append-only file) per acknowledged notification, Redis's share in brackets;")
+print("busy: each core's busy share over the measured window (core 0, core 1), and the load")
+print("generator's own share of core 1; rewrites: append-only file rewrites during the run")
+print(f"{'receiver':>17} {'acked/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/ack':>14} "
+      f"{'non-200':>8} {'processed/s':>11} {'backlog':>8} {'busy':>9} {'load':>5} {'rewrites':>8}")
 acks = [n for n in runs if "-drain-" not in n]
 order = {"layer": 0, "sqlite": 1, "redis": 2}
 acks.sort(key=lambda n: (order.get(n.split("@")[0], 9), len(n), n))
@@ -323,13 +332,21 @@ for name in acks:
             problems.append(f"{name}: {r['done'] + r['pending'] + r['in_progress']:.0f} stored but "
                             f"{r['all_ok']:.0f} acknowledged")
     cpu = statistics.median(r["cpu_us"] / max(r["all_ok"], 1) for r in rs)
+    redis_cpu = statistics.median(r.get("redis_cpu_us", 0) / max(r["all_ok"], 1) for r in rs)
+    cpu = f"{cpu:.1f}" + (f" [{redis_cpu:.1f}]" if redis_cpu else "")
+    # The round of the median p99: its cores, as one picture.
+    typical = sorted(rs, key=lambda r: r["p99"])[len(rs) // 2]
+    busy = str(typical.get("busy", "-")).replace(",", "/")
+    load_cpu = typical.get("load_cpu", "-")
+    load_cpu = f"{load_cpu:.2f}" if isinstance(load_cpu, float) else load_cpu
+    rewrites = "-" if "aof_rewrites" not in typical else f"{typical['aof_rewrites']:.0f}"
     processed = backlog = "-"
     if workers and "done" in rs[0]:
         processed = f"{statistics.median(r['done'] / (duration + 1) for r in rs):.0f}"
         backlog = f"{statistics.median(r['pending'] + r['in_progress'] for r in rs):.0f}"
     print(f"{name:>17} {med(name, 'rps'):>9.0f} {med(name, 'p50') / 1e3:>7.2f} {med(name, 'p99') / 1e3:>7.2f}"
-          f" {med(name, 'max') / 1e3:>7.1f} {cpu:>10.1f} {sum(r['non2xx'] for r in rs):>8.0f}"
-          f" {processed:>11} {backlog:>8}")
+          f" {med(name, 'max') / 1e3:>7.1f} {cpu:>14} {sum(r['non2xx'] for r in rs):>8.0f}"
+          f" {processed:>11} {backlog:>8} {busy:>9} {load_cpu:>5} {rewrites:>8}")
 
 drains = sorted((n for n in runs if "-drain-" in n),
                 key=lambda n: (order.get(n.split("-")[0], 9), int(n.rsplit("-", 1)[1])))

@@ -31,9 +31,14 @@
 //! `taskset`.
 //!
 //! Prints one line: `RESULT rps= p50= p99= max= requests= ok= non2xx=
-//! errors= all_ok= exhausted= statuses=` (latencies in µs, over the
-//! requests that completed after the warmup; `all_ok` counts the 200s of
-//! the warmup too, which an inbox must have stored).
+//! errors= all_ok= exhausted= statuses= busy= load_cpu=` (latencies in µs,
+//! over the requests that completed after the warmup; `all_ok` counts the
+//! 200s of the warmup too, which an inbox must have stored). `busy` is the
+//! share of each core's time spent busy over the measured window (from
+//! `/proc/stat`, comma-separated by core, `-` where it cannot be read),
+//! and `load_cpu` the share of a core the generator itself used then: in
+//! the load script the generator shares its core with redis-server, and a
+//! nearly full core shows in the tail latencies.
 
 use std::{
     collections::BTreeMap,
@@ -158,9 +163,7 @@ fn main() -> ExitCode {
         .enable_all()
         .build()
         .expect("a runtime");
-    let tally = runtime.block_on(load(&options, requests));
-    let exhausted = tally.1;
-    let mut tally = tally.0;
+    let (mut tally, exhausted, usage) = runtime.block_on(load(&options, requests));
     tally.latencies_us.sort_unstable();
     let at = |q: f64| {
         let l = &tally.latencies_us;
@@ -179,7 +182,7 @@ fn main() -> ExitCode {
         .collect();
     println!(
         "RESULT rps={:.1} p50={} p99={} max={} requests={requests} ok={ok} non2xx={} errors={} \
-         all_ok={} exhausted={} statuses={}",
+         all_ok={} exhausted={} statuses={} busy={} load_cpu={}",
         ok as f64 / options.duration,
         at(0.5),
         at(0.99),
@@ -189,16 +192,25 @@ fn main() -> ExitCode {
         tally.all_ok,
         u8::from(exhausted),
         statuses.join(","),
+        usage.busy,
+        usage.load_cpu,
     );
     ExitCode::SUCCESS
 }
 
-async fn load(options: &Options, requests: Arc<[Bytes]>) -> (Tally, bool) {
+async fn load(options: &Options, requests: Arc<[Bytes]>) -> (Tally, bool, Usage) {
     let next = Arc::new(AtomicUsize::new(0));
     let exhausted = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let measure_from = start + Duration::from_secs_f64(options.warmup);
     let end = measure_from + Duration::from_secs_f64(options.duration);
+    let usage = tokio::spawn(async move {
+        tokio::time::sleep_until(measure_from.into()).await;
+        let before = (cores(), own_cpu_ns(), Instant::now());
+        tokio::time::sleep_until(end.into()).await;
+        let after = (cores(), own_cpu_ns(), Instant::now());
+        Usage::between(before, after)
+    });
     let authority = options.url.authority().expect("a url with a host").clone();
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..options.connections {
@@ -270,7 +282,80 @@ async fn load(options: &Options, requests: Arc<[Bytes]>) -> (Tally, bool) {
         total.errors += tally.errors;
         total.all_ok += tally.all_ok;
     }
-    (total, exhausted.load(Ordering::Relaxed))
+    let usage = usage.await.unwrap_or_default();
+    (total, exhausted.load(Ordering::Relaxed), usage)
+}
+
+/// What the cores, and the generator, did over the measured window.
+struct Usage {
+    busy: String,
+    load_cpu: String,
+}
+
+impl Default for Usage {
+    fn default() -> Self {
+        Self {
+            busy: "-".into(),
+            load_cpu: "-".into(),
+        }
+    }
+}
+
+impl Usage {
+    fn between(
+        (cores_before, own_before, at_before): (Option<Vec<[u64; 2]>>, Option<u64>, Instant),
+        (cores_after, own_after, at_after): (Option<Vec<[u64; 2]>>, Option<u64>, Instant),
+    ) -> Self {
+        let mut usage = Self::default();
+        if let (Some(before), Some(after)) = (cores_before, cores_after) {
+            let shares: Vec<String> = before
+                .iter()
+                .zip(&after)
+                .map(|([busy0, total0], [busy1, total1])| {
+                    let total = total1.saturating_sub(*total0).max(1);
+                    format!("{:.2}", busy1.saturating_sub(*busy0) as f64 / total as f64)
+                })
+                .collect();
+            usage.busy = shares.join(",");
+        }
+        if let (Some(before), Some(after)) = (own_before, own_after) {
+            let wall = (at_after - at_before).as_nanos().max(1) as f64;
+            usage.load_cpu = format!("{:.2}", after.saturating_sub(before) as f64 / wall);
+        }
+        usage
+    }
+}
+
+/// Busy and total time of each core (`cpuN` lines of `/proc/stat`, in
+/// ticks; idle and iowait are the time not busy).
+fn cores() -> Option<Vec<[u64; 2]>> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let cores: Vec<[u64; 2]> = stat
+        .lines()
+        .filter(|line| line.starts_with("cpu") && !line.starts_with("cpu "))
+        .filter_map(|line| {
+            let fields: Vec<u64> = line
+                .split_whitespace()
+                .skip(1)
+                .take(8)
+                .map(|field| field.parse().ok())
+                .collect::<Option<_>>()?;
+            let total: u64 = fields.iter().sum();
+            let idle = fields.get(3)? + fields.get(4)?;
+            Some([total - idle, total])
+        })
+        .collect();
+    (!cores.is_empty()).then_some(cores)
+}
+
+/// CPU time of this thread (the generator runs on one), in ns.
+fn own_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The whole request, head and body, written before the clock starts, so

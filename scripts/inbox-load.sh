@@ -44,7 +44,8 @@
 #
 # Settings (environment): DURATION (s, default 10), ROUNDS (3),
 # CONNECTIONS (128), OPEN_CONNECTIONS (512), SIZE (bytes, 2048), PREFILL
-# (50000), WORKERS (drain concurrencies, "16 64", for each store), WORKER_CONCURRENCY
+# (50000), WORKERS (drain concurrencies, "16 64", for each store; empty for
+# none), WORKER_CONCURRENCY
 # (64), SQLITE_RATE (10000), REDIS_RATE (20000), REDIS_CORE (1), REDIS_ARGS
 # (more redis-server options, e.g. "--auto-aof-rewrite-percentage 0" to
 # see the runs without the append-only file's rewrites), RECEIVER_ARGS
@@ -62,7 +63,7 @@ ROUNDS=${ROUNDS:-3}
 CONNECTIONS=${CONNECTIONS:-128}
 SIZE=${SIZE:-2048}
 PREFILL=${PREFILL:-50000}
-WORKERS=${WORKERS:-"16 64"}
+WORKERS=${WORKERS-"16 64"}
 OPEN_CONNECTIONS=${OPEN_CONNECTIONS:-512}
 WORKER_CONCURRENCY=${WORKER_CONCURRENCY:-64}
 SQLITE_RATE=${SQLITE_RATE:-10000}
@@ -204,7 +205,8 @@ ack() { # ack NAME ROUND, NAME = MODE[@RATE][+w]
   after=$(side_cpu_ns); redis_after=$([ -n "$redis_pid" ] && cpu_ns "$redis_pid" || echo 0)
   local rewrites=
   if [ -n "$redis_pid" ] && command -v redis-cli >/dev/null; then
-    rewrites=$(redis-cli -u "$redis_url" INFO persistence | tr -d '\r' | sed -n 's/^aof_rewrites:/aof_rewrites=/p')
+    rewrites=$(redis-cli -u "$redis_url" INFO persistence | tr -d '\r' \
+      | sed -n 's/^\(aof_rewrites\|aof_delayed_fsync\):/\1=/p' | tr '\n' ' ')
   fi
   stats=$(curl -s "http://127.0.0.1:$port/stats")
   stop; rm -rf "$dir"
@@ -313,9 +315,10 @@ print(f"closed loop: {connections} connections; open loop (M@rate): {open_connec
 print("CPU us/ack: the receiver's and redis-server's CPU time (its main process; not the children")
 print("that rewrite its append-only file) per acknowledged notification, Redis's share in brackets;")
 print("busy: each core's busy share over the measured window (core 0, core 1), and the load")
-print("generator's own share of core 1; rewrites: append-only file rewrites during the run")
+print("generator's own share of core 1; rewrites: append-only file rewrites during the run, and")
+print("in brackets the times Redis held its writes because a background sync was 2 s late")
 print(f"{'receiver':>17} {'acked/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/ack':>14} "
-      f"{'non-200':>8} {'processed/s':>11} {'backlog':>8} {'busy':>9} {'load':>5} {'rewrites':>8}")
+      f"{'non-200':>8} {'processed/s':>11} {'backlog':>8} {'busy':>9} {'load':>5} {'rewrites':>9}")
 acks = [n for n in runs if "-drain-" not in n]
 order = {"layer": 0, "sqlite": 1, "redis": 2}
 acks.sort(key=lambda n: (order.get(n.split("@")[0], 9), len(n), n))
@@ -340,13 +343,15 @@ for name in acks:
     load_cpu = typical.get("load_cpu", "-")
     load_cpu = f"{load_cpu:.2f}" if isinstance(load_cpu, float) else load_cpu
     rewrites = "-" if "aof_rewrites" not in typical else f"{typical['aof_rewrites']:.0f}"
+    if "aof_delayed_fsync" in typical:
+        rewrites += f" [{typical['aof_delayed_fsync']:.0f}]"
     processed = backlog = "-"
     if workers and "done" in rs[0]:
         processed = f"{statistics.median(r['done'] / (duration + 1) for r in rs):.0f}"
         backlog = f"{statistics.median(r['pending'] + r['in_progress'] for r in rs):.0f}"
     print(f"{name:>17} {med(name, 'rps'):>9.0f} {med(name, 'p50') / 1e3:>7.2f} {med(name, 'p99') / 1e3:>7.2f}"
           f" {med(name, 'max') / 1e3:>7.1f} {cpu:>14} {sum(r['non2xx'] for r in rs):>8.0f}"
-          f" {processed:>11} {backlog:>8} {busy:>9} {load_cpu:>5} {rewrites:>8}")
+          f" {processed:>11} {backlog:>8} {busy:>9} {load_cpu:>5} {rewrites:>9}")
 
 drains = sorted((n for n in runs if "-drain-" in n),
                 key=lambda n: (order.get(n.split("-")[0], 9), int(n.rsplit("-", 1)[1])))

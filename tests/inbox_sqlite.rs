@@ -505,7 +505,7 @@ async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced() {
                     started.store(true, Ordering::SeqCst);
                     // Blocks this runtime's only thread: not even the
                     // worker's own lease timer can fire.
-                    std::thread::sleep(Duration::from_millis(1200));
+                    std::thread::sleep(Duration::from_millis(3000));
                     done.store(true, Ordering::SeqCst);
                     async { Ok::<_, std::io::Error>(()) }
                 });

@@ -1473,7 +1473,7 @@ async fn a_write_slower_than_the_deadline_is_503() {
     server.resume();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
-        took >= Duration::from_millis(190) && took < Duration::from_secs(1),
+        took >= Duration::from_millis(190) && took < Duration::from_secs(3),
         "{took:?}"
     );
     let start = Instant::now();
@@ -1516,7 +1516,9 @@ async fn overload_is_answered_at_once_without_queueing() {
         let start = Instant::now();
         let (status, body) = deliver(&service, envelope(&format!("notif_{i}"), "ping", 1)).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(start.elapsed() < Duration::from_millis(100));
+        // At once: a request that waited for the store would take its 5 s
+        // (the bound leaves room for a loaded machine).
+        assert!(start.elapsed() < Duration::from_secs(1));
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"], "the inbox is overloaded; retry later");
     }

@@ -838,7 +838,7 @@ async fn a_commit_slower_than_the_deadline_is_503_and_not_written_later() {
     let took = start.elapsed();
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
-        took >= Duration::from_millis(190) && took < Duration::from_secs(1),
+        took >= Duration::from_millis(190) && took < Duration::from_secs(3),
         "{took:?}"
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -879,7 +879,9 @@ async fn overload_is_answered_at_once_without_queueing() {
         let start = Instant::now();
         let (status, body) = deliver(&service, envelope(&format!("notif_{i}"), "ping", 1)).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(start.elapsed() < Duration::from_millis(100));
+        // At once: a request that waited for the store would take its 5 s
+        // (the bound leaves room for a loaded machine).
+        assert!(start.elapsed() < Duration::from_secs(1));
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"], "the inbox is overloaded; retry later");
     }

@@ -561,6 +561,70 @@ async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced() {
     worker.await.unwrap();
 }
 
+/// A worker shut down while its handler is in blocking code (which the
+/// worker cannot stop between two `.await`s) does not hand the
+/// notification back for another worker to run beside it: it leaves it to
+/// its lease, and it is taken again, once, when that lapses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_that_does_not_stop_at_shutdown_is_not_run_twice_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    deliver(&stack(&inbox), envelope("notif_blocking", "ping", 1)).await;
+
+    let running = Arc::new(AtomicU32::new(0));
+    let most = Arc::new(AtomicU32::new(0));
+    let attempts = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handler = {
+        let (running, most, attempts) = (running.clone(), most.clone(), attempts.clone());
+        move || {
+            let (running, most, attempts) = (running.clone(), most.clone(), attempts.clone());
+            handler_fn(move |n: ReceivedNotification| {
+                let (running, most, attempts) = (running.clone(), most.clone(), attempts.clone());
+                async move {
+                    attempts.lock().unwrap().push(n.attempt());
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    if n.attempt() == 1 {
+                        // Blocking: an abort cannot stop it.
+                        std::thread::sleep(Duration::from_millis(1200));
+                    }
+                    running.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<_, std::io::Error>(())
+                }
+            })
+        }
+    };
+    let lease = Duration::from_secs(3);
+    let (stop_first, first_signal) = shutdown();
+    let first = inbox
+        .worker(handler())
+        .lease(lease)
+        .grace_period(Duration::from_millis(100))
+        .spawn(first_signal);
+    while running.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let taken_at = Instant::now();
+    let (stop_second, second_signal) = shutdown();
+    let second = inbox
+        .worker(handler())
+        .lease(lease)
+        .poll_interval(Duration::from_millis(20))
+        .spawn(second_signal);
+    stop_first.send(()).unwrap();
+    // The first worker gives up on its handler after the grace period and
+    // the lease's margin (300 ms), while the handler still blocks.
+    first.await.unwrap();
+    wait_for(&inbox, "done by the second worker", |c| c.done == 1).await;
+    assert_eq!(most.load(Ordering::SeqCst), 1, "run twice at once");
+    assert_eq!(*attempts.lock().unwrap(), [1, 2]);
+    // Taken again only once its lease had lapsed.
+    assert!(taken_at.elapsed() >= lease - Duration::from_millis(100));
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
+    stop_second.send(()).unwrap();
+    second.await.unwrap();
+}
+
 fn done_at(path: &Path, id: &str) -> i64 {
     rusqlite::Connection::open(path)
         .unwrap()

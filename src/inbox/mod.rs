@@ -96,6 +96,14 @@
 //! [`grace_period`](Worker::grace_period) (10 s), then stops the others
 //! and hands them back, pending at once and without using up an attempt.
 //!
+//! A handler is stopped at its next `.await`. One that does not stop
+//! within the lease's margin (a tenth of it, at most 1 s), because it is
+//! in blocking code, is not handed back: it keeps its lease, so no other
+//! worker runs the notification beside it, and it is taken again when
+//! the lease lapses (a failed attempt). Work the handler hands to other
+//! tasks (`tokio::spawn`, `spawn_blocking`) is not stopped at all, by a
+//! shutdown or by the end of a lease: finish it within the handler.
+//!
 //! # Stores
 //!
 //! - `SqliteStore` (feature `inbox-sqlite`): one file, bundled SQLite,

@@ -138,7 +138,9 @@ where
     /// On shutdown, how long to let notifications in flight finish
     /// (default [`DEFAULT_GRACE_PERIOD`]). Those still running then are
     /// stopped and handed back, pending at once without using up an
-    /// attempt.
+    /// attempt; a handler that does not stop (blocking code) keeps its
+    /// lease instead, and its notification is taken again when the lease
+    /// lapses (see the [module docs](super#workers)).
     pub fn grace_period(mut self, grace_period: Duration) -> Self {
         self.settings.grace_period = grace_period;
         self
@@ -322,6 +324,9 @@ enum Outcome<T> {
     Finished(T),
     TimedOut,
     HandBack,
+    /// Handed back at shutdown, but the handler did not stop: nothing is
+    /// recorded, the lease lapses.
+    Abandoned,
 }
 
 /// One attempt: runs the handler until `deadline` (a margin before the
@@ -362,7 +367,7 @@ async fn process<St, S>(
     });
     // The handler's result first: one that finished as the lease ended
     // still counts.
-    let outcome = match first_of(
+    let mut outcome = match first_of(
         &mut running,
         pin!(first_of(
             pin!(tokio::time::sleep_until(deadline)),
@@ -376,7 +381,7 @@ async fn process<St, S>(
         First::B(First::B(_)) => Outcome::HandBack,
     };
     if matches!(outcome, Outcome::TimedOut | Outcome::HandBack) {
-        // Stopped, and given the rest of the lease to stop (it ends at its
+        // Stopped, and given the lease's margin to stop (it ends at its
         // next `.await`), before its slot or the notification goes to
         // another attempt: one notification never runs twice at once.
         running.abort();
@@ -387,6 +392,20 @@ async fn process<St, S>(
             &mut running,
         )
         .await;
+        if matches!(outcome, Outcome::HandBack) && !running.is_finished() {
+            // Still running (blocking code between two `.await`s): handed
+            // back now, the notification would run twice at once. Its
+            // lease is left to lapse instead, as for a hung handler.
+            tracing::warn!(
+                target: "tower_intercom::inbox",
+                id = %id,
+                attempt,
+                "the handler did not stop when the worker shut down (blocking code?); \
+                 the notification is not handed back but left to its lease, and is \
+                 taken again when that lapses"
+            );
+            outcome = Outcome::Abandoned;
+        }
     }
     // The handler is done: its slot goes to the next notification as soon
     // as there is room among the outcomes being written, so that the next
@@ -411,6 +430,7 @@ async fn process<St, S>(
             let _ = retry(|| store.release(&id, &token)).await;
             return;
         }
+        Outcome::Abandoned => return,
         Outcome::Finished(Ok(Err(error))) => error.to_string(),
         Outcome::Finished(Err(join_error)) if join_error.is_panic() => {
             "the handler panicked".to_owned()

@@ -1318,3 +1318,59 @@ async fn a_slow_claim_does_not_push_the_handler_past_its_lease() {
         "the handler did not finish within its lease (1s)"
     );
 }
+
+/// A store that does not answer a claim (a stalled disk) cannot hold a
+/// worker's shutdown: the worker waits for the claim within its grace
+/// period, then stops; what the claim leased is taken again, by another
+/// worker, once its lease has lapsed.
+#[tokio::test]
+async fn a_claim_that_never_answers_does_not_hold_the_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let stalled = tower_intercom::inbox::Inbox::new(SlowStore {
+        inner: tower_intercom::inbox::SqliteStore::open(file(&dir)).unwrap(),
+        delay: Duration::ZERO,
+        // Committed at once, answered after an hour.
+        claim_delay: Duration::from_secs(3600),
+    });
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    stalled
+        .store()
+        .insert(NewNotification::new(
+            "notif_stalled",
+            "ping",
+            Bytes::from_static(b"{}"),
+        ))
+        .await
+        .unwrap();
+    let (trigger, signal) = shutdown();
+    let worker = stalled
+        .worker(handler_fn(|_: ReceivedNotification| async {
+            Ok::<_, std::io::Error>(())
+        }))
+        .lease(Duration::from_secs(1))
+        .grace_period(Duration::from_millis(200))
+        .spawn(signal);
+    wait_for(&inbox, "leased by the stalled claim", |c| {
+        c.in_progress == 1
+    })
+    .await;
+    let stopping = Instant::now();
+    trigger.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), worker)
+        .await
+        .expect("the shutdown waited for a claim that never answers")
+        .unwrap();
+    assert!(stopping.elapsed() >= Duration::from_millis(150));
+
+    // Nothing lost: another worker takes it once the lease has lapsed.
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(|_: ReceivedNotification| async {
+            Ok::<_, std::io::Error>(())
+        }))
+        .poll_interval(Duration::from_millis(20))
+        .spawn(signal);
+    wait_for(&inbox, "done by another worker", |c| c.done == 1).await;
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}

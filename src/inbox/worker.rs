@@ -157,7 +157,10 @@ where
 
     /// Processes notifications until `shutdown` completes, then stops
     /// claiming, lets the notifications in flight finish within the
-    /// [`grace_period`](Self::grace_period), and hands the others back.
+    /// [`grace_period`](Self::grace_period), and hands the others back. A
+    /// claim the store has not answered yet is waited for within the grace
+    /// period too; past it the worker stops, and whatever the claim leased
+    /// is taken again when its leases lapse.
     ///
     /// `shutdown` can be `tokio::signal::ctrl_c()` (mapped to `()`), a
     /// `CancellationToken::cancelled_owned()`, a oneshot receiver, or
@@ -224,14 +227,35 @@ where
 
             let requested = held.len();
             let request = ClaimRequest::new(requested, settings.lease, settings.max_attempts);
-            // Not raced with the shutdown: a claim given up half-way would
-            // still lease notifications, which would then wait for their
-            // lease to lapse and lose an attempt.
             // Every lease of this claim began after this instant: the
             // handlers' deadlines count from it, not from when each one
             // started (a slow claim commit would push them past the lease).
             let claimed_at = tokio::time::Instant::now();
-            let claimed = inbox.store.claim(request).await;
+            // A claim given up half-way would still lease notifications,
+            // which would then wait for their lease to lapse and lose an
+            // attempt: on shutdown it is waited for, but within the grace
+            // period, so that a store that does not answer (a stalled
+            // disk) cannot hold the shutdown forever.
+            let mut claiming = pin!(inbox.store.claim(request));
+            let mut stopping = false;
+            let claimed = match first_of(shutdown.as_mut(), claiming.as_mut()).await {
+                First::B(claimed) => claimed,
+                First::A(()) => {
+                    stopping = true;
+                    match tokio::time::timeout(settings.grace_period, claiming).await {
+                        Ok(claimed) => claimed,
+                        Err(_) => {
+                            tracing::warn!(
+                                target: "tower_intercom::inbox",
+                                "the inbox store did not answer a claim within the grace \
+                                 period of the shutdown; what it leased is taken again when \
+                                 the leases lapse"
+                            );
+                            break 'claiming;
+                        }
+                    }
+                }
+            };
             let sleep_for = match claimed {
                 Ok(claimed) => {
                     store_failures = 0;
@@ -252,6 +276,9 @@ where
                         ));
                     }
                     drop(held);
+                    if stopping {
+                        break 'claiming;
+                    }
                     if got == requested {
                         // There may be more: claim again as soon as there
                         // is room.
@@ -267,8 +294,11 @@ where
                 }
                 Err(error) => {
                     drop(held);
-                    store_failures = store_failures.saturating_add(1);
                     failure_log.report(&error);
+                    if stopping {
+                        break 'claiming;
+                    }
+                    store_failures = store_failures.saturating_add(1);
                     // 100 ms, 200 ms, … up to the poll interval.
                     (Duration::from_millis(100) * 2u32.saturating_pow(store_failures.min(16) - 1))
                         .min(settings.poll_interval.max(Duration::from_millis(100)))

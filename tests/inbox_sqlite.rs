@@ -561,6 +561,40 @@ async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced() {
     worker.await.unwrap();
 }
 
+/// A handler that returns just after the shutdown began handing
+/// notifications back (blocking code, which the abort cannot reach, then
+/// done) has its success recorded: the notification is done, not handed
+/// back to be processed again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_handler_that_finishes_while_being_handed_back_is_done() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    deliver(&stack(&inbox), envelope("notif_late", "ping", 1)).await;
+    let runs = Arc::new(AtomicU32::new(0));
+    let counted = runs.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |_: ReceivedNotification| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async {
+                // Past the 100 ms grace period, within the lease's 1 s
+                // margin.
+                std::thread::sleep(Duration::from_millis(500));
+                Ok::<_, std::io::Error>(())
+            }
+        }))
+        .lease(Duration::from_secs(10))
+        .grace_period(Duration::from_millis(100))
+        .spawn(signal);
+    while runs.load(Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
 /// A worker shut down while its handler is in blocking code (which the
 /// worker cannot stop between two `.await`s) does not hand the
 /// notification back for another worker to run beside it: it leaves it to

@@ -11,7 +11,7 @@ use std::{
 
 use tokio::{
     sync::{watch, OwnedSemaphorePermit, Semaphore},
-    task::{JoinHandle, JoinSet},
+    task::{JoinError, JoinHandle, JoinSet},
 };
 use tower_service::Service;
 
@@ -415,13 +415,22 @@ async fn process<St, S>(
         // next `.await`), before its slot or the notification goes to
         // another attempt: one notification never runs twice at once.
         running.abort();
-        let _ = tokio::time::timeout(
+        let stopped = tokio::time::timeout(
             settings
                 .lease
                 .saturating_sub(handler_timeout(settings.lease)),
             &mut running,
         )
         .await;
+        match stopped {
+            // It finished on its own before the abort could reach it
+            // (blocking code that then returned): its result counts, so a
+            // notification it processed is not handed back to run again.
+            Ok(finished) if !finished.as_ref().is_err_and(JoinError::is_cancelled) => {
+                outcome = Outcome::Finished(finished);
+            }
+            _ => {}
+        }
         if matches!(outcome, Outcome::HandBack) && !running.is_finished() {
             // Still running (blocking code between two `.await`s): handed
             // back now, the notification would run twice at once. Its

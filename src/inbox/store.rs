@@ -48,7 +48,11 @@ pub type InboxFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 ///   lapsed (a lapsed lease counts as an attempt: at
 ///   [`max_attempts`](ClaimRequest::max_attempts) the notification becomes
 ///   dead), then leases up to [`max`](ClaimRequest::max) pending notifications
-///   that are due, oldest first. Each lease gets a fresh [`LeaseToken`] and
+///   that are due, oldest first: in about the order they became due (when
+///   stored, released or requeued, or when their retry's backoff ended).
+///   The order is not a guarantee: `SqliteStore` orders by due time,
+///   `RedisStore` queues a due retry behind those already waiting when a
+///   claim finds it due. Each lease gets a fresh [`LeaseToken`] and
 ///   increments the attempt count. Two concurrent claims never lease the
 ///   same notification.
 /// - [`complete`](Self::complete), [`fail`](Self::fail) and

@@ -1767,7 +1767,9 @@ async fn neither_errors_nor_debug_output_show_the_url_or_password() {
 async fn done_ids_are_forgotten_after_the_retention() {
     let server = Server::start_with(VOLATILE);
     let inbox = RedisInbox::options()
-        .retention(Duration::from_millis(100))
+        // Long enough for the worker's shutdown and the first prune on a
+        // loaded machine.
+        .retention(Duration::from_secs(1))
         .connect(&server.url())
         .await
         .unwrap();
@@ -1784,7 +1786,7 @@ async fn done_ids_are_forgotten_after_the_retention() {
         StatusCode::OK
     );
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(inbox.prune().await.unwrap(), 1);
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 0, 0));
     deliver(&service, envelope("notif_1", "ping", 3)).await;

@@ -1024,7 +1024,9 @@ async fn overload_is_answered_at_once_without_queueing() {
 async fn done_ids_are_forgotten_after_the_retention() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = SqliteInbox::options()
-        .retention(Duration::from_millis(100))
+        // Long enough for the worker's shutdown and the first prune on a
+        // loaded machine.
+        .retention(Duration::from_secs(1))
         .open(file(&dir))
         .unwrap();
     let service = stack(&inbox);
@@ -1044,7 +1046,7 @@ async fn done_ids_are_forgotten_after_the_retention() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
     // After it: forgotten, and a redelivery is stored again.
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(inbox.prune().await.unwrap(), 1);
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 0, 0));
     deliver(&service, envelope("notif_1", "ping", 3)).await;

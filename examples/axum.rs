@@ -156,6 +156,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let metrics = PrometheusBuilder::new().install_recorder()?;
     let (verify, dev_secret) = webhook_layer()?;
     let inbox = open_inbox().await?;
+    let shutdown = shutdown_signal();
     let listener = listen(dev_secret.as_deref()).await?;
 
     // The worker stops taking notifications on shutdown and hands back
@@ -173,7 +174,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         });
     let state = AppState { inbox, metrics };
     axum::serve(listener, app(verify, state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await?;
     let _ = stop.send(true);
     worker.await?;
@@ -256,21 +257,38 @@ fn init_tracing() {
         .init();
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed by this call,
+/// not when the future is first polled: call it before saying the server
+/// listens, so that a signal sent right after is not missed (it would end
+/// the process abruptly instead).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => terminate.recv().await,
-            Err(_) => std::future::pending().await,
-        }
+        [
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ]
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<Option<()>>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let [interrupt, terminate] = signals;
+            let received = |signal: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = received(interrupt) => {}
+                () = received(terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }

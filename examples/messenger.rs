@@ -122,6 +122,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         Err(_) => 3000,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let shutdown = shutdown_signal();
     let listener = TcpListener::bind(addr)
         .await
         .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
@@ -133,7 +134,7 @@ async fn run() -> Result<(), Box<dyn Error>> {
         .route(SETTINGS_PATH, get(intercom_settings))
         .with_state(state);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
 }
@@ -162,21 +163,38 @@ fn init_tracing() {
         .init();
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed by this call,
+/// not when the future is first polled: call it before saying the server
+/// listens, so that a signal sent right after is not missed (it would end
+/// the process abruptly instead).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => terminate.recv().await,
-            Err(_) => std::future::pending().await,
-        }
+        [
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ]
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<Option<()>>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let [interrupt, terminate] = signals;
+            let received = |signal: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = received(interrupt) => {}
+                () = received(terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }

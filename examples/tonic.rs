@@ -140,13 +140,14 @@ async fn main() -> ExitCode {
 
 async fn run() -> Result<(), Box<dyn Error>> {
     let (verify, dev_secret) = webhook_layer()?;
+    let shutdown = shutdown_signal();
     let listener = listen(dev_secret.as_deref()).await?;
     println!(
         "gRPC health (grpc.health.v1.Health, HTTP/2) on {}",
         listener.local_addr()?
     );
     let (routes, _health) = app(verify);
-    serve(listener, routes, shutdown_signal()).await?;
+    serve(listener, routes, shutdown).await?;
     Ok(())
 }
 
@@ -226,21 +227,38 @@ fn init_tracing() {
         .init();
 }
 
-/// Completes on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+/// Completes on Ctrl-C or SIGTERM. The handlers are installed by this call,
+/// not when the future is first polled: call it before saying the server
+/// listens, so that a signal sent right after is not missed (it would end
+/// the process abruptly instead).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let terminate = async {
+    let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => terminate.recv().await,
-            Err(_) => std::future::pending().await,
-        }
+        [
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ]
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<Option<()>>();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+    async move {
+        #[cfg(unix)]
+        {
+            let [interrupt, terminate] = signals;
+            let received = |signal: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match signal {
+                    Ok(mut signal) => {
+                        signal.recv().await;
+                    }
+                    Err(_) => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = received(interrupt) => {}
+                () = received(terminate) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
     }
-    tracing::info!("shutting down");
 }

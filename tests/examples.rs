@@ -511,3 +511,23 @@ async fn axum_examples_sharing_a_redis_inbox_process_a_notification_once() {
         .sum();
     assert_eq!(processed, N, "each notification processed once across both");
 }
+
+/// A SIGTERM sent as soon as a server example says it listens ends it
+/// cleanly: its signal handlers are installed before it says so, not when
+/// the server first polls for shutdown (a signal in between ended the
+/// process abruptly, as a loaded CI machine showed).
+#[test]
+fn server_examples_shut_down_cleanly_on_a_sigterm_sent_as_they_start() {
+    let examples = [
+        ("axum", "Listening for Intercom webhooks"),
+        ("hyper", "Listening for Intercom webhooks"),
+        ("tonic", "Listening for Intercom webhooks"),
+        ("messenger", "Listening for Messenger settings requests"),
+    ];
+    for round in 0..3 {
+        for (name, ready) in examples {
+            let status = Running::start_until(name, &[], ready).terminate();
+            assert!(status.success(), "{name}, round {round}: {status}");
+        }
+    }
+}

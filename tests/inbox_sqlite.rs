@@ -1410,3 +1410,47 @@ async fn a_claim_that_never_answers_does_not_hold_the_shutdown() {
     trigger.send(()).unwrap();
     worker.await.unwrap();
 }
+
+/// `requeue_all` requeues each notification dead when it started, once,
+/// and ends, even while a worker fails what it requeues as fast as it
+/// can: going back to the first page until none was left, it requeued
+/// the same notifications again and again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requeue_all_ends_while_workers_keep_failing_what_it_requeues() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let mut inserts = tokio::task::JoinSet::new();
+    for i in 0..600 {
+        let inbox = inbox.clone();
+        inserts.spawn(async move {
+            inbox
+                .store()
+                .insert(NewNotification::new(
+                    format!("notif_{i:03}"),
+                    "ping",
+                    Bytes::from_static(b"{}"),
+                ))
+                .await
+                .unwrap()
+        });
+    }
+    while inserts.join_next().await.is_some() {}
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(|_: ReceivedNotification| async {
+            Err::<(), _>(std::io::Error::other("always fails"))
+        }))
+        .max_attempts(1)
+        .concurrency(64)
+        .poll_interval(Duration::from_millis(1))
+        .spawn(signal);
+    wait_for(&inbox, "all dead", |c| c.dead == 600).await;
+
+    let requeued = tokio::time::timeout(Duration::from_secs(30), inbox.requeue_all())
+        .await
+        .expect("requeue_all kept requeueing what the worker failed again")
+        .unwrap();
+    assert_eq!(requeued, 600);
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}

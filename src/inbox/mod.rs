@@ -414,24 +414,28 @@ impl<St: InboxStore> Inbox<St> {
         Ok(requeued)
     }
 
-    /// Makes every dead notification pending again. Returns how many.
+    /// Makes every notification that is dead when it starts pending again,
+    /// once. Returns how many. One that dies again meanwhile (a worker
+    /// took it and failed it at once) stays dead: the call goes through
+    /// the dead notifications page by page, not until none is left, so it
+    /// ends even while workers keep failing what it requeues.
     pub async fn requeue_all(&self) -> Result<u64, StoreError> {
         let mut requeued = 0;
+        let mut query = DeadQuery::first(256);
         loop {
-            // Requeued notifications leave the dead set: always read the
-            // first page.
-            let page = self.store.dead(DeadQuery::first(256)).await?;
-            if page.notifications.is_empty() {
-                break;
-            }
-            let before = requeued;
+            let page = self.store.dead(query).await?;
             for dead in &page.notifications {
                 if self.store.requeue(dead.notification.id()).await? {
                     requeued += 1;
                 }
             }
-            if requeued == before {
-                break;
+            // The cursor is a place in the dead notifications' order, which
+            // requeued ones leave: the next page starts after this one.
+            match page.next {
+                Some(next) if !page.notifications.is_empty() => {
+                    query = DeadQuery::after(256, next);
+                }
+                _ => break,
             }
         }
         if requeued > 0 {

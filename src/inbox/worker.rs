@@ -429,21 +429,24 @@ async fn process<St, S>(
             Ok(finished) if !finished.as_ref().is_err_and(JoinError::is_cancelled) => {
                 outcome = Outcome::Finished(finished);
             }
-            _ => {}
-        }
-        if matches!(outcome, Outcome::HandBack) && !running.is_finished() {
+            // Stopped.
+            Ok(_) => {}
             // Still running (blocking code between two `.await`s): handed
             // back now, the notification would run twice at once. Its
             // lease is left to lapse instead, as for a hung handler.
-            tracing::warn!(
-                target: "tower_intercom::inbox",
-                id = %id,
-                attempt,
-                "the handler did not stop when the worker shut down (blocking code?); \
-                 the notification is not handed back but left to its lease, and is \
-                 taken again when that lapses"
-            );
-            outcome = Outcome::Abandoned;
+            Err(_) if matches!(outcome, Outcome::HandBack) => {
+                tracing::warn!(
+                    target: "tower_intercom::inbox",
+                    id = %id,
+                    attempt,
+                    "the handler did not stop when the worker shut down (blocking code?); \
+                     the notification is not handed back but left to its lease, and is \
+                     taken again when that lapses"
+                );
+                outcome = Outcome::Abandoned;
+            }
+            // Past its deadline: the failure is recorded, with its backoff.
+            Err(_) => {}
         }
     }
     // The handler is done: its slot goes to the next notification as soon

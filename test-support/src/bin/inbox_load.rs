@@ -206,10 +206,9 @@ async fn load(options: &Options, requests: Arc<[Bytes]>) -> (Tally, bool, Usage)
     let end = measure_from + Duration::from_secs_f64(options.duration);
     let usage = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
-        let before = (cores(), own_cpu_ns(), Instant::now());
+        let before = Sample::take();
         tokio::time::sleep_until(end.into()).await;
-        let after = (cores(), own_cpu_ns(), Instant::now());
-        Usage::between(before, after)
+        Usage::between(before, Sample::take())
     });
     let authority = options.url.authority().expect("a url with a host").clone();
     let mut tasks = tokio::task::JoinSet::new();
@@ -301,16 +300,30 @@ impl Default for Usage {
     }
 }
 
+/// The cores' and the generator's CPU time at one instant.
+struct Sample {
+    cores: Option<Vec<[u64; 2]>>,
+    own_ns: Option<u64>,
+    at: Instant,
+}
+
+impl Sample {
+    fn take() -> Self {
+        Self {
+            cores: cores(),
+            own_ns: own_cpu_ns(),
+            at: Instant::now(),
+        }
+    }
+}
+
 impl Usage {
-    fn between(
-        (cores_before, own_before, at_before): (Option<Vec<[u64; 2]>>, Option<u64>, Instant),
-        (cores_after, own_after, at_after): (Option<Vec<[u64; 2]>>, Option<u64>, Instant),
-    ) -> Self {
+    fn between(before: Sample, after: Sample) -> Self {
         let mut usage = Self::default();
-        if let (Some(before), Some(after)) = (cores_before, cores_after) {
-            let shares: Vec<String> = before
+        if let (Some(cores_before), Some(cores_after)) = (&before.cores, &after.cores) {
+            let shares: Vec<String> = cores_before
                 .iter()
-                .zip(&after)
+                .zip(cores_after)
                 .map(|([busy0, total0], [busy1, total1])| {
                     let total = total1.saturating_sub(*total0).max(1);
                     format!("{:.2}", busy1.saturating_sub(*busy0) as f64 / total as f64)
@@ -318,9 +331,9 @@ impl Usage {
                 .collect();
             usage.busy = shares.join(",");
         }
-        if let (Some(before), Some(after)) = (own_before, own_after) {
-            let wall = (at_after - at_before).as_nanos().max(1) as f64;
-            usage.load_cpu = format!("{:.2}", after.saturating_sub(before) as f64 / wall);
+        if let (Some(own_before), Some(own_after)) = (before.own_ns, after.own_ns) {
+            let wall = (after.at - before.at).as_nanos().max(1) as f64;
+            usage.load_cpu = format!("{:.2}", own_after.saturating_sub(own_before) as f64 / wall);
         }
         usage
     }

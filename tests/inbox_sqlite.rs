@@ -23,6 +23,7 @@ use tower_intercom::{
     },
     sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
 };
+use tower_intercom_test_support::logs::Logs;
 
 const SECRET: &str = "inbox-test-client-secret";
 
@@ -1192,6 +1193,8 @@ struct SlowStore {
     /// After each claim was committed (its leases already running), before
     /// the worker hears of it.
     claim_delay: Duration,
+    /// Completions fail (the store is gone), and are not written.
+    refuse_completions: bool,
 }
 
 impl InboxStore for SlowStore {
@@ -1214,6 +1217,11 @@ impl InboxStore for SlowStore {
         id: &str,
         token: &tower_intercom::inbox::LeaseToken,
     ) -> tower_intercom::inbox::InboxFuture<bool> {
+        if self.refuse_completions {
+            return Box::pin(std::future::ready(Err(
+                tower_intercom::StoreError::unavailable("the disk went away"),
+            )));
+        }
         let (completing, delay) = (self.inner.complete(id, token), self.delay);
         Box::pin(async move {
             tokio::time::sleep(delay).await;
@@ -1262,6 +1270,7 @@ async fn a_notification_never_runs_twice_at_once_when_outcomes_are_slow() {
         inner: tower_intercom::inbox::SqliteStore::open(file(&dir)).unwrap(),
         delay: Duration::from_secs(3),
         claim_delay: Duration::ZERO,
+        refuse_completions: false,
     });
     for id in ["notif_quick", "notif_slow"] {
         inbox
@@ -1326,6 +1335,7 @@ async fn a_slow_claim_does_not_push_the_handler_past_its_lease() {
         delay: Duration::ZERO,
         // More than the worker's margin (a tenth of the lease).
         claim_delay: Duration::from_millis(300),
+        refuse_completions: false,
     });
     inbox
         .store()
@@ -1367,6 +1377,7 @@ async fn a_claim_that_never_answers_does_not_hold_the_shutdown() {
         delay: Duration::ZERO,
         // Committed at once, answered after an hour.
         claim_delay: Duration::from_secs(3600),
+        refuse_completions: false,
     });
     let inbox = SqliteInbox::open(file(&dir)).unwrap();
     stalled
@@ -1409,6 +1420,65 @@ async fn a_claim_that_never_answers_does_not_hold_the_shutdown() {
     wait_for(&inbox, "done by another worker", |c| c.done == 1).await;
     trigger.send(()).unwrap();
     worker.await.unwrap();
+}
+
+/// A notification processed but not marked done, because the store
+/// refused the completion and its retries, is reported at `warn`: it will
+/// be processed again when its lease lapses, and the operator must hear of
+/// it. (Before, the worker said so only at `debug`.)
+#[tokio::test]
+async fn a_completion_the_store_refuses_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = tower_intercom::inbox::Inbox::new(SlowStore {
+        inner: tower_intercom::inbox::SqliteStore::open(file(&dir)).unwrap(),
+        delay: Duration::ZERO,
+        claim_delay: Duration::ZERO,
+        refuse_completions: true,
+    });
+    inbox
+        .store()
+        .insert(NewNotification::new(
+            "notif_unrecorded",
+            "ping",
+            Bytes::from_static(b"{}"),
+        ))
+        .await
+        .unwrap();
+    // This test's runtime runs on this thread: the worker's logs are
+    // captured.
+    let (logs, capturing) = Logs::start();
+    let runs = Arc::new(AtomicU32::new(0));
+    let (trigger, signal) = shutdown();
+    let worker = {
+        let runs = runs.clone();
+        inbox
+            .worker(handler_fn(move |_: ReceivedNotification| {
+                runs.fetch_add(1, Ordering::SeqCst);
+                async { Ok::<_, std::io::Error>(()) }
+            }))
+            .lease(Duration::from_secs(30))
+            .spawn(signal)
+    };
+    let start = Instant::now();
+    while !logs.text().contains("WARN") && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    drop(capturing);
+    let logs = logs.text();
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    let warning = logs
+        .lines()
+        .find(|line| line.contains("WARN"))
+        .unwrap_or_else(|| panic!("no warning in:\n{logs}"));
+    assert!(
+        warning.contains("cannot record") && warning.contains("the disk went away"),
+        "{warning}"
+    );
+    // Not done: still leased, taken again when the lease lapses.
+    let counts = inbox.counts().await.unwrap();
+    assert_eq!((counts.done, counts.in_progress), (0, 1), "{counts:?}");
 }
 
 /// `requeue_all` requeues each notification dead when it started, once,

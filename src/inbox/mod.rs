@@ -89,7 +89,10 @@
 //! [`Inbox::requeue`]. A panic in the handler is a failed attempt. A
 //! worker process that dies leaves its notifications leased: any worker
 //! takes them again once the lease has lapsed, which counts as a failed
-//! attempt.
+//! attempt. So does a result the store would not take (three tries, 100 ms
+//! apart): a notification processed but not marked done is processed
+//! again after its lease; the worker logs it at `warn` (at most once per
+//! 10 s, with a count of the others).
 //!
 //! [`Worker::run`] takes a shutdown future. When it completes, the worker
 //! stops taking notifications, lets those in flight finish within the

@@ -190,6 +190,10 @@ where
         let mut store_failures = 0u32;
         let failure_log =
             super::receiver::FailureLog::new("the inbox worker cannot claim notifications");
+        let record_log = Arc::new(super::receiver::FailureLog::new(
+            "the inbox worker cannot record what became of a notification (done, failed or \
+             handed back); it is taken again when its lease lapses",
+        ));
 
         'claiming: loop {
             while tasks.try_join_next().is_some() {}
@@ -272,6 +276,7 @@ where
                             Slot {
                                 permit,
                                 recording: recording.clone(),
+                                record_log: record_log.clone(),
                             },
                         ));
                     }
@@ -348,6 +353,8 @@ struct Slot {
     permit: OwnedSemaphorePermit,
     /// The bound on outcomes waiting to be written.
     recording: Arc<Semaphore>,
+    /// Where outcomes the store did not take are reported.
+    record_log: Arc<super::receiver::FailureLog>,
 }
 
 enum Outcome<T> {
@@ -455,21 +462,42 @@ async fn process<St, S>(
     let _recording = slot.recording.acquire_owned().await;
     drop(slot.permit);
     let store = &inbox.store;
+    // A write the store did not take after its tries: reported (the
+    // notification is taken again when its lease lapses).
+    let not_recorded = |error: super::StoreError| {
+        tracing::debug!(
+            target: "tower_intercom::inbox",
+            id = %id,
+            attempt,
+            "what became of the notification was not recorded: {error}"
+        );
+        slot.record_log.report(&error);
+    };
     let error = match outcome {
         Outcome::Finished(Ok(Ok(()))) => {
             crate::measure::inbox_processed("done", started.elapsed());
-            let done = retry(|| store.complete(&id, &token)).await;
-            if done == Some(false) {
-                tracing::debug!(
+            match retry(|| store.complete(&id, &token)).await {
+                Ok((true, _)) => {}
+                Ok((false, retried)) => tracing::debug!(
                     target: "tower_intercom::inbox",
                     id = %id,
-                    "processed after the lease lapsed; another worker has the notification"
-                );
+                    attempt,
+                    "processed, but not marked done by this worker: {}",
+                    if retried {
+                        "an earlier try that timed out marked it done, or its lease lapsed \
+                         meanwhile and another worker has it"
+                    } else {
+                        "its lease lapsed and another worker has it"
+                    }
+                ),
+                Err(error) => not_recorded(error),
             }
             return;
         }
         Outcome::HandBack => {
-            let _ = retry(|| store.release(&id, &token)).await;
+            if let Err(error) = retry(|| store.release(&id, &token)).await {
+                not_recorded(error);
+            }
             return;
         }
         Outcome::Abandoned => return,
@@ -506,7 +534,9 @@ async fn process<St, S>(
         );
         Failure::retry(error, SystemTime::now() + delay)
     };
-    let _ = retry(|| store.fail(&id, &token, failure.clone())).await;
+    if let Err(error) = retry(|| store.fail(&id, &token, failure.clone())).await {
+        not_recorded(error);
+    }
 }
 
 /// How long the handler may run: the lease less a margin (a tenth, at
@@ -539,25 +569,28 @@ where
     .await
 }
 
-/// A store operation tried three times, 100 ms apart. `None`: it failed
-/// every time (the lease will lapse and the notification be retried).
-async fn retry<T, F>(mut operation: impl FnMut() -> F) -> Option<T>
+/// A store operation tried up to three times, 100 ms apart: its answer,
+/// and whether it took more than one try (an earlier try that timed out
+/// may have been written); or the last try's error.
+async fn retry<T, F>(mut operation: impl FnMut() -> F) -> Result<(T, bool), super::StoreError>
 where
     F: Future<Output = Result<T, super::StoreError>>,
 {
-    for attempt in 0..3 {
-        if attempt > 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+    let mut tries = 1;
+    loop {
         match operation().await {
-            Ok(value) => return Some(value),
-            Err(error) => tracing::debug!(
-                target: "tower_intercom::inbox",
-                "inbox store operation failed: {error}"
-            ),
+            Ok(value) => return Ok((value, tries > 1)),
+            Err(error) if tries < 3 => {
+                tracing::debug!(
+                    target: "tower_intercom::inbox",
+                    "inbox store operation failed, trying again: {error}"
+                );
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => return Err(error),
         }
     }
-    None
 }
 
 /// Exponential backoff with full jitter: uniform in

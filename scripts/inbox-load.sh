@@ -22,6 +22,11 @@
 #            the answers (SQLITE_RATE, REDIS_RATE: the goals), latencies
 #            measured from when each request was due, OPEN_CONNECTIONS
 #            connections
+#            Each open-loop run also counts its 100 ms windows (by when
+#            each request was due) whose own p99 was over 10 ms: a tail
+#            made of a few stalls shows as a few windows, one spread over
+#            the run as many. layer@R gives the machine's own tail at that
+#            rate, with no inbox
 #   M@R+w    the same with a worker (no-op handler, WORKER_CONCURRENCY at
 #            a time) in the receiver's process, on its core: processed/s
 #            and the backlog left at the end say whether workers keep up
@@ -53,7 +58,9 @@
 # "--checkpoint-interval 100"), MODES
 # ("layer sqlite redis"; without redis when redis-server is not
 # installed), OPEN ("sqlite@SQLITE_RATE redis@REDIS_RATE", each also with
-# +w; empty for none).
+# +w, and layer@REDIS_RATE; empty for none), TIMELINES (a directory: each
+# open-loop run's latencies by 100 ms window are kept there as
+# NAME-ROUND.txt, see inbox_load's --timeline).
 # Needs: taskset, python3, curl, cargo; redis-server for the redis mode.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -79,6 +86,7 @@ if [ -z "${OPEN+set}" ]; then
   OPEN=""
   for mode in $MODES; do
     case $mode in
+      layer) OPEN="$OPEN layer@$REDIS_RATE" ;;
       sqlite) OPEN="$OPEN sqlite@$SQLITE_RATE sqlite@$SQLITE_RATE+w" ;;
       redis) OPEN="$OPEN redis@$REDIS_RATE redis@$REDIS_RATE+w" ;;
     esac
@@ -189,11 +197,11 @@ results="$work/results"
 : >"$results"
 
 ack() { # ack NAME ROUND, NAME = MODE[@RATE][+w]
-  local name=$1 round=$2 dir="$work/run" line stats before after load=() receiver=()
+  local name=$1 round=$2 dir="$work/run" line stats before after load=() receiver=() windows=
   local mode=${name%%[@+]*} connections=$CONNECTIONS
   if [[ $name == *@* ]]; then
     local rate=${name#*@}; rate=${rate%+w}
-    load=(--rate "$rate"); connections=$OPEN_CONNECTIONS
+    load=(--rate "$rate" --timeline "$work/timeline"); connections=$OPEN_CONNECTIONS
   fi
   [[ $name == *+w ]] && receiver=(--workers "$WORKER_CONCURRENCY")
   mkdir -p "$dir"; start "$mode" "$dir" "${receiver[@]}"
@@ -208,10 +216,14 @@ ack() { # ack NAME ROUND, NAME = MODE[@RATE][+w]
     rewrites=$(redis-cli -u "$redis_url" INFO persistence | tr -d '\r' \
       | sed -n 's/^\(aof_rewrites\|aof_delayed_fsync\):/\1=/p' | tr '\n' ' ')
   fi
+  if [[ $name == *@* ]]; then
+    windows="slow_windows=$(awk '$4 > 10000' "$work/timeline" | wc -l) windows=$(wc -l <"$work/timeline")"
+    [ -z "${TIMELINES:-}" ] || { mkdir -p "$TIMELINES"; cp "$work/timeline" "$TIMELINES/$name-$round.txt"; }
+  fi
   stats=$(curl -s "http://127.0.0.1:$port/stats")
   stop; rm -rf "$dir"
   echo "$name $round ${line#RESULT } cpu_us=$(( (after - before) / 1000 ))" \
-    "redis_cpu_us=$(( (redis_after - redis_before) / 1000 )) $rewrites ${stats/-/}" | tee -a "$results" >&2
+    "redis_cpu_us=$(( (redis_after - redis_before) / 1000 )) $rewrites $windows ${stats/-/}" | tee -a "$results" >&2
 }
 
 drain() { # drain MODE CONCURRENCY ROUND
@@ -316,9 +328,11 @@ print("CPU us/ack: the receiver's and redis-server's CPU time (its main process;
 print("that rewrite its append-only file) per acknowledged notification, Redis's share in brackets;")
 print("busy: each core's busy share over the measured window (core 0, core 1), and the load")
 print("generator's own share of core 1; rewrites: append-only file rewrites during the run, and")
-print("in brackets the times Redis held its writes because a background sync was 2 s late")
+print("in brackets the times Redis held its writes because a background sync was 2 s late;")
+print("slow: open loop, the 100 ms windows (by when each request was due) whose own p99 was")
+print("over 10 ms, of all windows")
 print(f"{'receiver':>17} {'acked/s':>9} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'CPU us/ack':>14} "
-      f"{'non-200':>8} {'processed/s':>11} {'backlog':>8} {'busy':>9} {'load':>5} {'rewrites':>9}")
+      f"{'non-200':>8} {'processed/s':>11} {'backlog':>8} {'busy':>9} {'load':>5} {'rewrites':>9} {'slow':>7}")
 acks = [n for n in runs if "-drain-" not in n]
 order = {"layer": 0, "sqlite": 1, "redis": 2}
 acks.sort(key=lambda n: (order.get(n.split("@")[0], 9), len(n), n))
@@ -345,13 +359,16 @@ for name in acks:
     rewrites = "-" if "aof_rewrites" not in typical else f"{typical['aof_rewrites']:.0f}"
     if "aof_delayed_fsync" in typical:
         rewrites += f" [{typical['aof_delayed_fsync']:.0f}]"
+    slow = "-"
+    if "windows" in typical:
+        slow = f"{typical['slow_windows']:.0f}/{typical['windows']:.0f}"
     processed = backlog = "-"
     if workers and "done" in rs[0]:
         processed = f"{statistics.median(r['done'] / (duration + 1) for r in rs):.0f}"
         backlog = f"{statistics.median(r['pending'] + r['in_progress'] for r in rs):.0f}"
     print(f"{name:>17} {med(name, 'rps'):>9.0f} {med(name, 'p50') / 1e3:>7.2f} {med(name, 'p99') / 1e3:>7.2f}"
           f" {med(name, 'max') / 1e3:>7.1f} {cpu:>14} {sum(r['non2xx'] for r in rs):>8.0f}"
-          f" {processed:>11} {backlog:>8} {busy:>9} {load_cpu:>5} {rewrites:>9}")
+          f" {processed:>11} {backlog:>8} {busy:>9} {load_cpu:>5} {rewrites:>9} {slow:>7}")
 
 drains = sorted((n for n in runs if "-drain-" in n),
                 key=lambda n: (order.get(n.split("-")[0], 9), int(n.rsplit("-", 1)[1])))
@@ -391,6 +408,10 @@ for name, rate, p99 in goals:
         print(f"  {at} (open loop): acked/s / offered = "
               f"{spread([r['rps'] / rate for r in runs[at].values()])}; p99 / {p99} ms = "
               f"{spread([r['p99'] / 1e3 / p99 for r in runs[at].values()])} (goal <= 1)")
+        base = f"layer@{rate:.0f}"
+        if base in runs:
+            print(f"  {at} p99 - {base} p99 (the machine's own tail at that rate, no inbox) = "
+                  f"{spread(per_round(lambda rr: (rr[at]['p99'] - rr[base]['p99']) / 1e3))} ms")
     if at + "+w" in runs:
         print(f"  {at}+w: processed/s / offered = "
               f"{spread([r['done'] / (duration + 1) / rate for r in runs[at + '+w'].values()])} "

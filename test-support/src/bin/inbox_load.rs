@@ -9,7 +9,7 @@
 //! request is taken from Redis: like `wrk`, it does no more than that.
 //!
 //! `inbox_load --url URL [--connections 128] [--duration 10] [--warmup 1]
-//! [--size 2048] [--pool N] [--repeat] [--rate R]`
+//! [--size 2048] [--pool N] [--repeat] [--rate R] [--timeline PATH]`
 //!
 //! Closed loop by default: each connection sends its next request as soon
 //! as the previous one is answered, so the run finds the receiver's
@@ -39,6 +39,12 @@
 //! and `load_cpu` the share of a core the generator itself used then: in
 //! the load script the generator shares its core with redis-server, and a
 //! nearly full core shows in the tail latencies.
+//!
+//! With `--timeline PATH`, it also writes the measured requests window by
+//! window, 100 ms each by when the request was sent (due, in open loop):
+//! one line per window, `ms_after_start requests p50_us p99_us max_us`.
+//! It tells a tail made of a few stalls (a fork, the machine pausing)
+//! from one spread over the whole run.
 
 use std::{
     collections::BTreeMap,
@@ -69,6 +75,7 @@ struct Options {
     pool: Option<usize>,
     repeat: bool,
     rate: Option<f64>,
+    timeline: Option<std::path::PathBuf>,
 }
 
 fn options() -> Result<Options, String> {
@@ -82,6 +89,7 @@ fn options() -> Result<Options, String> {
         pool: None,
         repeat: false,
         rate: None,
+        timeline: None,
     };
     let mut args = env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -111,6 +119,7 @@ fn options() -> Result<Options, String> {
                 }
                 options.rate = Some(rate);
             }
+            "--timeline" => options.timeline = Some(value.into()),
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -118,9 +127,14 @@ fn options() -> Result<Options, String> {
     Ok(options)
 }
 
+/// The width of a `--timeline` window, in ms.
+const WINDOW_MS: u64 = 100;
+
 #[derive(Default)]
 struct Tally {
     latencies_us: Vec<u32>,
+    /// `(window, latency µs)` of each measured request, for `--timeline`.
+    windows: Vec<(u32, u32)>,
     statuses: BTreeMap<u16, u64>,
     errors: u64,
     all_ok: u64,
@@ -164,6 +178,12 @@ fn main() -> ExitCode {
         .build()
         .expect("a runtime");
     let (mut tally, exhausted, usage) = runtime.block_on(load(&options, requests));
+    if let Some(path) = &options.timeline {
+        if let Err(err) = std::fs::write(path, timeline(std::mem::take(&mut tally.windows))) {
+            eprintln!("error: cannot write {}: {err}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
     tally.latencies_us.sort_unstable();
     let at = |q: f64| {
         let l = &tally.latencies_us;
@@ -217,6 +237,7 @@ async fn load(options: &Options, requests: Arc<[Bytes]>) -> (Tally, bool, Usage)
         let authority = authority.clone();
         let repeat = options.repeat;
         let rate = options.rate;
+        let timeline = options.timeline.is_some();
         tasks.spawn(async move {
             let mut tally = Tally::default();
             let mut buffer = Vec::with_capacity(4096);
@@ -261,6 +282,10 @@ async fn load(options: &Options, requests: Arc<[Bytes]>) -> (Tally, bool, Usage)
                     if sent >= measure_from && done <= end {
                         let us = (done - sent).as_micros().min(u32::MAX as u128) as u32;
                         tally.latencies_us.push(us);
+                        if timeline {
+                            let window = (sent - start).as_millis() as u64 / WINDOW_MS;
+                            tally.windows.push((window as u32, us));
+                        }
                         *tally.statuses.entry(status).or_default() += 1;
                     }
                     if !keep_alive {
@@ -275,6 +300,7 @@ async fn load(options: &Options, requests: Arc<[Bytes]>) -> (Tally, bool, Usage)
     while let Some(tally) = tasks.join_next().await {
         let tally = tally.expect("a load task");
         total.latencies_us.extend(tally.latencies_us);
+        total.windows.extend(tally.windows);
         for (status, n) in tally.statuses {
             *total.statuses.entry(status).or_default() += n;
         }
@@ -283,6 +309,25 @@ async fn load(options: &Options, requests: Arc<[Bytes]>) -> (Tally, bool, Usage)
     }
     let usage = usage.await.unwrap_or_default();
     (total, exhausted.load(Ordering::Relaxed), usage)
+}
+
+/// The `--timeline` lines: for each window with requests, when it starts
+/// (ms after the start), how many, and their p50, p99 and largest latency.
+fn timeline(mut windows: Vec<(u32, u32)>) -> String {
+    windows.sort_unstable();
+    let mut lines = String::new();
+    for chunk in windows.chunk_by(|a, b| a.0 == b.0) {
+        let at = |q: f64| chunk[((chunk.len() - 1) as f64 * q).round() as usize].1;
+        lines += &format!(
+            "{} {} {} {} {}\n",
+            u64::from(chunk[0].0) * WINDOW_MS,
+            chunk.len(),
+            at(0.5),
+            at(0.99),
+            at(1.0)
+        );
+    }
+    lines
 }
 
 /// What the cores, and the generator, did over the measured window.

@@ -4,7 +4,8 @@
 # Installs what the tests need when it is missing (redis-server, for the
 # Redis stores' tests against a real server; promtool, for the example
 # alert rules; python3, whose hmac signs the health check tests), then
-# runs every test, doc test and example build with all
+# builds the examples with the default features, as `cargo run --example`
+# does, runs every test, doc test and example build with all
 # features, and builds the test-support crate's own targets (the
 # benchmarks' baseline receiver).
 set -euo pipefail
@@ -34,5 +35,8 @@ if ! command -v python3 >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3 >/dev/null
 fi
 
+# The examples as a user builds them from a clone: `cargo run --example
+# NAME`, without `--features` (the dev-dependency's features only).
+cargo build --examples
 cargo test --workspace --all-features --all-targets
 cargo test --workspace --all-features --doc

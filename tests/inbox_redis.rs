@@ -1761,6 +1761,57 @@ async fn neither_errors_nor_debug_output_show_the_url_or_password() {
     }
 }
 
+/// A Redis that requires a password the URL lacks accepts the connection
+/// and refuses every command: connecting fails, with Redis's reason,
+/// instead of succeeding and answering every delivery 503.
+#[tokio::test]
+async fn connecting_without_the_password_redis_requires_fails() {
+    let server = Server::start_with(&["--requirepass", "hunter5-secret"]);
+    let url = format!("redis://127.0.0.1:{}/", server.port());
+    let error = RedisInbox::connect(&url).await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::Unavailable);
+    assert!(error.to_string().contains("NOAUTH"), "{error}");
+    let error = tower_intercom::inbox::RedisStore::connect(&url)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("NOAUTH"), "{error}");
+}
+
+/// `RedisStore::timeout` set after connecting governs each operation: a
+/// longer one waits out a Redis that pauses longer than the default
+/// timeout, and a shorter one fails with `TimedOut` at its own time.
+#[tokio::test]
+async fn the_timeout_set_after_connecting_is_the_one_used() {
+    let server = Server::start_with(VOLATILE);
+    let patient = tower_intercom::inbox::RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .timeout(Duration::from_secs(10));
+    let hasty = tower_intercom::inbox::RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .timeout(Duration::from_millis(300));
+    let mut redis = raw(&server).await;
+    // Longer than the default timeout (1 s).
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2500)
+        .arg("ALL")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let paused = Instant::now();
+    let (waited, hurried) = tokio::join!(patient.counts(), async {
+        let started = Instant::now();
+        (hasty.counts().await, started.elapsed())
+    });
+    let error = hurried.0.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::TimedOut, "{error}");
+    assert!(hurried.1 < Duration::from_millis(2000), "{:?}", hurried.1);
+    assert_eq!(waited.unwrap(), counts(0, 0, 0, 0));
+    assert!(paused.elapsed() >= Duration::from_millis(2000));
+}
+
 // ---------------------------------------------------------------- retention and load
 
 #[tokio::test]

@@ -151,8 +151,9 @@ impl RedisOptions {
     ///
     /// # Errors
     ///
-    /// When the URL is invalid or Redis cannot be reached. The error never
-    /// contains the URL or its password.
+    /// As [`RedisStore::connect`]: when the URL is invalid, Redis cannot be
+    /// reached, or it refuses commands. The error never contains the URL
+    /// or its password.
     pub async fn connect(self, url: &str) -> Result<RedisInbox, StoreError> {
         let (deadline, retention, overload) = (self.deadline, self.retention, self.overload_status);
         Ok(Inbox::new(self.connect_store(url).await?)
@@ -829,8 +830,10 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// When the URL is invalid or Redis cannot be reached (after a few
-    /// attempts). The error never contains the URL or its password.
+    /// When the URL is invalid, Redis cannot be reached (after a few
+    /// attempts), or it refuses commands (a password it requires and the
+    /// URL lacks: `NOAUTH`). The error never contains the URL or its
+    /// password.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let store = Self::open(url, DEFAULT_REDIS_TIMEOUT).await?;
         store.warn_if_not_durable().await;
@@ -839,14 +842,27 @@ impl RedisStore {
 
     async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
         let client = Client::open(url).map_err(StoreError::unavailable)?;
+        // No response timeout on the connection: every operation of the
+        // store has its own (`timeout`, which can be changed after
+        // connecting), and fails with `TimedOut` past it.
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(timeout))
-            .set_response_timeout(Some(timeout))
+            .set_response_timeout(None)
             .set_number_of_retries(3)
             .set_max_delay(timeout);
         let connection = ConnectionManager::new_with_config(client, config)
             .await
             .map_err(StoreError::unavailable)?;
+        // Connected is not usable: a Redis that requires a password the
+        // URL lacks accepts the connection, then refuses every command.
+        let mut pinging = connection.clone();
+        match tokio::time::timeout(timeout, redis::cmd("PING").query_async::<()>(&mut pinging))
+            .await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(StoreError::unavailable(error)),
+            Err(_) => return Err(StoreError::timed_out(timeout)),
+        }
         Ok(Self::new(connection).timeout(timeout))
     }
 

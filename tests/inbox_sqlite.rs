@@ -1422,6 +1422,65 @@ async fn a_claim_that_never_answers_does_not_hold_the_shutdown() {
     worker.await.unwrap();
 }
 
+/// A failed attempt is reported at `warn` (at most once per 10 s), with
+/// the notification's id and the handler's error: otherwise retries go
+/// unseen until the notification is dead, an hour later. So is a request
+/// signed with the app's secret but refused for not being a notification.
+/// (Before, both were logged at `debug` only.)
+#[tokio::test]
+async fn failed_attempts_and_refused_requests_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    // This test's runtime runs on this thread: its logs are captured.
+    let (logs, capturing) = Logs::start();
+    let service = stack(&inbox);
+    let (status, _) = deliver(&service, r#"{"topic":"ping"}"#).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        deliver(&service, envelope("notif_flaky", "ping", 1))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    let failed = Arc::new(AtomicBool::new(false));
+    let (trigger, signal) = shutdown();
+    let worker = {
+        let failed = failed.clone();
+        inbox
+            .worker(handler_fn(move |_: ReceivedNotification| {
+                let first = !failed.swap(true, Ordering::SeqCst);
+                async move {
+                    if first {
+                        return Err(std::io::Error::other("the CRM said no"));
+                    }
+                    Ok(())
+                }
+            }))
+            .backoff(Duration::from_millis(10), Duration::from_millis(10))
+            .poll_interval(Duration::from_millis(20))
+            .spawn(signal)
+    };
+    wait_for(&inbox, "done after a retry", |c| c.done == 1).await;
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    drop(capturing);
+    let logs = logs.text();
+    let warnings: Vec<&str> = logs.lines().filter(|line| line.contains("WARN")).collect();
+    assert!(
+        warnings.iter().any(|line| line.contains("notif_flaky")
+            && line.contains("attempt 1 of 12")
+            && line.contains("the CRM said no")),
+        "{logs}"
+    );
+    assert!(
+        warnings
+            .iter()
+            .any(|line| line.contains("refused with 400") && line.contains("no string id")),
+        "{logs}"
+    );
+    assert_eq!(warnings.len(), 2, "{logs}");
+}
+
 /// A notification processed but not marked done, because the store
 /// refused the completion and its retries, is reported at `warn`: it will
 /// be processed again when its lease lapses, and the operator must hear of

@@ -46,9 +46,10 @@
 //! storage are one atomic write, so a crash between the commit and the 200
 //! cannot create a second entry: Intercom's redelivery finds the `id` and
 //! gets 200. \*A commit that finishes just after the deadline is kept, and
-//! the redelivery is then answered 200 as a duplicate. Store failures are
-//! logged through `tracing` (`warn`, at most once per 10 s with a count of
-//! the others).
+//! the redelivery is then answered 200 as a duplicate. Store failures,
+//! and verified requests refused for not being notifications, are logged
+//! through `tracing` (`warn`, at most once per 10 s with a count of the
+//! others).
 //!
 //! Nothing waits in memory without bound: the store's queue is bounded
 //! (SQLite: `SqliteOptions::channel_capacity`) and the
@@ -83,7 +84,9 @@
 //! [`lease`](Worker::lease) (30 s): the handler must finish within it
 //! (less a tenth, at most 1 s, kept for recording the result) or the
 //! attempt fails. A failed attempt is retried after an exponential backoff
-//! with full jitter ([`backoff`](Worker::backoff)); after
+//! with full jitter ([`backoff`](Worker::backoff)), and logged at `warn`
+//! with its id and error (at most once per 10 s, with a count of the
+//! others); after
 //! [`max_attempts`](Worker::max_attempts) (12) it is dead: kept, listed by
 //! [`Inbox::dead`], counted by [`Inbox::counts`], and pending again after
 //! [`Inbox::requeue`]. A panic in the handler is a failed attempt. A
@@ -272,6 +275,8 @@ pub struct Inbox<St> {
     /// process claim it at once.
     wake: Arc<tokio::sync::Notify>,
     failures: Arc<receiver::FailureLog>,
+    /// Verified bodies that are not notifications.
+    refused: Arc<receiver::FailureLog>,
 }
 
 impl<St> Clone for Inbox<St> {
@@ -281,6 +286,7 @@ impl<St> Clone for Inbox<St> {
             config: self.config.clone(),
             wake: self.wake.clone(),
             failures: self.failures.clone(),
+            refused: self.refused.clone(),
         }
     }
 }
@@ -345,6 +351,10 @@ impl<St: InboxStore> Inbox<St> {
             wake: Arc::new(tokio::sync::Notify::new()),
             failures: Arc::new(receiver::FailureLog::new(
                 "a notification could not be committed to the inbox (Intercom will retry it)",
+            )),
+            refused: Arc::new(receiver::FailureLog::new(
+                "a verified request was refused with 400: it is signed with the app's secret \
+                 but is not a notification",
             )),
         }
     }

@@ -79,7 +79,8 @@ impl ReceivedNotification {
     }
 
     /// Which attempt this is: 1 for the first, and one more for each failed
-    /// attempt or lapsed lease before it. Reset to 0 by a requeue.
+    /// attempt or lapsed lease before it. A requeue starts the count over:
+    /// the next attempt is 1 again.
     pub fn attempt(&self) -> u32 {
         self.attempt
     }

@@ -80,10 +80,7 @@ impl<St: InboxStore> Service<Request<WebhookBody>> for Receiver<St> {
         }
         let body = request.into_body().into_bytes();
         let Some((id, topic)) = crate::notification::envelope::id_and_topic(&body) else {
-            tracing::debug!(
-                target: "tower_intercom::inbox",
-                "verified body without a string id refused"
-            );
+            self.inbox.refused.report(&"the body has no string id");
             crate::measure::inbox_receive("invalid");
             return ResponseFuture::ready(response::error(
                 StatusCode::BAD_REQUEST,
@@ -182,8 +179,9 @@ impl fmt::Debug for ResponseFuture {
     }
 }
 
-/// Reports store failures to the operator: the first at once, then at most
-/// one summary per interval, so a failing store cannot flood the logs.
+/// Reports failures to the operator at `warn`: the first at once, then at
+/// most one per interval with a count of the others, so a failing store
+/// (or a flood of bad requests) cannot flood the logs.
 #[derive(Debug)]
 pub(super) struct FailureLog {
     message: &'static str,
@@ -206,7 +204,7 @@ impl FailureLog {
         }
     }
 
-    pub(super) fn report(&self, error: &StoreError) {
+    pub(super) fn report(&self, error: &dyn fmt::Display) {
         let Ok(mut state) = self.state.lock() else {
             return;
         };

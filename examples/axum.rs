@@ -17,9 +17,11 @@
 //! - `GET /healthz`: open.
 //!
 //! `INBOX_URL` picks the inbox: unset, an SQLite file
-//! `intercom-inbox.sqlite3` in the current directory; `sqlite:<path>` (or a
-//! plain path), another file; `redis://…`, Redis (shared by receivers on
-//! many machines; configure its persistence, see the crate's docs).
+//! `intercom-inbox.sqlite3` in the current directory; `sqlite:<path>`,
+//! `sqlite://<path>` or a plain path, another file; `redis://…`,
+//! `rediss://…` or `redis+unix://…`, Redis (shared by receivers on many
+//! machines; configure its persistence, see the crate's docs). Any other
+//! scheme is refused.
 
 use std::{
     env,
@@ -116,7 +118,13 @@ async fn process(notification: ReceivedNotification) -> Result<(), Box<dyn Error
 /// The inbox `INBOX_URL` names.
 async fn open_inbox() -> Result<AnyInbox, Box<dyn Error>> {
     let url = env::var("INBOX_URL").unwrap_or_default();
-    let store: Arc<dyn InboxStore> = if url.starts_with("redis://") || url.starts_with("rediss://")
+    // The scheme, if any (never the rest: a URL can carry a password).
+    let scheme = url
+        .split_once("://")
+        .map(|(scheme, _)| scheme.to_ascii_lowercase());
+    let store: Arc<dyn InboxStore> = if let Some(
+        "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix",
+    ) = scheme.as_deref()
     {
         // Warns at start-up when Redis's persistence can lose what was
         // acknowledged (see `RedisStore`).
@@ -125,8 +133,20 @@ async fn open_inbox() -> Result<AnyInbox, Box<dyn Error>> {
             .map_err(|err| format!("cannot connect to the Redis inbox: {err}"))?;
         println!("Inbox: Redis (INBOX_URL)");
         Arc::new(store)
+    } else if scheme.is_some() && scheme.as_deref() != Some("sqlite") {
+        return Err(format!(
+            "INBOX_URL: unsupported scheme {:?}: use redis://… (or rediss://, \
+             redis+unix://) for Redis, or sqlite:<path> or a plain path for SQLite",
+            scheme.unwrap_or_default()
+        )
+        .into());
     } else {
-        let path = url.strip_prefix("sqlite:").unwrap_or(&url);
+        // `sqlite://inbox.db` and `sqlite:inbox.db` name `inbox.db`, and
+        // `sqlite:///srv/inbox.db` an absolute path.
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .unwrap_or(&url);
         let path = if path.is_empty() {
             "intercom-inbox.sqlite3"
         } else {

@@ -531,3 +531,65 @@ fn server_examples_shut_down_cleanly_on_a_sigterm_sent_as_they_start() {
         }
     }
 }
+
+/// An `INBOX_URL` of a store the example does not have (Postgres) is
+/// refused at start, naming the scheme and never the URL, which can carry
+/// a password. (Before, it was taken for an SQLite path, and the error
+/// printed the URL, password included.)
+#[test]
+fn axum_example_refuses_an_inbox_url_it_cannot_use_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = examples::command("axum")
+        .env("INBOX_URL", "postgres://admin:TOPSECRETPW@127.0.0.1/inbox")
+        .env("PORT", free_port().to_string())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        stderr.contains("unsupported scheme \"postgres\""),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("TOPSECRETPW"), "{stdout}");
+    assert!(!stderr.contains("TOPSECRETPW"), "{stderr}");
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+/// `sqlite://inbox.sqlite3` names a file in the working directory, as
+/// `sqlite:inbox.sqlite3` does (before, it was `/inbox.sqlite3`, at the
+/// root of the file system).
+#[test]
+fn axum_example_opens_an_sqlite_url_relative_to_its_directory() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = examples::command("axum")
+        .env("INBOX_URL", "sqlite://inbox-here.sqlite3")
+        .env("PORT", free_port().to_string())
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut inbox_line = None;
+    for line in BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if line.starts_with("Inbox:") {
+            inbox_line = Some(line);
+        } else if line.starts_with("Listening for Intercom webhooks") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        inbox_line.as_deref(),
+        Some("Inbox: SQLite file inbox-here.sqlite3")
+    );
+    assert!(dir.path().join("inbox-here.sqlite3").exists());
+}

@@ -23,7 +23,7 @@
 //! | a handler slower than 5 s | fails the delivery; Intercom retries | fine, within the [lease](Worker::lease) |
 //! | the process dies mid-handler | Intercom's retry runs it again | another worker runs it after the lease |
 //! | the handler fails | non-2xx, Intercom retries about a minute later (pausing delivery after >1000 errors in 15 min) | retried by the worker with your backoff; dead after [`max_attempts`](Worker::max_attempts), then requeued by you |
-//! | needs | memory or Redis | a durable store (SQLite file) |
+//! | needs | memory or Redis | a durable store (an SQLite file, or Redis with its append-only file) |
 //!
 //! Use the idempotency layer for quick handlers that can fail the request;
 //! use the inbox when processing is slow, calls other services, or must
@@ -58,7 +58,14 @@
 //! # Guarantees
 //!
 //! - **Durable before the 200**: with SQLite, the commit is synced to disk
-//!   (`synchronous=FULL`) before the receiver answers.
+//!   (`synchronous=FULL`) before the receiver answers. With Redis, only as
+//!   durable as Redis's persistence: `appendonly yes` with `appendfsync
+//!   always` syncs before Redis answers; with `everysec` (Redis's default
+//!   once the append-only file is on) a crash of Redis's machine loses up
+//!   to about the last second of notifications already answered 200; with
+//!   the append-only file off, a restart of Redis loses them. The store
+//!   warns at start-up when Redis's settings can lose what it
+//!   acknowledged (see `RedisStore::persistence`).
 //! - **Stored once per `id`** while the id is remembered: until it has been
 //!   done for longer than the [retention](Inbox::retention) (24 h by
 //!   default). A redelivery after that would be stored and processed again;
@@ -113,8 +120,23 @@
 //! # Stores
 //!
 //! - `SqliteStore` (feature `inbox-sqlite`): one file, bundled SQLite,
-//!   group commit; `SqliteInbox` is the inbox over it.
+//!   group commit; `SqliteInbox` is the inbox over it. For receivers and
+//!   workers on one machine (or processes sharing one local file). Give
+//!   the inbox a file of its own: it keeps its schema version in the
+//!   file's `PRAGMA user_version`.
+//! - `RedisStore` (feature `inbox-redis`): a Redis Stream with a consumer
+//!   group and Lua scripts, for receivers and workers on many machines;
+//!   `RedisInbox` is the inbox over it. Durable only as Redis's
+//!   persistence is (above).
 //! - Your own: implement [`InboxStore`].
+//!
+//! `SqliteInbox::open` and `RedisInbox::connect` (and their `options()`)
+//! make the inbox and its store together. The options' store-only
+//! constructors (`open_store`, `connect_store`) make just the store: its
+//! inbox settings ([`deadline`](Inbox::deadline),
+//! [`retention`](Inbox::retention),
+//! [`overload_status`](Inbox::overload_status)) are then set on the
+//! [`Inbox`] you make over it, as with `Inbox::new(store).retention(…)`.
 //!
 //! # Example
 //!

@@ -162,7 +162,11 @@ impl RedisOptions {
             .overload_status(overload))
     }
 
-    /// Connects just the store.
+    /// Connects just the store. The inbox settings of these options
+    /// ([`deadline`](Self::deadline), [`retention`](Self::retention),
+    /// [`overload_status`](Self::overload_status)) are not the store's: set
+    /// them on the [`Inbox`] you make over it, or use
+    /// [`connect`](Self::connect).
     ///
     /// # Errors
     ///

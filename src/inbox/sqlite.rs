@@ -166,7 +166,12 @@ impl SqliteOptions {
             .overload_status(overload))
     }
 
-    /// Opens (or creates) just the store in the SQLite file at `path`.
+    /// Opens (or creates) just the store in the SQLite file at `path`. The
+    /// inbox settings of these options ([`deadline`](Self::deadline),
+    /// [`retention`](Self::retention),
+    /// [`overload_status`](Self::overload_status)) are not the store's:
+    /// set them on the [`Inbox`] you make over it, or use
+    /// [`open`](Self::open).
     pub fn open_store(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         SqliteStore::open_with(path.as_ref(), &self)
     }
@@ -196,7 +201,9 @@ impl SqliteOptions {
 ///   notification: id, topic, state, attempts, lease, times) and
 ///   `intercom_inbox_body` (the bodies, dropped once done), the schema
 ///   version in `PRAGMA user_version` (files of an older version are
-///   migrated on open; a newer one is refused). Each state has a partial
+///   migrated on open; a newer one is refused). So give the inbox a file
+///   of its own: another user of `user_version` in the same file (a
+///   migration tool) and the inbox would misread each other. Each state has a partial
 ///   index, and every statement reads through one, so a claim costs the
 ///   same with a backlog of ten or of a million.
 ///

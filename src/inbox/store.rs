@@ -33,7 +33,8 @@ pub type InboxFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 /// The inbox calls [`insert`](Self::insert) from the receiver (and answers
 /// 200 only after it returned `Ok`), and the other methods from workers and
 /// from its inspection API. Implemented by the SQLite store (feature
-/// `inbox-sqlite`), and by `Arc<S>` and `Box<S>` of any store, so an
+/// `inbox-sqlite`), the Redis store (feature `inbox-redis`), and by
+/// `Arc<S>` and `Box<S>` of any store, so an
 /// `Arc<dyn InboxStore>` can be picked at run time.
 ///
 /// # Implementing a store

@@ -1761,6 +1761,43 @@ async fn neither_errors_nor_debug_output_show_the_url_or_password() {
     }
 }
 
+/// A retry is taken when it is due, not at the next poll: the failure is
+/// recorded after the worker's last claim looked for work, and that claim
+/// knew of no retry to wait for. (Before, each retry waited for the poll
+/// interval, here 5 s.)
+#[tokio::test]
+async fn a_retry_is_taken_when_due_not_at_the_next_poll() {
+    let server = Server::start_with(VOLATILE);
+    let inbox = inbox(&server).await;
+    let service = stack(&inbox);
+    deliver(&service, envelope("notif_flaky", "ping", 1)).await;
+    let failures = Arc::new(AtomicU32::new(0));
+    let (trigger, signal) = shutdown();
+    let started = Instant::now();
+    let worker = {
+        let failures = failures.clone();
+        inbox
+            .worker(handler_fn(move |_: ReceivedNotification| {
+                let failed = failures.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if failed < 2 {
+                        return Err(std::io::Error::other("not yet"));
+                    }
+                    Ok(())
+                }
+            }))
+            .backoff(Duration::from_millis(50), Duration::from_millis(50))
+            .poll_interval(Duration::from_secs(5))
+            .spawn(signal)
+    };
+    wait_for(&inbox, "done after two retries", |c| c.done == 1).await;
+    let took = started.elapsed();
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(failures.load(Ordering::SeqCst), 3);
+    assert!(took < Duration::from_secs(4), "{took:?}");
+}
+
 /// A Redis that requires a password the URL lacks accepts the connection
 /// and refuses every command: connecting fails, with Redis's reason,
 /// instead of succeeding and answering every delivery 503.

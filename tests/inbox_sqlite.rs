@@ -1481,6 +1481,41 @@ async fn failed_attempts_and_refused_requests_are_warned_about() {
     assert_eq!(warnings.len(), 2, "{logs}");
 }
 
+/// A retry is taken when it is due, not at the next poll (here 5 s): the
+/// failure is recorded after the worker's last claim looked for work.
+#[tokio::test]
+async fn a_retry_is_taken_when_due_not_at_the_next_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    deliver(&service, envelope("notif_flaky", "ping", 1)).await;
+    let failures = Arc::new(AtomicU32::new(0));
+    let (trigger, signal) = shutdown();
+    let started = Instant::now();
+    let worker = {
+        let failures = failures.clone();
+        inbox
+            .worker(handler_fn(move |_: ReceivedNotification| {
+                let failed = failures.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if failed < 2 {
+                        return Err(std::io::Error::other("not yet"));
+                    }
+                    Ok(())
+                }
+            }))
+            .backoff(Duration::from_millis(50), Duration::from_millis(50))
+            .poll_interval(Duration::from_secs(5))
+            .spawn(signal)
+    };
+    wait_for(&inbox, "done after two retries", |c| c.done == 1).await;
+    let took = started.elapsed();
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(failures.load(Ordering::SeqCst), 3);
+    assert!(took < Duration::from_secs(4), "{took:?}");
+}
+
 /// A notification processed but not marked done, because the store
 /// refused the completion and its retries, is reported at `warn`: it will
 /// be processed again when its lease lapses, and the operator must hear of

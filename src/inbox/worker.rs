@@ -545,8 +545,12 @@ async fn process<St, S>(
         ));
         Failure::retry(error, SystemTime::now() + delay)
     };
-    if let Err(error) = retry(|| store.fail(&id, &token, failure.clone())).await {
-        not_recorded(error);
+    match retry(|| store.fail(&id, &token, failure.clone())).await {
+        // A retry: the claims look again, to wait for it rather than for
+        // the poll interval (the last claim did not know of it).
+        Ok((true, _)) if failure.retry_at.is_some() => inbox.wake.notify_waiters(),
+        Ok(_) => {}
+        Err(error) => not_recorded(error),
     }
 }
 

@@ -149,8 +149,11 @@ where
 
     /// How often an idle worker looks for work it was not told about
     /// (default [`DEFAULT_POLL_INTERVAL`]): notifications received by
-    /// another process, retries that became due. Notifications received
-    /// through this process's receiver wake the worker at once.
+    /// another process, retries recorded by another process's workers.
+    /// Notifications received through this process's receiver wake the
+    /// worker at once, and it waits for the retries it knows of (those
+    /// waiting when it last claimed, and those this process's workers
+    /// recorded since) until each is due.
     pub fn poll_interval(mut self, poll_interval: Duration) -> Self {
         self.settings.poll_interval = poll_interval.max(Duration::from_millis(1));
         self

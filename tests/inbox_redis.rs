@@ -1798,6 +1798,33 @@ async fn a_retry_is_taken_when_due_not_at_the_next_poll() {
     assert!(took < Duration::from_secs(4), "{took:?}");
 }
 
+/// An insert that fails half-way (here the stream's key holds a string)
+/// leaves nothing that the redelivery would take for stored: once the key
+/// is fixed, the redelivery is stored and processed. (Before, the message
+/// was written before the stream entry: the redelivery was answered 200 as
+/// a duplicate, and the notification never processed.)
+#[tokio::test]
+async fn an_insert_that_fails_half_way_does_not_strand_the_notification() {
+    let server = Server::start_with(VOLATILE);
+    let inbox = inbox(&server).await;
+    let service = stack(&inbox);
+    let mut redis = raw(&server).await;
+    let _: () = redis.set(key("stream"), "not a stream").await.unwrap();
+    let (status, _) = deliver(&service, envelope("notif_stranded", "ping", 1)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let _: () = redis.del(key("stream")).await.unwrap();
+    let (status, _) = deliver(&service, envelope("notif_stranded", "ping", 2)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(ok_handler())
+        .poll_interval(Duration::from_millis(20))
+        .spawn(signal);
+    wait_for(&inbox, "processed after the redelivery", |c| c.done == 1).await;
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}
+
 /// A Redis that requires a password the URL lacks accepts the connection
 /// and refuses every command: connecting fails, with Redis's reason,
 /// instead of succeeding and answering every delivery 503.

@@ -536,7 +536,11 @@ fn source(body: &str) -> String {
 /// Without the prelude and without comments: Redis computes the SHA1 of
 /// an `EVAL`'s whole source at every call, and the prelude tripled it.
 /// Stored notifications are numbered in order, one by one; each joins the
-/// end of the stream.
+/// end of the stream. The stream entries are written before the messages:
+/// a script that fails half-way (a key of the wrong type) keeps what it
+/// wrote, and an entry without its message is skipped by the claim, while
+/// a message without its entry would be taken for stored and never be
+/// processed.
 static INSERT: &str = r"
 local stream, messages, done, seq, bodies = KEYS[1], KEYS[2], KEYS[9], KEYS[10], KEYS[11]
 local ids, results, stored = {}, {}, 0
@@ -569,10 +573,10 @@ if stored > 0 then
       fields[#fields + 1] = string.format('%d:', n) .. ARGV[2 * i]
     end
   end
-  redis.call('HSET', messages, unpack(fields))
   for i, id in ipairs(ids) do
     if results[i] == 1 then redis.call('XADD', stream, '*', 'id', id) end
   end
+  redis.call('HSET', messages, unpack(fields))
 end
 return results
 ";

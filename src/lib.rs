@@ -96,6 +96,8 @@ mod measure;
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub mod metrics;
 pub mod notification;
+#[cfg(any(feature = "redis", feature = "inbox-redis"))]
+mod redis_connection;
 pub mod rejection;
 mod report;
 mod secret;

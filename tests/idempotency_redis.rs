@@ -337,3 +337,44 @@ fn dropping_an_in_flight_request_outside_a_runtime_does_not_panic() {
     );
     drop(runtime);
 }
+
+/// The timeout set on the store after connecting governs each operation:
+/// a longer one than the default (1 s) waits out a Redis that pauses for
+/// 2.5 s. (Before, the connection's own 1 s response timeout failed it,
+/// and fail closed answered 503.)
+#[tokio::test]
+async fn the_timeout_set_after_connecting_is_the_one_used() {
+    let server = RedisServer::start();
+    let calls = Calls::default();
+    let patient = receiver(
+        IdempotencyLayer::new(store(&server).await.timeout(Duration::from_secs(10)))
+            .on_store_error(FailurePolicy::FailClosed),
+        calls.clone(),
+        harness::ok(),
+    );
+    let mut redis = redis::Client::open(server.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(2500)
+        .arg("ALL")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let answer = send(&patient, signed(&notification("notif_patient", 1))).await;
+    assert!(answer.is_processed(), "{answer:?}");
+    assert_eq!(calls.of("notif_patient"), 1);
+}
+
+/// A Redis that requires a password the URL lacks accepts the connection
+/// and refuses every command: connecting fails with Redis's reason.
+#[tokio::test]
+async fn connecting_without_the_password_redis_requires_fails() {
+    let server = RedisServer::start_with(&["--requirepass", "hunter6-secret"]);
+    let url = format!("redis://127.0.0.1:{}/", server.port());
+    let error = RedisStore::connect(&url).await.unwrap_err();
+    assert!(error.to_string().contains("NOAUTH"), "{error}");
+}

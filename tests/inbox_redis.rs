@@ -1839,6 +1839,34 @@ async fn connecting_without_the_password_redis_requires_fails() {
         .await
         .unwrap_err();
     assert!(error.to_string().contains("NOAUTH"), "{error}");
+
+    // A user who may not `PING` (least privilege) still connects: the
+    // check fails only for want of a password.
+    let url = format!("redis://:hunter5-secret@127.0.0.1:{}/", server.port());
+    let mut redis = redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let _: () = redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "worker",
+            "on",
+            ">worker-password",
+            "+@all",
+            "-ping",
+            "~*",
+        ])
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    let url = format!(
+        "redis://worker:worker-password@127.0.0.1:{}/",
+        server.port()
+    );
+    let inbox = RedisInbox::connect(&url).await.unwrap();
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 0, 0));
 }
 
 /// `RedisStore::timeout` set after connecting governs each operation: a

@@ -2,7 +2,7 @@
 
 use std::{fmt, future::Future, sync::Arc, sync::LazyLock, time::Duration};
 
-use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client, Script};
+use redis::{aio::ConnectionManager, Script};
 
 use super::{
     store::{Claim, ClaimOutcome, IdempotencyStore, StoreFuture},
@@ -84,24 +84,21 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// When the URL is invalid or Redis cannot be reached (after a few
-    /// attempts). The error never contains the URL or its password.
+    /// When the URL is invalid, Redis cannot be reached (after a few
+    /// attempts), or it refuses commands for want of a password the URL
+    /// lacks (`NOAUTH`). The error never contains the URL or its password.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let client = Client::open(url).map_err(StoreError::unavailable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(DEFAULT_REDIS_TIMEOUT))
-            .set_response_timeout(Some(DEFAULT_REDIS_TIMEOUT))
-            .set_number_of_retries(3)
-            .set_max_delay(DEFAULT_REDIS_TIMEOUT);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(StoreError::unavailable)?;
+        let connection = crate::redis_connection::connect(url, DEFAULT_REDIS_TIMEOUT).await?;
         Ok(Self::new(connection))
     }
 
     /// A store on a connection you configured yourself (for instance one
     /// made with `ConnectionManager::new_lazy_with_config`, to start while
-    /// Redis is still down).
+    /// Redis is still down). Give it no response timeout
+    /// (`ConnectionManagerConfig::set_response_timeout(None)`; redis-rs's
+    /// default is 500 ms): every operation of the store has its own
+    /// [`timeout`](Self::timeout), which a shorter one on the connection
+    /// would cut short.
     pub fn new(connection: ConnectionManager) -> Self {
         Self {
             connection,

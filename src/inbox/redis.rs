@@ -10,7 +10,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client, Script, Value};
+use redis::{aio::ConnectionManager, Script, Value};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::{
@@ -849,34 +849,17 @@ impl RedisStore {
     }
 
     async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let client = Client::open(url).map_err(StoreError::unavailable)?;
-        // No response timeout on the connection: every operation of the
-        // store has its own (`timeout`, which can be changed after
-        // connecting), and fails with `TimedOut` past it.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(timeout))
-            .set_response_timeout(None)
-            .set_number_of_retries(3)
-            .set_max_delay(timeout);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(StoreError::unavailable)?;
-        // Connected is not usable: a Redis that requires a password the
-        // URL lacks accepts the connection, then refuses every command.
-        let mut pinging = connection.clone();
-        match tokio::time::timeout(timeout, redis::cmd("PING").query_async::<()>(&mut pinging))
-            .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => return Err(StoreError::unavailable(error)),
-            Err(_) => return Err(StoreError::timed_out(timeout)),
-        }
+        let connection = crate::redis_connection::connect(url, timeout).await?;
         Ok(Self::new(connection).timeout(timeout))
     }
 
     /// A store on a connection you configured yourself (for instance one
     /// made with `ConnectionManager::new_lazy_with_config`, to start while
-    /// Redis is still down). Checks nothing: call
+    /// Redis is still down). Give it no response timeout
+    /// (`ConnectionManagerConfig::set_response_timeout(None)`; redis-rs's
+    /// default is 500 ms): every operation of the store has its own
+    /// [`timeout`](Self::timeout), which a shorter one on the connection
+    /// would cut short. Checks nothing: call
     /// [`persistence`](Self::persistence) yourself.
     pub fn new(connection: ConnectionManager) -> Self {
         Self {

@@ -1825,6 +1825,50 @@ async fn an_insert_that_fails_half_way_does_not_strand_the_notification() {
     worker.await.unwrap();
 }
 
+/// A message without its stream entry (deleted by hand, or left by an
+/// older insert that failed half-way) cannot be claimed; an idle worker
+/// must not claim again and again because of it. (Before, every claim
+/// answered that work was due now: the worker ran hundreds of claims a
+/// second.)
+#[tokio::test]
+async fn a_message_without_its_entry_does_not_make_workers_spin() {
+    let server = Server::start_with(VOLATILE);
+    let inbox = inbox(&server).await;
+    let mut redis = raw(&server).await;
+    let _: () = redis
+        .hset(key("messages"), "notif_orphan", "1:0:4:ping")
+        .await
+        .unwrap();
+    let scripts = |info: String| -> u64 {
+        info.lines()
+            .filter(|line| line.starts_with("cmdstat_eval"))
+            .filter_map(|line| {
+                let calls = line.split("calls=").nth(1)?;
+                calls.split(',').next()?.parse::<u64>().ok()
+            })
+            .sum()
+    };
+    let (trigger, signal) = shutdown();
+    let worker = inbox.worker(ok_handler()).spawn(signal);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let after: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    // One claim per poll (1 s), and the pruning now and then.
+    let calls = scripts(after) - scripts(before);
+    assert!(calls <= 10, "{calls} script calls in 1.5 s");
+}
+
 /// A Redis that requires a password the URL lacks accepts the connection
 /// and refuses every command: connecting fails, with Redis's reason,
 /// instead of succeeding and answering every delivery 503.

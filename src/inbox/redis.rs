@@ -671,12 +671,12 @@ for _ = 1, 16 do
   redis.call('XDEL', stream, last)
 end
 
--- When the next one is due: now when entries are still waiting, else the
--- earliest retry or lease end.
-local waiting = redis.call('HLEN', messages) - redis.call('ZCARD', leased)
-  - redis.call('ZCARD', dead) - redis.call('ZCARD', delayed)
+-- When the next one is due: now when entries are still waiting in the
+-- stream, else the earliest retry or lease end. (Not from the counts: a
+-- message without its entry, which no claim can take, would make every
+-- claim answer 'now' for ever.)
 local next_due = -1
-if waiting > 0 then
+if redis.call('XLEN', stream) > 0 then
   next_due = 0
 else
   for _, key in ipairs({delayed, leased}) do

@@ -30,6 +30,10 @@ pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(2);
 pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(60 * 60);
 /// Default [`Worker::grace_period`]: 10 s.
 pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(10);
+/// The shortest wait after a claim that took nothing, whatever the store
+/// says is due (at most the poll interval).
+const MIN_IDLE_SLEEP: Duration = Duration::from_millis(50);
+
 /// Default [`Worker::poll_interval`]: 1 s.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -301,9 +305,17 @@ where
                         due.duration_since(SystemTime::now())
                             .unwrap_or(Duration::ZERO)
                     });
-                    until_due.map_or(settings.poll_interval, |until| {
+                    let sleep_for = until_due.map_or(settings.poll_interval, |until| {
                         until.min(settings.poll_interval)
-                    })
+                    });
+                    if got == 0 {
+                        // Nothing taken, yet something due now: a store
+                        // that says so every time (an entry it cannot
+                        // hand out) must not make the worker spin.
+                        sleep_for.max(MIN_IDLE_SLEEP.min(settings.poll_interval))
+                    } else {
+                        sleep_for
+                    }
                 }
                 Err(error) => {
                     drop(held);

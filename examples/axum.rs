@@ -118,44 +118,53 @@ async fn process(notification: ReceivedNotification) -> Result<(), Box<dyn Error
 /// The inbox `INBOX_URL` names.
 async fn open_inbox() -> Result<AnyInbox, Box<dyn Error>> {
     let url = env::var("INBOX_URL").unwrap_or_default();
-    // The scheme, if any (never the rest: a URL can carry a password).
-    let scheme = url
-        .split_once("://")
-        .map(|(scheme, _)| scheme.to_ascii_lowercase());
-    let store: Arc<dyn InboxStore> = if let Some(
-        "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix",
-    ) = scheme.as_deref()
-    {
-        // Warns at start-up when Redis's persistence can lose what was
-        // acknowledged (see `RedisStore`).
-        let store = RedisStore::connect(&url)
-            .await
-            .map_err(|err| format!("cannot connect to the Redis inbox: {err}"))?;
-        println!("Inbox: Redis (INBOX_URL)");
-        Arc::new(store)
-    } else if scheme.is_some() && scheme.as_deref() != Some("sqlite") {
-        return Err(format!(
-            "INBOX_URL: unsupported scheme {:?}: use redis://… (or rediss://, \
-             redis+unix://) for Redis, or sqlite:<path> or a plain path for SQLite",
-            scheme.unwrap_or_default()
-        )
-        .into());
-    } else {
-        // `sqlite://inbox.db` and `sqlite:inbox.db` name `inbox.db`, and
-        // `sqlite:///srv/inbox.db` an absolute path.
-        let path = url
-            .strip_prefix("sqlite://")
-            .or_else(|| url.strip_prefix("sqlite:"))
-            .unwrap_or(&url);
-        let path = if path.is_empty() {
-            "intercom-inbox.sqlite3"
-        } else {
-            path
-        };
-        let store = SqliteStore::open(path)
-            .map_err(|err| format!("cannot open the inbox {path}: {err}"))?;
-        println!("Inbox: SQLite file {path}");
-        Arc::new(store)
+    // A URL's scheme, if `url` starts with one (`word:`); errors name it,
+    // never the rest, which can carry a password.
+    let scheme = url.split_once(':').and_then(|(scheme, _)| {
+        let mut chars = scheme.chars();
+        let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+        is_scheme.then(|| scheme.to_ascii_lowercase())
+    });
+    let rest = scheme
+        .as_ref()
+        .map_or(&url[..], |scheme| &url[scheme.len() + 1..]);
+    let store: Arc<dyn InboxStore> = match scheme.as_deref() {
+        Some("redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix")
+            if rest.starts_with("//") =>
+        {
+            // Warns at start-up when Redis's persistence can lose what was
+            // acknowledged (see `RedisStore`).
+            let store = RedisStore::connect(&url)
+                .await
+                .map_err(|err| format!("cannot connect to the Redis inbox: {err}"))?;
+            println!("Inbox: Redis (INBOX_URL)");
+            Arc::new(store)
+        }
+        // `sqlite:inbox.db` and `sqlite://inbox.db` name `inbox.db`,
+        // `sqlite:///srv/inbox.db` an absolute path; or a plain path.
+        Some("sqlite") | None => {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            if path.contains('?') {
+                return Err("INBOX_URL: sqlite:<path> takes no query (?…)".into());
+            }
+            let path = if path.is_empty() {
+                "intercom-inbox.sqlite3"
+            } else {
+                path
+            };
+            let store = SqliteStore::open(path)
+                .map_err(|err| format!("cannot open the inbox {path}: {err}"))?;
+            println!("Inbox: SQLite file {path}");
+            Arc::new(store)
+        }
+        Some(scheme) => {
+            return Err(format!(
+                "INBOX_URL: cannot use a {scheme:?} URL: use redis://… (or rediss://, \
+                 redis+unix://) for Redis, or sqlite:<path> or a plain path for SQLite"
+            )
+            .into())
+        }
     };
     Ok(Inbox::new(store))
 }

@@ -14,6 +14,7 @@ use tower_intercom_test_support::{
     idempotency::{
         self as harness, notification, post, receiver, scenarios, send, serve, signed, Calls,
     },
+    proxy::SilencingProxy,
     redis_server::RedisServer,
 };
 
@@ -377,4 +378,42 @@ async fn connecting_without_the_password_redis_requires_fails() {
     let url = format!("redis://127.0.0.1:{}/", server.port());
     let error = RedisStore::connect(&url).await.unwrap_err();
     assert!(error.to_string().contains("NOAUTH"), "{error}");
+}
+
+/// A connection that goes silent (Redis's machine gone without closing
+/// it, a NAT that forgot it) is replaced after a few timeouts: fail closed
+/// answers 503 meanwhile, then the layer processes again. (Before, every
+/// delivery was 503 until the kernel gave up on the connection, about 15
+/// minutes later.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_goes_silent_is_replaced() {
+    let server = RedisServer::start();
+    let proxy = SilencingProxy::start(([127, 0, 0, 1], server.port()).into()).await;
+    let store = RedisStore::connect(&format!("redis://{}/", proxy.addr))
+        .await
+        .unwrap()
+        .timeout(Duration::from_millis(200));
+    let calls = Calls::default();
+    let closed = receiver(
+        IdempotencyLayer::new(store).on_store_error(FailurePolicy::FailClosed),
+        calls.clone(),
+        harness::ok(),
+    );
+    proxy.silence_existing();
+    let started = std::time::Instant::now();
+    let mut refused = 0;
+    for attempt in 1.. {
+        let answer = send(&closed, signed(&notification("notif_silent", attempt))).await;
+        if answer.is_processed() {
+            break;
+        }
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+        refused += 1;
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still refused after {refused} deliveries"
+        );
+    }
+    assert!(refused >= 1);
+    assert_eq!(calls.of("notif_silent"), 1);
 }

@@ -33,6 +33,7 @@ use tower_intercom::{
 use tower_intercom_test_support::{
     examples::free_port,
     logs::Logs,
+    proxy::SilencingProxy,
     redis_server::{RedisServer as Server, AOF_ALWAYS, VOLATILE},
 };
 
@@ -1867,6 +1868,58 @@ async fn a_message_without_its_entry_does_not_make_workers_spin() {
     // One claim per poll (1 s), and the pruning now and then.
     let calls = scripts(after) - scripts(before);
     assert!(calls <= 10, "{calls} script calls in 1.5 s");
+}
+
+/// A connection that goes silent (Redis's machine gone without closing
+/// it, a NAT that forgot it) is replaced after a few timeouts, and the
+/// store answers again. (Before, every operation timed out until the
+/// kernel gave up on the connection, about 15 minutes later.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_that_goes_silent_is_replaced() {
+    let server = Server::start_with(VOLATILE);
+    let proxy = SilencingProxy::start(([127, 0, 0, 1], server.port()).into()).await;
+    let store = tower_intercom::inbox::RedisStore::connect(&format!("redis://{}/", proxy.addr))
+        .await
+        .unwrap()
+        .timeout(Duration::from_millis(200));
+    store
+        .insert(NewNotification::new(
+            "notif_before",
+            "ping",
+            Bytes::from("{}"),
+        ))
+        .await
+        .unwrap();
+    proxy.silence_existing();
+    let started = Instant::now();
+    let mut timeouts = 0;
+    let answered = loop {
+        match store.counts().await {
+            Ok(counts) => break counts,
+            Err(error) => {
+                assert_eq!(error.kind(), StoreErrorKind::TimedOut, "{error}");
+                timeouts += 1;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "still timing out after {timeouts} tries"
+        );
+    };
+    assert!(timeouts >= 1);
+    assert_eq!(answered, counts(1, 0, 0, 0));
+    // Inserts too: their write task uses the new connection.
+    assert_eq!(
+        store
+            .insert(NewNotification::new(
+                "notif_after",
+                "ping",
+                Bytes::from("{}")
+            ))
+            .await
+            .unwrap(),
+        Inserted::Stored
+    );
 }
 
 /// A Redis that requires a password the URL lacks accepts the connection

@@ -4,6 +4,8 @@ use std::{fmt, future::Future, sync::Arc, sync::LazyLock, time::Duration};
 
 use redis::{aio::ConnectionManager, Script};
 
+use crate::redis_connection::{within, Connection};
+
 use super::{
     store::{Claim, ClaimOutcome, IdempotencyStore, StoreFuture},
     StoreError, MAX_TTL, MIN_TTL,
@@ -73,7 +75,7 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     prefix: Arc<str>,
     timeout: Duration,
 }
@@ -81,6 +83,10 @@ pub struct RedisStore {
 impl RedisStore {
     /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db]`),
     /// with [`DEFAULT_REDIS_TIMEOUT`] for connecting and for each command.
+    /// After three operations in a row timed out, the connection is
+    /// replaced by a new one (redis-rs reconnects by itself only when a
+    /// connection fails, not when it goes silent: a failover that took the
+    /// server's machine away, a NAT that forgot the connection).
     ///
     /// # Errors
     ///
@@ -88,8 +94,8 @@ impl RedisStore {
     /// attempts), or it refuses commands for want of a password the URL
     /// lacks (`NOAUTH`). The error never contains the URL or its password.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let connection = crate::redis_connection::connect(url, DEFAULT_REDIS_TIMEOUT).await?;
-        Ok(Self::new(connection))
+        let connection = Connection::open(url, DEFAULT_REDIS_TIMEOUT).await?;
+        Ok(Self::with(connection))
     }
 
     /// A store on a connection you configured yourself (for instance one
@@ -100,6 +106,10 @@ impl RedisStore {
     /// [`timeout`](Self::timeout), which a shorter one on the connection
     /// would cut short.
     pub fn new(connection: ConnectionManager) -> Self {
+        Self::with(Connection::given(connection))
+    }
+
+    fn with(connection: Connection) -> Self {
         Self {
             connection,
             prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
@@ -152,10 +162,9 @@ impl RedisStore {
         let connection = self.connection.clone();
         let timeout = self.timeout;
         Box::pin(async move {
-            match tokio::time::timeout(timeout, operation(connection)).await {
-                Ok(result) => result.map_err(StoreError::unavailable),
-                Err(_) => Err(StoreError::timed_out(timeout)),
-            }
+            within(&connection, timeout, operation)
+                .await?
+                .map_err(StoreError::unavailable)
         })
     }
 }

@@ -11,6 +11,8 @@ use std::{
 
 use bytes::Bytes;
 use redis::{aio::ConnectionManager, Script, Value};
+
+use crate::redis_connection::{within, Connection};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::{
@@ -379,7 +381,7 @@ impl fmt::Display for Persistence {
 /// ```
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Connection,
     keys: Arc<Keys>,
     timeout: Duration,
     inserts: Arc<Semaphore>,
@@ -834,7 +836,11 @@ impl RedisStore {
     /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db]`),
     /// with [`DEFAULT_REDIS_TIMEOUT`] for connecting and for each operation,
     /// and logs a `warn` when Redis can lose acknowledged writes (see
-    /// [`persistence`](Self::persistence)).
+    /// [`persistence`](Self::persistence)). After three operations in a
+    /// row timed out, the connection is replaced by a new one (redis-rs
+    /// reconnects by itself only when a connection fails, not when it goes
+    /// silent: a failover that took the server's machine away, a NAT that
+    /// forgot the connection).
     ///
     /// # Errors
     ///
@@ -849,8 +855,8 @@ impl RedisStore {
     }
 
     async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let connection = crate::redis_connection::connect(url, timeout).await?;
-        Ok(Self::new(connection).timeout(timeout))
+        let connection = Connection::open(url, timeout).await?;
+        Ok(Self::with(connection).timeout(timeout))
     }
 
     /// A store on a connection you configured yourself (for instance one
@@ -862,6 +868,10 @@ impl RedisStore {
     /// would cut short. Checks nothing: call
     /// [`persistence`](Self::persistence) yourself.
     pub fn new(connection: ConnectionManager) -> Self {
+        Self::with(Connection::given(connection))
+    }
+
+    fn with(connection: Connection) -> Self {
         Self {
             connection,
             keys: Arc::new(Keys::new(DEFAULT_REDIS_KEY_PREFIX)),
@@ -925,7 +935,7 @@ impl RedisStore {
 
     /// The persistence, and the `maxmemory-policy` when readable.
     async fn read_config(&self) -> (Persistence, Option<String>) {
-        let mut connection = self.connection.clone();
+        let mut connection = self.connection.get();
         let reading = async move {
             let mut pipe = redis::pipe();
             for name in ["appendonly", "appendfsync", "maxmemory-policy"] {
@@ -1058,11 +1068,11 @@ impl RedisStore {
         T: Send + 'static,
         F: FnOnce(Value) -> Result<T, StoreError> + Send + 'static,
     {
-        let mut connection = self.connection.clone();
+        let connection = self.connection.clone();
         let keys = self.keys.clone();
         let timeout = self.timeout;
         Box::pin(async move {
-            let running = async {
+            let running = within(&connection, timeout, |mut connection| async move {
                 let mut invocation = script.prepare_invoke();
                 for key in &keys.all {
                     invocation.key(key);
@@ -1071,12 +1081,8 @@ impl RedisStore {
                     invocation.arg(&arg[..]);
                 }
                 invocation.invoke_async::<Value>(&mut connection).await
-            };
-            match tokio::time::timeout(timeout, running).await {
-                Ok(Ok(value)) => parse(value),
-                Ok(Err(error)) => Err(StoreError::unavailable(error)),
-                Err(_) => Err(StoreError::timed_out(timeout)),
-            }
+            });
+            parse(running.await?.map_err(StoreError::unavailable)?)
         })
     }
 }
@@ -1297,7 +1303,7 @@ impl<B: Batched> Batcher<B> {
 /// and writes them with one script call.
 async fn send_batches<B: Batched>(
     mut queue: mpsc::UnboundedReceiver<B>,
-    connection: ConnectionManager,
+    connection: Connection,
     keys: Arc<Keys>,
     timeout: Duration,
 ) {
@@ -1376,12 +1382,14 @@ impl BatchFailure {
 /// Runs the batch's script: each item's answer.
 async fn write_batch<B: Batched>(
     batch: &[B],
-    connection: ConnectionManager,
+    connection: Connection,
     keys: &Keys,
     timeout: Duration,
 ) -> Result<Vec<bool>, BatchFailure> {
-    let writing = B::send(batch, connection, keys);
-    let value = match tokio::time::timeout(timeout, writing).await {
+    let writing = within(&connection, timeout, |connection| {
+        B::send(batch, connection, keys)
+    });
+    let value = match writing.await {
         Ok(Ok(value)) => value,
         Ok(Err(error)) => return Err(BatchFailure::Unavailable(Arc::new(error))),
         Err(_) => return Err(BatchFailure::TimedOut(timeout)),
@@ -1474,12 +1482,12 @@ impl InboxStore for RedisStore {
             for (id, _, _) in &claimed {
                 reading.arg(id);
             }
-            let mut connection = store.connection.clone();
             let timeout = store.timeout;
             let left = timeout.saturating_sub(started.elapsed());
-            let read =
-                tokio::time::timeout(left, reading.query_async::<Vec<Value>>(&mut connection))
-                    .await;
+            let read = within(&store.connection, left, |mut connection| async move {
+                reading.query_async::<Vec<Value>>(&mut connection).await
+            })
+            .await;
             let bodies = match read {
                 Ok(Ok(bodies)) if bodies.len() == claimed.len() => bodies,
                 failed => {

@@ -11,8 +11,9 @@
 //!   servers ([`client`], [`requests`]), the idempotency harness
 //!   ([`idempotency`]) and log capture ([`logs`]).
 //! - [`examples`] builds and runs the crate's examples as a user does.
-//! - [`redis_server`] runs a real `redis-server`; [`bench`] has the
-//!   benchmarks' payloads and interleaved measurement.
+//! - [`redis_server`] runs a real `redis-server`, and [`proxy`] a TCP
+//!   proxy whose connections can go silent; [`bench`] has the benchmarks'
+//!   payloads and interleaved measurement.
 
 pub mod bench;
 #[cfg(feature = "runtime")]
@@ -23,6 +24,8 @@ pub mod idempotency;
 #[cfg(feature = "runtime")]
 pub mod logs;
 pub mod model;
+#[cfg(feature = "runtime")]
+pub mod proxy;
 pub mod recorder;
 pub mod redis_server;
 #[cfg(feature = "runtime")]

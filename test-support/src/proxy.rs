@@ -1,0 +1,90 @@
+//! A TCP proxy on a loopback port whose connections can go silent, as a
+//! peer does when it vanishes without closing them (its machine gone in a
+//! failover, a NAT or firewall that forgot the connection): nothing is
+//! answered on them any more, while new connections work.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
+
+/// The proxy; it stops when dropped.
+pub struct SilencingProxy {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Connections accepted before this generation are silent.
+    generation: Arc<AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SilencingProxy {
+    /// Forwards each connection made to [`addr`](Self::addr) to `target`.
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let generation = Arc::new(AtomicU64::new(0));
+        let task = tokio::spawn({
+            let generation = generation.clone();
+            async move {
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = TcpStream::connect(target).await else {
+                        continue;
+                    };
+                    let born = generation.load(Ordering::SeqCst);
+                    let (client_read, client_write) = client.into_split();
+                    let (server_read, server_write) = server.into_split();
+                    tokio::spawn(forward(client_read, server_write, born, generation.clone()));
+                    tokio::spawn(forward(server_read, client_write, born, generation.clone()));
+                }
+            }
+        });
+        Self {
+            addr,
+            generation,
+            task,
+        }
+    }
+
+    /// The connections made so far go silent: what is sent on them is read
+    /// and dropped, and nothing comes back; their sockets stay open.
+    pub fn silence_existing(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+impl Drop for SilencingProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn forward(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    born: u64,
+    generation: Arc<AtomicU64>,
+) {
+    let mut buffer = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buffer).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if generation.load(Ordering::SeqCst) > born {
+            // Silent: read and dropped, the other side kept open.
+            let _keep_open = &to;
+            continue;
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+    }
+}

@@ -104,7 +104,8 @@ impl RedisStore {
     /// (`ConnectionManagerConfig::set_response_timeout(None)`; redis-rs's
     /// default is 500 ms): every operation of the store has its own
     /// [`timeout`](Self::timeout), which a shorter one on the connection
-    /// would cut short.
+    /// would cut short. Unlike one opened by [`connect`](Self::connect),
+    /// it is never replaced when it goes silent.
     pub fn new(connection: ConnectionManager) -> Self {
         Self::with(Connection::given(connection))
     }

@@ -1195,6 +1195,9 @@ struct SlowStore {
     claim_delay: Duration,
     /// Completions fail (the store is gone), and are not written.
     refuse_completions: bool,
+    /// The first failure recorded is written, then answered as timed out
+    /// (its answer lost), so that the worker tries it again.
+    lose_first_failure_answer: AtomicBool,
 }
 
 impl InboxStore for SlowStore {
@@ -1234,7 +1237,16 @@ impl InboxStore for SlowStore {
         token: &tower_intercom::inbox::LeaseToken,
         failure: tower_intercom::inbox::Failure,
     ) -> tower_intercom::inbox::InboxFuture<bool> {
-        self.inner.fail(id, token, failure)
+        let failing = self.inner.fail(id, token, failure);
+        if !self.lose_first_failure_answer.swap(false, Ordering::SeqCst) {
+            return failing;
+        }
+        Box::pin(async move {
+            failing.await?;
+            Err(tower_intercom::StoreError::timed_out(Duration::from_secs(
+                1,
+            )))
+        })
     }
     fn release(
         &self,
@@ -1271,6 +1283,7 @@ async fn a_notification_never_runs_twice_at_once_when_outcomes_are_slow() {
         delay: Duration::from_secs(3),
         claim_delay: Duration::ZERO,
         refuse_completions: false,
+        lose_first_failure_answer: AtomicBool::new(false),
     });
     for id in ["notif_quick", "notif_slow"] {
         inbox
@@ -1336,6 +1349,7 @@ async fn a_slow_claim_does_not_push_the_handler_past_its_lease() {
         // More than the worker's margin (a tenth of the lease).
         claim_delay: Duration::from_millis(300),
         refuse_completions: false,
+        lose_first_failure_answer: AtomicBool::new(false),
     });
     inbox
         .store()
@@ -1378,6 +1392,7 @@ async fn a_claim_that_never_answers_does_not_hold_the_shutdown() {
         // Committed at once, answered after an hour.
         claim_delay: Duration::from_secs(3600),
         refuse_completions: false,
+        lose_first_failure_answer: AtomicBool::new(false),
     });
     let inbox = SqliteInbox::open(file(&dir)).unwrap();
     stalled
@@ -1516,6 +1531,56 @@ async fn a_retry_is_taken_when_due_not_at_the_next_poll() {
     assert!(took < Duration::from_secs(4), "{took:?}");
 }
 
+/// A retry whose recording needed a second try (the first was written,
+/// its answer lost) is still waited for, not found at the next poll
+/// (here 5 s): the second try answers "not recorded", since the first
+/// ended the lease.
+#[tokio::test]
+async fn a_retry_recorded_on_a_second_try_is_taken_when_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = tower_intercom::inbox::Inbox::new(SlowStore {
+        inner: tower_intercom::inbox::SqliteStore::open(file(&dir)).unwrap(),
+        delay: Duration::ZERO,
+        claim_delay: Duration::ZERO,
+        refuse_completions: false,
+        lose_first_failure_answer: AtomicBool::new(true),
+    });
+    inbox
+        .store()
+        .insert(NewNotification::new(
+            "notif_flaky",
+            "ping",
+            Bytes::from_static(b"{}"),
+        ))
+        .await
+        .unwrap();
+    let failures = Arc::new(AtomicU32::new(0));
+    let (trigger, signal) = shutdown();
+    let started = Instant::now();
+    let worker = {
+        let failures = failures.clone();
+        inbox
+            .worker(handler_fn(move |_: ReceivedNotification| {
+                let failed = failures.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    if failed < 1 {
+                        return Err(std::io::Error::other("not yet"));
+                    }
+                    Ok(())
+                }
+            }))
+            .backoff(Duration::from_millis(50), Duration::from_millis(50))
+            .poll_interval(Duration::from_secs(5))
+            .spawn(signal)
+    };
+    wait_for(&inbox, "done after the retry", |c| c.done == 1).await;
+    let took = started.elapsed();
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(failures.load(Ordering::SeqCst), 2);
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
 /// A notification processed but not marked done, because the store
 /// refused the completion and its retries, is reported at `warn`: it will
 /// be processed again when its lease lapses, and the operator must hear of
@@ -1528,6 +1593,7 @@ async fn a_completion_the_store_refuses_is_warned_about() {
         delay: Duration::ZERO,
         claim_delay: Duration::ZERO,
         refuse_completions: true,
+        lose_first_failure_answer: AtomicBool::new(false),
     });
     inbox
         .store()

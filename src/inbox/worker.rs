@@ -562,8 +562,12 @@ async fn process<St, S>(
     };
     match retry(|| store.fail(&id, &token, failure.clone())).await {
         // A retry: the claims look again, to wait for it rather than for
-        // the poll interval (the last claim did not know of it).
-        Ok((true, _)) if failure.retry_at.is_some() => inbox.wake.notify_waiters(),
+        // the poll interval (the last claim did not know of it). Also when
+        // a second try found the lease ended: the first, whose answer was
+        // lost, may have written the retry.
+        Ok((recorded, retried)) if failure.retry_at.is_some() && (recorded || retried) => {
+            inbox.wake.notify_waiters()
+        }
         Ok(_) => {}
         Err(error) => not_recorded(error),
     }

@@ -1496,24 +1496,23 @@ async fn failed_attempts_and_refused_requests_are_warned_about() {
     assert_eq!(warnings.len(), 2, "{logs}");
 }
 
-/// A retry is taken when it is due, not at the next poll (here 5 s): the
-/// failure is recorded after the worker's last claim looked for work.
-#[tokio::test]
-async fn a_retry_is_taken_when_due_not_at_the_next_poll() {
-    let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
-    let service = stack(&inbox);
-    deliver(&service, envelope("notif_flaky", "ping", 1)).await;
-    let failures = Arc::new(AtomicU32::new(0));
+/// Runs a worker (50 ms backoff, 5 s poll) whose handler fails `failing`
+/// times before it succeeds, until the inbox's one notification is done:
+/// how long that took, and how many times the handler ran.
+async fn done_after_failures<St: InboxStore>(
+    inbox: &tower_intercom::inbox::Inbox<St>,
+    failing: u32,
+) -> (Duration, u32) {
+    let runs = Arc::new(AtomicU32::new(0));
     let (trigger, signal) = shutdown();
     let started = Instant::now();
     let worker = {
-        let failures = failures.clone();
+        let runs = runs.clone();
         inbox
             .worker(handler_fn(move |_: ReceivedNotification| {
-                let failed = failures.fetch_add(1, Ordering::SeqCst);
+                let failed = runs.fetch_add(1, Ordering::SeqCst);
                 async move {
-                    if failed < 2 {
+                    if failed < failing {
                         return Err(std::io::Error::other("not yet"));
                     }
                     Ok(())
@@ -1523,11 +1522,23 @@ async fn a_retry_is_taken_when_due_not_at_the_next_poll() {
             .poll_interval(Duration::from_secs(5))
             .spawn(signal)
     };
-    wait_for(&inbox, "done after two retries", |c| c.done == 1).await;
+    wait_for(inbox, "done after the retries", |c| c.done == 1).await;
     let took = started.elapsed();
     trigger.send(()).unwrap();
     worker.await.unwrap();
-    assert_eq!(failures.load(Ordering::SeqCst), 3);
+    (took, runs.load(Ordering::SeqCst))
+}
+
+/// A retry is taken when it is due, not at the next poll (here 5 s): the
+/// failure is recorded after the worker's last claim looked for work.
+#[tokio::test]
+async fn a_retry_is_taken_when_due_not_at_the_next_poll() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let service = stack(&inbox);
+    deliver(&service, envelope("notif_flaky", "ping", 1)).await;
+    let (took, runs) = done_after_failures(&inbox, 2).await;
+    assert_eq!(runs, 3);
     assert!(took < Duration::from_secs(4), "{took:?}");
 }
 
@@ -1554,30 +1565,8 @@ async fn a_retry_recorded_on_a_second_try_is_taken_when_due() {
         ))
         .await
         .unwrap();
-    let failures = Arc::new(AtomicU32::new(0));
-    let (trigger, signal) = shutdown();
-    let started = Instant::now();
-    let worker = {
-        let failures = failures.clone();
-        inbox
-            .worker(handler_fn(move |_: ReceivedNotification| {
-                let failed = failures.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if failed < 1 {
-                        return Err(std::io::Error::other("not yet"));
-                    }
-                    Ok(())
-                }
-            }))
-            .backoff(Duration::from_millis(50), Duration::from_millis(50))
-            .poll_interval(Duration::from_secs(5))
-            .spawn(signal)
-    };
-    wait_for(&inbox, "done after the retry", |c| c.done == 1).await;
-    let took = started.elapsed();
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
-    assert_eq!(failures.load(Ordering::SeqCst), 2);
+    let (took, runs) = done_after_failures(&inbox, 1).await;
+    assert_eq!(runs, 2);
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
 

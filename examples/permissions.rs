@@ -18,6 +18,17 @@
 //! Topics may also be separated by commas. `--list` prints every topic
 //! this crate knows. The data comes from `Topic::required_permission`,
 //! `Topic::accepted_permissions` and `Permission::required_for`.
+//!
+//! A topic the crate does not know is an error (exit status 1), with the
+//! nearest known topics suggested:
+//!
+//! ```text
+//! $ cargo run --example permissions -- contact.created
+//! contact.created  unknown to tower-intercom
+//!
+//! 1 unknown topic(s) not counted: check Intercom's webhook topic reference.
+//! error: unknown topic contact.created; did you mean contact.lead.created, contact.user.created, contact.lead.tag.created?
+//! ```
 
 use std::{env, fmt::Write as _, process::ExitCode};
 
@@ -35,10 +46,12 @@ fn report(topics: &[Topic]) -> String {
     for topic in topics {
         let _ = writeln!(out, "{:width$}  {}", topic.as_str(), describe(topic));
     }
-    let unknown: Vec<&Topic> = topics.iter().filter(|t| !t.is_known()).collect();
+    let unknown = topics.iter().filter(|t| !t.is_known()).count();
     let needed = Permission::required_for(topics);
     out.push('\n');
-    if needed.is_empty() {
+    if unknown == topics.len() {
+        // Nothing known to count.
+    } else if needed.is_empty() {
         out.push_str("These topics need no permission.\n");
     } else {
         out.push_str("Minimum permissions for these topics:\n");
@@ -46,14 +59,61 @@ fn report(topics: &[Topic]) -> String {
             let _ = writeln!(out, "  - {permission}");
         }
     }
-    if !unknown.is_empty() {
+    if unknown > 0 {
+        if unknown < topics.len() {
+            out.push('\n');
+        }
         let _ = writeln!(
             out,
-            "\n{} unknown topic(s) not counted: check Intercom's webhook topic reference.",
-            unknown.len()
+            "{unknown} unknown topic(s) not counted: check Intercom's webhook topic reference."
         );
     }
     out
+}
+
+/// The known topics nearest to the unknown `topic`, nearest first, at most
+/// three: those that hold every dot-separated word of `topic` in the same
+/// order (`contact.created` → `contact.user.created`), then those a few
+/// edits away (`conversation.user.replyed` → `conversation.user.replied`).
+fn suggestions(topic: &str) -> Vec<&'static str> {
+    let words: Vec<&str> = topic.split('.').collect();
+    let holds_every_word = |known: &str| {
+        let mut known_words = known.split('.');
+        words.iter().all(|word| known_words.any(|k| k == *word))
+    };
+    let max_edits = (topic.len() / 4).max(2);
+    let mut near: Vec<(usize, usize, &'static str)> = Topic::known()
+        .iter()
+        .map(Topic::as_str)
+        .filter_map(|known| {
+            let edits = strsim::levenshtein(topic, known);
+            if holds_every_word(known) {
+                Some((0, edits, known))
+            } else if edits <= max_edits {
+                Some((1, edits, known))
+            } else {
+                None
+            }
+        })
+        .collect();
+    near.sort_unstable();
+    near.into_iter()
+        .take(3)
+        .map(|(_, _, known)| known)
+        .collect()
+}
+
+/// The error line for an unknown topic, with suggestions when there are any.
+fn unknown_topic(topic: &Topic) -> String {
+    let near = suggestions(topic.as_str());
+    if near.is_empty() {
+        format!("error: unknown topic {topic}; `--list` prints every known topic")
+    } else {
+        format!(
+            "error: unknown topic {topic}; did you mean {}?",
+            near.join(", ")
+        )
+    }
 }
 
 /// What one topic needs.
@@ -104,5 +164,13 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     print!("{}", report(&topics));
-    ExitCode::SUCCESS
+    let unknown: Vec<&Topic> = topics.iter().filter(|t| !t.is_known()).collect();
+    for topic in &unknown {
+        eprintln!("{}", unknown_topic(topic));
+    }
+    if unknown.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -4,7 +4,7 @@
 use tower_intercom::notification::Topic;
 use tower_intercom_test_support::examples;
 
-/// What the example prints for `args`.
+/// What the example prints for `args`, whose topics are all known.
 fn permissions(args: &[&str]) -> String {
     let output = examples::command("permissions")
         .args(args)
@@ -14,9 +14,24 @@ fn permissions(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// What the example prints for `args`, some of whose topics are unknown:
+/// the report on standard output, the errors on standard error, and a
+/// failed exit status.
+fn permissions_with_unknown(args: &[&str]) -> (String, String) {
+    let output = examples::command("permissions")
+        .args(args)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
 #[test]
 fn the_report_lists_each_topic_and_the_deduplicated_minimum() {
-    let report = permissions(&[
+    let (report, _) = permissions_with_unknown(&[
         "conversation.user.replied,conversation.admin.closed",
         " ticket.created ",
         "contact.user.created",
@@ -60,6 +75,35 @@ fn the_report_lists_each_topic_and_the_deduplicated_minimum() {
         ]
     );
     assert!(report.contains("1 unknown topic(s) not counted"));
+}
+
+#[test]
+fn an_unknown_topic_fails_and_suggests_the_nearest_known_ones() {
+    let (report, errors) = permissions_with_unknown(&["contact.created"]);
+    assert!(report.contains("contact.created  unknown to tower-intercom"));
+    // All topics unknown: no claim that they need no permission.
+    assert!(!report.contains("need no permission"), "{report}");
+    assert_eq!(
+        errors.trim(),
+        "error: unknown topic contact.created; did you mean \
+         contact.lead.created, contact.user.created, contact.lead.tag.created?"
+    );
+
+    // A misspelling: the topic a few letters away comes first.
+    let (_, errors) = permissions_with_unknown(&["ping", "conversation.user.replyed"]);
+    assert!(
+        errors.starts_with(
+            "error: unknown topic conversation.user.replyed; did you mean conversation.user.replied,"
+        ),
+        "{errors}"
+    );
+
+    // Nothing near: a pointer to the list instead.
+    let (_, errors) = permissions_with_unknown(&["spaceship.launched"]);
+    assert_eq!(
+        errors.trim(),
+        "error: unknown topic spaceship.launched; `--list` prints every known topic"
+    );
 }
 
 #[test]

@@ -14,7 +14,7 @@
 #
 # For each body size, every receiver is loaded for DURATION seconds, ROUNDS
 # times, interleaved (the order rotates each round). Prints the medians and
-# the ratios of the README's Performance section, each computed within a round (neighbours in
+# the ratios of BENCHMARKS.md, each computed within a round (neighbours in
 # time share the machine's conditions) then the median over rounds.
 # Settings (environment): DURATION (s, default 5), ROUNDS (8),
 # CONNECTIONS (128), SIZES (bytes, "2048 16384"), EXPRESS (1: include the

@@ -1782,6 +1782,19 @@ async fn other_persistence_settings_are_reported_and_warned_about() {
     ]);
     let (_, logs) = connect_logged(&server).await;
     assert!(logs.contains("maxmemory-policy allkeys-lru"), "{logs}");
+
+    // A volatile-* policy evicts only keys with a TTL, and none of the
+    // inbox's has one: nothing to warn about.
+    let server = Server::start_with(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--maxmemory-policy",
+        "volatile-lru",
+    ]);
+    let (_, logs) = connect_logged(&server).await;
+    assert!(!logs.contains("WARN"), "{logs}");
 }
 
 async fn inbox_persistence(server: &Server) -> Persistence {

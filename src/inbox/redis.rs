@@ -3,7 +3,6 @@
 //! key layout, the scripts and the Redis settings durability needs.
 
 use std::{
-    collections::HashMap,
     fmt,
     sync::{Arc, LazyLock, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -12,7 +11,7 @@ use std::{
 use bytes::Bytes;
 use redis::{aio::ConnectionManager, Script, Value};
 
-use crate::redis_connection::{within, Connection};
+use crate::redis_connection::{config_get, within, Connection, StoreKeys};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::{
@@ -295,9 +294,11 @@ impl fmt::Display for Persistence {
 ///   Cluster, a managed service) can lose writes the old primary had
 ///   acknowledged, whatever the fsync policy.
 /// - **`maxmemory-policy noeviction`**: the keys have no TTL, and an
-///   `allkeys-*` policy would evict notifications and dedupe records. With
-///   `noeviction`, a full Redis refuses inserts, and the receiver answers
-///   503 (Intercom retries).
+///   `allkeys-*` policy would evict notifications and dedupe records
+///   (`volatile-*` ones leave them alone, but evict the keys of the
+///   idempotency layer's `RedisStore`, all with a TTL, if it shares this
+///   Redis). With `noeviction`, a full Redis refuses inserts, and the
+///   receiver answers 503 (Intercom retries).
 ///
 /// [`RedisOptions::connect`] and [`RedisInbox::connect`] read `appendonly`,
 /// `appendfsync`, `no-appendfsync-on-rewrite` and `maxmemory-policy` with
@@ -966,19 +967,18 @@ impl RedisStore {
     async fn read_config(&self) -> (Persistence, Option<String>) {
         let mut connection = self.connection.get();
         let reading = async move {
-            let mut pipe = redis::pipe();
-            for name in [
-                "appendonly",
-                "appendfsync",
-                "no-appendfsync-on-rewrite",
-                "maxmemory-policy",
-            ] {
-                pipe.cmd("CONFIG").arg("GET").arg(name);
-            }
-            let config: redis::RedisResult<Vec<HashMap<String, String>>> =
-                pipe.query_async(&mut connection).await;
-            if let Ok(config) = config {
-                let get = |name: &str| config.iter().find_map(|found| found.get(name).cloned());
+            let config = config_get(
+                &mut connection,
+                &[
+                    "appendonly",
+                    "appendfsync",
+                    "no-appendfsync-on-rewrite",
+                    "maxmemory-policy",
+                ],
+            )
+            .await;
+            if let Ok(mut config) = config {
+                let mut get = |name: &str| config.remove(name);
                 if let (Some(appendonly), Some(appendfsync), Some(no_fsync_on_rewrite)) = (
                     get("appendonly"),
                     get("appendfsync"),
@@ -1048,13 +1048,8 @@ impl RedisStore {
                  no-appendfsync-on-rewrite no, notifications already answered 200 can be lost"
             ),
         }
-        if let Some(policy) = policy.filter(|policy| policy.starts_with("allkeys-")) {
-            tracing::warn!(
-                target: "tower_intercom::inbox",
-                policy = %policy,
-                "Redis may evict the inbox's keys (maxmemory-policy {policy}), losing \
-                 notifications and their deduplication; set maxmemory-policy noeviction"
-            );
+        if let Some(policy) = policy {
+            StoreKeys::Inbox.warn_if_evicted_under(&policy);
         }
     }
 

@@ -15,11 +15,12 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use tower::{ServiceBuilder, ServiceExt};
 use tower_intercom::{
+    health::{HealthCheckRequest, HealthCheckResponse, HealthCheckService},
     idempotency::{IdempotencyLayer, DUPLICATE_HEADER},
     rejection::{Rejection, RejectionKind},
     sign,
     webhook::ReplayWindow,
-    ConfigErrorKind, VerifyIntercomWebhookLayer,
+    ConfigErrorKind, SignatureScheme, VerifyIntercomWebhookLayer,
 };
 use tower_intercom_test_support::{secret, Recorder};
 
@@ -107,4 +108,75 @@ fn a_window_longer_than_the_dedupe_memory_is_a_configuration_error() {
     let err = ReplayWindow::new(Duration::from_secs(HOUR + 1), &dedupe).unwrap_err();
     assert_eq!(err.kind(), ConfigErrorKind::ReplayWindowTooLong);
     assert!(ReplayWindow::new(Duration::from_secs(HOUR), &dedupe).is_ok());
+}
+
+fn health_check(workspace: &str) -> Request<Full<Bytes>> {
+    let body = format!(r#"{{"workspace_id":"{workspace}"}}"#);
+    let signature = SignatureScheme::BodySignature.sign(&secret(), body.as_bytes());
+    Request::post("/intercom/health")
+        .header("x-body-signature", signature)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap()
+}
+
+/// Installation health checks (`X-Body-Signature`) carry no
+/// `first_sent_at` or `created_at`: a windowed layer reused for them, as
+/// the axum example reuses its layer, answers them, and still refuses
+/// stale notifications on the notification route.
+#[tokio::test]
+async fn the_window_leaves_health_checks_alone() {
+    let dedupe = IdempotencyLayer::in_memory();
+    let window = ReplayWindow::new(Duration::from_secs(HOUR), &dedupe).unwrap();
+    let health =
+        || HealthCheckService::new(|_: HealthCheckRequest| async { HealthCheckResponse::ok() });
+    let verify = VerifyIntercomWebhookLayer::new(secret()).replay_window(window.clone());
+    let recorder = Recorder::default();
+    let notifications = ServiceBuilder::new()
+        .layer(verify.clone())
+        .layer(dedupe)
+        .service(recorder.clone());
+    // The window set before the scheme, as the example does, and after it.
+    let health_checks = [
+        ServiceBuilder::new()
+            .layer(verify.scheme(SignatureScheme::BodySignature))
+            .service(health()),
+        ServiceBuilder::new()
+            .layer(
+                VerifyIntercomWebhookLayer::new(secret())
+                    .scheme(SignatureScheme::BodySignature)
+                    .replay_window(window),
+            )
+            .service(health()),
+    ];
+    for health_checks in health_checks {
+        let answer = health_checks
+            .oneshot(health_check("abc123de"))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        let body = http_body_util::BodyExt::collect(answer.into_body())
+            .await
+            .unwrap()
+            .to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json, serde_json::json!({"state": "OK"}));
+    }
+
+    // Notifications are still held to the window.
+    let stale = notifications
+        .clone()
+        .oneshot(delivery("notif_stale", Some(1), 1))
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        stale.extensions().get::<Rejection>().map(Rejection::kind),
+        Some(RejectionKind::Expired)
+    );
+    let undated = notifications
+        .oneshot(delivery("notif_undated", None, 1))
+        .await
+        .unwrap();
+    assert_eq!(undated.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(recorder.calls(), 0);
 }

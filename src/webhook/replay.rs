@@ -34,6 +34,14 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// together they give end-to-end replay protection. That is why the window
 /// may not be longer than the deduplication's memory.
 ///
+/// **Notifications only.** The window applies to
+/// [`SignatureScheme::HubSignature`](crate::SignatureScheme::HubSignature)
+/// requests. Canvas Kit requests and installation health checks
+/// ([`SignatureScheme::BodySignature`](crate::SignatureScheme::BodySignature))
+/// carry no `first_sent_at` or `created_at`, so a layer with
+/// `.scheme(SignatureScheme::BodySignature)` ignores its window: the
+/// notification route's layer can be reused for the health check as it is.
+///
 /// **Off by default, and keep it generous:** Intercom retries failed
 /// deliveries after about a minute, throttles a subscription for up to two
 /// hours after 429s, and queues notifications during its own outages. A

@@ -499,8 +499,10 @@ impl<St: InboxStore> Inbox<St> {
         }
     }
 }
-/// An inbox remembers a done id for its [`retention`](Inbox::retention):
-/// a [`ReplayWindow`](crate::webhook::ReplayWindow) may be as long.
+/// An inbox remembers a done id for its [`retention`](Inbox::retention),
+/// however many ids there are (neither store has a capacity): a
+/// [`ReplayWindow`](crate::webhook::ReplayWindow) may be as long, at any
+/// delivery rate.
 impl<St> crate::webhook::DedupeMemory for Inbox<St> {
     fn dedupe_memory(&self) -> Duration {
         self.config.retention

@@ -182,7 +182,7 @@ pub use self::{
 
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use self::replay::{DedupeMemory, ReplayWindow};
+pub use self::replay::{DedupeMemory, DeliveryRate, ReplayWindow, DEFAULT_DELIVERY_RATE};
 
 /// Reports a refused request (see [`warn_interval`](VerifyIntercomWebhookLayer::warn_interval))
 /// and builds its response: the one place where the verifying layer

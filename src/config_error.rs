@@ -33,6 +33,11 @@ pub enum ConfigErrorKind {
     /// delivery replayed after its id was forgotten, but still inside the
     /// window, would be processed again.
     ReplayWindowTooLong,
+    /// A replay window the deduplication's capacity cannot hold at the
+    /// delivery rate (capacity < window × rate): once full it forgets ids,
+    /// the least recently used first, and a delivery replayed inside the
+    /// window after its id was forgotten would be processed again.
+    ReplayWindowExceedsCapacity,
 }
 
 impl ConfigError {
@@ -53,6 +58,11 @@ impl fmt::Display for ConfigError {
             ConfigErrorKind::ReplayWindowTooLong => {
                 "the replay window is longer than the deduplication remembers ids: \
                  shorten the window or remember ids longer"
+            }
+            ConfigErrorKind::ReplayWindowExceedsCapacity => {
+                "the deduplication holds fewer ids than arrive during the replay window at \
+                 the delivery rate (it needs capacity >= window x rate): raise its capacity, \
+                 shorten the window, or state the real rate"
             }
         })
     }

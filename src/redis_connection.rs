@@ -2,6 +2,7 @@
 //! from a URL, checked, and replaced when it stops answering.
 
 use std::{
+    collections::HashMap,
     sync::{
         atomic::{AtomicBool, AtomicU32, Ordering},
         Arc, Mutex, PoisonError,
@@ -166,6 +167,106 @@ where
         Err(_) => {
             connection.timed_out();
             Err(StoreError::timed_out(timeout))
+        }
+    }
+}
+
+/// Reads Redis settings with `CONFIG GET`, one per name, in one round trip.
+/// A setting this Redis does not know is missing from the map. Fails when
+/// Redis refuses `CONFIG` (an ACL user without it, a managed Redis that
+/// renamed it).
+pub(crate) async fn config_get(
+    connection: &mut ConnectionManager,
+    names: &[&str],
+) -> redis::RedisResult<HashMap<String, String>> {
+    let mut pipe = redis::pipe();
+    for name in names {
+        pipe.cmd("CONFIG").arg("GET").arg(*name);
+    }
+    let found: Vec<HashMap<String, String>> = pipe.query_async(connection).await?;
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// Whose keys a `maxmemory-policy` is judged for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StoreKeys {
+    /// The inbox's: none has a TTL.
+    #[cfg(feature = "inbox-redis")]
+    Inbox,
+    /// The idempotency store's: every one has a TTL.
+    #[cfg(feature = "redis")]
+    Idempotency,
+}
+
+impl StoreKeys {
+    /// Whether Redis can evict these keys under `policy`. Only
+    /// `noeviction` keeps every key. The `volatile-*` policies evict only
+    /// keys with a TTL, but those they evict first: for a store whose
+    /// every key has one, they are no safer than `allkeys-*`.
+    pub(crate) fn evicted_under(self, policy: &str) -> bool {
+        let policy = policy.trim().to_ascii_lowercase();
+        match self {
+            #[cfg(feature = "inbox-redis")]
+            Self::Inbox => policy != "noeviction" && !policy.starts_with("volatile-"),
+            #[cfg(feature = "redis")]
+            Self::Idempotency => policy != "noeviction",
+        }
+    }
+
+    /// Logs a `warn` when Redis can evict these keys under `policy`.
+    pub(crate) fn warn_if_evicted_under(self, policy: &str) {
+        if !self.evicted_under(policy) {
+            return;
+        }
+        let loss = match self {
+            #[cfg(feature = "inbox-redis")]
+            Self::Inbox => "the inbox's keys, losing notifications and their deduplication",
+            #[cfg(feature = "redis")]
+            Self::Idempotency => {
+                "the idempotency store's done markers (each has a TTL), and a duplicate \
+                 delivery of an evicted id is processed again"
+            }
+        };
+        tracing::warn!(
+            target: "tower_intercom::redis",
+            policy = %policy,
+            "with maxmemory-policy {policy}, Redis may evict {loss}; \
+             set maxmemory-policy noeviction"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StoreKeys;
+
+    #[test]
+    #[cfg(feature = "redis")]
+    fn only_noeviction_keeps_keys_with_a_ttl() {
+        for policy in [
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "some-future-policy",
+        ] {
+            assert!(StoreKeys::Idempotency.evicted_under(policy), "{policy}");
+        }
+        assert!(!StoreKeys::Idempotency.evicted_under("noeviction"));
+        assert!(!StoreKeys::Idempotency.evicted_under(" NoEviction "));
+    }
+
+    #[test]
+    #[cfg(feature = "inbox-redis")]
+    fn keys_without_a_ttl_survive_volatile_policies() {
+        for policy in ["noeviction", "volatile-lru", "volatile-ttl", "VOLATILE-LFU"] {
+            assert!(!StoreKeys::Inbox.evicted_under(policy), "{policy}");
+        }
+        for policy in ["allkeys-lru", "allkeys-random", "some-future-policy"] {
+            assert!(StoreKeys::Inbox.evicted_under(policy), "{policy}");
         }
     }
 }

@@ -14,6 +14,7 @@ use tower_intercom_test_support::{
     idempotency::{
         self as harness, notification, post, receiver, scenarios, send, serve, signed, Calls,
     },
+    logs::Logs,
     proxy::SilencingProxy,
     redis_server::RedisServer,
 };
@@ -416,4 +417,32 @@ async fn a_connection_that_goes_silent_is_replaced() {
     }
     assert!(refused >= 1);
     assert_eq!(calls.of("notif_silent"), 1);
+}
+
+/// Every key the store writes has a TTL, so a `volatile-*` policy evicts
+/// exactly its done markers (and an `allkeys-*` one evicts them too): a
+/// duplicate of an evicted id is processed again. Connecting warns unless
+/// the policy is `noeviction`.
+#[tokio::test]
+async fn an_eviction_policy_other_than_noeviction_is_warned_about() {
+    for policy in ["volatile-lru", "volatile-ttl", "allkeys-lru"] {
+        let server = RedisServer::start_with(&["--maxmemory-policy", policy]);
+        let (logs, capturing) = Logs::start();
+        store(&server).await;
+        drop(capturing);
+        let logs = logs.text();
+        assert!(logs.contains("WARN"), "{policy}: {logs}");
+        assert!(
+            logs.contains(&format!("maxmemory-policy {policy}")),
+            "{policy}: {logs}"
+        );
+        assert!(logs.contains("noeviction"), "{policy}: {logs}");
+        assert!(!logs.contains(&server.url()), "{policy}: {logs}");
+    }
+    let server = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
+    let (logs, capturing) = Logs::start();
+    store(&server).await;
+    drop(capturing);
+    let logs = logs.text();
+    assert!(!logs.contains("WARN"), "{logs}");
 }

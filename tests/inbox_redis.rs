@@ -1678,6 +1678,62 @@ async fn redis_with_appendfsync_always_is_durable_and_not_warned_about() {
     assert!(!logs.contains("WARN"), "{logs}");
 }
 
+/// `no-appendfsync-on-rewrite yes`: while Redis rewrites its append-only
+/// file or saves a snapshot (which it starts on its own), it does not
+/// fsync, whatever `appendfsync` says.
+#[tokio::test]
+async fn redis_that_skips_fsync_during_rewrites_is_not_durable_and_warned_about() {
+    for appendfsync in ["always", "everysec"] {
+        let server = Server::start_with(&[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            appendfsync,
+            "--no-appendfsync-on-rewrite",
+            "yes",
+        ]);
+        let (inbox, logs) = connect_logged(&server).await;
+        let persistence = inbox.store().persistence().await;
+        assert_ne!(persistence, Persistence::Durable, "{appendfsync}");
+        assert!(!persistence.is_durable(), "{appendfsync}");
+        assert_eq!(
+            persistence,
+            Persistence::LosesWritesDuringRewrites,
+            "{appendfsync}"
+        );
+        assert!(logs.contains("WARN"), "{appendfsync}: {logs}");
+        assert!(
+            logs.contains("no-appendfsync-on-rewrite yes"),
+            "{appendfsync}: {logs}"
+        );
+    }
+
+    // An ACL user without CONFIG cannot tell: unknown, never durable.
+    let server = Server::start_with(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--no-appendfsync-on-rewrite",
+        "yes",
+        "--user",
+        "inbox",
+        "on",
+        ">inbox-password",
+        "~*",
+        "&*",
+        "+@all",
+        "-config",
+    ]);
+    let url = format!("redis://inbox:inbox-password@127.0.0.1:{}/", server.port());
+    let (logs, capturing) = Logs::start();
+    let inbox = RedisInbox::connect(&url).await.unwrap();
+    drop(capturing);
+    let logs = logs.text();
+    assert_eq!(inbox.store().persistence().await, Persistence::Unknown);
+    assert!(logs.contains("no-appendfsync-on-rewrite no"), "{logs}");
+}
+
 #[tokio::test]
 async fn other_persistence_settings_are_reported_and_warned_about() {
     // everysec: up to a second on a power loss.
@@ -1726,6 +1782,19 @@ async fn other_persistence_settings_are_reported_and_warned_about() {
     ]);
     let (_, logs) = connect_logged(&server).await;
     assert!(logs.contains("maxmemory-policy allkeys-lru"), "{logs}");
+
+    // A volatile-* policy evicts only keys with a TTL, and none of the
+    // inbox's has one: nothing to warn about.
+    let server = Server::start_with(&[
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--maxmemory-policy",
+        "volatile-lru",
+    ]);
+    let (_, logs) = connect_logged(&server).await;
+    assert!(!logs.contains("WARN"), "{logs}");
 }
 
 async fn inbox_persistence(server: &Server) -> Persistence {

@@ -175,10 +175,15 @@ impl<St, R> IdempotencyLayer<St, R> {
     }
 }
 
-/// The layer remembers a processed id for its [`done_ttl`](IdempotencyLayer::done_ttl).
-impl<St, R> crate::webhook::DedupeMemory for IdempotencyLayer<St, R> {
+/// The layer remembers a processed id for its [`done_ttl`](IdempotencyLayer::done_ttl),
+/// and at most as many ids as its store's [`capacity`](IdempotencyStore::capacity).
+impl<St: IdempotencyStore, R> crate::webhook::DedupeMemory for IdempotencyLayer<St, R> {
     fn dedupe_memory(&self) -> Duration {
         self.config.done_ttl
+    }
+
+    fn dedupe_capacity(&self) -> Option<u64> {
+        self.config.store.capacity()
     }
 }
 

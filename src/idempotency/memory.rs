@@ -16,7 +16,10 @@ use super::store::{Claim, ClaimOutcome, IdempotencyStore, StoreFuture};
 /// process's resident memory), so a full store takes about 30 MB. Past the
 /// capacity the least recently used ids are forgotten first, and a late
 /// duplicate of a forgotten id is processed again: 50 000 covers Intercom's
-/// 2-hour redelivery window at about 7 notifications a second.
+/// 2-hour redelivery window at about 7 notifications a second. A
+/// [`ReplayWindow`](crate::webhook::ReplayWindow) must fit in it too
+/// (capacity ≥ window × delivery rate): 50 000 holds 5,000 s at 10
+/// notifications a second.
 pub const DEFAULT_CAPACITY: u64 = 50_000;
 
 /// An [`IdempotencyStore`] in this process's memory, the default.
@@ -163,6 +166,12 @@ impl IdempotencyStore for MemoryStore {
     fn release(&self, claim: &Claim) -> StoreFuture<()> {
         self.release_now(claim);
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// The capacity it was built with: past it, the least recently used
+    /// ids are forgotten.
+    fn capacity(&self) -> Option<u64> {
+        self.cache.policy().max_capacity()
     }
 }
 

@@ -4,7 +4,7 @@ use std::{fmt, future::Future, sync::Arc, sync::LazyLock, time::Duration};
 
 use redis::{aio::ConnectionManager, Script};
 
-use crate::redis_connection::{within, Connection};
+use crate::redis_connection::{config_get, within, Connection, StoreKeys};
 
 use super::{
     store::{Claim, ClaimOutcome, IdempotencyStore, StoreFuture},
@@ -49,11 +49,16 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// (default [`DEFAULT_REDIS_TIMEOUT`]); the layer's
 /// [`FailurePolicy`](super::FailurePolicy) then decides.
 ///
-/// Redis must keep these keys until they expire: with `maxmemory`, use a
-/// `volatile-*` or `noeviction` policy (an evicted key lets a duplicate
-/// through). For `rediss://` (TLS), enable one of the `redis` crate's TLS
-/// features (`tokio-rustls-comp` or `tokio-native-tls-comp`) in your own
-/// `Cargo.toml`.
+/// Redis must keep these keys until they expire: set `maxmemory-policy
+/// noeviction` (Redis's default), so that a full Redis refuses new claims
+/// (the layer's [`FailurePolicy`](super::FailurePolicy) decides) rather
+/// than forgetting done ids. Every key the store writes has a TTL, so a
+/// `volatile-*` policy evicts exactly these keys, as an `allkeys-*` one
+/// does: an evicted done marker lets a duplicate through, processed again.
+/// [`connect`](Self::connect) reads the policy with `CONFIG GET` and logs
+/// a `warn` when it is anything else. For `rediss://` (TLS), enable one of
+/// the `redis` crate's TLS features (`tokio-rustls-comp` or
+/// `tokio-native-tls-comp`) in your own `Cargo.toml`.
 ///
 /// Needs a Tokio runtime.
 ///
@@ -88,6 +93,11 @@ impl RedisStore {
     /// connection fails, not when it goes silent: a failover that took the
     /// server's machine away, a NAT that forgot the connection).
     ///
+    /// Warns (through `tracing`) when Redis's `maxmemory-policy` is not
+    /// `noeviction`: Redis could then evict done markers. When `CONFIG` is
+    /// refused (an ACL user without it, a managed Redis that renames it),
+    /// the policy cannot be read, and this is logged at `debug` only.
+    ///
     /// # Errors
     ///
     /// When the URL is invalid, Redis cannot be reached (after a few
@@ -95,7 +105,9 @@ impl RedisStore {
     /// lacks (`NOAUTH`). The error never contains the URL or its password.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let connection = Connection::open(url, DEFAULT_REDIS_TIMEOUT).await?;
-        Ok(Self::with(connection))
+        let store = Self::with(connection);
+        store.warn_if_evicting().await;
+        Ok(store)
     }
 
     /// A store on a connection you configured yourself (for instance one
@@ -151,6 +163,30 @@ impl RedisStore {
         key.push_str(&self.prefix);
         key.push_str(id);
         key
+    }
+
+    /// Logs a `warn` when Redis's `maxmemory-policy` can evict the store's
+    /// keys.
+    async fn warn_if_evicting(&self) {
+        let mut connection = self.connection.get();
+        let reading = config_get(&mut connection, &["maxmemory-policy"]);
+        match tokio::time::timeout(self.timeout, reading).await {
+            Ok(Ok(mut config)) => {
+                if let Some(policy) = config.remove("maxmemory-policy") {
+                    StoreKeys::Idempotency.warn_if_evicted_under(&policy);
+                }
+            }
+            Ok(Err(error)) => tracing::debug!(
+                target: "tower_intercom::redis",
+                code = error.code().unwrap_or("none"),
+                "could not read Redis's maxmemory-policy (CONFIG GET refused); \
+                 unless it is noeviction, Redis may evict done markers"
+            ),
+            Err(_) => tracing::debug!(
+                target: "tower_intercom::redis",
+                "could not read Redis's maxmemory-policy (no answer in time)"
+            ),
+        }
     }
 
     /// Runs `operation` on a clone of the connection, within the timeout.

@@ -73,6 +73,16 @@ pub trait IdempotencyStore: Send + Sync + 'static {
     /// Removes `claim.id()` if it is still claimed by `claim` (same token);
     /// does nothing otherwise.
     fn release(&self, claim: &Claim) -> StoreFuture<()>;
+
+    /// How many ids the store holds at most: once full, a bounded store
+    /// forgets ids (the least recently used first) before their TTL ends.
+    /// `None`, the default, for a store that keeps each id for its whole
+    /// TTL. [`MemoryStore`](super::MemoryStore) returns its capacity; a
+    /// [`ReplayWindow`](crate::webhook::ReplayWindow) built from the layer
+    /// is checked against it.
+    fn capacity(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl<S: IdempotencyStore + ?Sized> IdempotencyStore for Arc<S> {
@@ -87,6 +97,9 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for Arc<S> {
     fn release(&self, claim: &Claim) -> StoreFuture<()> {
         (**self).release(claim)
     }
+    fn capacity(&self) -> Option<u64> {
+        (**self).capacity()
+    }
 }
 
 impl<S: IdempotencyStore + ?Sized> IdempotencyStore for Box<S> {
@@ -100,6 +113,9 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for Box<S> {
 
     fn release(&self, claim: &Claim) -> StoreFuture<()> {
         (**self).release(claim)
+    }
+    fn capacity(&self) -> Option<u64> {
+        (**self).capacity()
     }
 }
 

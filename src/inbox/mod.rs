@@ -63,6 +63,9 @@
 //!   always` syncs before Redis answers; with `everysec` (Redis's default
 //!   once the append-only file is on) a crash of Redis's machine loses up
 //!   to about the last second of notifications already answered 200; with
+//!   `no-appendfsync-on-rewrite yes`, Redis does not sync at all while it
+//!   rewrites the append-only file or saves a snapshot (which it starts on
+//!   its own), and such a crash then loses up to about 30 s of them; with
 //!   the append-only file off, a restart of Redis loses them. The store
 //!   warns at start-up when Redis's settings can lose what it
 //!   acknowledged (see `RedisStore::persistence`).
@@ -496,8 +499,10 @@ impl<St: InboxStore> Inbox<St> {
         }
     }
 }
-/// An inbox remembers a done id for its [`retention`](Inbox::retention):
-/// a [`ReplayWindow`](crate::webhook::ReplayWindow) may be as long.
+/// An inbox remembers a done id for its [`retention`](Inbox::retention),
+/// however many ids there are (neither store has a capacity): a
+/// [`ReplayWindow`](crate::webhook::ReplayWindow) may be as long, at any
+/// delivery rate.
 impl<St> crate::webhook::DedupeMemory for Inbox<St> {
     fn dedupe_memory(&self) -> Duration {
         self.config.retention

@@ -3,7 +3,6 @@
 //! key layout, the scripts and the Redis settings durability needs.
 
 use std::{
-    collections::HashMap,
     fmt,
     sync::{Arc, LazyLock, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
@@ -12,7 +11,7 @@ use std::{
 use bytes::Bytes;
 use redis::{aio::ConnectionManager, Script, Value};
 
-use crate::redis_connection::{within, Connection};
+use crate::redis_connection::{config_get, within, Connection, StoreKeys};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use super::{
@@ -183,21 +182,31 @@ impl RedisOptions {
     }
 }
 
-/// Whether Redis keeps what it acknowledged, from its `appendonly` and
-/// `appendfsync` settings; see [`RedisStore::persistence`].
+/// Whether Redis keeps what it acknowledged, from its `appendonly`,
+/// `appendfsync` and `no-appendfsync-on-rewrite` settings; see
+/// [`RedisStore::persistence`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Persistence {
-    /// `appendonly yes` and `appendfsync always`: Redis writes and syncs its
-    /// append-only file before it answers, so an acknowledged notification
-    /// survives a crash of Redis, of its machine, or a power loss (on that
-    /// machine: replicas are still asynchronous).
+    /// `appendonly yes`, `appendfsync always` and
+    /// `no-appendfsync-on-rewrite no` (Redis's default): Redis writes and
+    /// syncs its append-only file before it answers, so an acknowledged
+    /// notification survives a crash of Redis, of its machine, or a power
+    /// loss (on that machine: replicas are still asynchronous).
     Durable,
     /// `appendonly yes` and `appendfsync everysec` (Redis's default when
     /// the AOF is on): a crash of Redis alone loses nothing, but a crash of
     /// its machine or a power loss loses up to about the last second of
     /// acknowledged notifications (two seconds when the disk is slow).
     LosesUpToOneSecond,
+    /// `appendonly yes` and `appendfsync always` or `everysec`, but
+    /// `no-appendfsync-on-rewrite yes`: while Redis rewrites its
+    /// append-only file or saves a snapshot (which it starts on its own,
+    /// as the file or the writes grow), it does not sync at all, as with
+    /// `appendfsync no`. A crash of its machine or a power loss then loses
+    /// what the OS had not flushed yet: up to about 30 s of acknowledged
+    /// notifications with Linux's default settings.
+    LosesWritesDuringRewrites,
     /// `appendonly no` (only RDB snapshots, if any) or `appendfsync no`
     /// (the OS flushes when it likes, about every 30 s on Linux): a restart
     /// of Redis can lose acknowledged notifications.
@@ -208,15 +217,19 @@ pub enum Persistence {
 }
 
 impl Persistence {
-    /// What the settings `appendonly` and `appendfsync` mean.
-    fn from_config(appendonly: &str, appendfsync: &str) -> Self {
+    /// What the settings `appendonly`, `appendfsync` and
+    /// `no-appendfsync-on-rewrite` mean.
+    fn from_config(appendonly: &str, appendfsync: &str, no_fsync_on_rewrite: &str) -> Self {
+        let setting = |value: &str| value.trim().to_ascii_lowercase();
         match (
-            appendonly.trim().to_ascii_lowercase().as_str(),
-            appendfsync.trim().to_ascii_lowercase().as_str(),
+            setting(appendonly).as_str(),
+            setting(appendfsync).as_str(),
+            setting(no_fsync_on_rewrite).as_str(),
         ) {
-            ("no", _) | (_, "no") => Self::NotDurable,
-            ("yes", "always") => Self::Durable,
-            ("yes", "everysec") => Self::LosesUpToOneSecond,
+            ("no", _, _) | (_, "no", _) => Self::NotDurable,
+            ("yes", "always" | "everysec", "yes") => Self::LosesWritesDuringRewrites,
+            ("yes", "always", "no") => Self::Durable,
+            ("yes", "everysec", "no") => Self::LosesUpToOneSecond,
             _ => Self::Unknown,
         }
     }
@@ -231,10 +244,16 @@ impl Persistence {
 impl fmt::Display for Persistence {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::Durable => "durable (appendonly yes, appendfsync always)",
+            Self::Durable => {
+                "durable (appendonly yes, appendfsync always, no-appendfsync-on-rewrite no)"
+            }
             Self::LosesUpToOneSecond => {
                 "loses up to about 1 s of acknowledged writes on a power loss \
                  (appendonly yes, appendfsync everysec)"
+            }
+            Self::LosesWritesDuringRewrites => {
+                "loses up to about 30 s of acknowledged writes on a power loss during \
+                 an AOF rewrite or a snapshot (no-appendfsync-on-rewrite yes)"
             }
             Self::NotDurable => {
                 "not durable: acknowledged writes can be lost on restart \
@@ -264,19 +283,28 @@ impl fmt::Display for Persistence {
 ///   crash of Redis itself but loses up to about 1 s of acknowledged
 ///   notifications (2 s at worst, when the disk is slow) if the machine
 ///   crashes or loses power. `appendfsync no` leaves it to the OS.
+/// - **`no-appendfsync-on-rewrite no`** (Redis's default): with `yes`,
+///   Redis does not sync while it rewrites the AOF or saves an RDB
+///   snapshot, whatever `appendfsync` says (its own `redis.conf`: the
+///   durability of `appendfsync no` meanwhile, up to about 30 s lost on a
+///   power loss with Linux's defaults). Rewrites start on their own as the
+///   file grows (`auto-aof-rewrite-percentage`), so this is a loss window
+///   that opens regularly, not a rare event.
 /// - **Replication is asynchronous**: a failover to a replica (Sentinel,
 ///   Cluster, a managed service) can lose writes the old primary had
 ///   acknowledged, whatever the fsync policy.
 /// - **`maxmemory-policy noeviction`**: the keys have no TTL, and an
-///   `allkeys-*` policy would evict notifications and dedupe records. With
-///   `noeviction`, a full Redis refuses inserts, and the receiver answers
-///   503 (Intercom retries).
+///   `allkeys-*` policy would evict notifications and dedupe records
+///   (`volatile-*` ones leave them alone, but evict the keys of the
+///   idempotency layer's `RedisStore`, all with a TTL, if it shares this
+///   Redis). With `noeviction`, a full Redis refuses inserts, and the
+///   receiver answers 503 (Intercom retries).
 ///
 /// [`RedisOptions::connect`] and [`RedisInbox::connect`] read `appendonly`,
-/// `appendfsync` and `maxmemory-policy` with `CONFIG GET` (falling back to
-/// `INFO persistence` when `CONFIG` is refused) and log a `warn` when Redis
-/// can lose what it acknowledged; [`persistence`](Self::persistence)
-/// returns the same finding.
+/// `appendfsync`, `no-appendfsync-on-rewrite` and `maxmemory-policy` with
+/// `CONFIG GET` (falling back to `INFO persistence` when `CONFIG` is
+/// refused) and log a `warn` when Redis can lose what it acknowledged;
+/// [`persistence`](Self::persistence) returns the same finding.
 ///
 /// # Keys
 ///
@@ -928,8 +956,9 @@ impl RedisStore {
     }
 
     /// Whether Redis keeps what it acknowledged, from `CONFIG GET
-    /// appendonly` and `appendfsync`, or `INFO persistence` when `CONFIG`
-    /// is refused. [`Persistence::Unknown`] when neither tells.
+    /// appendonly`, `appendfsync` and `no-appendfsync-on-rewrite`, or
+    /// `INFO persistence` when `CONFIG` is refused.
+    /// [`Persistence::Unknown`] when neither tells.
     pub async fn persistence(&self) -> Persistence {
         self.read_config().await.0
     }
@@ -938,25 +967,31 @@ impl RedisStore {
     async fn read_config(&self) -> (Persistence, Option<String>) {
         let mut connection = self.connection.get();
         let reading = async move {
-            let mut pipe = redis::pipe();
-            for name in ["appendonly", "appendfsync", "maxmemory-policy"] {
-                pipe.cmd("CONFIG").arg("GET").arg(name);
-            }
-            let config: redis::RedisResult<Vec<HashMap<String, String>>> =
-                pipe.query_async(&mut connection).await;
-            if let Ok(config) = config {
-                let get = |name: &str| config.iter().find_map(|found| found.get(name).cloned());
-                if let (Some(appendonly), Some(appendfsync)) =
-                    (get("appendonly"), get("appendfsync"))
-                {
+            let config = config_get(
+                &mut connection,
+                &[
+                    "appendonly",
+                    "appendfsync",
+                    "no-appendfsync-on-rewrite",
+                    "maxmemory-policy",
+                ],
+            )
+            .await;
+            if let Ok(mut config) = config {
+                let mut get = |name: &str| config.remove(name);
+                if let (Some(appendonly), Some(appendfsync), Some(no_fsync_on_rewrite)) = (
+                    get("appendonly"),
+                    get("appendfsync"),
+                    get("no-appendfsync-on-rewrite"),
+                ) {
                     return (
-                        Persistence::from_config(&appendonly, &appendfsync),
+                        Persistence::from_config(&appendonly, &appendfsync, &no_fsync_on_rewrite),
                         get("maxmemory-policy"),
                     );
                 }
             }
             // CONFIG refused or renamed: INFO tells whether the AOF is on,
-            // not its fsync policy.
+            // not its fsync policies.
             let info: redis::RedisResult<String> = redis::cmd("INFO")
                 .arg("persistence")
                 .query_async(&mut connection)
@@ -980,7 +1015,8 @@ impl RedisStore {
     /// inbox's keys.
     async fn warn_if_not_durable(&self) {
         let (persistence, policy) = self.read_config().await;
-        const ADVICE: &str = "set appendonly yes and appendfsync always in redis.conf";
+        const ADVICE: &str = "set appendonly yes, appendfsync always and \
+                              no-appendfsync-on-rewrite no in redis.conf";
         match persistence {
             Persistence::Durable => {}
             Persistence::LosesUpToOneSecond => tracing::warn!(
@@ -989,6 +1025,14 @@ impl RedisStore {
                 "Redis syncs its append-only file once a second (appendfsync everysec): \
                  up to about 1 s (2 s at worst) of notifications already answered 200 \
                  are lost if Redis's machine crashes or loses power; {ADVICE}"
+            ),
+            Persistence::LosesWritesDuringRewrites => tracing::warn!(
+                target: "tower_intercom::inbox",
+                persistence = ?persistence,
+                "Redis does not sync its append-only file while it rewrites it or saves a \
+                 snapshot (no-appendfsync-on-rewrite yes), which it starts on its own: \
+                 up to about 30 s of notifications already answered 200 are lost if \
+                 Redis's machine crashes or loses power meanwhile; {ADVICE}"
             ),
             Persistence::NotDurable => tracing::warn!(
                 target: "tower_intercom::inbox",
@@ -1000,17 +1044,12 @@ impl RedisStore {
                 target: "tower_intercom::inbox",
                 persistence = ?persistence,
                 "could not read Redis's persistence settings (CONFIG GET was refused): \
-                 unless Redis runs with appendonly yes and appendfsync always, \
-                 notifications already answered 200 can be lost"
+                 unless Redis runs with appendonly yes, appendfsync always and \
+                 no-appendfsync-on-rewrite no, notifications already answered 200 can be lost"
             ),
         }
-        if let Some(policy) = policy.filter(|policy| policy.starts_with("allkeys-")) {
-            tracing::warn!(
-                target: "tower_intercom::inbox",
-                policy = %policy,
-                "Redis may evict the inbox's keys (maxmemory-policy {policy}), losing \
-                 notifications and their deduplication; set maxmemory-policy noeviction"
-            );
+        if let Some(policy) = policy {
+            StoreKeys::Inbox.warn_if_evicted_under(&policy);
         }
     }
 
@@ -1749,22 +1788,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn persistence_follows_appendonly_and_appendfsync() {
+    fn persistence_follows_appendonly_appendfsync_and_no_appendfsync_on_rewrite() {
         use Persistence::*;
-        for (appendonly, appendfsync, expected) in [
-            ("yes", "always", Durable),
-            ("yes", "everysec", LosesUpToOneSecond),
-            ("yes", "no", NotDurable),
-            ("no", "always", NotDurable),
-            ("no", "everysec", NotDurable),
-            ("YES", "Always", Durable),
-            ("yes", "sometimes", Unknown),
-            ("", "", Unknown),
+        for (appendonly, appendfsync, no_fsync_on_rewrite, expected) in [
+            ("yes", "always", "no", Durable),
+            ("yes", "everysec", "no", LosesUpToOneSecond),
+            ("yes", "always", "yes", LosesWritesDuringRewrites),
+            ("yes", "everysec", "yes", LosesWritesDuringRewrites),
+            ("yes", "no", "no", NotDurable),
+            ("yes", "no", "yes", NotDurable),
+            ("no", "always", "no", NotDurable),
+            ("no", "everysec", "yes", NotDurable),
+            ("YES", "Always", "No", Durable),
+            ("yes", "sometimes", "no", Unknown),
+            ("yes", "always", "", Unknown),
+            ("", "", "", Unknown),
         ] {
             assert_eq!(
-                Persistence::from_config(appendonly, appendfsync),
+                Persistence::from_config(appendonly, appendfsync, no_fsync_on_rewrite),
                 expected,
-                "{appendonly} {appendfsync}"
+                "{appendonly} {appendfsync} {no_fsync_on_rewrite}"
             );
         }
     }

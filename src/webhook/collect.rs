@@ -101,7 +101,7 @@ impl Collector {
                 .map(|index| index + 1)
         };
         #[cfg(feature = "serde")]
-        if let (Some(_), Some(window)) = (matched, &self.config.replay) {
+        if let (Some(_), Some(window)) = (matched, self.config.replay()) {
             if window.is_expired(super::ReplayWindow::sent_at(&data)) {
                 return Err(RejectionKind::Expired);
             }

@@ -47,8 +47,9 @@ pub(crate) struct Config {
     pub(crate) scheme: SignatureScheme,
     /// Shared by every clone of the layer and its services.
     pub(crate) reports: Arc<Reports>,
+    /// Applied to `X-Hub-Signature` requests only: see [`Config::replay`].
     #[cfg(feature = "serde")]
-    pub(crate) replay: Option<super::ReplayWindow>,
+    replay: Option<super::ReplayWindow>,
 }
 
 impl Config {
@@ -61,6 +62,18 @@ impl Config {
     /// The secrets still accepted during a rotation, newest first.
     pub(crate) fn previous(&self) -> &[WebhookSecret] {
         &self.secrets[1..]
+    }
+
+    /// The replay window verified requests are held to: none under
+    /// [`SignatureScheme::BodySignature`], whose requests (Canvas Kit,
+    /// installation health checks) carry no `first_sent_at` or
+    /// `created_at`, so every one would be refused as undated.
+    #[cfg(feature = "serde")]
+    pub(crate) fn replay(&self) -> Option<&super::ReplayWindow> {
+        match self.scheme {
+            SignatureScheme::HubSignature => self.replay.as_ref(),
+            SignatureScheme::BodySignature => None,
+        }
     }
 
     /// Prepares each secret's key state for the scheme, so that the first
@@ -188,7 +201,9 @@ impl<R> VerifyIntercomWebhookLayer<R> {
     /// Sets the signature to check (default
     /// [`SignatureScheme::HubSignature`]). Use
     /// [`SignatureScheme::BodySignature`] for Canvas Kit requests and app
-    /// installation health checks.
+    /// installation health checks; a [`replay_window`](Self::replay_window)
+    /// does not apply to them, so the notification route's layer can be
+    /// reused for them as it is.
     pub fn scheme(mut self, scheme: SignatureScheme) -> Self {
         let config = Arc::make_mut(&mut self.config);
         config.scheme = scheme;
@@ -213,6 +228,13 @@ impl<R> VerifyIntercomWebhookLayer<R> {
     /// Refuses verified notifications older than `window` (opt-in; off by
     /// default): see [`ReplayWindow`](super::ReplayWindow) for why, and why
     /// it must be generous.
+    ///
+    /// It applies to notifications, [`SignatureScheme::HubSignature`]
+    /// requests, only. Under [`SignatureScheme::BodySignature`] (Canvas Kit
+    /// requests, installation health checks: bodies without
+    /// `first_sent_at` or `created_at`) the layer ignores it, whether the
+    /// scheme was set before or after the window; otherwise it would refuse
+    /// every one of them as undated.
     #[cfg(feature = "serde")]
     #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
     pub fn replay_window(mut self, window: super::ReplayWindow) -> Self {

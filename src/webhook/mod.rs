@@ -14,7 +14,7 @@
 //! | no signature header, or more than one | 401 | no |
 //! | malformed signature (not `sha1=` + 40 hex, `sha256=…`, empty, non-ASCII) | 401 | no |
 //! | signature that matches no secret | 401 | no |
-//! | signed, but older than the opt-in [`ReplayWindow`] (or undated) | 401 | no |
+//! | signed notification (`X-Hub-Signature`), but older than the opt-in [`ReplayWindow`] (or undated) | 401 | no |
 //! | `Content-Length` above the limit | 413, body not read | no |
 //! | body grows past the limit while read | 413, reading stops there | no |
 //! | error while reading the body | 400 | no |
@@ -182,7 +182,7 @@ pub use self::{
 
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use self::replay::{DedupeMemory, ReplayWindow};
+pub use self::replay::{DedupeMemory, DeliveryRate, ReplayWindow, DEFAULT_DELIVERY_RATE};
 
 /// Reports a refused request (see [`warn_interval`](VerifyIntercomWebhookLayer::warn_interval))
 /// and builds its response: the one place where the verifying layer

@@ -9,14 +9,90 @@ use std::{
 use crate::{ConfigError, ConfigErrorKind};
 
 /// Something that remembers notification ids for a while, so that a
-/// redelivery is recognised: the idempotency layer (its `done_ttl`) or an
-/// inbox (its retention of done ids).
+/// redelivery is recognised: the idempotency layer (its `done_ttl`, and its
+/// store's capacity) or an inbox (its retention of done ids).
 ///
-/// A [`ReplayWindow`] is built from one, and may not be longer than its
-/// memory.
+/// A [`ReplayWindow`] is built from one, and may not outlast its memory:
+/// neither in time, nor in number of ids at the delivery rate.
 pub trait DedupeMemory {
     /// How long an id is remembered after it was processed.
     fn dedupe_memory(&self) -> Duration;
+
+    /// How many ids it holds at most, however recent: once full, a bounded
+    /// memory forgets ids (the least recently used first) before their
+    /// time. `None`, the default, when only time bounds it.
+    fn dedupe_capacity(&self) -> Option<u64> {
+        None
+    }
+}
+
+/// A peak rate of notifications (distinct ids), against which a
+/// [`ReplayWindow`] checks a bounded dedupe memory: the memory must hold
+/// every id that arrives during one window.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_intercom::webhook::DeliveryRate;
+///
+/// let rate = DeliveryRate::per_minute(120);
+/// // A 6-hour window at 2 notifications a second: 43,200 ids.
+/// assert_eq!(rate.count_in(Duration::from_secs(6 * 3600)), 43_200);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeliveryRate {
+    count: u64,
+    per: Duration,
+}
+
+/// The delivery rate [`ReplayWindow::new`] assumes: 10 notifications a
+/// second (36,000 an hour). State yours with
+/// [`ReplayWindow::with_delivery_rate`].
+pub const DEFAULT_DELIVERY_RATE: DeliveryRate = DeliveryRate::per_second(10);
+
+impl DeliveryRate {
+    /// `count` notifications a second.
+    pub const fn per_second(count: u64) -> Self {
+        Self {
+            count,
+            per: Duration::from_secs(1),
+        }
+    }
+
+    /// `count` notifications a minute.
+    pub const fn per_minute(count: u64) -> Self {
+        Self {
+            count,
+            per: Duration::from_secs(60),
+        }
+    }
+
+    /// `count` notifications an hour.
+    pub const fn per_hour(count: u64) -> Self {
+        Self {
+            count,
+            per: Duration::from_secs(3600),
+        }
+    }
+
+    /// How many notifications arrive in `window` at this rate, rounded up
+    /// (`u64::MAX` when that is more). A rate of 0 gives 0.
+    pub fn count_in(self, window: Duration) -> u64 {
+        let per = self.per.as_nanos();
+        window
+            .as_nanos()
+            .checked_mul(u128::from(self.count))
+            .map_or(u64::MAX, |total| {
+                u64::try_from(total.div_ceil(per)).unwrap_or(u64::MAX)
+            })
+    }
+}
+
+impl Default for DeliveryRate {
+    fn default() -> Self {
+        DEFAULT_DELIVERY_RATE
+    }
 }
 
 /// The reading of the current time, replaceable in tests.
@@ -32,7 +108,32 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// 401), and so is one with neither timestamp. Inside the window, a replay
 /// is absorbed by its id, by the deduplication the window was built from:
 /// together they give end-to-end replay protection. That is why the window
-/// may not be longer than the deduplication's memory.
+/// may not outlast the deduplication's memory of ids:
+///
+/// - in time: the window may not be longer than the memory
+///   ([`ConfigErrorKind::ReplayWindowTooLong`]);
+/// - in number, for a memory with a capacity (the idempotency layer's
+///   `MemoryStore`): once full it forgets the least recently used ids,
+///   however recent, and a replay of a forgotten id inside the window
+///   would be processed again. Every id that arrives during one window
+///   must fit: **capacity ≥ window × delivery rate**
+///   ([`ConfigErrorKind::ReplayWindowExceedsCapacity`] otherwise). The
+///   rate is the peak rate of notifications (distinct ids) you expect,
+///   stated with [`with_delivery_rate`](Self::with_delivery_rate);
+///   [`new`](Self::new) assumes [`DEFAULT_DELIVERY_RATE`], 10 a second.
+///   So the default `MemoryStore` (50,000 ids) holds a window of 5,000 s
+///   at 10 a second, or of 6 hours at 2 a second (43,200 ids); a 6-hour
+///   window at 10 a second needs 216,000 ids (about 130 MB at some 600
+///   bytes an id). The inbox (SQLite or Redis) and the idempotency
+///   layer's `RedisStore` have no capacity: only time bounds them.
+///
+/// **Notifications only.** The window applies to
+/// [`SignatureScheme::HubSignature`](crate::SignatureScheme::HubSignature)
+/// requests. Canvas Kit requests and installation health checks
+/// ([`SignatureScheme::BodySignature`](crate::SignatureScheme::BodySignature))
+/// carry no `first_sent_at` or `created_at`, so a layer with
+/// `.scheme(SignatureScheme::BodySignature)` ignores its window: the
+/// notification route's layer can be reused for the health check as it is.
 ///
 /// **Off by default, and keep it generous:** Intercom retries failed
 /// deliveries after about a minute, throttles a subscription for up to two
@@ -45,18 +146,27 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// ```
 /// use std::time::Duration;
 /// use tower_intercom::{
-///     idempotency::IdempotencyLayer, webhook::ReplayWindow, ConfigErrorKind,
-///     VerifyIntercomWebhookLayer, WebhookSecret,
+///     idempotency::IdempotencyLayer,
+///     webhook::{DeliveryRate, ReplayWindow},
+///     ConfigErrorKind, VerifyIntercomWebhookLayer, WebhookSecret,
 /// };
 ///
 /// let secret: WebhookSecret = "my-client-secret".parse()?;
-/// let dedupe = IdempotencyLayer::in_memory(); // remembers ids for 24 hours
+/// // Remembers ids for 24 hours, 50,000 at most.
+/// let dedupe = IdempotencyLayer::in_memory();
 ///
-/// let window = ReplayWindow::new(Duration::from_secs(6 * 3600), &dedupe)?;
+/// // At up to 2 notifications a second, 6 hours bring 43,200 ids: they fit.
+/// let six_hours = Duration::from_secs(6 * 3600);
+/// let window =
+///     ReplayWindow::with_delivery_rate(six_hours, DeliveryRate::per_second(2), &dedupe)?;
 /// let layer = VerifyIntercomWebhookLayer::new(secret).replay_window(window);
 /// # let _ = layer;
 ///
-/// // Longer than the dedupe memory: refused when configured.
+/// // At the default 10 a second they would be 216,000: refused.
+/// let err = ReplayWindow::new(six_hours, &dedupe).unwrap_err();
+/// assert_eq!(err.kind(), ConfigErrorKind::ReplayWindowExceedsCapacity);
+///
+/// // Longer than the dedupe memory: refused.
 /// let err = ReplayWindow::new(Duration::from_secs(48 * 3600), &dedupe).unwrap_err();
 /// assert_eq!(err.kind(), ConfigErrorKind::ReplayWindowTooLong);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -68,15 +178,44 @@ pub struct ReplayWindow {
 }
 
 impl ReplayWindow {
-    /// Refuses notifications older than `max_age`, alongside `dedupe`.
+    /// Refuses notifications older than `max_age`, alongside `dedupe`,
+    /// for up to [`DEFAULT_DELIVERY_RATE`] (10 notifications a second);
+    /// see [`with_delivery_rate`](Self::with_delivery_rate).
     ///
     /// # Errors
     ///
     /// [`ConfigErrorKind::ReplayWindowTooLong`] when `max_age` is longer
-    /// than `dedupe` remembers ids.
+    /// than `dedupe` remembers ids;
+    /// [`ConfigErrorKind::ReplayWindowExceedsCapacity`] when `dedupe` has
+    /// a capacity smaller than the ids of one window at that rate.
     pub fn new(max_age: Duration, dedupe: &impl DedupeMemory) -> Result<Self, ConfigError> {
+        Self::with_delivery_rate(max_age, DEFAULT_DELIVERY_RATE, dedupe)
+    }
+
+    /// Refuses notifications older than `max_age`, alongside `dedupe`,
+    /// which receives up to `rate` notifications: a bounded `dedupe` must
+    /// hold `rate.count_in(max_age)` ids.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigErrorKind::ReplayWindowTooLong`] when `max_age` is longer
+    /// than `dedupe` remembers ids;
+    /// [`ConfigErrorKind::ReplayWindowExceedsCapacity`] when `dedupe` has
+    /// a capacity smaller than `rate.count_in(max_age)`.
+    pub fn with_delivery_rate(
+        max_age: Duration,
+        rate: DeliveryRate,
+        dedupe: &impl DedupeMemory,
+    ) -> Result<Self, ConfigError> {
         if max_age > dedupe.dedupe_memory() {
             return Err(ConfigError::new(ConfigErrorKind::ReplayWindowTooLong));
+        }
+        if let Some(capacity) = dedupe.dedupe_capacity() {
+            if rate.count_in(max_age) > capacity {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::ReplayWindowExceedsCapacity,
+                ));
+            }
         }
         Ok(Self {
             max_age,
@@ -148,6 +287,64 @@ mod tests {
         fn dedupe_memory(&self) -> Duration {
             self.0
         }
+    }
+
+    struct Holds(u64);
+
+    impl DedupeMemory for Holds {
+        fn dedupe_memory(&self) -> Duration {
+            Duration::MAX
+        }
+
+        fn dedupe_capacity(&self) -> Option<u64> {
+            Some(self.0)
+        }
+    }
+
+    #[test]
+    fn rates_count_the_ids_of_a_window_rounded_up() {
+        let hour = Duration::from_secs(3600);
+        assert_eq!(DeliveryRate::per_second(10).count_in(hour), 36_000);
+        assert_eq!(DeliveryRate::per_minute(1).count_in(hour), 60);
+        assert_eq!(
+            DeliveryRate::per_hour(1).count_in(Duration::from_secs(1)),
+            1
+        );
+        assert_eq!(DeliveryRate::per_hour(7).count_in(Duration::ZERO), 0);
+        assert_eq!(DeliveryRate::per_second(0).count_in(Duration::MAX), 0);
+        assert_eq!(
+            DeliveryRate::per_second(u64::MAX).count_in(Duration::MAX),
+            u64::MAX
+        );
+        assert_eq!(DeliveryRate::per_hour(u64::MAX).count_in(hour), u64::MAX);
+        assert_eq!(DeliveryRate::default(), DEFAULT_DELIVERY_RATE);
+    }
+
+    #[test]
+    fn a_bounded_memory_must_hold_one_window_of_ids() {
+        let minute = Duration::from_secs(60);
+        let ten_a_second = DeliveryRate::per_second(10);
+        assert!(ReplayWindow::with_delivery_rate(minute, ten_a_second, &Holds(600)).is_ok());
+        let err = ReplayWindow::with_delivery_rate(minute, ten_a_second, &Holds(599)).unwrap_err();
+        assert_eq!(err.kind(), ConfigErrorKind::ReplayWindowExceedsCapacity);
+        // new assumes the default rate.
+        assert!(ReplayWindow::new(minute, &Holds(600)).is_ok());
+        assert!(ReplayWindow::new(minute, &Holds(599)).is_err());
+        // Extreme values refuse, never panic.
+        for capacity in [0, 1, u64::MAX] {
+            let _ = ReplayWindow::with_delivery_rate(
+                Duration::MAX,
+                DeliveryRate::per_second(u64::MAX),
+                &Holds(capacity),
+            );
+        }
+        // Without a capacity, only time counts.
+        assert!(ReplayWindow::with_delivery_rate(
+            Duration::MAX,
+            DeliveryRate::per_second(u64::MAX),
+            &Remembers(Duration::MAX)
+        )
+        .is_ok());
     }
 
     #[test]

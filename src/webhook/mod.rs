@@ -36,9 +36,11 @@
 //! far, and never more than the limit
 //! ([`max_body_size`](VerifyIntercomWebhookLayer::max_body_size), 2 MiB by
 //! default): a one-frame body is the frame itself, a body in several frames
-//! is copied once into one buffer (sized from `Content-Length` when the
-//! request announces one, grown as bytes arrive otherwise). So the memory of
-//! the webhooks in flight is at most
+//! is copied into one buffer that grows with the bytes that arrive, at most
+//! 64 KiB ahead of them and never past the announced `Content-Length` or
+//! the limit. An announced length reserves nothing by itself: a client
+//! that announces 2 MiB and sends ten bytes holds ten bytes (plus the
+//! step), not 2 MiB. So the memory of the webhooks in flight is at most
 //!
 //! > limit × webhooks in flight + a few KiB per connection (the server's own
 //! > buffers)

@@ -400,14 +400,81 @@ async fn head_can_be_rejected() {
     assert_eq!(recorder.calls(), 0);
 }
 
+/// Intercom sends every webhook with `POST`: any other method gets 405
+/// with `Allow`, signed or not, without a byte of the body read. (`GET`
+/// was answered 401 `missing X-Hub-Signature header`, which sent people
+/// who opened the URL in a browser looking for a secret problem.)
 #[tokio::test]
-async fn other_methods_are_verified_like_post() {
-    let request = Request::get("/webhooks/intercom")
-        .body(ScriptedBody::new([]))
+async fn other_methods_are_405_with_allow_before_the_body_is_read() {
+    for (policy, allow) in [
+        (HeadPolicy::Respond, "POST, HEAD"),
+        (HeadPolicy::Forward, "POST, HEAD"),
+        (HeadPolicy::Reject, "POST"),
+    ] {
+        for method in [
+            Method::GET,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+            Method::PATCH,
+        ] {
+            let body = ScriptedBody::new([Step::Data(Bytes::from_static(PING))]);
+            let polls = body.polls();
+            let request = Request::builder()
+                .method(method.clone())
+                .uri("/webhooks/intercom")
+                .header("x-hub-signature", sign(&secret(), PING))
+                .body(body)
+                .unwrap();
+            let (recorder, status, headers, body, rejection) =
+                send(&layer().head(policy), request).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(headers[header::ALLOW], allow, "{method} {policy:?}");
+            assert_eq!(
+                rejection.map(|r| r.kind()),
+                Some(RejectionKind::MethodNotAllowed)
+            );
+            let json: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                json["error"],
+                "method not allowed: Intercom sends webhooks with POST"
+            );
+            assert_eq!((recorder.calls(), polls.load(Ordering::SeqCst)), (0, 0));
+        }
+    }
+}
+
+/// A custom rejection response gets the `Allow` header of a 405 too,
+/// unless it set its own.
+#[tokio::test]
+async fn a_custom_405_gets_allow_unless_it_has_one() {
+    let plain = layer().on_rejection(|rejection: &Rejection| {
+        let mut response = http::Response::new(Bytes::from_static(b"no"));
+        *response.status_mut() = rejection.status();
+        response
+    });
+    let own = layer().on_rejection(|rejection: &Rejection| {
+        let mut response = http::Response::new(Bytes::from_static(b"no"));
+        *response.status_mut() = rejection.status();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        response
+    });
+    let get = || {
+        Request::get("/webhooks/intercom")
+            .body(ScriptedBody::new([]))
+            .unwrap()
+    };
+    let response = plain
+        .layer(Recorder::default())
+        .oneshot(get())
+        .await
         .unwrap();
-    let (recorder, status, ..) = send(&layer(), request).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(recorder.calls(), 0);
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()[header::ALLOW], "POST, HEAD");
+    let response = own.layer(Recorder::default()).oneshot(get()).await.unwrap();
+    assert_eq!(response.headers()[header::ALLOW], "POST");
 }
 
 #[tokio::test]

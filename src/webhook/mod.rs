@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | valid signature | the inner service's | yes |
 //! | `HEAD` ([`HeadPolicy::Respond`], the default) | 200, empty | no |
+//! | any method but `POST` and `HEAD` | 405, with `Allow: POST, HEAD`, body not read | no |
 //! | no signature header, or more than one | 401 | no |
 //! | malformed signature (not `sha1=` + 40 hex, `sha256=…`, empty, non-ASCII) | 401 | no |
 //! | signature that matches no secret | 401 | no |
@@ -197,7 +198,18 @@ pub(crate) fn reject<R: RejectionResponse>(
     let rejection = Rejection::new(kind, config.scheme);
     config.reports.report(&rejection);
     crate::measure::webhook_rejected(kind);
-    respond(on_rejection, rejection)
+    let mut response = respond(on_rejection, rejection);
+    if matches!(
+        kind,
+        RejectionKind::MethodNotAllowed | RejectionKind::HeadNotAllowed
+    ) {
+        // A 405 says what is allowed (RFC 9110, 15.5.6), whoever built it.
+        response
+            .headers_mut()
+            .entry(http::header::ALLOW)
+            .or_insert_with(|| config.head.allow());
+    }
+    response
 }
 
 /// Proof that a request passed [`VerifyIntercomWebhook`]: a request

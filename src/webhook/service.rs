@@ -99,6 +99,9 @@ where
                 }
             };
         }
+        if request.method() != Method::POST {
+            return reject(&mut self.on_rejection, RejectionKind::MethodNotAllowed);
+        }
 
         let expected = match expected_digest(config, &request) {
             Ok(expected) => expected,

@@ -16,6 +16,19 @@
 //!   signed with `X-Body-Signature`.
 //! - `GET /healthz`: open.
 //!
+//! Every request, signed or not, is bounded, with the numbers of
+//! `examples/hyper.rs`: its headers must arrive within `HEADER_TIMEOUT`
+//! (5 s) and the whole request, body included, within `REQUEST_TIMEOUT`
+//! (5 s, then 408; Intercom retries); at most `MAX_IN_FLIGHT` (256) are
+//! handled at once, and more get 429 at once, before their body is read
+//! (Intercom backs off and retries); a body is at most `MAX_BODY_SIZE`
+//! (1 MiB, then 413). So the memory the webhooks hold is at most
+//! 256 × 1 MiB, plus a few KiB per open connection, and a client that
+//! trickles its body a byte at a time is cut after 5 s. `axum::serve` takes
+//! no header timeout: this example serves its router with hyper-util's
+//! connection builder instead, as axum's `serve-with-hyper` example does.
+//! Users copy this file: the limits are part of the receiver, not an extra.
+//!
 //! `INBOX_URL` picks the inbox: unset, an SQLite file
 //! `intercom-inbox.sqlite3` in the current directory; `sqlite:<path>`,
 //! `sqlite://<path>` or a plain path, another file; `redis://…`,
@@ -33,20 +46,39 @@ use std::{
 };
 
 use axum::{
+    error_handling::HandleErrorLayer,
     extract::State,
     http::{header, StatusCode},
     response::IntoResponse,
     routing::get,
-    Json, Router,
+    BoxError, Json, Router,
+};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::watch};
+use tower::{limit::GlobalConcurrencyLimitLayer, load_shed::error::Overloaded, ServiceBuilder};
 use tower_intercom::{
     health::{HealthCheckRequest, HealthCheckResponse, HealthCheckService},
     inbox::{handler_fn, Inbox, InboxStore, ReceivedNotification, RedisStore, SqliteStore},
     notification::{Notification, Topic},
     sign, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret,
 };
+
+/// The largest body buffered: far above Intercom's notifications (tens of
+/// KiB), far below what would hurt.
+const MAX_BODY_SIZE: usize = 1024 * 1024;
+/// Requests handled at once on the webhook port; beyond it, 429 at once,
+/// before reading.
+const MAX_IN_FLIGHT: usize = 256;
+/// Time for a whole request, body and handler included. Intercom gives up
+/// after 5 s.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time for a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The inbox, whichever store `INBOX_URL` picked.
 type AnyInbox = Inbox<Arc<dyn InboxStore>>;
@@ -58,16 +90,26 @@ struct AppState {
 }
 
 /// The application: the verified webhook route into the inbox, the health
-/// check, the inbox's counts and the metrics.
+/// check, the inbox's counts and the metrics, every request under the
+/// limits.
 fn app(verify: VerifyIntercomWebhookLayer, state: AppState) -> Router {
-    let receiver = tower::ServiceBuilder::new()
+    let verify = verify.max_body_size(MAX_BODY_SIZE);
+    let receiver = ServiceBuilder::new()
         .layer(verify.clone())
         .service(state.inbox.receiver());
-    let health = tower::ServiceBuilder::new()
+    let health = ServiceBuilder::new()
         .layer(verify.scheme(SignatureScheme::BodySignature))
         .service(HealthCheckService::new(|_: HealthCheckRequest| async {
             HealthCheckResponse::ok()
         }));
+    // Outermost first: refuse when full, count the request in flight,
+    // bound its time. One budget for the whole server (a global limit:
+    // axum layers each route apart).
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded_or_timed_out))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
+        .timeout(REQUEST_TIMEOUT);
     Router::new()
         .route_service(WEBHOOK_PATH, receiver)
         .route_service("/intercom/health", health)
@@ -75,6 +117,24 @@ fn app(verify: VerifyIntercomWebhookLayer, state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
+        .layer(limits)
+}
+
+/// 429 when `MAX_IN_FLIGHT` requests are already being handled (Intercom
+/// backs off and retries), 408 when one was not complete in time.
+async fn overloaded_or_timed_out(err: BoxError) -> impl IntoResponse {
+    if err.is::<Overloaded>() {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(serde_json::json!({"error": "overloaded"})),
+        )
+    } else {
+        // `tower::timeout::error::Elapsed`: the only other error here.
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            Json(serde_json::json!({"error": "timed out"})),
+        )
+    }
 }
 
 async fn inbox_counts(State(state): State<AppState>) -> impl IntoResponse {
@@ -188,8 +248,9 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let shutdown = shutdown_signal();
     let listener = listen(dev_secret.as_deref()).await?;
 
-    // The worker stops taking notifications on shutdown and hands back
-    // what it could not finish within its grace period.
+    // On shutdown, the server stops accepting and finishes the requests in
+    // flight; the worker stops taking notifications and hands back what it
+    // could not finish within its grace period.
     let (stop, stopped) = watch::channel(false);
     let worker = inbox
         .worker(handler_fn(process))
@@ -202,12 +263,59 @@ async fn run() -> Result<(), Box<dyn Error>> {
             let _ = stopped.wait_for(|stop| *stop).await;
         });
     let state = AppState { inbox, metrics };
-    axum::serve(listener, app(verify, state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let server = tokio::spawn(serve(listener, app(verify, state), stop.subscribe()));
+    shutdown.await;
     let _ = stop.send(true);
+    server.await?;
     worker.await?;
     Ok(())
+}
+
+/// Serves `app` on `listener` until `stop` turns true, then lets the
+/// requests in flight finish.
+///
+/// A connection's request headers must arrive within `HEADER_TIMEOUT`:
+/// `axum::serve` sets no such timeout, so a client that never finished its
+/// headers would hold its connection (and a task) forever.
+async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
+    let mut server = auto::Builder::new(TokioExecutor::new());
+    server
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        // Out of file descriptors, most often: wait for
+                        // connections to close rather than spin.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let connection = server.serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(app.clone()),
+                );
+                let connection = graceful.watch(connection.into_owned());
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut stopped => break,
+        }
+    }
+    graceful.shutdown().await;
 }
 
 // Setup, the same in every example receiver: the secret, the port, a ready

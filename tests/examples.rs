@@ -601,3 +601,158 @@ fn axum_example_opens_an_sqlite_url_relative_to_its_directory() {
     );
     assert!(dir.path().join("inbox-here.sqlite3").exists());
 }
+
+/// What a slow client saw: the status of the answer it got (if it could
+/// read one) and whether the server closed the connection in time.
+#[derive(Debug)]
+struct Held {
+    status: Option<u16>,
+    closed: bool,
+}
+
+/// Connects to `addr`, writes `head` and `burst` bytes of body at once,
+/// then one more byte every 500 ms, as a slowloris client does, until the
+/// server closes the connection or `deadline` passes.
+async fn hold(
+    addr: SocketAddr,
+    head: String,
+    burst: usize,
+    deadline: tokio::time::Instant,
+) -> Held {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        writer.write_all(&vec![b'0'; burst]).await?;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            writer.write_all(b"0").await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0; 1024];
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
+            Err(_) => break false,
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+        }
+    };
+    trickle.abort();
+    let status = answer
+        .get(9..12)
+        .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok());
+    Held { status, closed }
+}
+
+/// A line of `/proc/PID/status`, in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Unauthenticated clients cannot hold the axum example: slow bodies under
+/// a well-formed wrong signature (`sha1=0…`) trickled a byte at a time,
+/// bodies announcing 2 MiB with 1 MiB sent at once, and headers that never
+/// end. Beyond 256 bodies in flight the example answers 429 at once; the
+/// others get 408 when the 5 s request timeout ends them, headers are cut
+/// after 5 s, and every connection is closed; its memory stays bounded.
+/// (Before, it had no timeout and no limit: every connection stayed open,
+/// each holding what it sent.)
+#[tokio::test]
+async fn axum_example_closes_slow_unsigned_bodies_and_keeps_memory_bounded() {
+    /// Trickled bodies: more than the 256 the example handles at once.
+    const SLOW: usize = 300;
+    /// Bodies announcing 2 MiB (the layer's default limit) that send 1 MiB.
+    const LARGE: usize = 150;
+    /// Headers that never end.
+    const HEADERS: usize = 20;
+    /// What the example's memory may grow by: far below what the clients
+    /// send (150 MiB), above what the open connections cost.
+    const BOUND_KIB: u64 = 64 * 1024;
+
+    let running = Running::start("axum", &[("INTERCOM_WEBHOOK_SECRET", "slow-secret")]);
+    let (addr, pid) = (running.addr, running.pid());
+    let before = status_kib(pid, "VmRSS");
+    let forged = "sha1=0000000000000000000000000000000000000000";
+    let request = |length: usize| {
+        format!(
+            "POST /webhooks/intercom HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+             x-hub-signature: {forged}\r\ncontent-length: {length}\r\n\r\n{{\"type\":"
+        )
+    };
+    let start = tokio::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs(30);
+    let slow: Vec<_> = (0..SLOW)
+        .map(|_| tokio::spawn(hold(addr, request(1024 * 1024), 0, deadline)))
+        .collect();
+    let large: Vec<_> = (0..LARGE)
+        .map(|_| tokio::spawn(hold(addr, request(2 * 1024 * 1024), 1024 * 1024, deadline)))
+        .collect();
+    let headers: Vec<_> = (0..HEADERS)
+        .map(|_| {
+            let head = format!("POST /webhooks/intercom HTTP/1.1\r\nhost: {addr}\r\nx-slow: ");
+            tokio::spawn(hold(addr, head, 0, deadline))
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for (group, tasks) in [("slow", slow), ("large", large), ("headers", headers)] {
+        for task in tasks {
+            outcomes.push((group, task.await.unwrap()));
+        }
+    }
+    let elapsed = start.elapsed();
+    let grown = status_kib(pid, "VmHWM").saturating_sub(before);
+    let open = outcomes.iter().filter(|(_, held)| !held.closed).count();
+    let statuses = |group: &str| {
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, held) in outcomes.iter().filter(|(g, _)| *g == group) {
+            *counts.entry(held.status).or_insert(0) += 1;
+        }
+        counts
+    };
+    let report = format!(
+        "{open} of {} connections still open after {elapsed:?}; peak memory grew by {grown} KiB; \
+         statuses: slow {:?}, large {:?}, headers {:?}",
+        outcomes.len(),
+        statuses("slow"),
+        statuses("large"),
+        statuses("headers"),
+    );
+    println!("{report}");
+    assert_eq!(open, 0, "{report}");
+    assert!(grown < BOUND_KIB, "{report}");
+
+    // The trickled bodies: 429 beyond the limit, 408 at the timeout.
+    let slow = statuses("slow");
+    assert!(
+        slow.keys().all(|status| matches!(status, Some(408 | 429))),
+        "{report}"
+    );
+    assert!(
+        slow.get(&Some(429)).copied().unwrap_or(0) >= SLOW - 256,
+        "{report}"
+    );
+    assert!(slow.get(&Some(408)).copied().unwrap_or(0) >= 1, "{report}");
+    // The large ones are refused before their body is read (413, or 429
+    // while the slow ones fill the example); some clients see the
+    // connection reset before they can read the answer.
+    assert!(
+        statuses("large")
+            .keys()
+            .all(|status| matches!(status, None | Some(413 | 429))),
+        "{report}"
+    );
+
+    // And the example still takes Intercom's deliveries.
+    let secret = WebhookSecret::new("slow-secret").unwrap();
+    let answer = deliver(addr, &secret, &delivery("notif_after_slowloris", 1)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+}

@@ -96,7 +96,10 @@
 //!
 //! `examples/hyper.rs` serves exactly this stack, with hyper's own header
 //! read timeout; `scripts/memory.sh` floods it and prints its resident
-//! memory.
+//! memory. `examples/axum.rs` applies the same limits to its axum router
+//! (`HandleErrorLayer` turns their errors into 429 and 408) and serves it
+//! with hyper-util's connection builder, for the header read timeout that
+//! `axum::serve` does not set.
 //!
 //! # Verify, then reserve
 //!

@@ -106,6 +106,11 @@ impl Running {
         Self::start_in(dir, port, name, env, "Listening for Intercom webhooks")
     }
 
+    /// The process id, to read what the kernel says of it (`/proc/PID/…`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the process with SIGKILL, as a crash, an OOM kill or a hard
     /// redeploy does, and waits for it.
     pub fn kill(&mut self) {

@@ -35,6 +35,10 @@
 //! `rediss://…` or `redis+unix://…`, Redis (shared by receivers on many
 //! machines; configure its persistence, see the crate's docs). Any other
 //! scheme is refused.
+//!
+//! Start-up checks every setting (the secrets, `PORT`, `INBOX_URL`) before
+//! it opens the inbox, and opens the inbox before it listens: a mistyped
+//! setting creates no file and takes no port.
 
 use std::{
     env,
@@ -175,58 +179,101 @@ async fn process(notification: ReceivedNotification) -> Result<(), Box<dyn Error
     Ok(())
 }
 
-/// The inbox `INBOX_URL` names.
-async fn open_inbox() -> Result<AnyInbox, Box<dyn Error>> {
-    let url = env::var("INBOX_URL").unwrap_or_default();
-    // A URL's scheme, if `url` starts with one (`word:`); errors name it,
-    // never the rest, which can carry a password.
-    let scheme = url.split_once(':').and_then(|(scheme, _)| {
-        let mut chars = scheme.chars();
-        let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-            && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
-        is_scheme.then(|| scheme.to_ascii_lowercase())
-    });
-    let rest = scheme
-        .as_ref()
-        .map_or(&url[..], |scheme| &url[scheme.len() + 1..]);
-    let store: Arc<dyn InboxStore> = match scheme.as_deref() {
-        Some("redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix")
-            if rest.starts_with("//") =>
-        {
-            // Warns at start-up when Redis's persistence can lose what was
-            // acknowledged (see `RedisStore`).
-            let store = RedisStore::connect(&url)
-                .await
-                .map_err(|err| format!("cannot connect to the Redis inbox: {err}"))?;
-            println!("Inbox: Redis (INBOX_URL)");
-            Arc::new(store)
-        }
-        // `sqlite:inbox.db` and `sqlite://inbox.db` name `inbox.db`,
-        // `sqlite:///srv/inbox.db` an absolute path; or a plain path.
-        Some("sqlite") | None => {
-            let path = rest.strip_prefix("//").unwrap_or(rest);
-            if path.contains('?') {
-                return Err("INBOX_URL: sqlite:<path> takes no query (?…)".into());
+/// Where the inbox is (`INBOX_URL`): checked with the other settings,
+/// opened once they are all good.
+enum InboxUrl {
+    Sqlite(String),
+    Redis(String),
+}
+
+impl InboxUrl {
+    /// Reads `INBOX_URL`. Errors name the URL's scheme, never the rest,
+    /// which can carry a password.
+    fn from_env() -> Result<Self, Box<dyn Error>> {
+        let url = match env::var("INBOX_URL") {
+            Ok(url) => url,
+            Err(env::VarError::NotPresent) => String::new(),
+            Err(env::VarError::NotUnicode(_)) => return Err("INBOX_URL is not UTF-8".into()),
+        };
+        // A URL's scheme, if `url` starts with one (`word:`).
+        let scheme = url.split_once(':').and_then(|(scheme, _)| {
+            let mut chars = scheme.chars();
+            let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+            is_scheme.then(|| scheme.to_ascii_lowercase())
+        });
+        let rest = scheme
+            .as_ref()
+            .map_or(&url[..], |scheme| &url[scheme.len() + 1..]);
+        match scheme.as_deref() {
+            Some(
+                "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix",
+            ) if rest.starts_with("//") => Ok(Self::Redis(url)),
+            // `sqlite:inbox.db` and `sqlite://inbox.db` name `inbox.db`,
+            // `sqlite:///srv/inbox.db` an absolute path; or a plain path.
+            Some("sqlite") | None => {
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.contains('?') {
+                    return Err("INBOX_URL: sqlite:<path> takes no query (?…)".into());
+                }
+                let path = if path.is_empty() {
+                    "intercom-inbox.sqlite3"
+                } else {
+                    path
+                };
+                Ok(Self::Sqlite(path.to_owned()))
             }
-            let path = if path.is_empty() {
-                "intercom-inbox.sqlite3"
-            } else {
-                path
-            };
-            let store = SqliteStore::open(path)
-                .map_err(|err| format!("cannot open the inbox {path}: {err}"))?;
-            println!("Inbox: SQLite file {path}");
-            Arc::new(store)
-        }
-        Some(scheme) => {
-            return Err(format!(
+            Some(scheme) => Err(format!(
                 "INBOX_URL: cannot use a {scheme:?} URL: use redis://… (or rediss://, \
                  redis+unix://) for Redis, or sqlite:<path> or a plain path for SQLite"
             )
-            .into())
+            .into()),
         }
-    };
-    Ok(Inbox::new(store))
+    }
+
+    /// Opens the store (an SQLite file is created if missing).
+    async fn open(&self) -> Result<AnyInbox, Box<dyn Error>> {
+        let store: Arc<dyn InboxStore> = match self {
+            Self::Redis(url) => {
+                // Warns at start-up when Redis's persistence can lose what
+                // was acknowledged (see `RedisStore`).
+                let store = RedisStore::connect(url)
+                    .await
+                    .map_err(|err| format!("cannot connect to the Redis inbox: {err}"))?;
+                println!("Inbox: Redis (INBOX_URL)");
+                Arc::new(store)
+            }
+            Self::Sqlite(path) => {
+                let store = SqliteStore::open(path)
+                    .map_err(|err| format!("cannot open the inbox {path}: {err}"))?;
+                println!("Inbox: SQLite file {path}");
+                Arc::new(store)
+            }
+        };
+        Ok(Inbox::new(store))
+    }
+}
+
+/// Every setting, read and checked before anything is opened or bound.
+struct Settings {
+    verify: VerifyIntercomWebhookLayer,
+    /// The development secret, when `INTERCOM_WEBHOOK_SECRET` is unset.
+    dev_secret: Option<String>,
+    port: u16,
+    inbox: InboxUrl,
+}
+
+impl Settings {
+    fn from_env() -> Result<Self, Box<dyn Error>> {
+        let (verify, dev_secret) = webhook_layer()?;
+        let port = port_from_env("PORT")?.unwrap_or(3000);
+        Ok(Self {
+            verify,
+            dev_secret,
+            port,
+            inbox: InboxUrl::from_env()?,
+        })
+    }
 }
 
 #[tokio::main]
@@ -242,11 +289,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
+    // Every setting first, then the inbox, then the ports: a mistyped
+    // setting creates no file and takes no port.
+    let settings = Settings::from_env()?;
     let metrics = PrometheusBuilder::new().install_recorder()?;
-    let (verify, dev_secret) = webhook_layer()?;
-    let inbox = open_inbox().await?;
+    let inbox = settings.inbox.open().await?;
     let shutdown = shutdown_signal();
-    let listener = listen(dev_secret.as_deref()).await?;
+    let listener = bind(settings.port).await?;
+    announce(&listener, settings.dev_secret.as_deref())?;
 
     // On shutdown, the server stops accepting and finishes the requests in
     // flight; the worker stops taking notifications and hands back what it
@@ -258,12 +308,14 @@ async fn run() -> Result<(), Box<dyn Error>> {
         // A short lease: after a crash, what was in progress is taken
         // again within seconds.
         .lease(Duration::from_secs(5))
-        .spawn(async move {
-            let mut stopped = stopped;
-            let _ = stopped.wait_for(|stop| *stop).await;
+        .spawn({
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
         });
     let state = AppState { inbox, metrics };
-    let server = tokio::spawn(serve(listener, app(verify, state), stop.subscribe()));
+    let server = tokio::spawn(serve(listener, app(settings.verify, state), stopped));
     shutdown.await;
     let _ = stop.send(true);
     server.await?;
@@ -318,8 +370,8 @@ async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<boo
     graceful.shutdown().await;
 }
 
-// Setup, the same in every example receiver: the secret, the port, a ready
-// `curl` command with a development secret, logs and graceful shutdown.
+// Setup, as in every example receiver: the secret, the port, a ready `curl`
+// command with a development secret, logs and graceful shutdown.
 
 /// The path Intercom posts webhooks to.
 const WEBHOOK_PATH: &str = "/webhooks/intercom";
@@ -346,42 +398,58 @@ fn webhook_layer() -> Result<(VerifyIntercomWebhookLayer, Option<String>), Box<d
     ))
 }
 
-/// Binds 127.0.0.1 on `PORT` (default 3000) and says where webhooks go;
-/// with a development secret, warns and prints a `curl` command that sends
-/// a correctly signed ping.
-async fn listen(dev_secret: Option<&str>) -> Result<TcpListener, Box<dyn Error>> {
-    let port: u16 = match env::var("PORT") {
-        Ok(port) => port
-            .parse()
-            .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
-        Err(_) => 3000,
-    };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
-    let url = format!("http://{}{WEBHOOK_PATH}", listener.local_addr()?);
-    println!("Listening for Intercom webhooks on {url}");
-    if let Some(secret) = dev_secret {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        let body = format!(
-            r#"{{"type":"notification_event","app_id":"dev-app","data":{{"type":"notification_event_data","item":{{"type":"ping","message":"Hello from a local test"}}}},"links":{{}},"id":"notif_dev_{now}","topic":"ping","delivery_status":"pending","delivery_attempts":1,"delivered_at":0,"first_sent_at":{now},"created_at":{now},"self":null}}"#
-        );
-        let signature = sign(&secret.parse()?, body.as_bytes());
-        let signature = signature.to_str()?;
-        println!();
-        println!("WARNING: INTERCOM_WEBHOOK_SECRET is not set.");
-        println!("WARNING: using a random DEVELOPMENT secret; Intercom's real deliveries will be refused.");
-        println!("WARNING: set INTERCOM_WEBHOOK_SECRET to your app's client secret for real use.");
-        println!("development secret: {secret}");
-        println!();
-        println!("Send a correctly signed ping:");
-        println!("curl -i -X POST {url} -H 'content-type: application/json' -H 'x-hub-signature: {signature}' --data-binary '{body}'");
-        println!();
+/// The port number in the environment variable `name`, if it is set.
+fn port_from_env(name: &str) -> Result<Option<u16>, Box<dyn Error>> {
+    match env::var(name) {
+        Ok(port) => match port.parse() {
+            Ok(port) => Ok(Some(port)),
+            Err(_) => Err(format!("{name} must be a port number, not {port:?}").into()),
+        },
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(env::VarError::NotUnicode(_)) => Err(format!("{name} must be a port number").into()),
     }
-    Ok(listener)
+}
+
+/// Binds `port` on 127.0.0.1. Put a reverse proxy or a tunnel in front of
+/// it.
+async fn bind(port: u16) -> Result<TcpListener, Box<dyn Error>> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| format!("cannot listen on {addr}: {err}").into())
+}
+
+/// Says where webhooks go; with a development secret, warns and prints a
+/// `curl` command that sends a correctly signed ping.
+fn announce(listener: &TcpListener, dev_secret: Option<&str>) -> Result<(), Box<dyn Error>> {
+    let base = format!("http://{}", listener.local_addr()?);
+    println!("Listening for Intercom webhooks on {base}{WEBHOOK_PATH}");
+    let Some(dev_secret) = dev_secret else {
+        return Ok(());
+    };
+    let secret: WebhookSecret = dev_secret.parse()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let ping = format!(
+        r#"{{"type":"notification_event","app_id":"dev-app","data":{{"type":"notification_event_data","item":{{"type":"ping","message":"Hello from a local test"}}}},"links":{{}},"id":"notif_dev_{now}","topic":"ping","delivery_status":"pending","delivery_attempts":1,"delivered_at":0,"first_sent_at":{now},"created_at":{now},"self":null}}"#
+    );
+    let ping_signature = sign(&secret, ping.as_bytes());
+    println!();
+    println!("WARNING: INTERCOM_WEBHOOK_SECRET is not set.");
+    println!(
+        "WARNING: using a random DEVELOPMENT secret; Intercom's real deliveries will be refused."
+    );
+    println!("WARNING: set INTERCOM_WEBHOOK_SECRET to your app's client secret for real use.");
+    println!("development secret: {dev_secret}");
+    println!();
+    println!("Send a correctly signed ping:");
+    println!(
+        "curl -i -X POST {base}{WEBHOOK_PATH} -H 'content-type: application/json' -H 'x-hub-signature: {}' --data-binary '{ping}'",
+        ping_signature.to_str()?
+    );
+    println!();
+    Ok(())
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default level.

@@ -134,6 +134,68 @@ async fn hyper_example_answers_404_off_the_webhook_path_without_verifying() {
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
 
+/// A mistyped setting stops the axum example before it opens the inbox or
+/// takes a port: a clear message, exit code 1, and no file left in its
+/// directory. (`PORT=abc` created the SQLite inbox first.)
+#[test]
+fn axum_example_checks_every_setting_before_opening_the_inbox() {
+    let port = free_port().to_string();
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (
+            &[("PORT", "abc")],
+            "PORT must be a port number, not \"abc\"",
+        ),
+        (&[("PORT", "65536")], "PORT must be a port number"),
+        (
+            &[("PORT", &port), ("INBOX_URL", "sqlite:inbox.db?mode=rwc")],
+            "sqlite:<path> takes no query",
+        ),
+    ];
+    for (env, message) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = examples::command("axum");
+        command.current_dir(dir.path()).envs(env.iter().copied());
+        let output = output_within(command, std::time::Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{env:?}: {stderr}");
+        assert!(stderr.contains(message), "{env:?}: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{env:?} left {left:?}");
+    }
+}
+
+/// Runs `command` to its end, or kills it after `limit` and fails (a
+/// server that did not refuse its settings would run forever).
+fn output_within(
+    mut command: std::process::Command,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use std::process::Stdio;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &id.to_string()])
+                .status();
+            panic!("still running after {limit:?}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn axum_example_health_check_is_open() {
     let running = Running::start("axum", &[]);

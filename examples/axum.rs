@@ -1,23 +1,28 @@
 //! Run with `cargo run --example axum` (secret from `INTERCOM_WEBHOOK_SECRET`,
-//! port from `PORT`, inbox from `INBOX_URL`; with no secret, a development
-//! secret is generated and a ready `curl` command is printed).
+//! ports from `PORT` and `ADMIN_PORT`, inbox from `INBOX_URL`; with no
+//! secret, a development secret is generated and a ready `curl` command is
+//! printed).
 //!
-//! An Intercom webhook receiver on axum that loses nothing it acknowledged:
+//! An Intercom webhook receiver on axum that loses nothing it acknowledged,
+//! and that unauthenticated clients cannot hold. Copy it whole: the limits
+//! are part of the receiver, not an extra.
+//!
+//! On `PORT` (default 3000), the one port to expose to Intercom:
 //!
 //! - `POST /webhooks/intercom`: `VerifyIntercomWebhookLayer`, then the
 //!   inbox's receiver. A notification is answered 200 only once it is
 //!   committed to the durable inbox (a redelivery of a stored id is
 //!   answered 200 and stored once); a worker in this process then
 //!   processes it, with retries and dead letters. Kill the process at any
-//!   moment: what was acknowledged is processed after the restart.
-//! - `GET /inbox`: the inbox's counts, `{"pending":…,"in_progress":…,"done":…,"dead":…}`.
-//! - `GET /metrics`: the crate's metrics in Prometheus's text format.
+//!   moment: what was acknowledged is processed after the restart. Other
+//!   methods than `POST` (and `HEAD`, Intercom's URL check) get 405.
 //! - `POST /intercom/health`: Intercom's app installation health check,
-//!   signed with `X-Body-Signature`.
-//! - `GET /healthz`: open.
+//!   signed with `X-Body-Signature` (hex HMAC-SHA256 of the body with the
+//!   client secret).
+//! - `GET /healthz`: open, for a load balancer.
 //!
-//! Every request, signed or not, is bounded, with the numbers of
-//! `examples/hyper.rs`: its headers must arrive within `HEADER_TIMEOUT`
+//! Every request on that port, signed or not, is bounded, with the numbers
+//! of `examples/hyper.rs`: its headers must arrive within `HEADER_TIMEOUT`
 //! (5 s) and the whole request, body included, within `REQUEST_TIMEOUT`
 //! (5 s, then 408; Intercom retries); at most `MAX_IN_FLIGHT` (256) are
 //! handled at once, and more get 429 at once, before their body is read
@@ -27,7 +32,20 @@
 //! trickles its body a byte at a time is cut after 5 s. `axum::serve` takes
 //! no header timeout: this example serves its router with hyper-util's
 //! connection builder instead, as axum's `serve-with-hyper` example does.
-//! Users copy this file: the limits are part of the receiver, not an extra.
+//!
+//! On `ADMIN_PORT` (default `PORT` + 1, so 3001), on 127.0.0.1 only, for
+//! your monitoring:
+//!
+//! - `GET /metrics`: the crate's metrics in Prometheus's text format.
+//! - `GET /inbox`: the inbox's counts, `{"pending":…,"in_progress":…,"done":…,"dead":…}`.
+//!
+//! They are kept off the webhook port on purpose. Whoever reaches the
+//! webhook port (the internet, since Intercom must) would otherwise read
+//! your traffic and failure rates, and this is where an operator's tools
+//! grow: a listing of dead letters (`Inbox::dead`) shows notification
+//! contents (conversations, contacts' names and emails) and `requeue`
+//! changes state. Keep `ADMIN_PORT` unreachable from outside, or put it
+//! behind your own authentication.
 //!
 //! `INBOX_URL` picks the inbox: unset, an SQLite file
 //! `intercom-inbox.sqlite3` in the current directory; `sqlite:<path>`,
@@ -36,9 +54,9 @@
 //! machines; configure its persistence, see the crate's docs). Any other
 //! scheme is refused.
 //!
-//! Start-up checks every setting (the secrets, `PORT`, `INBOX_URL`) before
-//! it opens the inbox, and opens the inbox before it listens: a mistyped
-//! setting creates no file and takes no port.
+//! Start-up checks every setting (the secrets, `PORT`, `ADMIN_PORT`,
+//! `INBOX_URL`) before it opens the inbox, and opens the inbox before it
+//! listens: a mistyped setting creates no file and takes no port.
 
 use std::{
     env,
@@ -87,28 +105,22 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// The inbox, whichever store `INBOX_URL` picked.
 type AnyInbox = Inbox<Arc<dyn InboxStore>>;
 
-#[derive(Clone)]
-struct AppState {
-    inbox: AnyInbox,
-    metrics: PrometheusHandle,
-}
-
-/// The application: the verified webhook route into the inbox, the health
-/// check, the inbox's counts and the metrics, every request under the
+/// The webhook port: the verified webhook route into the inbox, the
+/// installation health check and `/healthz`, every request under the
 /// limits.
-fn app(verify: VerifyIntercomWebhookLayer, state: AppState) -> Router {
+fn app(verify: VerifyIntercomWebhookLayer, inbox: &AnyInbox) -> Router {
     let verify = verify.max_body_size(MAX_BODY_SIZE);
     let receiver = ServiceBuilder::new()
         .layer(verify.clone())
-        .service(state.inbox.receiver());
+        .service(inbox.receiver());
     let health = ServiceBuilder::new()
         .layer(verify.scheme(SignatureScheme::BodySignature))
         .service(HealthCheckService::new(|_: HealthCheckRequest| async {
             HealthCheckResponse::ok()
         }));
     // Outermost first: refuse when full, count the request in flight,
-    // bound its time. One budget for the whole server (a global limit:
-    // axum layers each route apart).
+    // bound its time. One budget for the whole port (a global limit: axum
+    // layers each route apart).
     let limits = ServiceBuilder::new()
         .layer(HandleErrorLayer::new(overloaded_or_timed_out))
         .load_shed()
@@ -117,10 +129,7 @@ fn app(verify: VerifyIntercomWebhookLayer, state: AppState) -> Router {
     Router::new()
         .route_service(WEBHOOK_PATH, receiver)
         .route_service("/intercom/health", health)
-        .route("/inbox", get(inbox_counts))
-        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(state)
         .layer(limits)
 }
 
@@ -141,14 +150,28 @@ async fn overloaded_or_timed_out(err: BoxError) -> impl IntoResponse {
     }
 }
 
-async fn inbox_counts(State(state): State<AppState>) -> impl IntoResponse {
+#[derive(Clone)]
+struct AdminState {
+    inbox: AnyInbox,
+    metrics: PrometheusHandle,
+}
+
+/// The admin port: the inbox's counts and the metrics.
+fn admin(state: AdminState) -> Router {
+    Router::new()
+        .route("/inbox", get(inbox_counts))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn inbox_counts(State(state): State<AdminState>) -> impl IntoResponse {
     match state.inbox.counts().await {
         Ok(counts) => Json(counts).into_response(),
         Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     // Refreshes the inbox's pending and dead gauges.
     let _ = state.inbox.counts().await;
     (
@@ -260,6 +283,7 @@ struct Settings {
     /// The development secret, when `INTERCOM_WEBHOOK_SECRET` is unset.
     dev_secret: Option<String>,
     port: u16,
+    admin_port: u16,
     inbox: InboxUrl,
 }
 
@@ -267,10 +291,20 @@ impl Settings {
     fn from_env() -> Result<Self, Box<dyn Error>> {
         let (verify, dev_secret) = webhook_layer()?;
         let port = port_from_env("PORT")?.unwrap_or(3000);
+        let admin_port = match port_from_env("ADMIN_PORT")? {
+            Some(admin_port) => admin_port,
+            None => port
+                .checked_add(1)
+                .ok_or("PORT is 65535: set ADMIN_PORT to another port")?,
+        };
+        if admin_port == port {
+            return Err(format!("ADMIN_PORT must differ from PORT ({port})").into());
+        }
         Ok(Self {
             verify,
             dev_secret,
             port,
+            admin_port,
             inbox: InboxUrl::from_env()?,
         })
     }
@@ -295,10 +329,15 @@ async fn run() -> Result<(), Box<dyn Error>> {
     let metrics = PrometheusBuilder::new().install_recorder()?;
     let inbox = settings.inbox.open().await?;
     let shutdown = shutdown_signal();
-    let listener = bind(settings.port).await?;
-    announce(&listener, settings.dev_secret.as_deref())?;
+    let webhook_listener = bind(settings.port).await?;
+    let admin_listener = bind(settings.admin_port).await?;
+    announce(
+        &webhook_listener,
+        &admin_listener,
+        settings.dev_secret.as_deref(),
+    )?;
 
-    // On shutdown, the server stops accepting and finishes the requests in
+    // On shutdown, the servers stop accepting and finish the requests in
     // flight; the worker stops taking notifications and hands back what it
     // could not finish within its grace period.
     let (stop, stopped) = watch::channel(false);
@@ -314,11 +353,20 @@ async fn run() -> Result<(), Box<dyn Error>> {
                 let _ = stopped.wait_for(|stop| *stop).await;
             }
         });
-    let state = AppState { inbox, metrics };
-    let server = tokio::spawn(serve(listener, app(settings.verify, state), stopped));
+    let webhooks = tokio::spawn(serve(
+        webhook_listener,
+        app(settings.verify, &inbox),
+        stopped.clone(),
+    ));
+    let admin = tokio::spawn(serve(
+        admin_listener,
+        admin(AdminState { inbox, metrics }),
+        stopped,
+    ));
     shutdown.await;
     let _ = stop.send(true);
-    server.await?;
+    webhooks.await?;
+    admin.await?;
     worker.await?;
     Ok(())
 }
@@ -370,8 +418,8 @@ async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<boo
     graceful.shutdown().await;
 }
 
-// Setup, as in every example receiver: the secret, the port, a ready `curl`
-// command with a development secret, logs and graceful shutdown.
+// Setup, as in every example receiver: the secret, the ports, a ready
+// `curl` command with a development secret, logs and graceful shutdown.
 
 /// The path Intercom posts webhooks to.
 const WEBHOOK_PATH: &str = "/webhooks/intercom";
@@ -411,7 +459,8 @@ fn port_from_env(name: &str) -> Result<Option<u16>, Box<dyn Error>> {
 }
 
 /// Binds `port` on 127.0.0.1. Put a reverse proxy or a tunnel in front of
-/// it.
+/// the webhook port; to serve webhooks on other interfaces, change their
+/// address only, never the admin port's.
 async fn bind(port: u16) -> Result<TcpListener, Box<dyn Error>> {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     TcpListener::bind(addr)
@@ -419,10 +468,18 @@ async fn bind(port: u16) -> Result<TcpListener, Box<dyn Error>> {
         .map_err(|err| format!("cannot listen on {addr}: {err}").into())
 }
 
-/// Says where webhooks go; with a development secret, warns and prints a
+/// Says where each port is; with a development secret, warns and prints a
 /// `curl` command that sends a correctly signed ping.
-fn announce(listener: &TcpListener, dev_secret: Option<&str>) -> Result<(), Box<dyn Error>> {
-    let base = format!("http://{}", listener.local_addr()?);
+fn announce(
+    webhooks: &TcpListener,
+    admin: &TcpListener,
+    dev_secret: Option<&str>,
+) -> Result<(), Box<dyn Error>> {
+    let base = format!("http://{}", webhooks.local_addr()?);
+    println!(
+        "Admin (GET /metrics, GET /inbox) on http://{}: keep it private",
+        admin.local_addr()?
+    );
     println!("Listening for Intercom webhooks on {base}{WEBHOOK_PATH}");
     let Some(dev_secret) = dev_secret else {
         return Ok(());

@@ -20,7 +20,8 @@
 //! | `intercom.inbox.processing.duration` | histogram, seconds | `outcome` | time the processing took |
 //! | `intercom.inbox.pending`, `intercom.inbox.dead` | gauges | | notifications waiting, and dead ones, when the inbox was last counted |
 //!
-//! The example `examples/axum.rs` serves them at `GET /metrics` in
+//! The example `examples/axum.rs` serves them at `GET /metrics` on its
+//! admin port (`ADMIN_PORT`, loopback only, apart from the webhooks) in
 //! Prometheus's text format, and `deploy/prometheus/alerts.yml` has alert
 //! rules for them.
 

@@ -15,10 +15,10 @@ use tower_intercom_test_support::{
     redis_server, PING,
 };
 
-/// The signature and body of the printed `curl` command.
-fn parse_curl(line: &str) -> (String, String) {
+/// The signature (in `header`) and body of a printed `curl` command.
+fn parse_curl(line: &str, header: &str) -> (String, String) {
     let signature = line
-        .split("-H 'x-hub-signature: ")
+        .split(&format!("-H '{header}: "))
         .nth(1)
         .and_then(|rest| rest.split('\'').next())
         .expect("curl line has a signature");
@@ -44,7 +44,7 @@ async fn printed_curl_works(name: &str) {
     let running = Running::start(name, &[]);
     let curl = running.wait_for_line("curl ");
     assert!(curl.contains(&format!("http://{}/webhooks/intercom", running.addr)));
-    let (signature, body) = parse_curl(&curl);
+    let (signature, body) = parse_curl(&curl, "x-hub-signature");
     let addr = running.addr;
 
     let answer = client::send(
@@ -134,18 +134,57 @@ async fn hyper_example_answers_404_off_the_webhook_path_without_verifying() {
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
 
+/// The webhook port answers only the webhook, the health checks and
+/// `/healthz`; `/metrics` and `/inbox` (whose dead-letter listings would
+/// show notification contents) are on the admin port, on loopback, which
+/// answers nothing else. (Both were served to anyone who reached the
+/// webhook port.)
+#[tokio::test]
+async fn axum_example_serves_metrics_and_inbox_on_the_admin_port_only() {
+    let running = Running::start("axum", &[("INTERCOM_WEBHOOK_SECRET", "admin-secret")]);
+    let get = |path: &str| Request::get(path).body(Empty::<Bytes>::new()).unwrap();
+    for path in ["/metrics", "/inbox"] {
+        let answer = client::send(running.addr, get(path)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{path} on the webhook port"
+        );
+        let answer = client::send(running.admin_addr, get(path)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path} on the admin port");
+    }
+    let secret = WebhookSecret::new("admin-secret").unwrap();
+    let answer = deliver(running.admin_addr, &secret, &delivery("notif_admin", 1)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::NOT_FOUND,
+        "no webhooks on the admin port"
+    );
+    let answer = client::send(running.admin_addr, get("/healthz")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
+
 /// A mistyped setting stops the axum example before it opens the inbox or
 /// takes a port: a clear message, exit code 1, and no file left in its
 /// directory. (`PORT=abc` created the SQLite inbox first.)
 #[test]
 fn axum_example_checks_every_setting_before_opening_the_inbox() {
     let port = free_port().to_string();
-    let cases: [(&[(&str, &str)], &str); 3] = [
+    let cases: [(&[(&str, &str)], &str); 6] = [
         (
             &[("PORT", "abc")],
             "PORT must be a port number, not \"abc\"",
         ),
         (&[("PORT", "65536")], "PORT must be a port number"),
+        (
+            &[("PORT", &port), ("ADMIN_PORT", "abc")],
+            "ADMIN_PORT must be a port number",
+        ),
+        (
+            &[("PORT", &port), ("ADMIN_PORT", &port)],
+            "ADMIN_PORT must differ from PORT",
+        ),
+        (&[("PORT", "65535")], "set ADMIN_PORT"),
         (
             &[("PORT", &port), ("INBOX_URL", "sqlite:inbox.db?mode=rwc")],
             "sqlite:<path> takes no query",
@@ -338,7 +377,7 @@ async fn axum_example_answers_handled_and_unhandled_topics() {
     let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert!(json["error"].is_string());
     // All four were stored (and are processed in the background).
-    let counts = inbox_counts(running.addr).await;
+    let counts = inbox_counts(running.admin_addr).await;
     let total: u64 = ["pending", "in_progress", "done", "dead"]
         .iter()
         .map(|state| counts[state].as_u64().unwrap())
@@ -346,23 +385,23 @@ async fn axum_example_answers_handled_and_unhandled_topics() {
     assert_eq!(total, 4, "{counts}");
 }
 
-/// `GET /inbox` of the axum example.
-async fn inbox_counts(addr: SocketAddr) -> serde_json::Value {
+/// `GET /inbox` on the axum example's admin port.
+async fn inbox_counts(admin_addr: SocketAddr) -> serde_json::Value {
     let request = Request::get("/inbox").body(Empty::<Bytes>::new()).unwrap();
-    let answer = client::send(addr, request).await;
+    let answer = client::send(admin_addr, request).await;
     assert_eq!(answer.status, StatusCode::OK);
     serde_json::from_slice(&answer.body).unwrap()
 }
 
 /// Waits until the example's inbox counts satisfy `done`.
 async fn wait_for_counts(
-    addr: SocketAddr,
+    admin_addr: SocketAddr,
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let counts = inbox_counts(addr).await;
+        let counts = inbox_counts(admin_addr).await;
         if done(&counts) {
             return counts;
         }
@@ -390,7 +429,7 @@ async fn axum_example_loses_no_acknowledged_notification_when_killed() {
     // Started again on the same inbox file: everything acknowledged is
     // processed, nothing is dead.
     let running = running.restart("axum", &env);
-    let counts = wait_for_counts(running.addr, "all acknowledged processed", |counts| {
+    let counts = wait_for_counts(running.admin_addr, "all acknowledged processed", |counts| {
         counts["done"] == N
     })
     .await;
@@ -405,7 +444,7 @@ async fn axum_example_loses_no_acknowledged_notification_when_killed() {
         assert_eq!(answer.status, StatusCode::OK, "{id}");
         assert_eq!(answer.headers["x-intercom-duplicate"], "true", "{id}");
     }
-    let counts = inbox_counts(running.addr).await;
+    let counts = inbox_counts(running.admin_addr).await;
     assert_eq!(counts["done"], N, "{counts}");
 }
 
@@ -421,12 +460,13 @@ async fn axum_example_worker_logs_each_processed_notification() {
     assert!(line.contains("notif_logged"), "{line}");
 }
 
-/// `GET /metrics` shows the verified and rejected counters moving after the
-/// README's curl commands (a signed ping, then one byte changed).
+/// `GET /metrics` on the admin port shows the verified and rejected
+/// counters moving after the README's curl commands (a signed ping, then
+/// one byte changed).
 #[tokio::test]
 async fn axum_example_serves_prometheus_metrics() {
     let running = Running::start("axum", &[]);
-    let (signature, body) = parse_curl(&running.wait_for_line("curl "));
+    let (signature, body) = parse_curl(&running.wait_for_line("curl "), "x-hub-signature");
     let answer = client::send(
         running.addr,
         post("/webhooks/intercom", &signature, body.clone().into_bytes()),
@@ -444,7 +484,7 @@ async fn axum_example_serves_prometheus_metrics() {
     let request = Request::get("/metrics")
         .body(Empty::<Bytes>::new())
         .unwrap();
-    let answer = client::send(running.addr, request).await;
+    let answer = client::send(running.admin_addr, request).await;
     assert_eq!(answer.status, StatusCode::OK);
     let text = String::from_utf8(answer.body.to_vec()).unwrap();
     let value = |series: &str| {
@@ -558,7 +598,10 @@ async fn axum_examples_sharing_a_redis_inbox_process_a_notification_once() {
         assert_eq!(stored, 1, "{id}: {a:?} {b:?}");
     }
     // Both instances see the one inbox; each notification is done once.
-    let counts = wait_for_counts(two.addr, "all processed", |counts| counts["done"] == N).await;
+    let counts = wait_for_counts(two.admin_addr, "all processed", |counts| {
+        counts["done"] == N
+    })
+    .await;
     assert_eq!(counts["dead"], 0, "{counts}");
     let processed: usize = [&one, &two]
         .iter()
@@ -639,6 +682,7 @@ fn axum_example_opens_an_sqlite_url_relative_to_its_directory() {
     let mut child = examples::command("axum")
         .env("INBOX_URL", "SQLITE://inbox-here.sqlite3")
         .env("PORT", free_port().to_string())
+        .env("ADMIN_PORT", free_port().to_string())
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())

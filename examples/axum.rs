@@ -1,6 +1,6 @@
 //! Run with `cargo run --example axum` (secret from `INTERCOM_WEBHOOK_SECRET`,
 //! ports from `PORT` and `ADMIN_PORT`, inbox from `INBOX_URL`; with no
-//! secret, a development secret is generated and a ready `curl` command is
+//! secret, a development secret is generated and ready `curl` commands are
 //! printed).
 //!
 //! An Intercom webhook receiver on axum that loses nothing it acknowledged,
@@ -418,8 +418,8 @@ async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<boo
     graceful.shutdown().await;
 }
 
-// Setup, as in every example receiver: the secret, the ports, a ready
-// `curl` command with a development secret, logs and graceful shutdown.
+// Setup, as in every example receiver: the secret, the ports, ready `curl`
+// commands with a development secret, logs and graceful shutdown.
 
 /// The path Intercom posts webhooks to.
 const WEBHOOK_PATH: &str = "/webhooks/intercom";
@@ -468,8 +468,9 @@ async fn bind(port: u16) -> Result<TcpListener, Box<dyn Error>> {
         .map_err(|err| format!("cannot listen on {addr}: {err}").into())
 }
 
-/// Says where each port is; with a development secret, warns and prints a
-/// `curl` command that sends a correctly signed ping.
+/// Says where each port is; with a development secret, warns and prints
+/// `curl` commands that send a correctly signed ping and a correctly signed
+/// installation health check.
 fn announce(
     webhooks: &TcpListener,
     admin: &TcpListener,
@@ -491,7 +492,11 @@ fn announce(
     let ping = format!(
         r#"{{"type":"notification_event","app_id":"dev-app","data":{{"type":"notification_event_data","item":{{"type":"ping","message":"Hello from a local test"}}}},"links":{{}},"id":"notif_dev_{now}","topic":"ping","delivery_status":"pending","delivery_attempts":1,"delivered_at":0,"first_sent_at":{now},"created_at":{now},"self":null}}"#
     );
+    // X-Hub-Signature: `sha1=` and the hex HMAC-SHA1 of the body.
     let ping_signature = sign(&secret, ping.as_bytes());
+    let health = r#"{"workspace_id":"dev-workspace"}"#;
+    // X-Body-Signature: the hex HMAC-SHA256 of the body, no prefix.
+    let health_signature = SignatureScheme::BodySignature.sign(&secret, health.as_bytes());
     println!();
     println!("WARNING: INTERCOM_WEBHOOK_SECRET is not set.");
     println!(
@@ -504,6 +509,12 @@ fn announce(
     println!(
         "curl -i -X POST {base}{WEBHOOK_PATH} -H 'content-type: application/json' -H 'x-hub-signature: {}' --data-binary '{ping}'",
         ping_signature.to_str()?
+    );
+    println!();
+    println!("Send a correctly signed installation health check (X-Body-Signature: hex HMAC-SHA256 of the body):");
+    println!(
+        "curl -i -X POST {base}/intercom/health -H 'content-type: application/json' -H 'x-body-signature: {}' --data-binary '{health}'",
+        health_signature.to_str()?
     );
     println!();
     Ok(())

@@ -134,6 +134,29 @@ async fn hyper_example_answers_404_off_the_webhook_path_without_verifying() {
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
 }
 
+/// The printed health check `curl` (`X-Body-Signature`, the hex
+/// HMAC-SHA256 of the body) gets 200 from the installation health check;
+/// one byte changed gets 401.
+#[tokio::test]
+async fn axum_example_printed_health_check_curl_works() {
+    let running = Running::start("axum", &[]);
+    let url = format!("http://{}/intercom/health", running.addr);
+    let curl = running.wait_for_line(&format!("curl -i -X POST {url} "));
+    let (signature, body) = parse_curl(&curl, "x-body-signature");
+    let health = |body: String| {
+        Request::post("/intercom/health")
+            .header("content-type", "application/json")
+            .header("x-body-signature", &signature)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let answer = client::send(running.addr, health(body.clone())).await;
+    assert_eq!(answer.status, StatusCode::OK, "{curl}: {answer:?}");
+    assert_eq!(answer.body, r#"{"state":"OK"}"#);
+    let answer = client::send(running.addr, health(body.replacen("dev", "Dev", 1))).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+}
+
 /// The webhook port answers only the webhook, the health checks and
 /// `/healthz`; `/metrics` and `/inbox` (whose dead-letter listings would
 /// show notification contents) are on the admin port, on loopback, which

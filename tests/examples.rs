@@ -39,7 +39,8 @@ fn post(path: &str, signature: &str, body: Vec<u8>) -> Request<Full<Bytes>> {
 }
 
 /// The printed `curl` gets 200; the same request with one byte changed gets
-/// 401; HEAD gets 200; SIGTERM shuts the server down cleanly.
+/// 401; HEAD gets 200, GET 405 with `Allow`; SIGTERM shuts the server down
+/// cleanly.
 async fn printed_curl_works(name: &str) {
     let running = Running::start(name, &[]);
     let curl = running.wait_for_line("curl ");
@@ -68,6 +69,13 @@ async fn printed_curl_works(name: &str) {
         StatusCode::OK,
         "{name}"
     );
+    // Someone opening the URL in a browser: not a signature problem.
+    let get = Request::get("/webhooks/intercom")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let answer = client::send(addr, get).await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{name}");
+    assert_eq!(answer.headers["allow"], "POST, HEAD", "{name}");
 
     assert!(
         running.terminate().success(),

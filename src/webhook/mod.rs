@@ -11,7 +11,7 @@
 //! |---|---|---|
 //! | valid signature | the inner service's | yes |
 //! | `HEAD` ([`HeadPolicy::Respond`], the default) | 200, empty | no |
-//! | any method but `POST` and `HEAD` | 405, with `Allow: POST, HEAD`, body not read | no |
+//! | any method but `POST` and `HEAD` | 405 with `Allow: POST, HEAD` (`POST` under [`HeadPolicy::Reject`]), body not read | no |
 //! | no signature header, or more than one | 401 | no |
 //! | malformed signature (not `sha1=` + 40 hex, `sha256=…`, empty, non-ASCII) | 401 | no |
 //! | signature that matches no secret | 401 | no |

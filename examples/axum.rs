@@ -1,20 +1,51 @@
 //! Run with `cargo run --example axum` (secret from `INTERCOM_WEBHOOK_SECRET`,
-//! port from `PORT`, inbox from `INBOX_URL`; with no secret, a development
-//! secret is generated and a ready `curl` command is printed).
+//! ports from `PORT` and `ADMIN_PORT`, inbox from `INBOX_URL`; with no
+//! secret, a development secret is generated and ready `curl` commands are
+//! printed).
 //!
-//! An Intercom webhook receiver on axum that loses nothing it acknowledged:
+//! An Intercom webhook receiver on axum that loses nothing it acknowledged,
+//! and that unauthenticated clients cannot hold. Copy it whole: the limits
+//! are part of the receiver, not an extra.
+//!
+//! On `PORT` (default 3000), the one port to expose to Intercom:
 //!
 //! - `POST /webhooks/intercom`: `VerifyIntercomWebhookLayer`, then the
 //!   inbox's receiver. A notification is answered 200 only once it is
 //!   committed to the durable inbox (a redelivery of a stored id is
 //!   answered 200 and stored once); a worker in this process then
 //!   processes it, with retries and dead letters. Kill the process at any
-//!   moment: what was acknowledged is processed after the restart.
-//! - `GET /inbox`: the inbox's counts, `{"pending":…,"in_progress":…,"done":…,"dead":…}`.
-//! - `GET /metrics`: the crate's metrics in Prometheus's text format.
+//!   moment: what was acknowledged is processed after the restart. Other
+//!   methods than `POST` (and `HEAD`, Intercom's URL check) get 405.
 //! - `POST /intercom/health`: Intercom's app installation health check,
-//!   signed with `X-Body-Signature`.
-//! - `GET /healthz`: open.
+//!   signed with `X-Body-Signature` (hex HMAC-SHA256 of the body with the
+//!   client secret).
+//! - `GET /healthz`: open, for a load balancer.
+//!
+//! Every request on that port, signed or not, is bounded, with the numbers
+//! of `examples/hyper.rs`: its headers must arrive within `HEADER_TIMEOUT`
+//! (5 s) and the whole request, body included, within `REQUEST_TIMEOUT`
+//! (5 s, then 408; Intercom retries); at most `MAX_IN_FLIGHT` (256) are
+//! handled at once, and more get 429 at once, before their body is read
+//! (Intercom backs off and retries); a body is at most `MAX_BODY_SIZE`
+//! (1 MiB, then 413). So the memory the webhooks hold is at most
+//! 256 × 1 MiB, plus a few KiB per open connection, and a client that
+//! trickles its body a byte at a time is cut after 5 s. `axum::serve` takes
+//! no header timeout: this example serves its router with hyper-util's
+//! connection builder instead, as axum's `serve-with-hyper` example does.
+//!
+//! On `ADMIN_PORT` (default `PORT` + 1, so 3001), on 127.0.0.1 only, for
+//! your monitoring:
+//!
+//! - `GET /metrics`: the crate's metrics in Prometheus's text format.
+//! - `GET /inbox`: the inbox's counts, `{"pending":…,"in_progress":…,"done":…,"dead":…}`.
+//!
+//! They are kept off the webhook port on purpose. Whoever reaches the
+//! webhook port (the internet, since Intercom must) would otherwise read
+//! your traffic and failure rates, and this is where an operator's tools
+//! grow: a listing of dead letters (`Inbox::dead`) shows notification
+//! contents (conversations, contacts' names and emails) and `requeue`
+//! changes state. Keep `ADMIN_PORT` unreachable from outside, or put it
+//! behind your own authentication.
 //!
 //! `INBOX_URL` picks the inbox: unset, an SQLite file
 //! `intercom-inbox.sqlite3` in the current directory; `sqlite:<path>`,
@@ -22,6 +53,10 @@
 //! `rediss://…` or `redis+unix://…`, Redis (shared by receivers on many
 //! machines; configure its persistence, see the crate's docs). Any other
 //! scheme is refused.
+//!
+//! Start-up checks every setting (the secrets, `PORT`, `ADMIN_PORT`,
+//! `INBOX_URL`) before it opens the inbox, and opens the inbox before it
+//! listens: a mistyped setting creates no file and takes no port.
 
 use std::{
     env,
@@ -33,14 +68,21 @@ use std::{
 };
 
 use axum::{
+    error_handling::HandleErrorLayer,
     extract::State,
     http::{header, StatusCode},
     response::IntoResponse,
     routing::get,
-    Json, Router,
+    BoxError, Json, Router,
+};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::watch};
+use tower::{limit::GlobalConcurrencyLimitLayer, load_shed::error::Overloaded, ServiceBuilder};
 use tower_intercom::{
     health::{HealthCheckRequest, HealthCheckResponse, HealthCheckService},
     inbox::{handler_fn, Inbox, InboxStore, ReceivedNotification, RedisStore, SqliteStore},
@@ -48,43 +90,88 @@ use tower_intercom::{
     sign, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret,
 };
 
+/// The largest body buffered: far above Intercom's notifications (tens of
+/// KiB), far below what would hurt.
+const MAX_BODY_SIZE: usize = 1024 * 1024;
+/// Requests handled at once on the webhook port; beyond it, 429 at once,
+/// before reading.
+const MAX_IN_FLIGHT: usize = 256;
+/// Time for a whole request, body and handler included. Intercom gives up
+/// after 5 s.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time for a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The inbox, whichever store `INBOX_URL` picked.
 type AnyInbox = Inbox<Arc<dyn InboxStore>>;
 
-#[derive(Clone)]
-struct AppState {
-    inbox: AnyInbox,
-    metrics: PrometheusHandle,
-}
-
-/// The application: the verified webhook route into the inbox, the health
-/// check, the inbox's counts and the metrics.
-fn app(verify: VerifyIntercomWebhookLayer, state: AppState) -> Router {
-    let receiver = tower::ServiceBuilder::new()
+/// The webhook port: the verified webhook route into the inbox, the
+/// installation health check and `/healthz`, every request under the
+/// limits.
+fn app(verify: VerifyIntercomWebhookLayer, inbox: &AnyInbox) -> Router {
+    let verify = verify.max_body_size(MAX_BODY_SIZE);
+    let receiver = ServiceBuilder::new()
         .layer(verify.clone())
-        .service(state.inbox.receiver());
-    let health = tower::ServiceBuilder::new()
+        .service(inbox.receiver());
+    let health = ServiceBuilder::new()
         .layer(verify.scheme(SignatureScheme::BodySignature))
         .service(HealthCheckService::new(|_: HealthCheckRequest| async {
             HealthCheckResponse::ok()
         }));
+    // Outermost first: refuse when full, count the request in flight,
+    // bound its time. One budget for the whole port (a global limit: axum
+    // layers each route apart).
+    let limits = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(overloaded_or_timed_out))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(MAX_IN_FLIGHT))
+        .timeout(REQUEST_TIMEOUT);
     Router::new()
         .route_service(WEBHOOK_PATH, receiver)
         .route_service("/intercom/health", health)
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(limits)
+}
+
+/// 429 when `MAX_IN_FLIGHT` requests are already being handled (Intercom
+/// backs off and retries), 408 when one was not complete in time.
+async fn overloaded_or_timed_out(err: BoxError) -> impl IntoResponse {
+    if err.is::<Overloaded>() {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(serde_json::json!({"error": "overloaded"})),
+        )
+    } else {
+        // `tower::timeout::error::Elapsed`: the only other error here.
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            Json(serde_json::json!({"error": "timed out"})),
+        )
+    }
+}
+
+#[derive(Clone)]
+struct AdminState {
+    inbox: AnyInbox,
+    metrics: PrometheusHandle,
+}
+
+/// The admin port: the inbox's counts and the metrics.
+fn admin(state: AdminState) -> Router {
+    Router::new()
         .route("/inbox", get(inbox_counts))
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
 }
 
-async fn inbox_counts(State(state): State<AppState>) -> impl IntoResponse {
+async fn inbox_counts(State(state): State<AdminState>) -> impl IntoResponse {
     match state.inbox.counts().await {
         Ok(counts) => Json(counts).into_response(),
         Err(err) => (StatusCode::SERVICE_UNAVAILABLE, err.to_string()).into_response(),
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
     // Refreshes the inbox's pending and dead gauges.
     let _ = state.inbox.counts().await;
     (
@@ -115,58 +202,112 @@ async fn process(notification: ReceivedNotification) -> Result<(), Box<dyn Error
     Ok(())
 }
 
-/// The inbox `INBOX_URL` names.
-async fn open_inbox() -> Result<AnyInbox, Box<dyn Error>> {
-    let url = env::var("INBOX_URL").unwrap_or_default();
-    // A URL's scheme, if `url` starts with one (`word:`); errors name it,
-    // never the rest, which can carry a password.
-    let scheme = url.split_once(':').and_then(|(scheme, _)| {
-        let mut chars = scheme.chars();
-        let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
-            && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
-        is_scheme.then(|| scheme.to_ascii_lowercase())
-    });
-    let rest = scheme
-        .as_ref()
-        .map_or(&url[..], |scheme| &url[scheme.len() + 1..]);
-    let store: Arc<dyn InboxStore> = match scheme.as_deref() {
-        Some("redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix")
-            if rest.starts_with("//") =>
-        {
-            // Warns at start-up when Redis's persistence can lose what was
-            // acknowledged (see `RedisStore`).
-            let store = RedisStore::connect(&url)
-                .await
-                .map_err(|err| format!("cannot connect to the Redis inbox: {err}"))?;
-            println!("Inbox: Redis (INBOX_URL)");
-            Arc::new(store)
-        }
-        // `sqlite:inbox.db` and `sqlite://inbox.db` name `inbox.db`,
-        // `sqlite:///srv/inbox.db` an absolute path; or a plain path.
-        Some("sqlite") | None => {
-            let path = rest.strip_prefix("//").unwrap_or(rest);
-            if path.contains('?') {
-                return Err("INBOX_URL: sqlite:<path> takes no query (?…)".into());
+/// Where the inbox is (`INBOX_URL`): checked with the other settings,
+/// opened once they are all good.
+enum InboxUrl {
+    Sqlite(String),
+    Redis(String),
+}
+
+impl InboxUrl {
+    /// Reads `INBOX_URL`. Errors name the URL's scheme, never the rest,
+    /// which can carry a password.
+    fn from_env() -> Result<Self, Box<dyn Error>> {
+        let url = match env::var("INBOX_URL") {
+            Ok(url) => url,
+            Err(env::VarError::NotPresent) => String::new(),
+            Err(env::VarError::NotUnicode(_)) => return Err("INBOX_URL is not UTF-8".into()),
+        };
+        // A URL's scheme, if `url` starts with one (`word:`).
+        let scheme = url.split_once(':').and_then(|(scheme, _)| {
+            let mut chars = scheme.chars();
+            let is_scheme = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+                && chars.all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
+            is_scheme.then(|| scheme.to_ascii_lowercase())
+        });
+        let rest = scheme
+            .as_ref()
+            .map_or(&url[..], |scheme| &url[scheme.len() + 1..]);
+        match scheme.as_deref() {
+            Some(
+                "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix",
+            ) if rest.starts_with("//") => Ok(Self::Redis(url)),
+            // `sqlite:inbox.db` and `sqlite://inbox.db` name `inbox.db`,
+            // `sqlite:///srv/inbox.db` an absolute path; or a plain path.
+            Some("sqlite") | None => {
+                let path = rest.strip_prefix("//").unwrap_or(rest);
+                if path.contains('?') {
+                    return Err("INBOX_URL: sqlite:<path> takes no query (?…)".into());
+                }
+                let path = if path.is_empty() {
+                    "intercom-inbox.sqlite3"
+                } else {
+                    path
+                };
+                Ok(Self::Sqlite(path.to_owned()))
             }
-            let path = if path.is_empty() {
-                "intercom-inbox.sqlite3"
-            } else {
-                path
-            };
-            let store = SqliteStore::open(path)
-                .map_err(|err| format!("cannot open the inbox {path}: {err}"))?;
-            println!("Inbox: SQLite file {path}");
-            Arc::new(store)
-        }
-        Some(scheme) => {
-            return Err(format!(
+            Some(scheme) => Err(format!(
                 "INBOX_URL: cannot use a {scheme:?} URL: use redis://… (or rediss://, \
                  redis+unix://) for Redis, or sqlite:<path> or a plain path for SQLite"
             )
-            .into())
+            .into()),
         }
-    };
-    Ok(Inbox::new(store))
+    }
+
+    /// Opens the store (an SQLite file is created if missing).
+    async fn open(&self) -> Result<AnyInbox, Box<dyn Error>> {
+        let store: Arc<dyn InboxStore> = match self {
+            Self::Redis(url) => {
+                // Warns at start-up when Redis's persistence can lose what
+                // was acknowledged (see `RedisStore`).
+                let store = RedisStore::connect(url)
+                    .await
+                    .map_err(|err| format!("cannot connect to the Redis inbox: {err}"))?;
+                println!("Inbox: Redis (INBOX_URL)");
+                Arc::new(store)
+            }
+            Self::Sqlite(path) => {
+                let store = SqliteStore::open(path)
+                    .map_err(|err| format!("cannot open the inbox {path}: {err}"))?;
+                println!("Inbox: SQLite file {path}");
+                Arc::new(store)
+            }
+        };
+        Ok(Inbox::new(store))
+    }
+}
+
+/// Every setting, read and checked before anything is opened or bound.
+struct Settings {
+    verify: VerifyIntercomWebhookLayer,
+    /// The development secret, when `INTERCOM_WEBHOOK_SECRET` is unset.
+    dev_secret: Option<String>,
+    port: u16,
+    admin_port: u16,
+    inbox: InboxUrl,
+}
+
+impl Settings {
+    fn from_env() -> Result<Self, Box<dyn Error>> {
+        let (verify, dev_secret) = webhook_layer()?;
+        let port = port_from_env("PORT")?.unwrap_or(3000);
+        let admin_port = match port_from_env("ADMIN_PORT")? {
+            Some(admin_port) => admin_port,
+            None => port
+                .checked_add(1)
+                .ok_or("PORT is 65535: set ADMIN_PORT to another port")?,
+        };
+        if admin_port == port {
+            return Err(format!("ADMIN_PORT must differ from PORT ({port})").into());
+        }
+        Ok(Self {
+            verify,
+            dev_secret,
+            port,
+            admin_port,
+            inbox: InboxUrl::from_env()?,
+        })
+    }
 }
 
 #[tokio::main]
@@ -182,14 +323,23 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn Error>> {
+    // Every setting first, then the inbox, then the ports: a mistyped
+    // setting creates no file and takes no port.
+    let settings = Settings::from_env()?;
     let metrics = PrometheusBuilder::new().install_recorder()?;
-    let (verify, dev_secret) = webhook_layer()?;
-    let inbox = open_inbox().await?;
+    let inbox = settings.inbox.open().await?;
     let shutdown = shutdown_signal();
-    let listener = listen(dev_secret.as_deref()).await?;
+    let webhook_listener = bind(settings.port).await?;
+    let admin_listener = bind(settings.admin_port).await?;
+    announce(
+        &webhook_listener,
+        &admin_listener,
+        settings.dev_secret.as_deref(),
+    )?;
 
-    // The worker stops taking notifications on shutdown and hands back
-    // what it could not finish within its grace period.
+    // On shutdown, the servers stop accepting and finish the requests in
+    // flight; the worker stops taking notifications and hands back what it
+    // could not finish within its grace period.
     let (stop, stopped) = watch::channel(false);
     let worker = inbox
         .worker(handler_fn(process))
@@ -197,21 +347,79 @@ async fn run() -> Result<(), Box<dyn Error>> {
         // A short lease: after a crash, what was in progress is taken
         // again within seconds.
         .lease(Duration::from_secs(5))
-        .spawn(async move {
-            let mut stopped = stopped;
-            let _ = stopped.wait_for(|stop| *stop).await;
+        .spawn({
+            let mut stopped = stopped.clone();
+            async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            }
         });
-    let state = AppState { inbox, metrics };
-    axum::serve(listener, app(verify, state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    let webhooks = tokio::spawn(serve(
+        webhook_listener,
+        app(settings.verify, &inbox),
+        stopped.clone(),
+    ));
+    let admin = tokio::spawn(serve(
+        admin_listener,
+        admin(AdminState { inbox, metrics }),
+        stopped,
+    ));
+    shutdown.await;
     let _ = stop.send(true);
+    webhooks.await?;
+    admin.await?;
     worker.await?;
     Ok(())
 }
 
-// Setup, the same in every example receiver: the secret, the port, a ready
-// `curl` command with a development secret, logs and graceful shutdown.
+/// Serves `app` on `listener` until `stop` turns true, then lets the
+/// requests in flight finish.
+///
+/// A connection's request headers must arrive within `HEADER_TIMEOUT`:
+/// `axum::serve` sets no such timeout, so a client that never finished its
+/// headers would hold its connection (and a task) forever.
+async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<bool>) {
+    let mut server = auto::Builder::new(TokioExecutor::new());
+    server
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    let graceful = GracefulShutdown::new();
+    let stopped = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    tokio::pin!(stopped);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(err) => {
+                        // Out of file descriptors, most often: wait for
+                        // connections to close rather than spin.
+                        tracing::warn!(error = %err, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let connection = server.serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(app.clone()),
+                );
+                let connection = graceful.watch(connection.into_owned());
+                tokio::spawn(async move {
+                    if let Err(err) = connection.await {
+                        tracing::debug!(error = %err, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut stopped => break,
+        }
+    }
+    graceful.shutdown().await;
+}
+
+// Setup, as in every example receiver: the secret, the ports, ready `curl`
+// commands with a development secret, logs and graceful shutdown.
 
 /// The path Intercom posts webhooks to.
 const WEBHOOK_PATH: &str = "/webhooks/intercom";
@@ -238,42 +446,78 @@ fn webhook_layer() -> Result<(VerifyIntercomWebhookLayer, Option<String>), Box<d
     ))
 }
 
-/// Binds 127.0.0.1 on `PORT` (default 3000) and says where webhooks go;
-/// with a development secret, warns and prints a `curl` command that sends
-/// a correctly signed ping.
-async fn listen(dev_secret: Option<&str>) -> Result<TcpListener, Box<dyn Error>> {
-    let port: u16 = match env::var("PORT") {
-        Ok(port) => port
-            .parse()
-            .map_err(|_| format!("PORT must be a port number, not {port:?}"))?,
-        Err(_) => 3000,
-    };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|err| format!("cannot listen on {addr}: {err}"))?;
-    let url = format!("http://{}{WEBHOOK_PATH}", listener.local_addr()?);
-    println!("Listening for Intercom webhooks on {url}");
-    if let Some(secret) = dev_secret {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |elapsed| elapsed.as_secs());
-        let body = format!(
-            r#"{{"type":"notification_event","app_id":"dev-app","data":{{"type":"notification_event_data","item":{{"type":"ping","message":"Hello from a local test"}}}},"links":{{}},"id":"notif_dev_{now}","topic":"ping","delivery_status":"pending","delivery_attempts":1,"delivered_at":0,"first_sent_at":{now},"created_at":{now},"self":null}}"#
-        );
-        let signature = sign(&secret.parse()?, body.as_bytes());
-        let signature = signature.to_str()?;
-        println!();
-        println!("WARNING: INTERCOM_WEBHOOK_SECRET is not set.");
-        println!("WARNING: using a random DEVELOPMENT secret; Intercom's real deliveries will be refused.");
-        println!("WARNING: set INTERCOM_WEBHOOK_SECRET to your app's client secret for real use.");
-        println!("development secret: {secret}");
-        println!();
-        println!("Send a correctly signed ping:");
-        println!("curl -i -X POST {url} -H 'content-type: application/json' -H 'x-hub-signature: {signature}' --data-binary '{body}'");
-        println!();
+/// The port number in the environment variable `name`, if it is set.
+fn port_from_env(name: &str) -> Result<Option<u16>, Box<dyn Error>> {
+    match env::var(name) {
+        Ok(port) => match port.parse() {
+            Ok(port) => Ok(Some(port)),
+            Err(_) => Err(format!("{name} must be a port number, not {port:?}").into()),
+        },
+        Err(env::VarError::NotPresent) => Ok(None),
+        Err(env::VarError::NotUnicode(_)) => Err(format!("{name} must be a port number").into()),
     }
-    Ok(listener)
+}
+
+/// Binds `port` on 127.0.0.1. Put a reverse proxy or a tunnel in front of
+/// the webhook port; to serve webhooks on other interfaces, change their
+/// address only, never the admin port's.
+async fn bind(port: u16) -> Result<TcpListener, Box<dyn Error>> {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| format!("cannot listen on {addr}: {err}").into())
+}
+
+/// Says where each port is; with a development secret, warns and prints
+/// `curl` commands that send a correctly signed ping and a correctly signed
+/// installation health check.
+fn announce(
+    webhooks: &TcpListener,
+    admin: &TcpListener,
+    dev_secret: Option<&str>,
+) -> Result<(), Box<dyn Error>> {
+    let base = format!("http://{}", webhooks.local_addr()?);
+    println!(
+        "Admin (GET /metrics, GET /inbox) on http://{}: keep it private",
+        admin.local_addr()?
+    );
+    println!("Listening for Intercom webhooks on {base}{WEBHOOK_PATH}");
+    let Some(dev_secret) = dev_secret else {
+        return Ok(());
+    };
+    let secret: WebhookSecret = dev_secret.parse()?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_secs());
+    let ping = format!(
+        r#"{{"type":"notification_event","app_id":"dev-app","data":{{"type":"notification_event_data","item":{{"type":"ping","message":"Hello from a local test"}}}},"links":{{}},"id":"notif_dev_{now}","topic":"ping","delivery_status":"pending","delivery_attempts":1,"delivered_at":0,"first_sent_at":{now},"created_at":{now},"self":null}}"#
+    );
+    // X-Hub-Signature: `sha1=` and the hex HMAC-SHA1 of the body.
+    let ping_signature = sign(&secret, ping.as_bytes());
+    let health = r#"{"workspace_id":"dev-workspace"}"#;
+    // X-Body-Signature: the hex HMAC-SHA256 of the body, no prefix.
+    let health_signature = SignatureScheme::BodySignature.sign(&secret, health.as_bytes());
+    println!();
+    println!("WARNING: INTERCOM_WEBHOOK_SECRET is not set.");
+    println!(
+        "WARNING: using a random DEVELOPMENT secret; Intercom's real deliveries will be refused."
+    );
+    println!("WARNING: set INTERCOM_WEBHOOK_SECRET to your app's client secret for real use.");
+    println!("development secret: {dev_secret}");
+    println!();
+    println!("Send a correctly signed ping:");
+    println!(
+        "curl -i -X POST {base}{WEBHOOK_PATH} -H 'content-type: application/json' -H 'x-hub-signature: {}' --data-binary '{ping}'",
+        ping_signature.to_str()?
+    );
+    println!();
+    println!("Send a correctly signed installation health check (X-Body-Signature: hex HMAC-SHA256 of the body):");
+    println!(
+        "curl -i -X POST {base}/intercom/health -H 'content-type: application/json' -H 'x-body-signature: {}' --data-binary '{health}'",
+        health_signature.to_str()?
+    );
+    println!();
+    Ok(())
 }
 
 /// Logs to stderr; `RUST_LOG` overrides the default level.

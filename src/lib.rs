@@ -4,7 +4,8 @@
 //! `X-Hub-Signature: sha1=<hex HMAC-SHA1 of the raw body>`.
 //! [`VerifyIntercomWebhookLayer`] checks that signature on the exact bytes
 //! received and refuses unsigned and forged requests (401), oversized bodies
-//! (413) and unreadable ones (400) before your service runs. It answers
+//! (413), unreadable ones (400) and other methods than `POST` (405) before
+//! your service runs. It answers
 //! Intercom's unsigned `HEAD` URL check with 200, accepts several secrets
 //! for rotation without downtime, and can check Canvas Kit's
 //! `X-Body-Signature` instead.

@@ -32,6 +32,7 @@ pub(crate) fn error_type(kind: RejectionKind) -> &'static str {
         RejectionKind::PayloadTooLarge => "too_large",
         RejectionKind::BodyUnreadable => "unreadable",
         RejectionKind::HeadNotAllowed => "head",
+        RejectionKind::MethodNotAllowed => "method",
         RejectionKind::Expired => "expired",
         RejectionKind::InProgress => "in_progress",
         RejectionKind::StoreUnavailable => "store_unavailable",

@@ -11,7 +11,7 @@
 //! | metric | kind | labels | what |
 //! |---|---|---|---|
 //! | `intercom.webhook.verified` | counter | `signature.scheme` (`hub`, `body`), `secret.index` (`0`, `1`, …) | requests whose signature matched; `secret.index` > 0 means a previous secret signed it |
-//! | `intercom.webhook.rejected` | counter | `error.type` (`missing`, `malformed`, `invalid`, `expired`, `too_large`, `unreadable`, `head`) | requests the verifying layer refused (`malformed` includes several signature headers; `head` is a `HEAD` under `HeadPolicy::Reject`) |
+//! | `intercom.webhook.rejected` | counter | `error.type` (`missing`, `malformed`, `invalid`, `expired`, `too_large`, `unreadable`, `head`, `method`) | requests the verifying layer refused (`malformed` includes several signature headers; `head` is a `HEAD` under `HeadPolicy::Reject`; `method` any other method than `POST`) |
 //! | `intercom.webhook.body.size` | histogram, bytes | `signature.scheme` | size of each verified body |
 //! | `intercom.idempotency.outcome` | counter | `outcome` (`claimed`, `duplicate`, `in_progress`, `store_error`) | what the idempotency layer found for each notification |
 //! | `intercom.inbox.receive` | counter | `outcome` (`stored`, `duplicate`, `invalid`, `unavailable`, `overloaded`) | what the inbox receiver answered |
@@ -20,7 +20,8 @@
 //! | `intercom.inbox.processing.duration` | histogram, seconds | `outcome` | time the processing took |
 //! | `intercom.inbox.pending`, `intercom.inbox.dead` | gauges | | notifications waiting, and dead ones, when the inbox was last counted |
 //!
-//! The example `examples/axum.rs` serves them at `GET /metrics` in
+//! The example `examples/axum.rs` serves them at `GET /metrics` on its
+//! admin port (`ADMIN_PORT`, loopback only, apart from the webhooks) in
 //! Prometheus's text format, and `deploy/prometheus/alerts.yml` has alert
 //! rules for them.
 

@@ -66,6 +66,10 @@ pub enum RejectionKind {
     BodyUnreadable,
     /// A `HEAD` request under [`HeadPolicy::Reject`](crate::webhook::HeadPolicy::Reject). 405.
     HeadNotAllowed,
+    /// A method other than `POST` (and `HEAD`, which has its own
+    /// [`HeadPolicy`](crate::webhook::HeadPolicy)): Intercom sends every
+    /// webhook with `POST`. 405, with `Allow`.
+    MethodNotAllowed,
     /// The notification's signed `first_sent_at` (or `created_at`) is older
     /// than the layer's [`ReplayWindow`](crate::webhook::ReplayWindow), or
     /// it has neither. 401: the signature is no longer accepted for it.
@@ -107,7 +111,9 @@ impl Rejection {
             | RejectionKind::Expired => StatusCode::UNAUTHORIZED,
             RejectionKind::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             RejectionKind::BodyUnreadable => StatusCode::BAD_REQUEST,
-            RejectionKind::HeadNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            RejectionKind::HeadNotAllowed | RejectionKind::MethodNotAllowed => {
+                StatusCode::METHOD_NOT_ALLOWED
+            }
             RejectionKind::InProgress => StatusCode::CONFLICT,
             RejectionKind::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             RejectionKind::NotVerified => StatusCode::INTERNAL_SERVER_ERROR,
@@ -133,6 +139,9 @@ impl Rejection {
             (RejectionKind::PayloadTooLarge, _) => "payload too large",
             (RejectionKind::BodyUnreadable, _) => "request body could not be read",
             (RejectionKind::HeadNotAllowed, _) => "HEAD is not allowed",
+            (RejectionKind::MethodNotAllowed, _) => {
+                "method not allowed: Intercom sends webhooks with POST"
+            }
             (RejectionKind::Expired, _) => {
                 "notification older than the replay window, or without a timestamp"
             }
@@ -165,6 +174,7 @@ impl fmt::Display for RejectionKind {
             Self::PayloadTooLarge => "payload_too_large",
             Self::BodyUnreadable => "body_unreadable",
             Self::HeadNotAllowed => "head_not_allowed",
+            Self::MethodNotAllowed => "method_not_allowed",
             Self::Expired => "expired",
             Self::InProgress => "in_progress",
             Self::StoreUnavailable => "store_unavailable",
@@ -221,13 +231,7 @@ pub struct JsonRejection;
 
 impl RejectionResponse for JsonRejection {
     fn response(&mut self, rejection: &Rejection) -> Response<Bytes> {
-        let mut response = json_error(rejection.status(), rejection.message(), None);
-        if rejection.kind() == RejectionKind::HeadNotAllowed {
-            response
-                .headers_mut()
-                .insert(header::ALLOW, HeaderValue::from_static("POST"));
-        }
-        response
+        json_error(rejection.status(), rejection.message(), None)
     }
 }
 
@@ -295,7 +299,7 @@ pub(crate) fn respond<R: RejectionResponse>(
 mod tests {
     use super::*;
 
-    const KINDS: [RejectionKind; 11] = [
+    const KINDS: [RejectionKind; 12] = [
         RejectionKind::MissingSignature,
         RejectionKind::MultipleSignatures,
         RejectionKind::MalformedSignature,
@@ -303,6 +307,7 @@ mod tests {
         RejectionKind::PayloadTooLarge,
         RejectionKind::BodyUnreadable,
         RejectionKind::HeadNotAllowed,
+        RejectionKind::MethodNotAllowed,
         RejectionKind::Expired,
         RejectionKind::InProgress,
         RejectionKind::StoreUnavailable,
@@ -328,7 +333,7 @@ mod tests {
         }
         assert_eq!(
             bodies.len(),
-            2 * KINDS.len() - 8,
+            2 * KINDS.len() - 9,
             "messages must differ per reason"
         );
     }

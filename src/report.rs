@@ -22,7 +22,7 @@ pub(crate) const TARGET: &str = "tower_intercom::rejection";
 pub(crate) const DEFAULT_WARN_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The reasons with their own summary, and the slot of each.
-const REASONS: usize = 11;
+const REASONS: usize = 12;
 
 fn slot(kind: RejectionKind) -> usize {
     match kind {
@@ -37,6 +37,7 @@ fn slot(kind: RejectionKind) -> usize {
         RejectionKind::StoreUnavailable => 8,
         RejectionKind::NotVerified => 9,
         RejectionKind::Expired => 10,
+        RejectionKind::MethodNotAllowed => 11,
     }
 }
 

@@ -15,10 +15,10 @@ use tower_intercom_test_support::{
     redis_server, PING,
 };
 
-/// The signature and body of the printed `curl` command.
-fn parse_curl(line: &str) -> (String, String) {
+/// The signature (in `header`) and body of a printed `curl` command.
+fn parse_curl(line: &str, header: &str) -> (String, String) {
     let signature = line
-        .split("-H 'x-hub-signature: ")
+        .split(&format!("-H '{header}: "))
         .nth(1)
         .and_then(|rest| rest.split('\'').next())
         .expect("curl line has a signature");
@@ -39,12 +39,13 @@ fn post(path: &str, signature: &str, body: Vec<u8>) -> Request<Full<Bytes>> {
 }
 
 /// The printed `curl` gets 200; the same request with one byte changed gets
-/// 401; HEAD gets 200; SIGTERM shuts the server down cleanly.
+/// 401; HEAD gets 200, GET 405 with `Allow`; SIGTERM shuts the server down
+/// cleanly.
 async fn printed_curl_works(name: &str) {
     let running = Running::start(name, &[]);
     let curl = running.wait_for_line("curl ");
     assert!(curl.contains(&format!("http://{}/webhooks/intercom", running.addr)));
-    let (signature, body) = parse_curl(&curl);
+    let (signature, body) = parse_curl(&curl, "x-hub-signature");
     let addr = running.addr;
 
     let answer = client::send(
@@ -68,6 +69,13 @@ async fn printed_curl_works(name: &str) {
         StatusCode::OK,
         "{name}"
     );
+    // Someone opening the URL in a browser: not a signature problem.
+    let get = Request::get("/webhooks/intercom")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let answer = client::send(addr, get).await;
+    assert_eq!(answer.status, StatusCode::METHOD_NOT_ALLOWED, "{name}");
+    assert_eq!(answer.headers["allow"], "POST, HEAD", "{name}");
 
     assert!(
         running.terminate().success(),
@@ -132,6 +140,130 @@ async fn hyper_example_answers_404_off_the_webhook_path_without_verifying() {
         .unwrap();
     let answer = client::send(running.addr, request).await;
     assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
+
+/// The printed health check `curl` (`X-Body-Signature`, the hex
+/// HMAC-SHA256 of the body) gets 200 from the installation health check;
+/// one byte changed gets 401.
+#[tokio::test]
+async fn axum_example_printed_health_check_curl_works() {
+    let running = Running::start("axum", &[]);
+    let url = format!("http://{}/intercom/health", running.addr);
+    let curl = running.wait_for_line(&format!("curl -i -X POST {url} "));
+    let (signature, body) = parse_curl(&curl, "x-body-signature");
+    let health = |body: String| {
+        Request::post("/intercom/health")
+            .header("content-type", "application/json")
+            .header("x-body-signature", &signature)
+            .body(Full::new(Bytes::from(body)))
+            .unwrap()
+    };
+    let answer = client::send(running.addr, health(body.clone())).await;
+    assert_eq!(answer.status, StatusCode::OK, "{curl}: {answer:?}");
+    assert_eq!(answer.body, r#"{"state":"OK"}"#);
+    let answer = client::send(running.addr, health(body.replacen("dev", "Dev", 1))).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+}
+
+/// The webhook port answers only the webhook, the health checks and
+/// `/healthz`; `/metrics` and `/inbox` (whose dead-letter listings would
+/// show notification contents) are on the admin port, on loopback, which
+/// answers nothing else. (Both were served to anyone who reached the
+/// webhook port.)
+#[tokio::test]
+async fn axum_example_serves_metrics_and_inbox_on_the_admin_port_only() {
+    let running = Running::start("axum", &[("INTERCOM_WEBHOOK_SECRET", "admin-secret")]);
+    let get = |path: &str| Request::get(path).body(Empty::<Bytes>::new()).unwrap();
+    for path in ["/metrics", "/inbox"] {
+        let answer = client::send(running.addr, get(path)).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "{path} on the webhook port"
+        );
+        let answer = client::send(running.admin_addr, get(path)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path} on the admin port");
+    }
+    let secret = WebhookSecret::new("admin-secret").unwrap();
+    let answer = deliver(running.admin_addr, &secret, &delivery("notif_admin", 1)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::NOT_FOUND,
+        "no webhooks on the admin port"
+    );
+    let answer = client::send(running.admin_addr, get("/healthz")).await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+}
+
+/// A mistyped setting stops the axum example before it opens the inbox or
+/// takes a port: a clear message, exit code 1, and no file left in its
+/// directory. (`PORT=abc` created the SQLite inbox first.)
+#[test]
+fn axum_example_checks_every_setting_before_opening_the_inbox() {
+    let port = free_port().to_string();
+    let cases: [(&[(&str, &str)], &str); 6] = [
+        (
+            &[("PORT", "abc")],
+            "PORT must be a port number, not \"abc\"",
+        ),
+        (&[("PORT", "65536")], "PORT must be a port number"),
+        (
+            &[("PORT", &port), ("ADMIN_PORT", "abc")],
+            "ADMIN_PORT must be a port number",
+        ),
+        (
+            &[("PORT", &port), ("ADMIN_PORT", &port)],
+            "ADMIN_PORT must differ from PORT",
+        ),
+        (&[("PORT", "65535")], "set ADMIN_PORT"),
+        (
+            &[("PORT", &port), ("INBOX_URL", "sqlite:inbox.db?mode=rwc")],
+            "sqlite:<path> takes no query",
+        ),
+    ];
+    for (env, message) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = examples::command("axum");
+        command.current_dir(dir.path()).envs(env.iter().copied());
+        let output = output_within(command, std::time::Duration::from_secs(60));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{env:?}: {stderr}");
+        assert!(stderr.contains(message), "{env:?}: {stderr}");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{env:?} left {left:?}");
+    }
+}
+
+/// Runs `command` to its end, or kills it after `limit` and fails (a
+/// server that did not refuse its settings would run forever).
+fn output_within(
+    mut command: std::process::Command,
+    limit: std::time::Duration,
+) -> std::process::Output {
+    use std::process::Stdio;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &id.to_string()])
+                .status();
+            panic!("still running after {limit:?}");
+        }
+    }
 }
 
 #[tokio::test]
@@ -276,7 +408,7 @@ async fn axum_example_answers_handled_and_unhandled_topics() {
     let json: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
     assert!(json["error"].is_string());
     // All four were stored (and are processed in the background).
-    let counts = inbox_counts(running.addr).await;
+    let counts = inbox_counts(running.admin_addr).await;
     let total: u64 = ["pending", "in_progress", "done", "dead"]
         .iter()
         .map(|state| counts[state].as_u64().unwrap())
@@ -284,23 +416,23 @@ async fn axum_example_answers_handled_and_unhandled_topics() {
     assert_eq!(total, 4, "{counts}");
 }
 
-/// `GET /inbox` of the axum example.
-async fn inbox_counts(addr: SocketAddr) -> serde_json::Value {
+/// `GET /inbox` on the axum example's admin port.
+async fn inbox_counts(admin_addr: SocketAddr) -> serde_json::Value {
     let request = Request::get("/inbox").body(Empty::<Bytes>::new()).unwrap();
-    let answer = client::send(addr, request).await;
+    let answer = client::send(admin_addr, request).await;
     assert_eq!(answer.status, StatusCode::OK);
     serde_json::from_slice(&answer.body).unwrap()
 }
 
 /// Waits until the example's inbox counts satisfy `done`.
 async fn wait_for_counts(
-    addr: SocketAddr,
+    admin_addr: SocketAddr,
     what: &str,
     done: impl Fn(&serde_json::Value) -> bool,
 ) -> serde_json::Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
-        let counts = inbox_counts(addr).await;
+        let counts = inbox_counts(admin_addr).await;
         if done(&counts) {
             return counts;
         }
@@ -328,7 +460,7 @@ async fn axum_example_loses_no_acknowledged_notification_when_killed() {
     // Started again on the same inbox file: everything acknowledged is
     // processed, nothing is dead.
     let running = running.restart("axum", &env);
-    let counts = wait_for_counts(running.addr, "all acknowledged processed", |counts| {
+    let counts = wait_for_counts(running.admin_addr, "all acknowledged processed", |counts| {
         counts["done"] == N
     })
     .await;
@@ -343,7 +475,7 @@ async fn axum_example_loses_no_acknowledged_notification_when_killed() {
         assert_eq!(answer.status, StatusCode::OK, "{id}");
         assert_eq!(answer.headers["x-intercom-duplicate"], "true", "{id}");
     }
-    let counts = inbox_counts(running.addr).await;
+    let counts = inbox_counts(running.admin_addr).await;
     assert_eq!(counts["done"], N, "{counts}");
 }
 
@@ -359,12 +491,13 @@ async fn axum_example_worker_logs_each_processed_notification() {
     assert!(line.contains("notif_logged"), "{line}");
 }
 
-/// `GET /metrics` shows the verified and rejected counters moving after the
-/// README's curl commands (a signed ping, then one byte changed).
+/// `GET /metrics` on the admin port shows the verified and rejected
+/// counters moving after the README's curl commands (a signed ping, then
+/// one byte changed).
 #[tokio::test]
 async fn axum_example_serves_prometheus_metrics() {
     let running = Running::start("axum", &[]);
-    let (signature, body) = parse_curl(&running.wait_for_line("curl "));
+    let (signature, body) = parse_curl(&running.wait_for_line("curl "), "x-hub-signature");
     let answer = client::send(
         running.addr,
         post("/webhooks/intercom", &signature, body.clone().into_bytes()),
@@ -382,7 +515,7 @@ async fn axum_example_serves_prometheus_metrics() {
     let request = Request::get("/metrics")
         .body(Empty::<Bytes>::new())
         .unwrap();
-    let answer = client::send(running.addr, request).await;
+    let answer = client::send(running.admin_addr, request).await;
     assert_eq!(answer.status, StatusCode::OK);
     let text = String::from_utf8(answer.body.to_vec()).unwrap();
     let value = |series: &str| {
@@ -496,7 +629,10 @@ async fn axum_examples_sharing_a_redis_inbox_process_a_notification_once() {
         assert_eq!(stored, 1, "{id}: {a:?} {b:?}");
     }
     // Both instances see the one inbox; each notification is done once.
-    let counts = wait_for_counts(two.addr, "all processed", |counts| counts["done"] == N).await;
+    let counts = wait_for_counts(two.admin_addr, "all processed", |counts| {
+        counts["done"] == N
+    })
+    .await;
     assert_eq!(counts["dead"], 0, "{counts}");
     let processed: usize = [&one, &two]
         .iter()
@@ -577,6 +713,7 @@ fn axum_example_opens_an_sqlite_url_relative_to_its_directory() {
     let mut child = examples::command("axum")
         .env("INBOX_URL", "SQLITE://inbox-here.sqlite3")
         .env("PORT", free_port().to_string())
+        .env("ADMIN_PORT", free_port().to_string())
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
@@ -600,4 +737,159 @@ fn axum_example_opens_an_sqlite_url_relative_to_its_directory() {
         Some("Inbox: SQLite file inbox-here.sqlite3")
     );
     assert!(dir.path().join("inbox-here.sqlite3").exists());
+}
+
+/// What a slow client saw: the status of the answer it got (if it could
+/// read one) and whether the server closed the connection in time.
+#[derive(Debug)]
+struct Held {
+    status: Option<u16>,
+    closed: bool,
+}
+
+/// Connects to `addr`, writes `head` and `burst` bytes of body at once,
+/// then one more byte every 500 ms, as a slowloris client does, until the
+/// server closes the connection or `deadline` passes.
+async fn hold(
+    addr: SocketAddr,
+    head: String,
+    burst: usize,
+    deadline: tokio::time::Instant,
+) -> Held {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let (mut reader, mut writer) = stream.into_split();
+    let trickle = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        writer.write_all(&vec![b'0'; burst]).await?;
+        loop {
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            writer.write_all(b"0").await?;
+        }
+        #[allow(unreachable_code)]
+        Ok::<(), std::io::Error>(())
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0; 1024];
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, reader.read(&mut buf)).await {
+            Err(_) => break false,
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(n)) => answer.extend_from_slice(&buf[..n]),
+        }
+    };
+    trickle.abort();
+    let status = answer
+        .get(9..12)
+        .and_then(|code| std::str::from_utf8(code).ok()?.parse().ok());
+    Held { status, closed }
+}
+
+/// A line of `/proc/PID/status`, in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().strip_suffix("kB")?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Unauthenticated clients cannot hold the axum example: slow bodies under
+/// a well-formed wrong signature (`sha1=0…`) trickled a byte at a time,
+/// bodies announcing 2 MiB with 1 MiB sent at once, and headers that never
+/// end. Beyond 256 bodies in flight the example answers 429 at once; the
+/// others get 408 when the 5 s request timeout ends them, headers are cut
+/// after 5 s, and every connection is closed; its memory stays bounded.
+/// (Before, it had no timeout and no limit: every connection stayed open,
+/// each holding what it sent.)
+#[tokio::test]
+async fn axum_example_closes_slow_unsigned_bodies_and_keeps_memory_bounded() {
+    /// Trickled bodies: more than the 256 the example handles at once.
+    const SLOW: usize = 300;
+    /// Bodies announcing 2 MiB (the layer's default limit) that send 1 MiB.
+    const LARGE: usize = 150;
+    /// Headers that never end.
+    const HEADERS: usize = 20;
+    /// What the example's memory may grow by: far below what the clients
+    /// send (150 MiB), above what the open connections cost.
+    const BOUND_KIB: u64 = 64 * 1024;
+
+    let running = Running::start("axum", &[("INTERCOM_WEBHOOK_SECRET", "slow-secret")]);
+    let (addr, pid) = (running.addr, running.pid());
+    let before = status_kib(pid, "VmRSS");
+    let forged = "sha1=0000000000000000000000000000000000000000";
+    let request = |length: usize| {
+        format!(
+            "POST /webhooks/intercom HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
+             x-hub-signature: {forged}\r\ncontent-length: {length}\r\n\r\n{{\"type\":"
+        )
+    };
+    let start = tokio::time::Instant::now();
+    let deadline = start + std::time::Duration::from_secs(30);
+    let slow: Vec<_> = (0..SLOW)
+        .map(|_| tokio::spawn(hold(addr, request(1024 * 1024), 0, deadline)))
+        .collect();
+    let large: Vec<_> = (0..LARGE)
+        .map(|_| tokio::spawn(hold(addr, request(2 * 1024 * 1024), 1024 * 1024, deadline)))
+        .collect();
+    let headers: Vec<_> = (0..HEADERS)
+        .map(|_| {
+            let head = format!("POST /webhooks/intercom HTTP/1.1\r\nhost: {addr}\r\nx-slow: ");
+            tokio::spawn(hold(addr, head, 0, deadline))
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for (group, tasks) in [("slow", slow), ("large", large), ("headers", headers)] {
+        for task in tasks {
+            outcomes.push((group, task.await.unwrap()));
+        }
+    }
+    let elapsed = start.elapsed();
+    let grown = status_kib(pid, "VmHWM").saturating_sub(before);
+    let open = outcomes.iter().filter(|(_, held)| !held.closed).count();
+    let statuses = |group: &str| {
+        let mut counts = std::collections::BTreeMap::new();
+        for (_, held) in outcomes.iter().filter(|(g, _)| *g == group) {
+            *counts.entry(held.status).or_insert(0) += 1;
+        }
+        counts
+    };
+    let report = format!(
+        "{open} of {} connections still open after {elapsed:?}; peak memory grew by {grown} KiB; \
+         statuses: slow {:?}, large {:?}, headers {:?}",
+        outcomes.len(),
+        statuses("slow"),
+        statuses("large"),
+        statuses("headers"),
+    );
+    println!("{report}");
+    assert_eq!(open, 0, "{report}");
+    assert!(grown < BOUND_KIB, "{report}");
+
+    // The trickled bodies: 429 beyond the limit, 408 at the timeout.
+    let slow = statuses("slow");
+    assert!(
+        slow.keys().all(|status| matches!(status, Some(408 | 429))),
+        "{report}"
+    );
+    assert!(
+        slow.get(&Some(429)).copied().unwrap_or(0) >= SLOW - 256,
+        "{report}"
+    );
+    assert!(slow.get(&Some(408)).copied().unwrap_or(0) >= 1, "{report}");
+    // The large ones are refused before their body is read (413, or 429
+    // while the slow ones fill the example); some clients see the
+    // connection reset before they can read the answer.
+    assert!(
+        statuses("large")
+            .keys()
+            .all(|status| matches!(status, None | Some(413 | 429))),
+        "{report}"
+    );
+
+    // And the example still takes Intercom's deliveries.
+    let secret = WebhookSecret::new("slow-secret").unwrap();
+    let answer = deliver(addr, &secret, &delivery("notif_after_slowloris", 1)).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
 }

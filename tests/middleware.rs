@@ -400,14 +400,81 @@ async fn head_can_be_rejected() {
     assert_eq!(recorder.calls(), 0);
 }
 
+/// Intercom sends every webhook with `POST`: any other method gets 405
+/// with `Allow`, signed or not, without a byte of the body read. (`GET`
+/// was answered 401 `missing X-Hub-Signature header`, which sent people
+/// who opened the URL in a browser looking for a secret problem.)
 #[tokio::test]
-async fn other_methods_are_verified_like_post() {
-    let request = Request::get("/webhooks/intercom")
-        .body(ScriptedBody::new([]))
+async fn other_methods_are_405_with_allow_before_the_body_is_read() {
+    for (policy, allow) in [
+        (HeadPolicy::Respond, "POST, HEAD"),
+        (HeadPolicy::Forward, "POST, HEAD"),
+        (HeadPolicy::Reject, "POST"),
+    ] {
+        for method in [
+            Method::GET,
+            Method::PUT,
+            Method::DELETE,
+            Method::OPTIONS,
+            Method::PATCH,
+        ] {
+            let body = ScriptedBody::new([Step::Data(Bytes::from_static(PING))]);
+            let polls = body.polls();
+            let request = Request::builder()
+                .method(method.clone())
+                .uri("/webhooks/intercom")
+                .header("x-hub-signature", sign(&secret(), PING))
+                .body(body)
+                .unwrap();
+            let (recorder, status, headers, body, rejection) =
+                send(&layer().head(policy), request).await;
+            assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{method}");
+            assert_eq!(headers[header::ALLOW], allow, "{method} {policy:?}");
+            assert_eq!(
+                rejection.map(|r| r.kind()),
+                Some(RejectionKind::MethodNotAllowed)
+            );
+            let json: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                json["error"],
+                "method not allowed: Intercom sends webhooks with POST"
+            );
+            assert_eq!((recorder.calls(), polls.load(Ordering::SeqCst)), (0, 0));
+        }
+    }
+}
+
+/// A custom rejection response gets the `Allow` header of a 405 too,
+/// unless it set its own.
+#[tokio::test]
+async fn a_custom_405_gets_allow_unless_it_has_one() {
+    let plain = layer().on_rejection(|rejection: &Rejection| {
+        let mut response = http::Response::new(Bytes::from_static(b"no"));
+        *response.status_mut() = rejection.status();
+        response
+    });
+    let own = layer().on_rejection(|rejection: &Rejection| {
+        let mut response = http::Response::new(Bytes::from_static(b"no"));
+        *response.status_mut() = rejection.status();
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
+        response
+    });
+    let get = || {
+        Request::get("/webhooks/intercom")
+            .body(ScriptedBody::new([]))
+            .unwrap()
+    };
+    let response = plain
+        .layer(Recorder::default())
+        .oneshot(get())
+        .await
         .unwrap();
-    let (recorder, status, ..) = send(&layer(), request).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
-    assert_eq!(recorder.calls(), 0);
+    assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(response.headers()[header::ALLOW], "POST, HEAD");
+    let response = own.layer(Recorder::default()).oneshot(get()).await.unwrap();
+    assert_eq!(response.headers()[header::ALLOW], "POST");
 }
 
 #[tokio::test]
@@ -536,6 +603,72 @@ async fn a_one_frame_body_reaches_the_inner_service_without_a_copy() {
     let response = service.oneshot(request).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(body_bytes(response.into_body()).await, "shared");
+}
+
+/// The capacity of the buffer a body in several frames was collected in,
+/// as the inner service received it (`usize::MAX` if not collected once).
+async fn collected_capacity(
+    layer: &VerifyIntercomWebhookLayer,
+    request: Request<ScriptedBody>,
+) -> usize {
+    let service = layer.layer(tower::service_fn(
+        |request: http::Request<tower_intercom::WebhookBody>| async move {
+            let capacity = request
+                .into_body()
+                .into_bytes()
+                .try_into_mut()
+                .map_or(usize::MAX, |buffer| buffer.capacity());
+            Ok::<_, std::convert::Infallible>(http::Response::new(http_body_util::Full::new(
+                Bytes::from(capacity.to_string()),
+            )))
+        },
+    ));
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = body_bytes(response.into_body()).await;
+    std::str::from_utf8(&body).unwrap().parse().unwrap()
+}
+
+/// `Content-Length` is a claim, not bytes: a body announcing 2 MiB whose
+/// first frames are a few bytes is buffered in what arrived plus at most
+/// 64 KiB. (The buffer was sized from the announced length at the second
+/// frame: 2 MiB reserved per connection for a few bytes sent, which let
+/// slow clients hold gigabytes of address space.)
+#[tokio::test]
+async fn a_body_in_several_frames_is_buffered_as_it_arrives_not_as_announced() {
+    let data = br#"{"type":"notification_event","id":"notif_1","topic":"ping"}"#;
+    let (first, second) = data.split_at(10);
+    let body = ScriptedBody::new([
+        Step::Data(Bytes::from_static(first)),
+        Step::Pending,
+        Step::Data(Bytes::from_static(second)),
+    ]);
+    let mut request = signed(body, data);
+    request
+        .headers_mut()
+        .insert(header::CONTENT_LENGTH, DEFAULT_MAX_BODY_SIZE.into());
+    let capacity = collected_capacity(&layer(), request).await;
+    assert!(
+        capacity <= data.len() + 64 * 1024,
+        "{capacity} bytes reserved for {} received",
+        data.len()
+    );
+}
+
+/// A body without `Content-Length`, in many frames, grows its buffer as it
+/// arrives and never past the limit (the limit bounds the memory, not only
+/// the bytes accepted).
+#[tokio::test]
+async fn a_growing_body_never_holds_more_than_the_limit() {
+    const LIMIT: usize = 1_000_000;
+    let data = body_of(LIMIT);
+    let request = signed(ScriptedBody::chunked(&data, 16 * 1024), &data);
+    let capacity = collected_capacity(&layer().max_body_size(LIMIT), request).await;
+    assert!(capacity >= LIMIT, "{capacity}");
+    assert!(
+        capacity <= LIMIT,
+        "{capacity} bytes reserved, above the {LIMIT}-byte limit"
+    );
 }
 
 /// An inner service that must be driven ready before each call, and fails

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, Bytes};
 
 use super::{layer::Config, VerifiedWebhook, WebhookBody};
 use crate::{
@@ -10,8 +10,20 @@ use crate::{
     signature::{Digest, Mac},
 };
 
+/// How far ahead of the bytes received the buffer of a body in several
+/// frames may grow: a notification of up to 64 KiB (most are far smaller)
+/// is copied into one allocation.
+const GROWTH_STEP: usize = 64 * 1024;
+
 /// One pass over the body: each frame is fed to the HMAC of the current
 /// secret as it arrives and kept, up to the limit.
+///
+/// The buffer follows the bytes that arrived: it holds them plus at most
+/// [`GROWTH_STEP`], never more than the announced length (while the body
+/// keeps to it) nor the limit, whatever `Content-Length` says. An
+/// announced length is a claim that costs the client nothing; reserving
+/// it would let slow clients hold the limit's worth of memory each for a
+/// few bytes sent.
 pub(crate) struct Collector {
     config: Arc<Config>,
     expected: Digest,
@@ -19,23 +31,27 @@ pub(crate) struct Collector {
     mac: Option<Mac>,
     /// The first data frame, kept as is: a one-frame body is never copied.
     first: Option<Bytes>,
-    /// Every frame, once there is more than one.
-    joined: BytesMut,
-    /// Bytes to reserve when a second frame arrives.
-    capacity: usize,
+    /// Every frame, once there is more than one. A `Vec` rather than a
+    /// `BytesMut`: it grows exactly as asked (`reserve_exact`), so the
+    /// limit bounds the memory, not only the bytes kept.
+    joined: Vec<u8>,
+    /// The body's announced length, at most the limit (0 when unknown).
+    announced: usize,
     len: usize,
 }
 
 impl Collector {
-    pub(crate) fn new(config: Arc<Config>, expected: Digest, capacity: usize) -> Self {
+    /// A collector for a body that announced `announced` bytes (0 when it
+    /// announced nothing), at most the limit.
+    pub(crate) fn new(config: Arc<Config>, expected: Digest, announced: usize) -> Self {
         let mac = config.current().mac(config.scheme);
         Self {
             config,
             expected,
             mac: Some(mac),
             first: None,
-            joined: BytesMut::new(),
-            capacity,
+            joined: Vec::new(),
+            announced,
             len: 0,
         }
     }
@@ -71,19 +87,36 @@ impl Collector {
             self.first = Some(data);
         } else {
             if let Some(first) = self.first.take() {
-                self.joined.reserve(self.capacity.max(self.len));
-                self.joined.extend_from_slice(&first);
+                self.append(&first);
             }
-            self.joined.extend_from_slice(&data);
+            self.append(&data);
         }
         Ok(())
+    }
+
+    /// Appends `data` to the buffer, growing it to what has arrived plus
+    /// at most [`GROWTH_STEP`], and never past the announced length (while
+    /// the body keeps to it) or the limit. `self.len` counts `data`
+    /// already, and is at most the limit.
+    fn append(&mut self, data: &[u8]) {
+        let needed = self.joined.len() + data.len();
+        if needed > self.joined.capacity() {
+            let ceiling = if self.len <= self.announced {
+                self.announced
+            } else {
+                self.config.max_body_size
+            };
+            let target = needed.saturating_add(GROWTH_STEP).min(ceiling).max(needed);
+            self.joined.reserve_exact(target - self.joined.len());
+        }
+        self.joined.extend_from_slice(data);
     }
 
     /// The body and which secret signed it, or [`RejectionKind::InvalidSignature`].
     pub(crate) fn finish(&mut self) -> Result<(WebhookBody, VerifiedWebhook), RejectionKind> {
         let data = match self.first.take() {
             Some(first) => first,
-            None => std::mem::take(&mut self.joined).freeze(),
+            None => Bytes::from(std::mem::take(&mut self.joined)),
         };
         let current = self.mac.take().map(Mac::finalize);
         let matched = if current.is_some_and(|digest| self.expected.matches(&digest)) {

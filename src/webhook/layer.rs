@@ -38,6 +38,17 @@ pub enum HeadPolicy {
     Reject,
 }
 
+impl HeadPolicy {
+    /// The `Allow` header of a 405: the methods the layer lets through or
+    /// answers itself.
+    pub(crate) fn allow(self) -> http::HeaderValue {
+        match self {
+            Self::Respond | Self::Forward => http::HeaderValue::from_static("POST, HEAD"),
+            Self::Reject => http::HeaderValue::from_static("POST"),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub(crate) struct Config {
     /// Never empty; the first is the current secret.

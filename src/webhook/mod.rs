@@ -11,6 +11,7 @@
 //! |---|---|---|
 //! | valid signature | the inner service's | yes |
 //! | `HEAD` ([`HeadPolicy::Respond`], the default) | 200, empty | no |
+//! | any method but `POST` and `HEAD` | 405 with `Allow: POST, HEAD` (`POST` under [`HeadPolicy::Reject`]), body not read | no |
 //! | no signature header, or more than one | 401 | no |
 //! | malformed signature (not `sha1=` + 40 hex, `sha256=…`, empty, non-ASCII) | 401 | no |
 //! | signature that matches no secret | 401 | no |
@@ -36,9 +37,11 @@
 //! far, and never more than the limit
 //! ([`max_body_size`](VerifyIntercomWebhookLayer::max_body_size), 2 MiB by
 //! default): a one-frame body is the frame itself, a body in several frames
-//! is copied once into one buffer (sized from `Content-Length` when the
-//! request announces one, grown as bytes arrive otherwise). So the memory of
-//! the webhooks in flight is at most
+//! is copied into one buffer that grows with the bytes that arrive, at most
+//! 64 KiB ahead of them and never past the announced `Content-Length` or
+//! the limit. An announced length reserves nothing by itself: a client
+//! that announces 2 MiB and sends ten bytes holds ten bytes (plus the
+//! step), not 2 MiB. So the memory of the webhooks in flight is at most
 //!
 //! > limit × webhooks in flight + a few KiB per connection (the server's own
 //! > buffers)
@@ -93,7 +96,10 @@
 //!
 //! `examples/hyper.rs` serves exactly this stack, with hyper's own header
 //! read timeout; `scripts/memory.sh` floods it and prints its resident
-//! memory.
+//! memory. `examples/axum.rs` applies the same limits to its axum router
+//! (`HandleErrorLayer` turns their errors into 429 and 408) and serves it
+//! with hyper-util's connection builder, for the header read timeout that
+//! `axum::serve` does not set.
 //!
 //! # Verify, then reserve
 //!
@@ -195,7 +201,18 @@ pub(crate) fn reject<R: RejectionResponse>(
     let rejection = Rejection::new(kind, config.scheme);
     config.reports.report(&rejection);
     crate::measure::webhook_rejected(kind);
-    respond(on_rejection, rejection)
+    let mut response = respond(on_rejection, rejection);
+    if matches!(
+        kind,
+        RejectionKind::MethodNotAllowed | RejectionKind::HeadNotAllowed
+    ) {
+        // A 405 says what is allowed (RFC 9110, 15.5.6), whoever built it.
+        response
+            .headers_mut()
+            .entry(http::header::ALLOW)
+            .or_insert_with(|| config.head.allow());
+    }
+    response
 }
 
 /// Proof that a request passed [`VerifyIntercomWebhook`]: a request

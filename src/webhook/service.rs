@@ -99,6 +99,9 @@ where
                 }
             };
         }
+        if request.method() != Method::POST {
+            return reject(&mut self.on_rejection, RejectionKind::MethodNotAllowed);
+        }
 
         let expected = match expected_digest(config, &request) {
             Ok(expected) => expected,
@@ -112,9 +115,9 @@ where
         }
 
         let (parts, body) = request.into_parts();
-        // Reserve what the request announced, never more than the limit.
-        let capacity = declared.map_or(0, |len| len.min(limit as u64) as usize);
-        let collector = Collector::new(self.config.clone(), expected, capacity);
+        // Announced, so at most the limit here.
+        let announced = declared.map_or(0, |len| len.min(limit as u64) as usize);
+        let collector = Collector::new(self.config.clone(), expected, announced);
         ResponseFuture::collect(body, parts, collector, inner, self.on_rejection.clone())
     }
 }

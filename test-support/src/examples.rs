@@ -15,13 +15,14 @@ use std::{
 
 /// Every variable an example reads: the tests set what they need and
 /// nothing leaks in from the environment they run in.
-const VARIABLES: [&str; 6] = [
+const VARIABLES: [&str; 7] = [
     "INTERCOM_WEBHOOK_SECRET",
     "INTERCOM_WEBHOOK_SECRET_PREVIOUS",
     "INTERCOM_IDENTITY_SECRET",
     "INTERCOM_APP_ID",
     "INBOX_URL",
     "PORT",
+    "ADMIN_PORT",
 ];
 
 /// Builds `tower-intercom`'s example `name` (a no-op when it is up to date)
@@ -76,6 +77,9 @@ pub struct Running {
     lines: mpsc::Receiver<String>,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where the axum example serves `/metrics` and `/inbox` (`ADMIN_PORT`,
+    /// a free port of its own; the other examples ignore it).
+    pub admin_addr: SocketAddr,
     /// Its working directory, a fresh temporary one (the axum example
     /// keeps its inbox there unless `INBOX_URL` says otherwise).
     dir: tempfile::TempDir,
@@ -91,7 +95,8 @@ impl Running {
     /// Starts example server `name` on a free port with `env` and waits
     /// for an output line that starts with `ready`.
     pub fn start_until(name: &str, env: &[(&str, &str)], ready: &str) -> Self {
-        Self::start_in(tempfile::tempdir().unwrap(), free_port(), name, env, ready)
+        let ports = (free_port(), free_port());
+        Self::start_in(tempfile::tempdir().unwrap(), ports, name, env, ready)
     }
 
     /// Starts example server `name` again, in the same working directory
@@ -99,11 +104,16 @@ impl Running {
     pub fn restart(mut self, name: &str, env: &[(&str, &str)]) -> Self {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let port = self.addr.port();
+        let ports = (self.addr.port(), self.admin_addr.port());
         // The old process is gone: take its directory over.
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         drop(self);
-        Self::start_in(dir, port, name, env, "Listening for Intercom webhooks")
+        Self::start_in(dir, ports, name, env, "Listening for Intercom webhooks")
+    }
+
+    /// The process id, to read what the kernel says of it (`/proc/PID/…`).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kills the process with SIGKILL, as a crash, an OOM kill or a hard
@@ -130,7 +140,7 @@ impl Running {
 
     fn start_in(
         dir: tempfile::TempDir,
-        port: u16,
+        (port, admin_port): (u16, u16),
         name: &str,
         env: &[(&str, &str)],
         ready: &str,
@@ -139,6 +149,7 @@ impl Running {
         command
             .current_dir(dir.path())
             .env("PORT", port.to_string())
+            .env("ADMIN_PORT", admin_port.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
         for (key, value) in env {
@@ -158,6 +169,7 @@ impl Running {
             child,
             lines,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            admin_addr: SocketAddr::from(([127, 0, 0, 1], admin_port)),
             dir,
         };
         running.wait_for_line(ready);

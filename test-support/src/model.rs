@@ -255,6 +255,13 @@ impl Case {
                 },
             };
         }
+        if self.method != Method::POST {
+            return refuse(
+                RejectionKind::MethodNotAllowed,
+                StatusCode::METHOD_NOT_ALLOWED,
+                0,
+            );
+        }
 
         // Exactly one signature header, in the scheme's format.
         let headers = self.header_map();
@@ -431,7 +438,10 @@ impl Case {
             let json = format!("{{\"error\":\"{}\"}}", rejection.message());
             assert_eq!(outcome.body, json.as_bytes(), "{}", context());
             assert_eq!(outcome.headers[header::CONTENT_TYPE], "application/json");
-            let allow = usize::from(rejection.kind() == RejectionKind::HeadNotAllowed);
+            let allow = usize::from(matches!(
+                rejection.kind(),
+                RejectionKind::HeadNotAllowed | RejectionKind::MethodNotAllowed
+            ));
             assert_eq!(outcome.headers.len(), 1 + allow, "{}", context());
         } else if expected.call.is_none() {
             // The layer's own answer to HEAD: empty.

@@ -108,7 +108,12 @@
 //! others); after
 //! [`max_attempts`](Worker::max_attempts) (12) it is dead: kept, listed by
 //! [`Inbox::dead`], counted by [`Inbox::counts`], and pending again after
-//! [`Inbox::requeue`]. A panic in the handler is a failed attempt. A
+//! [`Inbox::requeue`]. A handler error that is (or wraps) a [`Permanent`]
+//! makes the notification dead at once, with that error as its reason: a
+//! body that does not parse as the handler's type
+//! ([`ReceivedNotification::json`] says so itself), or one the handler will
+//! never accept, is not retried for an hour. A panic in the handler is a
+//! failed attempt. A
 //! worker process that dies leaves its notifications leased: any worker
 //! takes them again once the lease has lapsed, which counts as a failed
 //! attempt. So does a result the store would not take (three tries, 100 ms
@@ -162,7 +167,7 @@
 //! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_intercom::{
-//!     inbox::{handler_fn, Counts, ReceivedNotification, SqliteInbox},
+//!     inbox::{handler_fn, Counts, Permanent, ReceivedNotification, SqliteInbox},
 //!     notification::Notification, sign, VerifyIntercomWebhookLayer, WebhookSecret,
 //! };
 //!
@@ -180,10 +185,11 @@
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let worker = inbox
 //!     .worker(handler_fn(|received: ReceivedNotification| async move {
+//!         // A body that does not parse is dead at once (`Permanent`).
 //!         let notification: Notification = received.json()?;
 //!         // Side effects keyed by `received.id()`, so a repeat is harmless.
 //!         println!("{} {}", notification.topic, received.id());
-//!         Ok::<_, serde_json::Error>(())
+//!         Ok::<_, Permanent>(())
 //!     }))
 //!     .concurrency(8)
 //!     .spawn(async move {
@@ -238,6 +244,7 @@
 //! ```
 
 mod notification;
+mod permanent;
 mod receiver;
 #[cfg(feature = "inbox-redis")]
 mod redis;
@@ -264,6 +271,8 @@ pub use self::{
         DEFAULT_POLL_INTERVAL,
     },
 };
+
+pub use self::permanent::Permanent;
 
 // The stores' error lives at the root; the store modules name it here.
 use crate::{StoreError, StoreErrorKind};

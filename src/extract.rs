@@ -10,8 +10,12 @@
 //! layer adds. A request without it did not pass the layer (the layer was
 //! left off the route, or put on another one): it is refused with 500 and a
 //! message saying the layer is missing, never handed to the handler as if
-//! it were verified. A body that is not a notification is refused with 400,
-//! with the line and column of the JSON error. See [`ExtractorRejection`].
+//! it were verified. A body that is not a notification is refused with 400
+//! and a message saying what is wrong: not JSON (with serde_json's line and
+//! column), not a JSON object, a field of the envelope missing or of the
+//! wrong type (`id`, `topic`, `data.item`, …), or a `data.item` that does
+//! not fit the extractor's type (with the line and column where it stopped
+//! fitting). See [`ExtractorRejection`].
 //!
 //! The layer has already buffered and bounded the body, so extracting it
 //! reads no more than the layer's limit.
@@ -69,7 +73,10 @@ use http::{header, HeaderValue, StatusCode};
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
-use crate::{notification::Notification, VerifiedWebhook};
+use crate::{
+    notification::{validate::Invalid, Notification},
+    VerifiedWebhook,
+};
 
 /// Extractor for a verified webhook, parsed as a
 /// [`Notification<T>`](Notification).
@@ -153,16 +160,16 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let VerifiedBody(bytes) = VerifiedBody::from_request(request, state).await?;
-        match Notification::from_slice(&bytes) {
+        match crate::notification::validate::notification(&bytes) {
             Ok(notification) => Ok(Self(notification)),
-            Err(err) => {
+            Err((invalid, json)) => {
                 tracing::warn!(
-                    line = err.line(),
-                    column = err.column(),
-                    category = ?err.classify(),
-                    "verified Intercom webhook is not a notification of the expected shape"
+                    line = invalid.position().map(|(line, _)| line),
+                    column = invalid.position().map(|(_, column)| column),
+                    category = ?json.as_ref().map(serde_json::Error::classify),
+                    "verified Intercom webhook is not a notification of the expected shape: {invalid}"
                 );
-                Err(ExtractorRejection::invalid_json(err))
+                Err(ExtractorRejection::invalid(invalid, json))
             }
         }
     }
@@ -247,7 +254,11 @@ where
 /// Why [`VerifiedNotification`] or [`VerifiedBody`] refused a request.
 ///
 /// Its response is the [`status`](Self::status) and a small JSON object,
-/// `{"error":"<message>"}`, with `"line"` and `"column"` for JSON errors.
+/// `{"error":"<message>"}`, with `"line"` and `"column"` for JSON syntax
+/// errors and for a `data.item` that does not fit. The message says what
+/// is wrong and never repeats any of the body's text; serde_json's own
+/// error, which may, is the rejection's [`source`](Error::source), for
+/// your logs.
 /// It never answers 410 (which would disable the Intercom subscription).
 ///
 /// # Example
@@ -290,6 +301,7 @@ where
 #[derive(Debug)]
 pub struct ExtractorRejection {
     kind: ExtractorRejectionKind,
+    invalid: Option<Invalid>,
     json: Option<serde_json::Error>,
 }
 
@@ -301,8 +313,9 @@ pub enum ExtractorRejectionKind {
     /// not behind [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer).
     /// 500: a server misconfiguration, never a reason to trust the request.
     MissingLayer,
-    /// The verified body is not JSON, or not a notification whose item fits
-    /// the extractor's type. 400.
+    /// The verified body is not JSON, not a JSON object, not a notification
+    /// envelope (`id`, `topic`, `data.item`, … missing or of the wrong
+    /// type), or its `data.item` does not fit the extractor's type. 400.
     InvalidJson,
     /// The body could not be read. 400.
     BodyUnreadable,
@@ -310,13 +323,18 @@ pub enum ExtractorRejectionKind {
 
 impl ExtractorRejection {
     fn new(kind: ExtractorRejectionKind) -> Self {
-        Self { kind, json: None }
+        Self {
+            kind,
+            invalid: None,
+            json: None,
+        }
     }
 
-    fn invalid_json(err: serde_json::Error) -> Self {
+    fn invalid(invalid: Invalid, json: Option<serde_json::Error>) -> Self {
         Self {
             kind: ExtractorRejectionKind::InvalidJson,
-            json: Some(err),
+            invalid: Some(invalid),
+            json,
         }
     }
 
@@ -335,27 +353,31 @@ impl ExtractorRejection {
         }
     }
 
-    /// The line (from 1) of a JSON error.
+    /// The line (from 1) of a JSON syntax error, or of where `data.item`
+    /// stopped fitting the extractor's type.
     pub fn line(&self) -> Option<usize> {
-        self.json.as_ref().map(serde_json::Error::line)
+        self.position().map(|(line, _)| line)
     }
 
-    /// The column (from 1) of a JSON error.
+    /// The column (from 1) of a JSON syntax error, or of where `data.item`
+    /// stopped fitting the extractor's type.
     pub fn column(&self) -> Option<usize> {
-        self.json.as_ref().map(serde_json::Error::column)
+        self.position().map(|(_, column)| column)
+    }
+
+    fn position(&self) -> Option<(usize, usize)> {
+        self.invalid.as_ref().and_then(Invalid::position)
     }
 }
 
 impl fmt::Display for ExtractorRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (&self.kind, &self.json) {
+        match (&self.kind, &self.invalid) {
             (ExtractorRejectionKind::MissingLayer, _) => f.write_str(
                 "Intercom webhook verification layer is missing: this route is not behind \
                  tower_intercom::VerifyIntercomWebhookLayer, so the request is refused",
             ),
-            (ExtractorRejectionKind::InvalidJson, Some(err)) => {
-                write!(f, "invalid notification JSON: {err}")
-            }
+            (ExtractorRejectionKind::InvalidJson, Some(invalid)) => invalid.fmt(f),
             (ExtractorRejectionKind::InvalidJson, None) => f.write_str("invalid notification JSON"),
             (ExtractorRejectionKind::BodyUnreadable, _) => {
                 f.write_str("request body could not be read")
@@ -400,8 +422,10 @@ mod tests {
         assert!(missing.to_string().contains("VerifyIntercomWebhookLayer"));
         assert!(missing.source().is_none());
 
-        let err = serde_json::from_str::<serde_json::Value>("{\n  \"a\": ]").unwrap_err();
-        let invalid = ExtractorRejection::invalid_json(err);
+        let body = b"{\n  \"a\": ]";
+        let (invalid, json) =
+            crate::notification::validate::notification::<serde_json::Value>(body).unwrap_err();
+        let invalid = ExtractorRejection::invalid(invalid, json);
         assert_eq!(invalid.status(), StatusCode::BAD_REQUEST);
         assert_eq!((invalid.line(), invalid.column()), (Some(2), Some(8)));
         assert!(invalid.source().is_some());

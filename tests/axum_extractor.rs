@@ -117,8 +117,10 @@ async fn malformed_json_with_a_valid_signature_is_a_400_with_line_and_column() {
     assert_eq!(json["line"], 4);
     assert_eq!(json["column"], 10);
     let error = json["error"].as_str().unwrap();
-    assert!(error.starts_with("invalid notification JSON"), "{error}");
-    assert!(error.contains("line 4 column 10"), "{error}");
+    assert_eq!(
+        error,
+        "the body is not JSON: expected ident at line 4 column 10"
+    );
 }
 
 #[tokio::test]
@@ -127,12 +129,10 @@ async fn json_that_is_not_a_notification_is_a_400() {
     let body = br#"{"id":"notif_1","data":{"item":{}}}"#;
     let response = send(addr, signed_post("/webhooks/intercom", &secret(), body)).await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    let json = json(&response);
-    assert!(
-        json["error"].as_str().unwrap().contains("`topic`"),
-        "{json}"
+    assert_eq!(
+        json(&response),
+        json!({"error": "the notification has no `topic`"})
     );
-    assert_eq!(json["line"], 1);
 }
 
 #[tokio::test]
@@ -161,10 +161,12 @@ async fn typed_items_parse_and_a_mismatched_item_is_a_400() {
     )
     .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
-    assert!(json(&response)["error"]
-        .as_str()
-        .unwrap()
-        .contains("missing field `id`"));
+    let json = json(&response);
+    assert_eq!(
+        json["error"],
+        "the notification's `data.item` does not have the shape this handler reads"
+    );
+    assert!(json["line"].is_u64() && json["column"].is_u64(), "{json}");
 }
 
 #[tokio::test]

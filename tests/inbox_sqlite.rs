@@ -45,6 +45,11 @@ fn envelope(id: &str, topic: &str, attempt: u32) -> String {
     .to_string()
 }
 
+/// The least the receiver stores: an `id`, a `topic` and a `data.item`.
+fn minimal(id: &str) -> serde_json::Value {
+    serde_json::json!({"id": id, "topic": "ping", "data": {"item": {}}})
+}
+
 /// The stack users build: the verifying layer, then the receiver.
 type Stack = tower::util::BoxCloneService<
     Request<Full<Bytes>>,
@@ -254,7 +259,7 @@ async fn concurrent_deliveries_of_one_id_store_one_entry() {
 }
 
 #[tokio::test]
-async fn bodies_without_a_string_id_get_400_and_store_nothing() {
+async fn bodies_that_are_not_notifications_get_400_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = SqliteInbox::open(file(&dir)).unwrap();
     let service = stack(&inbox);
@@ -280,6 +285,12 @@ async fn bodies_without_a_string_id_get_400_and_store_nothing() {
         br#"{"id":"\ud800"}"#.to_vec(),
         b"{\"id\":\"\xff\"}".to_vec(),
         b"\xef\xbb\xbf{\"id\":\"bom\"}".to_vec(),
+        // What the worker needs besides the id.
+        br#"{"id":"notif_minimal_1"}"#.to_vec(),
+        br#"{"id":"notif_1","topic":7,"data":{"item":{}}}"#.to_vec(),
+        br#"{"id":"notif_1","topic":"ping"}"#.to_vec(),
+        br#"{"id":"notif_1","topic":"ping","data":{}}"#.to_vec(),
+        br#"{"type":"canvas","id":"notif_1","topic":"ping","data":{"item":{}}}"#.to_vec(),
     ];
     for body in bad {
         let (status, response) = deliver(&service, body.clone()).await;
@@ -289,15 +300,20 @@ async fn bodies_without_a_string_id_get_400_and_store_nothing() {
             "{:?}",
             String::from_utf8_lossy(&body)
         );
+        // What is wrong (`tests/malformed_bodies.rs` has each message).
         let json: serde_json::Value = serde_json::from_slice(&response).unwrap();
-        assert_eq!(json["error"], "the notification has no string id");
+        let error = json["error"].as_str().unwrap();
+        assert!(
+            error.starts_with("the body") || error.starts_with("the notification"),
+            "{error}"
+        );
     }
     assert!(rows(&file(&dir)).is_empty());
 
     // Valid JSON nested deeper than serde_json's recursion limit: the
     // receiver skips what it does not read without recursing, and stores it.
     let deep = format!(
-        "{{\"id\":\"deep\",\"x\":{}{}}}",
+        "{{\"id\":\"deep\",\"topic\":\"ping\",\"data\":{{\"item\":{{}}}},\"x\":{}{}}}",
         "[".repeat(100_000),
         "]".repeat(100_000)
     );
@@ -321,14 +337,13 @@ async fn odd_but_valid_ids_are_stored_exactly() {
         huge.clone(),
     ];
     for id in &ids {
-        let body = serde_json::json!({"id": id, "topic": 7}).to_string();
+        let body = minimal(id).to_string();
         let (status, _) = deliver(&service, body).await;
         assert_eq!(status, StatusCode::OK, "{}", id.len());
     }
     let stored: Vec<String> = rows(&file(&dir)).into_iter().map(|row| row.0).collect();
     assert_eq!(stored, ids);
-    // A topic that is not a string is stored as empty.
-    assert!(rows(&file(&dir)).iter().all(|row| row.1.is_empty()));
+    assert!(rows(&file(&dir)).iter().all(|row| row.1 == "ping"));
     // One byte over the limit: refused by the verifying layer.
     let over = serde_json::json!({"id": "n".repeat(2 * 1024 * 1024)}).to_string();
     assert_eq!(
@@ -1103,10 +1118,22 @@ mod arbitrary_bodies {
             "\\PC{0,200}".prop_map(String::into_bytes),
             (any::<String>(), any::<String>()).prop_map(|(id, topic)| serde_json::json!({
                 "id": id,
-                "topic": topic
+                "topic": topic,
+                "data": {"item": {}}
             })
             .to_string()
             .into_bytes()),
+            // Envelopes with each field present or not, of the right type
+            // or not, sometimes twice.
+            (
+                "(\"type\":(\"notification_event\"|\"x\"|null|7),)?",
+                "(\"id\":(\"[a-z]{0,3}\"|7|null),){0,2}",
+                "(\"topic\":(\"[a-z]{0,3}\"|\\[\\]),){0,2}",
+                "(\"data\":(\\{\\}|\\{\"item\":1\\}|\\{\"item\":1,\"item\":2\\}|1),)?",
+            )
+                .prop_map(|(kind, id, topic, data)| {
+                    format!("{{{kind}{id}{topic}{data}\"x\":0}}").into_bytes()
+                }),
             (any::<i64>(), "[a-z{}\\[\\]\":,0-9 ]{0,64}")
                 .prop_map(|(n, s)| format!("{{\"id\":{n},\"x\":\"{s}\"}}").into_bytes()),
             "[{}\\[\\]\":,a-z0-9\\\\ ]{0,128}"
@@ -1114,20 +1141,57 @@ mod arbitrary_bodies {
         ]
     }
 
-    /// The id the receiver must find: a non-empty string `id` at the top of
-    /// a JSON object (a duplicated `id` key is refused).
+    /// The id the receiver must find: a JSON object (UTF-8) with a
+    /// non-empty string `id`, a non-empty string `topic`, a `data` object
+    /// with an `item`, and no `type` but `notification_event`; none of
+    /// these twice.
     fn expected_id(body: &[u8]) -> Option<String> {
-        #[derive(serde::Deserialize)]
-        struct Envelope {
-            #[serde(default)]
-            id: Option<serde_json::Value>,
+        use serde::{de::IgnoredAny, Deserialize, Deserializer};
+        use serde_json::Value;
+
+        fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+            Value::deserialize(d).map(Some)
         }
-        let object = serde_json::from_slice::<serde_json::Value>(body).ok()?;
-        if !object.is_object() {
+        fn item<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+            IgnoredAny::deserialize(d).map(|_| true)
+        }
+        #[derive(Deserialize)]
+        struct Envelope {
+            #[serde(rename = "type", default, deserialize_with = "present")]
+            kind: Option<Value>,
+            #[serde(default, deserialize_with = "present")]
+            id: Option<Value>,
+            #[serde(default, deserialize_with = "present")]
+            topic: Option<Value>,
+            #[serde(default)]
+            data: Option<Data>,
+        }
+        #[derive(Deserialize)]
+        struct Data {
+            #[serde(default, deserialize_with = "item")]
+            item: bool,
+        }
+        let text = std::str::from_utf8(body).ok()?;
+        serde_json::from_str::<IgnoredAny>(text).ok()?;
+        if !text
+            .trim_start_matches([' ', '\t', '\r', '\n'])
+            .starts_with('{')
+        {
             return None;
         }
-        let id = serde_json::from_slice::<Envelope>(body).ok()?.id?;
-        id.as_str().filter(|id| !id.is_empty()).map(str::to_owned)
+        let envelope = serde_json::from_str::<Envelope>(text).ok()?;
+        match &envelope.kind {
+            None => {}
+            Some(Value::String(kind)) if kind == "notification_event" => {}
+            Some(_) => return None,
+        }
+        let non_empty = |field: Option<Value>| match field {
+            Some(Value::String(text)) if !text.is_empty() => Some(text),
+            _ => None,
+        };
+        let topic = non_empty(envelope.topic);
+        let id = non_empty(envelope.id);
+        (topic.is_some() && envelope.data?.item).then_some(id?)
     }
 
     /// One inbox for every case: opening a file per case would spend the
@@ -1488,9 +1552,8 @@ async fn failed_attempts_and_refused_requests_are_warned_about() {
         "{logs}"
     );
     assert!(
-        warnings
-            .iter()
-            .any(|line| line.contains("refused with 400") && line.contains("no string id")),
+        warnings.iter().any(|line| line.contains("refused with 400")
+            && line.contains("the notification has no `id`")),
         "{logs}"
     );
     assert_eq!(warnings.len(), 2, "{logs}");

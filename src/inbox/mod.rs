@@ -35,17 +35,26 @@
 //! |---|---|---|
 //! | a notification with a new `id` | 200, empty, once the commit returned | yes |
 //! | an `id` already in the inbox (pending, in progress, dead, or done within the [retention](Inbox::retention)) | 200, `x-intercom-duplicate: true` | no |
-//! | a body that is not a JSON object with a non-empty string `id` | 400 | no |
+//! | a body the worker could not use: not JSON, not an object, no non-empty string `id` or `topic`, no `data.item`, or a `type` other than `notification_event` | 400, saying which | no |
 //! | the store failed, or did not commit within the [deadline](Inbox::deadline) (2 s) | 503 (Intercom retries) | no\* |
 //! | the store's write queue is full | 429 (or 503, [`overload_status`](Inbox::overload_status)), at once | no |
 //! | no [`VerifiedWebhook`](crate::VerifiedWebhook) extension (misplaced layer) | 500 | no |
 //! | `HEAD` (Intercom's URL check) | 200, empty | no |
 //!
 //! Errors are small JSON objects, `{"error":"…"}`; the receiver never
-//! answers 410, which would disable the subscription. Deduplication and
-//! storage are one atomic write, so a crash between the commit and the 200
-//! cannot create a second entry: Intercom's redelivery finds the `id` and
-//! gets 200. \*A commit that finishes just after the deadline is kept, and
+//! answers 410, which would disable the subscription. A 400 says what is
+//! wrong with the body without repeating any of it, for instance
+//! `the body is not JSON: EOF while parsing a string at line 1 column 57`
+//! (with `"line"` and `"column"`), `the body is a JSON array, not an
+//! object: …` or ``the notification has no `topic` ``. Every notification
+//! Intercom sends has what the receiver checks (its other fields are not
+//! looked at: the worker gets the exact bytes), so a 400 answers a request
+//! from someone else who holds the app's secret, or a body cut short on
+//! its way.
+//!
+//! Deduplication and storage are one atomic write, so a crash between the
+//! commit and the 200 cannot create a second entry: Intercom's redelivery
+//! finds the `id` and gets 200. \*A commit that finishes just after the deadline is kept, and
 //! the redelivery is then answered 200 as a duplicate. Store failures,
 //! and verified requests refused for not being notifications, are logged
 //! through `tracing` (`warn`, at most once per 10 s with a count of the
@@ -99,7 +108,12 @@
 //! others); after
 //! [`max_attempts`](Worker::max_attempts) (12) it is dead: kept, listed by
 //! [`Inbox::dead`], counted by [`Inbox::counts`], and pending again after
-//! [`Inbox::requeue`]. A panic in the handler is a failed attempt. A
+//! [`Inbox::requeue`]. A handler error that is (or wraps) a [`Permanent`]
+//! makes the notification dead at once, with that error as its reason: a
+//! body that does not parse as the handler's type
+//! ([`ReceivedNotification::json`] says so itself), or one the handler will
+//! never accept, is not retried for an hour. A panic in the handler is a
+//! failed attempt. A
 //! worker process that dies leaves its notifications leased: any worker
 //! takes them again once the lease has lapsed, which counts as a failed
 //! attempt. So does a result the store would not take (three tries, 100 ms
@@ -153,7 +167,7 @@
 //! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_intercom::{
-//!     inbox::{handler_fn, Counts, ReceivedNotification, SqliteInbox},
+//!     inbox::{handler_fn, Counts, Permanent, ReceivedNotification, SqliteInbox},
 //!     notification::Notification, sign, VerifyIntercomWebhookLayer, WebhookSecret,
 //! };
 //!
@@ -171,10 +185,11 @@
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
 //! let worker = inbox
 //!     .worker(handler_fn(|received: ReceivedNotification| async move {
+//!         // A body that does not parse is dead at once (`Permanent`).
 //!         let notification: Notification = received.json()?;
 //!         // Side effects keyed by `received.id()`, so a repeat is harmless.
 //!         println!("{} {}", notification.topic, received.id());
-//!         Ok::<_, serde_json::Error>(())
+//!         Ok::<_, Permanent>(())
 //!     }))
 //!     .concurrency(8)
 //!     .spawn(async move {
@@ -229,6 +244,7 @@
 //! ```
 
 mod notification;
+mod permanent;
 mod receiver;
 #[cfg(feature = "inbox-redis")]
 mod redis;
@@ -255,6 +271,8 @@ pub use self::{
         DEFAULT_POLL_INTERVAL,
     },
 };
+
+pub use self::permanent::Permanent;
 
 // The stores' error lives at the root; the store modules name it here.
 use crate::{StoreError, StoreErrorKind};

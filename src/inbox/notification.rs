@@ -5,6 +5,8 @@ use std::{fmt, time::SystemTime};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
+use super::Permanent;
+
 /// A stored notification, as handed to your handler: the exact verified
 /// bytes, the `id` and `topic`, when it was received, and which attempt
 /// this is.
@@ -22,7 +24,7 @@ use serde::de::DeserializeOwned;
 /// assert_eq!(received.attempt(), 1);
 /// let notification: Notification = received.json()?;
 /// assert_eq!(notification.topic, "ping");
-/// # Ok::<_, serde_json::Error>(())
+/// # Ok::<_, tower_intercom::inbox::Permanent>(())
 /// ```
 #[derive(Clone, PartialEq, Eq)]
 pub struct ReceivedNotification {
@@ -87,8 +89,33 @@ impl ReceivedNotification {
 
     /// The body parsed as JSON, for instance as a
     /// [`Notification`](crate::notification::Notification).
-    pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
-        serde_json::from_slice(&self.body)
+    ///
+    /// # Errors
+    ///
+    /// When the body does not parse as `T`: serde_json's error, marked
+    /// [`Permanent`], since the stored bytes never change and no retry would
+    /// parse them. Returned from a handler (with `?`), it makes the
+    /// notification dead at once, with the error (and its line and column)
+    /// as its reason; requeue it once `T` takes it. To retry instead, return
+    /// [`Permanent::into_inner`]. [`Permanent::get_ref`] downcasts to the
+    /// `serde_json::Error`.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use bytes::Bytes;
+    /// use tower_intercom::{inbox::ReceivedNotification, notification::Notification};
+    ///
+    /// let body = r#"{"type":"notification_event","id":"notif_1","topic":"ping","data":{}}"#;
+    /// let received = ReceivedNotification::new("notif_1", "ping", Bytes::from(body), SystemTime::now(), 1);
+    /// let error = received.json::<Notification>().unwrap_err();
+    /// assert_eq!(error.to_string(), "missing field `item` at line 1 column 68");
+    /// let json = error.get_ref().downcast_ref::<serde_json::Error>().unwrap();
+    /// assert_eq!((json.line(), json.column()), (1, 68));
+    /// ```
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T, Permanent> {
+        serde_json::from_slice(&self.body).map_err(Permanent::new)
     }
 }
 

@@ -79,13 +79,13 @@ impl<St: InboxStore> Service<Request<WebhookBody>> for Receiver<St> {
             ));
         }
         let body = request.into_body().into_bytes();
-        let Some((id, topic)) = crate::notification::envelope::id_and_topic(&body) else {
-            self.inbox.refused.report(&"the body has no string id");
-            crate::measure::inbox_receive("invalid");
-            return ResponseFuture::ready(response::error(
-                StatusCode::BAD_REQUEST,
-                "the notification has no string id",
-            ));
+        let (id, topic) = match crate::notification::validate::inbox_envelope(&body) {
+            Ok(envelope) => envelope,
+            Err(invalid) => {
+                self.inbox.refused.report(&invalid);
+                crate::measure::inbox_receive("invalid");
+                return ResponseFuture::ready(response::invalid(&invalid));
+            }
         };
         let notification = NewNotification {
             id: id.into(),

@@ -101,7 +101,9 @@ pub trait InboxStore: Send + Sync + 'static {
 
     /// Records a failed attempt if the notification is still leased with
     /// `token`: pending again from [`Failure::retry_at`], or dead when that
-    /// is `None`. Returns whether it did.
+    /// is `None`, whatever its attempt count (the worker sends `None` for
+    /// the last attempt, and at once for a [`Permanent`](super::Permanent)
+    /// failure). Returns whether it did.
     fn fail(&self, id: &str, token: &LeaseToken, failure: Failure) -> InboxFuture<bool>;
 
     /// Hands the notification back, pending at once and without using up
@@ -357,7 +359,8 @@ impl Failure {
         }
     }
 
-    /// Dead: kept, listed by [`InboxStore::dead`], until requeued.
+    /// Dead: kept, listed by [`InboxStore::dead`], until requeued; at any
+    /// attempt.
     pub fn dead(error: impl Into<Box<str>>) -> Self {
         Self {
             error: error.into(),

@@ -15,7 +15,7 @@ use tokio::{
 };
 use tower_service::Service;
 
-use super::{ClaimRequest, Failure, Inbox, InboxStore, Lease, ReceivedNotification};
+use super::{ClaimRequest, Failure, Inbox, InboxStore, Lease, Permanent, ReceivedNotification};
 use crate::BoxError;
 
 /// Default [`Worker::concurrency`]: 4 notifications processed at once.
@@ -74,7 +74,9 @@ impl<St: InboxStore> Inbox<St> {
     /// The handler is a [`tower::Service`](tower_service::Service) taking a
     /// [`ReceivedNotification`]: wrap an async function with
     /// [`handler_fn`] (or `tower::service_fn`). `Ok` marks the notification
-    /// done; `Err` is a failed attempt, retried after a backoff.
+    /// done; `Err` is a failed attempt, retried after a backoff, unless it
+    /// is (or wraps) a [`Permanent`] error: then the notification is dead
+    /// at once.
     pub fn worker<S>(&self, handler: S) -> Worker<St, S> {
         Worker {
             inbox: self.clone(),
@@ -495,6 +497,8 @@ async fn process<St, S>(
         );
         slot.record_log.report(&error);
     };
+    // Whether the handler said no retry can help (a `Permanent` error).
+    let mut permanent = false;
     let error = match outcome {
         Outcome::Finished(Ok(Ok(()))) => {
             crate::measure::inbox_processed("done", started.elapsed());
@@ -523,7 +527,10 @@ async fn process<St, S>(
             return;
         }
         Outcome::Abandoned => return,
-        Outcome::Finished(Ok(Err(error))) => error.to_string(),
+        Outcome::Finished(Ok(Err(error))) => {
+            permanent = Permanent::marks(&*error);
+            error.to_string()
+        }
         Outcome::Finished(Err(join_error)) if join_error.is_panic() => {
             "the handler panicked".to_owned()
         }
@@ -535,7 +542,17 @@ async fn process<St, S>(
             )
         }
     };
-    let failure = if attempt >= settings.max_attempts {
+    let failure = if permanent {
+        crate::measure::inbox_processed("dead", started.elapsed());
+        tracing::warn!(
+            target: "tower_intercom::inbox",
+            id = %id,
+            attempt,
+            "notification dead at attempt {attempt}, without retries: the handler's error \
+             is permanent: {error}"
+        );
+        Failure::dead(error)
+    } else if attempt >= settings.max_attempts {
         crate::measure::inbox_processed("dead", started.elapsed());
         tracing::warn!(
             target: "tower_intercom::inbox",

@@ -1,6 +1,6 @@
 //! The notification envelope (feature `serde`).
 
-#[cfg(any(feature = "idempotency", feature = "inbox"))]
+#[cfg(feature = "idempotency")]
 use std::borrow::Cow;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
@@ -244,7 +244,7 @@ pub struct DeletedItem {
 /// Deserializers that accept the variations seen in real payloads instead
 /// of refusing the whole notification: an unparseable envelope means a
 /// 400, a retry, and a lost event.
-#[cfg(any(feature = "idempotency", feature = "inbox"))]
+#[cfg(feature = "idempotency")]
 #[derive(Deserialize)]
 struct IdAndTopic<'a> {
     #[serde(borrow, default)]
@@ -254,7 +254,7 @@ struct IdAndTopic<'a> {
 }
 
 /// The `topic` when it is a string; anything else is ignored.
-#[cfg(any(feature = "idempotency", feature = "inbox"))]
+#[cfg(feature = "idempotency")]
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum TopicText<'a> {
@@ -264,9 +264,9 @@ enum TopicText<'a> {
 
 /// The notification's `id` (a non-empty string at the top of a JSON
 /// object) and `topic` (empty unless a string), read without building the
-/// rest: what the idempotency layer and the inbox key on. `None` for
-/// anything else (not JSON, not an object, no string id, a repeated field).
-#[cfg(any(feature = "idempotency", feature = "inbox"))]
+/// rest: what the idempotency layer keys on. `None` for anything else
+/// (not JSON, not an object, no string id, a repeated field).
+#[cfg(feature = "idempotency")]
 pub(crate) fn id_and_topic(body: &[u8]) -> Option<(Cow<'_, str>, Cow<'_, str>)> {
     // Serde's derived structs also accept arrays (`["notif_1"]`): only an
     // object is a notification.
@@ -387,7 +387,7 @@ pub(crate) mod lenient {
     }
 
     /// A count such as `delivery_attempts`.
-    pub(super) fn count<'de, D: Deserializer<'de>>(
+    pub(crate) fn count<'de, D: Deserializer<'de>>(
         deserializer: D,
     ) -> Result<Option<u32>, D::Error> {
         match deserializer.deserialize_any(Integer("a count"))? {
@@ -458,7 +458,7 @@ mod tests {
         );
     }
 
-    #[cfg(any(feature = "idempotency", feature = "inbox"))]
+    #[cfg(feature = "idempotency")]
     #[test]
     fn ids_and_topics_are_read_from_the_top_level() {
         let (id, topic) =
@@ -472,7 +472,7 @@ mod tests {
         assert_eq!(&*topic, "");
     }
 
-    #[cfg(any(feature = "idempotency", feature = "inbox"))]
+    #[cfg(feature = "idempotency")]
     #[test]
     fn bodies_without_a_string_id_are_refused() {
         for body in [

@@ -65,6 +65,8 @@ pub use self::{permission::Permission, topic::Topic};
 
 #[cfg(feature = "serde")]
 pub(crate) mod envelope;
+#[cfg(any(feature = "inbox", feature = "axum"))]
+pub(crate) mod validate;
 
 #[cfg(feature = "serde")]
 pub use self::envelope::{DeletedItem, Notification, NotificationData};

@@ -183,7 +183,9 @@ async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
 /// The processing, off the request path and after the commit: call other
 /// APIs, write to a database… It runs at least once per notification (a
 /// crash mid-way runs it again), so its side effects must be idempotent by
-/// the notification id. An error is retried with backoff.
+/// the notification id. An error is retried with backoff, except a
+/// permanent one (`tower_intercom::inbox::Permanent`), which no retry can
+/// fix: a body that does not parse (`json()?`) goes dead at once.
 async fn process(notification: ReceivedNotification) -> Result<(), Box<dyn Error + Send + Sync>> {
     let parsed: Notification = notification.json()?;
     let topic = &parsed.topic;

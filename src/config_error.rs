@@ -33,6 +33,17 @@ pub enum ConfigErrorKind {
     /// delivery replayed after its id was forgotten, but still inside the
     /// window, would be processed again.
     ReplayWindowTooLong,
+    /// An Intercom API base that is neither `us`, `eu`, `au` nor an
+    /// `http(s)://` URL with a host and without a user, password or query.
+    InvalidApiUrl,
+    /// A plain `http://` API base to a host that is not loopback: the
+    /// access token would cross the network unencrypted.
+    InsecureApiUrl,
+    /// An `Intercom-Version` that is not 1 to 32 letters, digits, dots,
+    /// dashes or underscores.
+    InvalidIntercomVersion,
+    /// The TLS client could not be set up.
+    Tls,
 }
 
 impl ConfigError {
@@ -54,6 +65,18 @@ impl fmt::Display for ConfigError {
                 "the replay window is longer than the deduplication remembers ids: \
                  shorten the window or remember ids longer"
             }
+            ConfigErrorKind::InvalidApiUrl => {
+                "the Intercom API base is not `us`, `eu`, `au` or an https:// URL \
+                 with a host (and no user, password or query)"
+            }
+            ConfigErrorKind::InsecureApiUrl => {
+                "the Intercom API base is a plain http:// URL to a host that is not \
+                 loopback: the access token would cross the network unencrypted; use https://"
+            }
+            ConfigErrorKind::InvalidIntercomVersion => {
+                "an Intercom-Version is 1 to 32 letters, digits, dots, dashes or underscores"
+            }
+            ConfigErrorKind::Tls => "the TLS client could not be set up",
         })
     }
 }

@@ -131,6 +131,26 @@ async fn sets_the_token_version_and_accept_and_marks_the_token_sensitive() {
 }
 
 #[tokio::test]
+async fn requests_run_in_spawned_tasks() {
+    let fake = FakeIntercom::start().await;
+    let client = client(&fake);
+    // The client, its futures and its errors cross threads.
+    let tasks: Vec<_> = (0..4)
+        .map(|i| {
+            let client = client.clone();
+            tokio::spawn(async move { send(&client, get(&format!("/contacts/{i}"))).await })
+        })
+        .collect();
+    for task in tasks {
+        let (status, _) = task.await.unwrap().unwrap();
+        assert_eq!(status, StatusCode::OK);
+    }
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<Error>();
+    shared::<IntercomClientLayer>();
+}
+
+#[tokio::test]
 async fn the_layer_version_and_a_base_path_apply_to_every_request() {
     let fake = FakeIntercom::start().await;
     let client = IntercomClientLayer::new(token())

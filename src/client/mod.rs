@@ -114,9 +114,10 @@ mod rate_limit;
 mod retry;
 mod service;
 mod token;
+mod version;
 
 pub use self::{
-    api::{ApiBase, IntercomVersion, Region, API_URL_VAR, DEFAULT_INTERCOM_VERSION},
+    api::{ApiBase, Region, API_URL_VAR},
     error::{ApiErrorDetail, Error, ErrorKind},
     future::ResponseFuture,
     https::{https_client, HttpsClient},
@@ -126,4 +127,5 @@ pub use self::{
     },
     service::IntercomClient,
     token::TokenSource,
+    version::{IntercomVersion, DEFAULT_INTERCOM_VERSION},
 };

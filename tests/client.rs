@@ -151,6 +151,29 @@ async fn requests_run_in_spawned_tasks() {
 }
 
 #[tokio::test]
+async fn the_ready_made_https_client_also_speaks_to_a_loopback_api() {
+    let fake = FakeIntercom::start().await;
+    // The rustls client speaks plain http:// too, which the layer allows
+    // for loopback bases only.
+    let client = IntercomClientLayer::new(token())
+        .api_base(base(&fake))
+        .https::<Full<Bytes>>()
+        .unwrap();
+    let response = client.oneshot(get("/me")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        fake.received()[0].authorization(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    // The default: Intercom's US host, over TLS.
+    let us: IntercomClient<_> = IntercomClient::https(token()).unwrap();
+    let shown = format!("{us:?}");
+    assert!(shown.contains("https://api.intercom.io"), "{shown}");
+    assert!(!shown.contains(TOKEN), "{shown}");
+    let _: &tower_intercom::client::HttpsClient<Full<Bytes>> = us.get_ref();
+}
+
+#[tokio::test]
 async fn the_layer_version_and_a_base_path_apply_to_every_request() {
     let fake = FakeIntercom::start().await;
     let client = IntercomClientLayer::new(token())

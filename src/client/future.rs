@@ -16,11 +16,11 @@ use tokio::time::Sleep;
 use tower_service::Service;
 
 use super::{
-    layer::Config,
+    layer::Shared,
     measure,
-    rate_limit::{Pacer, Permit, RateLimitHeaders, RateLimiter},
+    rate_limit::{Pacer, Permit, RateLimitHeaders},
     retry::{Retries, Verdict},
-    Error, ErrorKind, TokenSource,
+    Error, ErrorKind,
 };
 use crate::{AccessToken, BoxError};
 
@@ -78,9 +78,7 @@ struct Sender<S, B> {
     inner: S,
     copy: Option<Request<B>>,
     token: AccessToken,
-    source: Arc<dyn TokenSource>,
-    config: Arc<Config>,
-    limiter: RateLimiter,
+    shared: Arc<Shared>,
     pacer: Pacer,
     retries: Retries,
 }
@@ -99,16 +97,13 @@ where
     /// `request` goes out now through `inner` (driven ready) when `permit`
     /// was reserved by `poll_ready`; otherwise once the rate limiter
     /// admits it.
-    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         mut inner: S,
         request: Request<B>,
         copy: Option<Request<B>>,
         permit: Option<Permit>,
         token: AccessToken,
-        source: Arc<dyn TokenSource>,
-        config: Arc<Config>,
-        limiter: RateLimiter,
+        shared: Arc<Shared>,
     ) -> Self {
         let retries = Retries::new(request.method());
         let state = match permit {
@@ -126,9 +121,7 @@ where
                 inner,
                 copy,
                 token,
-                source,
-                config,
-                limiter,
+                shared,
                 pacer: Pacer::default(),
                 retries,
             }),
@@ -162,7 +155,7 @@ where
             };
             match this.state.as_mut().project() {
                 StateProj::Acquire { request } => {
-                    let permit = ready!(sender.pacer.poll_acquire(&sender.limiter, cx));
+                    let permit = ready!(sender.pacer.poll_acquire(&sender.shared.limiter, cx));
                     let request = request.take();
                     this.state.set(State::Ready {
                         permit: Some(permit),
@@ -239,14 +232,16 @@ impl<S, B> Sender<S, B> {
         if let Some(permit) = permit {
             let headers = RateLimitHeaders::parse(response.headers());
             let rate_limited = status == StatusCode::TOO_MANY_REQUESTS;
-            if let Some(remaining) = permit.answered(headers, rate_limited, self.config.max_wait) {
+            if let Some(remaining) =
+                permit.answered(headers, rate_limited, self.shared.config.max_wait)
+            {
                 measure::remaining(remaining);
             }
         }
         // Without a copy (no retries configured) the verdict is never a retry.
         let verdict = self
             .retries
-            .answer(&self.config, status, response.headers());
+            .answer(&self.shared.config, status, response.headers());
         match verdict {
             Verdict::Return => Next::Return(response),
             Verdict::RetryRateLimited => {
@@ -290,7 +285,7 @@ impl<S, B> Sender<S, B> {
         match self
             .copy
             .as_ref()
-            .and_then(|_| self.retries.error(&self.config))
+            .and_then(|_| self.retries.error(&self.shared.config))
         {
             Some(wait) => {
                 measure::retry("error");
@@ -316,7 +311,7 @@ impl<S, B> Sender<S, B> {
         match error.kind() {
             ErrorKind::Unauthorized => {
                 measure::auth_failure(error.code_label());
-                self.source.token_rejected(&self.token, &error);
+                self.shared.token.token_rejected(&self.token, &error);
             }
             ErrorKind::Forbidden => measure::auth_failure(error.code_label()),
             _ => {}

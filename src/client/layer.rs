@@ -29,6 +29,14 @@ pub(crate) struct Config {
     pub(crate) error_retries: u32,
 }
 
+/// What the requests of the services a layer made share: one reference
+/// count per request.
+pub(crate) struct Shared {
+    pub(crate) token: Arc<dyn TokenSource>,
+    pub(crate) config: Config,
+    pub(crate) limiter: RateLimiter,
+}
+
 impl Config {
     /// Whether a request may be sent more than once, so that a copy of it
     /// must be kept.
@@ -47,9 +55,9 @@ impl Config {
 #[must_use]
 #[derive(Clone)]
 pub struct IntercomClientLayer {
-    pub(crate) token: Arc<dyn TokenSource>,
-    pub(crate) config: Arc<Config>,
-    pub(crate) limiter: RateLimiter,
+    token: Arc<dyn TokenSource>,
+    config: Config,
+    limiter: RateLimiter,
 }
 
 impl IntercomClientLayer {
@@ -65,13 +73,13 @@ impl IntercomClientLayer {
         measure::register();
         Self {
             token: Arc::new(token),
-            config: Arc::new(Config {
+            config: Config {
                 base: ApiBase::default(),
                 version: IntercomVersion::default(),
                 max_wait: DEFAULT_MAX_RATE_LIMIT_WAIT,
                 rate_limit_retries: DEFAULT_RATE_LIMIT_RETRIES,
                 error_retries: 0,
-            }),
+            },
             limiter: RateLimiter::default(),
         }
     }
@@ -89,13 +97,13 @@ impl IntercomClientLayer {
     /// # Ok::<(), tower_intercom::SecretError>(())
     /// ```
     pub fn api_base(mut self, base: ApiBase) -> Self {
-        Arc::make_mut(&mut self.config).base = base;
+        self.config.base = base;
         self
     }
 
     /// The `Intercom-Version` sent with requests that do not set one.
     pub fn intercom_version(mut self, version: IntercomVersion) -> Self {
-        Arc::make_mut(&mut self.config).version = version;
+        self.config.version = version;
         self
     }
 
@@ -109,7 +117,7 @@ impl IntercomClientLayer {
     /// Zero turns the waiting off (requests are never held, a 429 is
     /// retried only when its window has already ended).
     pub fn max_rate_limit_wait(mut self, wait: Duration) -> Self {
-        Arc::make_mut(&mut self.config).max_wait = wait.min(MAX_RATE_LIMIT_WAIT);
+        self.config.max_wait = wait.min(MAX_RATE_LIMIT_WAIT);
         self
     }
 
@@ -119,7 +127,7 @@ impl IntercomClientLayer {
     /// Intercom does not act on a request it refuses with 429, so sending
     /// it again is safe whatever its method.
     pub fn rate_limit_retries(mut self, retries: u32) -> Self {
-        Arc::make_mut(&mut self.config).rate_limit_retries = retries.min(MAX_RETRIES);
+        self.config.rate_limit_retries = retries.min(MAX_RETRIES);
         self
     }
 
@@ -133,7 +141,7 @@ impl IntercomClientLayer {
     /// never sent again after such a failure: Intercom may have acted on
     /// them.
     pub fn retry_idempotent_errors(mut self, retries: u32) -> Self {
-        Arc::make_mut(&mut self.config).error_retries = retries.min(MAX_RETRIES);
+        self.config.error_retries = retries.min(MAX_RETRIES);
         self
     }
 
@@ -152,9 +160,11 @@ impl<S> Layer<S> for IntercomClientLayer {
     fn layer(&self, inner: S) -> Self::Service {
         IntercomClient {
             inner,
-            token: self.token.clone(),
-            config: self.config.clone(),
-            limiter: self.limiter.clone(),
+            shared: Arc::new(Shared {
+                token: self.token.clone(),
+                config: self.config.clone(),
+                limiter: self.limiter.clone(),
+            }),
             pacer: Default::default(),
             permit: None,
         }

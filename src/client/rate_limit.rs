@@ -123,11 +123,14 @@ impl RateLimiter {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn try_acquire(&self, now: Instant) -> Admission {
+    /// Admits a request, or says what to wait for; `now` is read only
+    /// when the budget is spent.
+    fn try_acquire(&self, now: impl FnOnce() -> Instant) -> Admission {
         let mut state = self.lock();
         let in_flight = state.in_flight;
         if let Some(window) = &mut state.window {
             if window.remaining <= in_flight {
+                let now = now();
                 match window.ends {
                     Some(ends) if now < ends => return Admission::Until(ends),
                     Some(_) => match window.limit {
@@ -283,17 +286,16 @@ impl Pacer {
         cx: &mut Context<'_>,
     ) -> Poll<Permit> {
         loop {
-            let now = Instant::now();
-            match limiter.try_acquire(now) {
+            match limiter.try_acquire(Instant::now) {
                 Admission::Go(permit) => {
                     self.answer = None;
                     if let Some(since) = self.held_since.take() {
-                        measure::held(now.saturating_duration_since(since));
+                        measure::held(since.elapsed());
                     }
                     return Poll::Ready(permit);
                 }
                 Admission::Until(deadline) => {
-                    self.held_since.get_or_insert(now);
+                    self.held_since.get_or_insert_with(Instant::now);
                     self.answer = None;
                     let deadline = tokio::time::Instant::from_std(deadline);
                     let sleep = match &mut self.sleep {
@@ -310,7 +312,7 @@ impl Pacer {
                     }
                 }
                 Admission::UntilAnswer(notified) => {
-                    self.held_since.get_or_insert(now);
+                    self.held_since.get_or_insert_with(Instant::now);
                     let answer = self.answer.insert(Box::pin(notified));
                     if answer.as_mut().poll(cx).is_pending() {
                         return Poll::Pending;
@@ -343,14 +345,14 @@ mod tests {
     }
 
     fn go(limiter: &RateLimiter) -> Permit {
-        match limiter.try_acquire(Instant::now()) {
+        match limiter.try_acquire(Instant::now) {
             Admission::Go(permit) => permit,
             _ => panic!("held"),
         }
     }
 
     fn held(limiter: &RateLimiter) -> bool {
-        !matches!(limiter.try_acquire(Instant::now()), Admission::Go(_))
+        !matches!(limiter.try_acquire(Instant::now), Admission::Go(_))
     }
 
     #[test]
@@ -402,14 +404,14 @@ mod tests {
         first.answered(headers(2, 0, unix_now().saturating_sub(1)), false, WAIT);
         let a = go(&limiter);
         let b = go(&limiter);
-        match limiter.try_acquire(Instant::now()) {
+        match limiter.try_acquire(Instant::now) {
             Admission::UntilAnswer(_) => {}
             _ => panic!("the refilled budget is in flight: wait for an answer"),
         }
         // The new window's first answer says 0 left until its reset.
         a.answered(headers(2, 0, unix_now() + 5), false, WAIT);
         assert!(matches!(
-            limiter.try_acquire(Instant::now()),
+            limiter.try_acquire(Instant::now),
             Admission::Until(_)
         ));
         drop(b);
@@ -422,7 +424,7 @@ mod tests {
         permit.answered(headers(10, 9, unix_now() + 3600), false, WAIT);
         let permit = go(&limiter);
         permit.answered(headers(10, 9, unix_now() + 3600), true, WAIT);
-        match limiter.try_acquire(Instant::now()) {
+        match limiter.try_acquire(Instant::now) {
             Admission::Until(deadline) => {
                 assert!(deadline <= Instant::now() + WAIT);
             }
@@ -435,7 +437,7 @@ mod tests {
         let limiter = RateLimiter::default();
         let permit = go(&limiter);
         permit.answered(RateLimitHeaders::default(), true, WAIT);
-        match limiter.try_acquire(Instant::now()) {
+        match limiter.try_acquire(Instant::now) {
             Admission::Until(deadline) => {
                 assert!(deadline > Instant::now() + MIN_429_WAIT / 2);
             }

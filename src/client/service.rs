@@ -13,8 +13,8 @@ use tower_service::Service;
 
 use super::{
     future::ResponseFuture,
-    layer::Config,
-    rate_limit::{Pacer, Permit, RateLimiter},
+    layer::{Config, Shared},
+    rate_limit::{Pacer, Permit},
     Error, IntercomClientLayer, TokenSource,
 };
 use crate::{AccessToken, BoxError};
@@ -29,9 +29,7 @@ use crate::{AccessToken, BoxError};
 #[must_use]
 pub struct IntercomClient<S> {
     pub(crate) inner: S,
-    pub(crate) token: Arc<dyn TokenSource>,
-    pub(crate) config: Arc<Config>,
-    pub(crate) limiter: RateLimiter,
+    pub(crate) shared: Arc<Shared>,
     /// This clone's wait for a permit, and the permit `poll_ready`
     /// reserved for the next `call`.
     pub(crate) pacer: Pacer,
@@ -59,9 +57,7 @@ impl<S: Clone> Clone for IntercomClient<S> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            token: self.token.clone(),
-            config: self.config.clone(),
-            limiter: self.limiter.clone(),
+            shared: self.shared.clone(),
             pacer: Pacer::default(),
             permit: None,
         }
@@ -72,7 +68,7 @@ impl<S: fmt::Debug> fmt::Debug for IntercomClient<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("IntercomClient")
             .field("inner", &self.inner)
-            .field("config", &self.config)
+            .field("config", &self.shared.config)
             .finish_non_exhaustive()
     }
 }
@@ -97,20 +93,20 @@ where
     /// `ready().await` loop is held, not a task sleeping in `call`.
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if self.permit.is_none() {
-            let permit = ready!(self.pacer.poll_acquire(&self.limiter, cx));
+            let permit = ready!(self.pacer.poll_acquire(&self.shared.limiter, cx));
             self.permit = Some(permit);
         }
         self.inner.poll_ready(cx).map_err(Error::transport)
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
-        let token = self.token.token();
-        let request = match prepare(request, &self.config, &token) {
+        let token = self.shared.token.token();
+        let request = match prepare(request, &self.shared.config, &token) {
             Ok(request) => request,
             // The permit goes back: nothing was sent.
             Err(err) => return ResponseFuture::failed(err),
         };
-        let copy = self.config.retries().then(|| request.clone());
+        let copy = self.shared.config.retries().then(|| request.clone());
         // The inner service that was driven ready goes with this request;
         // this middleware keeps a clone for the next one.
         let clone = self.inner.clone();
@@ -121,9 +117,7 @@ where
             copy,
             self.permit.take(),
             token,
-            self.token.clone(),
-            self.config.clone(),
-            self.limiter.clone(),
+            self.shared.clone(),
         )
     }
 }

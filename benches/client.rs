@@ -5,9 +5,10 @@
 //! carries `X-RateLimit-*` headers the layer reads).
 //!
 //! Run with `cargo bench --bench client` (add `-- --measurement-time 3`
-//! for a short run). The bare client sends the same headers the layer
-//! sets (`Authorization`, `Intercom-Version`, `Accept`), built by hand for
-//! each request. After criterion's figures it prints, from one interleaved
+//! for a short run). Both are used as tower services the same way
+//! (`oneshot` on a clone, 16 requests in flight), and the bare client
+//! sends the same headers the layer sets (`Authorization`,
+//! `Intercom-Version`, `Accept`), built by hand for each request. After criterion's figures it prints, from one interleaved
 //! run (see `tower_intercom_test_support::bench`), both rates and their
 //! ratio. The goal: the layer at 0.95 of the bare client or better.
 
@@ -52,7 +53,7 @@ async fn bare(client: &Http, base: &str, token: &AccessToken, count: usize) {
                 .header(header::ACCEPT, "application/json")
                 .body(Full::default())
                 .expect("a valid request");
-            let response = client.request(request).await.expect("an answer");
+            let response = client.clone().oneshot(request).await.expect("an answer");
             assert_eq!(response.status(), StatusCode::OK);
             keep(response.into_body().collect().await.expect("a body"));
         })

@@ -103,7 +103,7 @@ where
         let token = self.shared.token.token();
         let request = match prepare(request, &self.shared.config, &token) {
             Ok(request) => request,
-            // The permit goes back: nothing was sent.
+            // Nothing was sent: the permit stays reserved for the next call.
             Err(err) => return ResponseFuture::failed(err),
         };
         let copy = self.shared.config.retries().then(|| request.clone());

@@ -38,6 +38,17 @@ pub enum ConfigErrorKind {
     /// the least recently used first, and a delivery replayed inside the
     /// window after its id was forgotten would be processed again.
     ReplayWindowExceedsCapacity,
+    /// An Intercom API base that is neither `us`, `eu`, `au` nor an
+    /// `http(s)://` URL with a host and without a user, password or query.
+    InvalidApiUrl,
+    /// A plain `http://` API base to a host that is not loopback: the
+    /// access token would cross the network unencrypted.
+    InsecureApiUrl,
+    /// An `Intercom-Version` that is not 1 to 32 letters, digits, dots,
+    /// dashes or underscores.
+    InvalidIntercomVersion,
+    /// The TLS client could not be set up.
+    Tls,
 }
 
 impl ConfigError {
@@ -64,6 +75,18 @@ impl fmt::Display for ConfigError {
                  the delivery rate (it needs capacity >= window x rate): raise its capacity, \
                  shorten the window, or state the real rate"
             }
+            ConfigErrorKind::InvalidApiUrl => {
+                "the Intercom API base is not `us`, `eu`, `au` or an https:// URL \
+                 with a host (and no user, password or query)"
+            }
+            ConfigErrorKind::InsecureApiUrl => {
+                "the Intercom API base is a plain http:// URL to a host that is not \
+                 loopback: the access token would cross the network unencrypted; use https://"
+            }
+            ConfigErrorKind::InvalidIntercomVersion => {
+                "an Intercom-Version is 1 to 32 letters, digits, dots, dashes or underscores"
+            }
+            ConfigErrorKind::Tls => "the TLS client could not be set up",
         })
     }
 }

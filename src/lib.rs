@@ -33,6 +33,9 @@
 //!   `metrics` facade.
 //! - [`AccessToken`]: the REST API bearer token, with the same hygiene as
 //!   the secrets.
+//! - `client` (feature `client`): a Tower layer for Intercom's REST API
+//!   that sends the token to the API host only, paced by the rate limit,
+//!   with typed errors, and a ready-made HTTPS client.
 //!
 //! # Paths
 //!
@@ -76,6 +79,9 @@
 
 mod access_token;
 mod body;
+#[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+pub mod client;
 mod config_error;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]

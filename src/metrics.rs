@@ -19,6 +19,11 @@
 //! | `intercom.inbox.processed` | counter | `outcome` (`done`, `retried`, `dead`) | processing attempts and how they ended |
 //! | `intercom.inbox.processing.duration` | histogram, seconds | `outcome` | time the processing took |
 //! | `intercom.inbox.pending`, `intercom.inbox.dead` | gauges | | notifications waiting, and dead ones, when the inbox was last counted |
+//! | `intercom.client.requests` | counter | `status.class` (`1xx` … `5xx`, `error` when no answer came) | answers the REST API client received, retried attempts included |
+//! | `intercom.client.auth.failures` | counter | `error.type` (Intercom's code: `unauthorized`, `token_revoked`, `token_unauthorized`, `token_not_found`, `token_suspended`, `forbidden`, `api_plan_restricted`, `other`) | 401 and 403 answers; the series of the token codes start at 0 when a client layer is built, so the first failure is an increase |
+//! | `intercom.client.rate_limit.remaining` | gauge | | the rate-limit window's remaining budget, as the last answer left it |
+//! | `intercom.client.rate_limit.held.duration` | histogram, seconds | | time a request was held by the client's pacing before it was sent |
+//! | `intercom.client.retries` | counter | `reason` (`rate_limited` for a 429, `error` for an opted-in retry of an idempotent request) | requests sent again |
 //!
 //! The example `examples/axum.rs` serves them at `GET /metrics` on its
 //! admin port (`ADMIN_PORT`, loopback only, apart from the webhooks) in
@@ -54,3 +59,18 @@ pub const INBOX_PENDING: &str = "intercom.inbox.pending";
 
 /// `intercom.inbox.dead`: Dead notifications in the inbox.
 pub const INBOX_DEAD: &str = "intercom.inbox.dead";
+
+/// `intercom.client.requests`: Answers the REST API client received, by status class.
+pub const CLIENT_REQUESTS: &str = "intercom.client.requests";
+
+/// `intercom.client.auth.failures`: 401 and 403 answers, by Intercom's error code.
+pub const CLIENT_AUTH_FAILURES: &str = "intercom.client.auth.failures";
+
+/// `intercom.client.rate_limit.remaining`: The rate-limit window's remaining budget.
+pub const CLIENT_RATE_LIMIT_REMAINING: &str = "intercom.client.rate_limit.remaining";
+
+/// `intercom.client.rate_limit.held.duration`: Time a request was held by pacing, in seconds.
+pub const CLIENT_RATE_LIMIT_HELD_DURATION: &str = "intercom.client.rate_limit.held.duration";
+
+/// `intercom.client.retries`: Requests sent again, by reason.
+pub const CLIENT_RETRIES: &str = "intercom.client.retries";

@@ -11,6 +11,9 @@
 //!   servers ([`client`], [`requests`]), the idempotency harness
 //!   ([`idempotency`]) and log capture ([`logs`]).
 //! - [`examples`] builds and runs the crate's examples as a user does.
+//! - [`fake_intercom`] is Intercom's REST API on a loopback port (tokens,
+//!   `/me`, rate-limit windows, injected 429s and redirects, a record of
+//!   the requests).
 //! - [`redis_server`] runs a real `redis-server`, and [`proxy`] a TCP
 //!   proxy whose connections can go silent; [`bench`] has the benchmarks'
 //!   payloads and interleaved measurement.
@@ -19,6 +22,8 @@ pub mod bench;
 #[cfg(feature = "runtime")]
 pub mod client;
 pub mod examples;
+#[cfg(feature = "runtime")]
+pub mod fake_intercom;
 #[cfg(feature = "runtime")]
 pub mod idempotency;
 #[cfg(feature = "runtime")]

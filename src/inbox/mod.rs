@@ -249,7 +249,7 @@ pub use self::{
     worker::{
         handler_fn, HandlerFn, Worker, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP,
         DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS,
-        DEFAULT_POLL_INTERVAL,
+        DEFAULT_POLL_INTERVAL, MAX_CONCURRENCY, MAX_LEASE,
     },
 };
 
@@ -496,10 +496,47 @@ impl<St: InboxStore> Inbox<St> {
         }
     }
 }
+/// `add(after)`: the time `after` from some start (`add` is `|after|
+/// start.checked_add(after)`), or, when that is past what the clock holds
+/// (a duration near `Duration::MAX`), a time within a factor of two of the
+/// furthest it holds. Never panics.
+pub(crate) fn saturating_add<T>(after: Duration, add: impl Fn(Duration) -> Option<T>) -> T {
+    let mut after = after;
+    loop {
+        // Adding zero always fits.
+        if let Some(time) = add(after) {
+            return time;
+        }
+        after /= 2;
+    }
+}
+
 /// An inbox remembers a done id for its [`retention`](Inbox::retention):
 /// a [`ReplayWindow`](crate::webhook::ReplayWindow) may be as long.
 impl<St> crate::webhook::DedupeMemory for Inbox<St> {
     fn dedupe_memory(&self) -> Duration {
         self.config.retention
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Instant, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn saturating_add_is_exact_when_it_fits_and_never_panics() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        assert_eq!(saturating_add(second, |d| now.checked_add(d)), now + second);
+        assert!(saturating_add(Duration::MAX, |d| now.checked_add(d)) > now + second);
+        let wall = SystemTime::now();
+        assert!(saturating_add(Duration::MAX, |d| wall.checked_add(d)) > wall + second);
+        // Nothing fits but zero: the start itself.
+        assert_eq!(
+            saturating_add(Duration::MAX, |d| (d.is_zero()).then_some(7)),
+            7
+        );
     }
 }

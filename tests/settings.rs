@@ -1,0 +1,204 @@
+//! Every setting accepts every value of its type: the largest, the
+//! smallest, one less than the largest and values at random, given to each
+//! setter, build something that runs one real operation (a notification
+//! received and processed in a real SQLite file or a real `redis-server`,
+//! signed requests through the layers, tokens signed and verified) without
+//! a panic and as the setter's documentation says.
+//!
+//! `redis-server` must be on `PATH` (`./scripts/test.sh` installs it):
+//! without it the Redis tests fail, they never skip.
+#![cfg(all(
+    feature = "inbox-sqlite",
+    feature = "inbox-redis",
+    feature = "redis",
+    feature = "identity"
+))]
+
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use proptest::{
+    prelude::*,
+    test_runner::{Config, TestCaseError, TestRunner},
+};
+use tower::{Layer, ServiceExt};
+use tower_intercom::{
+    idempotency::{self, Claim, IdempotencyLayer, IdempotencyStore, MemoryStore},
+    identity::{IdentitySecret, JwtErrorKind, MessengerJwt, MessengerJwtVerifier},
+    inbox::{
+        ClaimRequest, Counts, DeadQuery, Inbox, InboxStore, Inserted, NewNotification,
+        ReceivedNotification, RedisInbox, RedisOptions, SqliteInbox, SqliteOptions, Worker,
+    },
+    sign, VerifyIntercomWebhookLayer,
+};
+use tower_intercom_test_support::{redis_server::RedisServer, secret, Recorder, PING};
+
+// ----------------------------------------------------------- notifications
+
+fn envelope(id: &str, attempt: u32) -> String {
+    serde_json::json!({
+        "type": "notification_event",
+        "app_id": "abc123",
+        "data": {"type": "notification_event_data", "item": {"type": "ping", "message": "hi"}},
+        "id": id,
+        "topic": "ping",
+        "delivery_attempts": attempt,
+        "first_sent_at": 1_700_000_000,
+        "created_at": 1_700_000_000,
+    })
+    .to_string()
+}
+
+fn signed(body: &str) -> Request<Full<Bytes>> {
+    Request::post("/webhooks/intercom")
+        .header("x-hub-signature", sign(&secret(), body.as_bytes()))
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap()
+}
+
+/// Sends `body`, signed, through the verifying layer to the inbox's
+/// receiver: the status, and whether it was answered as a duplicate.
+async fn deliver<St: InboxStore>(inbox: &Inbox<St>, body: &str) -> (StatusCode, bool) {
+    let service = VerifyIntercomWebhookLayer::new(secret()).layer(inbox.receiver());
+    let response = service.oneshot(signed(body)).await.unwrap();
+    let duplicate = response.headers().contains_key("x-intercom-duplicate");
+    (response.status(), duplicate)
+}
+
+/// A handler that succeeds at once and counts its calls (its clones
+/// share the count).
+#[derive(Clone)]
+struct Counting(Arc<AtomicUsize>);
+
+impl Counting {
+    fn new() -> Self {
+        Self(Arc::new(AtomicUsize::new(0)))
+    }
+
+    fn calls(&self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl tower::Service<ReceivedNotification> for Counting {
+    type Response = ();
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<(), Self::Error>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _notification: ReceivedNotification) -> Self::Future {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        std::future::ready(Ok(()))
+    }
+}
+
+/// A running worker and the way to stop it.
+struct Running {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start<St: InboxStore>(worker: Worker<St, Counting>) -> Running {
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = worker.spawn(async move {
+        let _ = stopped.await;
+    });
+    Running { stop, task }
+}
+
+impl Running {
+    /// Stops the worker and waits for it (generously): it must end, and
+    /// without a panic.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        tokio::time::timeout(Duration::from_secs(30), self.task)
+            .await
+            .expect("the worker ends after its shutdown")
+            .expect("the worker ends without a panic");
+    }
+}
+
+/// Waits (generously) until `done` notifications are done, failing at
+/// once if the worker stopped meanwhile (it panicked).
+async fn wait_until_done<St: InboxStore>(inbox: &Inbox<St>, worker: &Running, done: u64) {
+    let start = Instant::now();
+    loop {
+        let counts = inbox.counts().await.unwrap();
+        if counts.done == done {
+            assert_eq!(counts.in_progress, 0, "{counts:?}");
+            return;
+        }
+        assert!(
+            !worker.task.is_finished(),
+            "the worker stopped before the notification was done (it panicked): {counts:?}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "not done after 20 s: {counts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One notification received through the layer and the receiver (200),
+/// then processed by `worker` until done.
+async fn receive_and_process<St: InboxStore>(inbox: &Inbox<St>, worker: Worker<St, Counting>) {
+    let (status, _) = deliver(inbox, &envelope("notif_settings_1", 1)).await;
+    assert_eq!(status, StatusCode::OK);
+    let running = start(worker);
+    wait_until_done(inbox, &running, 1).await;
+    running.stop().await;
+}
+
+fn sqlite_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
+    dir.path().join("inbox.sqlite3")
+}
+
+// ------------------------------------------ the panics these settings had
+
+/// An unlimited lease: the worker's deadline for the handler overflowed
+/// `Instant` right after the claim had committed, so the worker panicked
+/// and the notification stayed leased (for the store's ten-year cap).
+#[tokio::test]
+async fn a_worker_with_the_longest_lease_processes_a_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(sqlite_path(&dir)).unwrap();
+    let handler = Counting::new();
+    let worker = inbox.worker(handler.clone()).lease(Duration::MAX);
+    receive_and_process(&inbox, worker).await;
+    assert_eq!(handler.calls(), 1);
+    assert_eq!(
+        inbox.counts().await.unwrap(),
+        Counts {
+            pending: 0,
+            in_progress: 0,
+            done: 1,
+            dead: 0
+        }
+    );
+}
+
+/// Unlimited concurrency tripped Tokio's semaphore limit when the worker
+/// started.
+#[tokio::test]
+async fn a_worker_with_the_largest_concurrency_processes_a_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(sqlite_path(&dir)).unwrap();
+    let handler = Counting::new();
+    let worker = inbox.worker(handler.clone()).concurrency(usize::MAX);
+    receive_and_process(&inbox, worker).await;
+    assert_eq!(handler.calls(), 1);
+}

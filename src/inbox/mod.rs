@@ -259,8 +259,9 @@ use crate::{StoreError, StoreErrorKind};
 #[cfg(feature = "inbox-sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-sqlite")))]
 pub use self::sqlite::{
-    BatchStats, SqliteInbox, SqliteOptions, SqliteStore, DEFAULT_CHANNEL_CAPACITY,
-    DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_BATCH,
+    BatchStats, SqliteInbox, SqliteOptions, SqliteStore, DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_CHANNEL_CAPACITY, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_BATCH, MAX_BUSY_TIMEOUT,
+    MAX_CHANNEL_CAPACITY,
 };
 
 #[cfg(feature = "inbox-redis")]

@@ -277,3 +277,25 @@ async fn an_sqlite_inbox_with_the_longest_checkpoint_interval_works() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_no_panic();
 }
+
+/// Unlimited inserts in flight tripped Tokio's semaphore limit, through
+/// the options and on the store.
+#[tokio::test]
+async fn a_redis_inbox_with_the_largest_max_in_flight_connects_and_works() {
+    let server = RedisServer::start();
+    let inbox = RedisOptions::default()
+        .max_in_flight(usize::MAX)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let handler = Counting::new();
+    receive_and_process(&inbox, inbox.worker(handler.clone())).await;
+
+    let store = inbox.store().clone().max_in_flight(usize::MAX);
+    let again = NewNotification::new(
+        "notif_settings_2",
+        "ping",
+        envelope("notif_settings_2", 1).into(),
+    );
+    assert_eq!(store.insert(again).await.unwrap(), Inserted::Stored);
+}

@@ -268,7 +268,7 @@ pub use self::sqlite::{
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-redis")))]
 pub use self::redis::{
     Persistence, RedisInbox, RedisOptions, RedisStore, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT,
+    DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT, LARGEST_MAX_IN_FLIGHT,
 };
 
 /// How long the receiver waits for the store's commit before answering

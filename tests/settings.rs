@@ -15,10 +15,9 @@
 ))]
 
 use std::{
-    future::Future,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc, Once,
+        Arc, Mutex, Once, PoisonError,
     },
     task::{Context, Poll},
     time::{Duration, Instant},
@@ -27,49 +26,59 @@ use std::{
 use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
-use proptest::{
-    prelude::*,
-    test_runner::{Config, TestCaseError, TestRunner},
-};
 use tower::{Layer, ServiceExt};
 use tower_intercom::{
-    idempotency::{self, Claim, IdempotencyLayer, IdempotencyStore, MemoryStore},
-    identity::{IdentitySecret, JwtErrorKind, MessengerJwt, MessengerJwtVerifier},
     inbox::{
-        ClaimRequest, Counts, DeadQuery, Inbox, InboxStore, Inserted, NewNotification,
-        ReceivedNotification, RedisInbox, RedisOptions, SqliteInbox, SqliteOptions, Worker,
+        Counts, Inbox, InboxStore, Inserted, NewNotification, ReceivedNotification, RedisOptions,
+        SqliteInbox, SqliteOptions, Worker,
     },
     sign, VerifyIntercomWebhookLayer,
 };
-use tower_intercom_test_support::{redis_server::RedisServer, secret, Recorder, PING};
+use tower_intercom_test_support::{
+    redis_server::RedisServer, secret, Recorder, ScriptedBody, Step, PING,
+};
 
 // ------------------------------------------------------------------ panics
 
-/// Panics anywhere in this test binary, also those Tokio catches in a
-/// spawned task and those of the stores' own threads, which no test would
-/// see otherwise.
-static PANICS: AtomicUsize = AtomicUsize::new(0);
+/// The first panic outside this file (in the crate, its dependencies or
+/// the standard library), also one Tokio caught in a spawned task or one
+/// in a store's own thread, which no test would see otherwise.
+static FIRST_PANIC: Mutex<Option<String>> = Mutex::new(None);
 
-/// Starts counting panics (once for the whole binary; each is still
+/// Starts watching for panics (once for the whole binary; each is still
 /// printed).
-fn count_panics() {
+fn watch_panics() {
     static HOOK: Once = Once::new();
     HOOK.call_once(|| {
         let print = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            PANICS.fetch_add(1, Ordering::SeqCst);
+            // This file's own failed assertions are its tests' failures;
+            // the others are what no test would see.
+            if info.location().is_some_and(|at| at.file() == file!()) {
+                print(info);
+                return;
+            }
+            FIRST_PANIC
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get_or_insert_with(|| info.to_string());
             print(info);
         }));
     });
 }
 
-/// No panic so far, in any thread or task of this binary.
+/// No panic outside this file since the last call, in any thread or task
+/// of this binary.
 fn assert_no_panic() {
-    assert_eq!(
-        PANICS.load(Ordering::SeqCst),
-        0,
-        "something panicked (printed above)"
-    );
+    // Taken (so that the next case starts afresh), and the lock let go
+    // of: the hook takes it for this panic.
+    let first = FIRST_PANIC
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(first) = first {
+        panic!("something panicked: {first}");
+    }
 }
 
 // ----------------------------------------------------------- notifications
@@ -185,7 +194,7 @@ async fn wait_until_done<St: InboxStore>(inbox: &Inbox<St>, worker: &Running, do
 /// One notification received through the layer and the receiver (200),
 /// then processed by `worker` until done.
 async fn receive_and_process<St: InboxStore>(inbox: &Inbox<St>, worker: Worker<St, Counting>) {
-    count_panics();
+    watch_panics();
     let (status, _) = deliver(inbox, &envelope("notif_settings_1", 1)).await;
     assert_eq!(status, StatusCode::OK);
     let running = start(worker);
@@ -298,4 +307,44 @@ async fn a_redis_inbox_with_the_largest_max_in_flight_connects_and_works() {
         envelope("notif_settings_2", 1).into(),
     );
     assert_eq!(store.insert(again).await.unwrap(), Inserted::Stored);
+}
+
+/// The largest body limit, and a request announcing a body larger than
+/// any buffer can hold (2^63 bytes) in more than one frame: the layer
+/// reserved what was announced when the second frame arrived, and
+/// panicked ("capacity overflow"). The limit is now at most what a buffer
+/// holds, so the announcement is refused at once.
+#[tokio::test]
+async fn the_largest_body_limit_refuses_what_no_buffer_holds() {
+    watch_panics();
+    let layer = VerifyIntercomWebhookLayer::new(secret()).max_body_size(usize::MAX);
+    let recorder = Recorder::default();
+    let service = layer.layer(recorder.clone());
+    let (first, second) = PING.split_at(PING.len() / 2);
+    let request = Request::post("/")
+        .header("x-hub-signature", sign(&secret(), PING))
+        .header("content-length", (1u64 << 63).to_string())
+        .body(ScriptedBody::new([
+            Step::Data(Bytes::from_static(first)),
+            Step::Data(Bytes::from_static(second)),
+        ]))
+        .unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(recorder.calls(), 0);
+
+    // What a buffer holds still passes.
+    let request = Request::post("/")
+        .header("x-hub-signature", sign(&secret(), PING))
+        .body(ScriptedBody::new([
+            Step::Data(Bytes::from_static(first)),
+            Step::Data(Bytes::from_static(second)),
+        ]))
+        .unwrap();
+    assert_eq!(
+        service.oneshot(request).await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(recorder.calls(), 1);
+    assert_no_panic();
 }

@@ -288,6 +288,21 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 /// duplicates apart in access logs and tests.
 const DUPLICATE_HEADER: HeaderName = HeaderName::from_static("x-intercom-duplicate");
 
+/// `add(after)`: the time `after` from some start (`add` is `|after|
+/// start.checked_add(after)`), or, when that is past what the clock holds
+/// (a duration near `Duration::MAX`), a time within a factor of two of the
+/// furthest it holds. Never panics.
+pub(crate) fn saturating_add<T>(after: Duration, add: impl Fn(Duration) -> Option<T>) -> T {
+    let mut after = after;
+    loop {
+        // Adding zero always fits.
+        if let Some(time) = add(after) {
+            return time;
+        }
+        after /= 2;
+    }
+}
+
 /// A durable inbox of Intercom notifications, over any [`InboxStore`].
 ///
 /// Cheap to clone: clones share the store. See the [module documentation](self).
@@ -497,21 +512,6 @@ impl<St: InboxStore> Inbox<St> {
         }
     }
 }
-/// `add(after)`: the time `after` from some start (`add` is `|after|
-/// start.checked_add(after)`), or, when that is past what the clock holds
-/// (a duration near `Duration::MAX`), a time within a factor of two of the
-/// furthest it holds. Never panics.
-pub(crate) fn saturating_add<T>(after: Duration, add: impl Fn(Duration) -> Option<T>) -> T {
-    let mut after = after;
-    loop {
-        // Adding zero always fits.
-        if let Some(time) = add(after) {
-            return time;
-        }
-        after /= 2;
-    }
-}
-
 /// An inbox remembers a done id for its [`retention`](Inbox::retention):
 /// a [`ReplayWindow`](crate::webhook::ReplayWindow) may be as long.
 impl<St> crate::webhook::DedupeMemory for Inbox<St> {

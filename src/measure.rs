@@ -78,7 +78,8 @@ pub(crate) fn inbox_receive(outcome: &'static str) {
     metrics::counter!(INBOX_RECEIVE, "outcome" => outcome).increment(1);
 }
 
-/// The time a verified notification took to be committed.
+/// The time a new notification took to be committed (not a duplicate's
+/// answer: nothing was committed for it).
 #[inline]
 pub(crate) fn inbox_commit_duration(elapsed: std::time::Duration) {
     #[cfg(feature = "metrics")]
@@ -136,7 +137,8 @@ pub(crate) fn describe() {
             describe_histogram!(
                 INBOX_COMMIT_DURATION,
                 Unit::Seconds,
-                "Time from a verified notification to its durable commit"
+                "Time from a verified notification to its durable commit; new notifications \
+                 only, not duplicates"
             );
             describe_counter!(
                 INBOX_PROCESSED,

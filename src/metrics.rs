@@ -15,7 +15,7 @@
 //! | `intercom.webhook.body.size` | histogram, bytes | `signature.scheme` | size of each verified body |
 //! | `intercom.idempotency.outcome` | counter | `outcome` (`claimed`, `duplicate`, `in_progress`, `store_error`) | what the idempotency layer found for each notification |
 //! | `intercom.inbox.receive` | counter | `outcome` (`stored`, `duplicate`, `invalid`, `unavailable`, `overloaded`) | what the inbox receiver answered |
-//! | `intercom.inbox.commit.duration` | histogram, seconds | | time from a verified request to its durable commit (the ack latency) |
+//! | `intercom.inbox.commit.duration` | histogram, seconds | | time from a verified request to its durable commit (the ack latency), for notifications stored; a duplicate, which stores nothing, is counted by `intercom.inbox.receive` only |
 //! | `intercom.inbox.processed` | counter | `outcome` (`done`, `retried`, `dead`) | processing attempts and how they ended |
 //! | `intercom.inbox.processing.duration` | histogram, seconds | `outcome` | time the processing took |
 //! | `intercom.inbox.pending`, `intercom.inbox.dead` | gauges | | notifications waiting, and dead ones, when the inbox was last counted |
@@ -45,7 +45,8 @@ pub const IDEMPOTENCY_OUTCOME: &str = "intercom.idempotency.outcome";
 /// `intercom.inbox.receive`: What the inbox receiver answered.
 pub const INBOX_RECEIVE: &str = "intercom.inbox.receive";
 
-/// `intercom.inbox.commit.duration`: Time to the durable commit, in seconds.
+/// `intercom.inbox.commit.duration`: Time to the durable commit, in
+/// seconds, of each notification stored (not of duplicates).
 pub const INBOX_COMMIT_DURATION: &str = "intercom.inbox.commit.duration";
 
 /// `intercom.inbox.processed`: Processing attempts and how they ended.

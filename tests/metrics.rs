@@ -160,11 +160,66 @@ fn inbox_receive_outcomes_and_commit_latency_are_recorded() {
     assert_eq!(receive("stored"), Some(1.0), "{text}");
     assert_eq!(receive("duplicate"), Some(1.0), "{text}");
     assert_eq!(receive("invalid"), Some(1.0), "{text}");
+    // One commit: the duplicate stored nothing.
     assert_eq!(
         sample(&text, "intercom_inbox_commit_duration_count"),
-        Some(2.0),
+        Some(1.0),
         "{text}"
     );
     assert_eq!(sample(&text, "intercom_inbox_pending"), Some(1.0), "{text}");
     assert_eq!(sample(&text, "intercom_inbox_dead"), Some(0.0), "{text}");
+}
+
+/// Intercom's redelivery of a notification (same id, the next
+/// `delivery_attempts`, so other bytes and another signature) is answered
+/// 200 as a duplicate and commits nothing: the commit latency counts the
+/// first delivery only, so that quick duplicate answers cannot hide slow
+/// commits.
+#[cfg(feature = "inbox-sqlite")]
+#[test]
+fn inbox_commit_duration_counts_commits_not_redeliveries() {
+    use tower_intercom::inbox::SqliteInbox;
+
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let delivery = |attempt: u32| {
+        format!(
+            r#"{{"type":"notification_event","id":"notif_redelivered","topic":"ping","app_id":"a","data":{{"item":{{"type":"ping"}}}},"delivery_attempts":{attempt},"first_sent_at":1700000000,"created_at":1700000000}}"#
+        )
+    };
+    metrics::with_local_recorder(&recorder, || {
+        runtime.block_on(async {
+            let inbox = SqliteInbox::open(dir.path().join("inbox.sqlite3")).unwrap();
+            let service = VerifyIntercomWebhookLayer::new(secret()).layer(inbox.receiver());
+            for (attempt, duplicate) in [(1, false), (2, true)] {
+                let body = delivery(attempt);
+                let request = Request::post("/")
+                    .header("x-hub-signature", sign(&secret(), body.as_bytes()))
+                    .body(Full::new(Bytes::from(body)))
+                    .unwrap();
+                let response = service.clone().oneshot(request).await.unwrap();
+                assert_eq!(response.status(), StatusCode::OK);
+                assert_eq!(
+                    response.headers().contains_key("x-intercom-duplicate"),
+                    duplicate
+                );
+            }
+        })
+    });
+    let text = handle.render();
+    assert_eq!(
+        sample(&text, "intercom_inbox_receive{outcome=\"duplicate\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        sample(&text, "intercom_inbox_commit_duration_count"),
+        Some(1.0),
+        "{text}"
+    );
 }

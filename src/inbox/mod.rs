@@ -268,7 +268,7 @@ pub use self::{
     worker::{
         handler_fn, HandlerFn, Worker, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP,
         DEFAULT_CONCURRENCY, DEFAULT_GRACE_PERIOD, DEFAULT_LEASE, DEFAULT_MAX_ATTEMPTS,
-        DEFAULT_POLL_INTERVAL,
+        DEFAULT_POLL_INTERVAL, MAX_CONCURRENCY, MAX_LEASE,
     },
 };
 
@@ -280,15 +280,16 @@ use crate::{StoreError, StoreErrorKind};
 #[cfg(feature = "inbox-sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-sqlite")))]
 pub use self::sqlite::{
-    BatchStats, SqliteInbox, SqliteOptions, SqliteStore, DEFAULT_CHANNEL_CAPACITY,
-    DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_BATCH,
+    BatchStats, SqliteInbox, SqliteOptions, SqliteStore, DEFAULT_BUSY_TIMEOUT,
+    DEFAULT_CHANNEL_CAPACITY, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_BATCH, MAX_BUSY_TIMEOUT,
+    MAX_CHANNEL_CAPACITY,
 };
 
 #[cfg(feature = "inbox-redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-redis")))]
 pub use self::redis::{
     Persistence, RedisInbox, RedisOptions, RedisStore, DEFAULT_MAX_IN_FLIGHT,
-    DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT,
+    DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT, LARGEST_MAX_IN_FLIGHT,
 };
 
 /// How long the receiver waits for the store's commit before answering
@@ -307,6 +308,21 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 /// holds: `x-intercom-duplicate: true`. Intercom ignores it; it tells
 /// duplicates apart in access logs and tests.
 const DUPLICATE_HEADER: HeaderName = HeaderName::from_static("x-intercom-duplicate");
+
+/// `add(after)`: the time `after` from some start (`add` is `|after|
+/// start.checked_add(after)`), or, when that is past what the clock holds
+/// (a duration near `Duration::MAX`), a time within a factor of two of the
+/// furthest it holds. Never panics.
+pub(crate) fn saturating_add<T>(after: Duration, add: impl Fn(Duration) -> Option<T>) -> T {
+    let mut after = after;
+    loop {
+        // Adding zero always fits.
+        if let Some(time) = add(after) {
+            return time;
+        }
+        after /= 2;
+    }
+}
 
 /// A durable inbox of Intercom notifications, over any [`InboxStore`].
 ///
@@ -524,5 +540,27 @@ impl<St: InboxStore> Inbox<St> {
 impl<St> crate::webhook::DedupeMemory for Inbox<St> {
     fn dedupe_memory(&self) -> Duration {
         self.config.retention
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Instant, SystemTime};
+
+    use super::*;
+
+    #[test]
+    fn saturating_add_is_exact_when_it_fits_and_never_panics() {
+        let now = Instant::now();
+        let second = Duration::from_secs(1);
+        assert_eq!(saturating_add(second, |d| now.checked_add(d)), now + second);
+        assert!(saturating_add(Duration::MAX, |d| now.checked_add(d)) > now + second);
+        let wall = SystemTime::now();
+        assert!(saturating_add(Duration::MAX, |d| wall.checked_add(d)) > wall + second);
+        // Nothing fits but zero: the start itself.
+        assert_eq!(
+            saturating_add(Duration::MAX, |d| (d.is_zero()).then_some(7)),
+            7
+        );
     }
 }

@@ -79,6 +79,11 @@ pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 /// Redis at once.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4096;
 
+/// The largest [`RedisOptions::max_in_flight`]: the most a Tokio semaphore
+/// counts (`tokio::sync::Semaphore::MAX_PERMITS`, 2^61 − 1 on 64-bit
+/// machines). A larger one is taken as this.
+pub const LARGEST_MAX_IN_FLIGHT: usize = Semaphore::MAX_PERMITS;
+
 /// Settings of a [`RedisStore`] and of the [`RedisInbox`] over it.
 #[derive(Debug, Clone)]
 #[must_use]
@@ -123,9 +128,10 @@ impl RedisOptions {
         self
     }
 
-    /// See [`RedisStore::max_in_flight`].
+    /// See [`RedisStore::max_in_flight`] (at most
+    /// [`LARGEST_MAX_IN_FLIGHT`]).
     pub fn max_in_flight(mut self, max: usize) -> Self {
-        self.max_in_flight = max.max(1);
+        self.max_in_flight = max.clamp(1, LARGEST_MAX_IN_FLIGHT);
         self
     }
 
@@ -940,12 +946,14 @@ impl RedisStore {
     }
 
     /// Sets how many inserts may wait for Redis at once (default
-    /// [`DEFAULT_MAX_IN_FLIGHT`]). Beyond that, inserts fail at once with
+    /// [`DEFAULT_MAX_IN_FLIGHT`]; at least 1, at most
+    /// [`LARGEST_MAX_IN_FLIGHT`]: a value outside is taken as the nearest
+    /// of the two). Beyond that, inserts fail at once with
     /// [`StoreErrorKind::Overloaded`](super::StoreErrorKind::Overloaded),
     /// which the receiver answers with 429: nothing queues without bound.
     #[must_use]
     pub fn max_in_flight(mut self, max: usize) -> Self {
-        self.max_in_flight = max.max(1);
+        self.max_in_flight = max.clamp(1, LARGEST_MAX_IN_FLIGHT);
         self.inserts = Arc::new(Semaphore::new(self.max_in_flight));
         self
     }

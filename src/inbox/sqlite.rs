@@ -61,6 +61,18 @@ impl Inbox<SqliteStore> {
 /// waiting for the writer thread.
 pub const DEFAULT_CHANNEL_CAPACITY: usize = 4096;
 
+/// The largest [`SqliteOptions::channel_capacity`]: the most a Tokio
+/// channel holds (`tokio::sync::Semaphore::MAX_PERMITS`, 2^61 − 1 on 64-bit
+/// machines). A larger one is taken as this.
+pub const MAX_CHANNEL_CAPACITY: usize = tokio::sync::Semaphore::MAX_PERMITS;
+
+/// The default [`SqliteOptions::busy_timeout`]: 1 s.
+pub const DEFAULT_BUSY_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The longest [`SqliteOptions::busy_timeout`]: 2^31 − 1 ms (about 24.8
+/// days), the most SQLite takes. A longer one is taken as this.
+pub const MAX_BUSY_TIMEOUT: Duration = Duration::from_millis(i32::MAX as u64);
+
 /// The default bound of [`SqliteOptions::max_batch`]: 512 writes per commit.
 pub const DEFAULT_MAX_BATCH: usize = 512;
 
@@ -85,7 +97,7 @@ impl Default for SqliteOptions {
         Self {
             channel_capacity: DEFAULT_CHANNEL_CAPACITY,
             max_batch: DEFAULT_MAX_BATCH,
-            busy_timeout: Duration::from_secs(1),
+            busy_timeout: DEFAULT_BUSY_TIMEOUT,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             deadline: super::DEFAULT_DEADLINE,
             retention: super::DEFAULT_RETENTION,
@@ -99,25 +111,31 @@ impl SqliteOptions {
     /// [`DEFAULT_CHANNEL_CAPACITY`]). When they are that many, the receiver
     /// answers 429 (see [`overload_status`](Self::overload_status)) at once:
     /// nothing queues without bound. Memory held by waiting notifications is
-    /// at most this × the body limit.
+    /// at most this × the body limit. At least 1, at most
+    /// [`MAX_CHANNEL_CAPACITY`] (a value outside is taken as the nearest of
+    /// the two); the channel takes memory for what waits in it, not for
+    /// its capacity.
     pub fn channel_capacity(mut self, capacity: usize) -> Self {
-        self.channel_capacity = capacity.max(1);
+        self.channel_capacity = capacity.clamp(1, MAX_CHANNEL_CAPACITY);
         self
     }
 
     /// At most this many writes per transaction (default
-    /// [`DEFAULT_MAX_BATCH`]). Writes that arrive while a commit is being
-    /// synced wait, then go in the next one: one `fsync` for all of them.
+    /// [`DEFAULT_MAX_BATCH`]; at least 1, and any larger count). Writes
+    /// that arrive while a commit is being synced wait, then go in the
+    /// next one: one `fsync` for all of them.
     pub fn max_batch(mut self, max_batch: usize) -> Self {
         self.max_batch = max_batch.max(1);
         self
     }
 
     /// How long the writer waits for the file's write lock when another
-    /// process holds it (default 1 s) before failing the batch, which the
-    /// receiver answers with 503.
+    /// process holds it (default [`DEFAULT_BUSY_TIMEOUT`], 1 s) before
+    /// failing the batch, which the receiver answers with 503. At most
+    /// [`MAX_BUSY_TIMEOUT`] (about 24.8 days, SQLite's limit): a longer
+    /// one is taken as that; a fraction of a millisecond is dropped.
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
-        self.busy_timeout = timeout;
+        self.busy_timeout = timeout.min(MAX_BUSY_TIMEOUT);
         self
     }
 
@@ -133,7 +151,9 @@ impl SqliteOptions {
     /// second and 11–14 ms with one every 50 ms (three runs of each). When
     /// the log is long, the writer copies the last few frames itself
     /// between two transactions, so that the log starts over even when
-    /// writes never pause.
+    /// writes never pause. At least 10 ms; any longer duration is taken
+    /// as it is (the log then grows for as long, until the store is
+    /// closed).
     pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
         self.checkpoint_interval = interval.max(Duration::from_millis(10));
         self
@@ -929,7 +949,8 @@ fn checkpoint_loop(
         }
         pending = last.is_none_or(|pass| !pass.complete());
         frames_before = frames;
-        rest_until = Instant::now() + interval;
+        let now = Instant::now();
+        rest_until = super::saturating_add(interval, |after| now.checked_add(after));
     }
 }
 

@@ -20,8 +20,16 @@ use crate::BoxError;
 
 /// Default [`Worker::concurrency`]: 4 notifications processed at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
+/// The largest [`Worker::concurrency`]: 65,536 notifications at once. A
+/// larger one is taken as this: each claim asks the store for as many
+/// notifications as there are free slots, and holds a slot for each.
+pub const MAX_CONCURRENCY: usize = 65_536;
 /// Default [`Worker::lease`]: 30 s.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// The longest [`Worker::lease`], and the longest wait of
+/// [`Worker::backoff`]: ten years (of 366 days), the longest the stores
+/// keep. A longer one is taken as this.
+pub const MAX_LEASE: Duration = Duration::from_secs(10 * 366 * 24 * 60 * 60);
 /// Default [`Worker::max_attempts`]: 12.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
 /// Default first backoff of [`Worker::backoff`]: 2 s.
@@ -103,20 +111,24 @@ where
     S::Error: Into<BoxError>,
 {
     /// How many handlers run at once (default [`DEFAULT_CONCURRENCY`]; at
-    /// least 1). A handler's slot is handed on when it returns, while its
-    /// outcome is being written (at most as many outcomes again), so that
-    /// taking the next notifications shares a commit with those outcomes.
+    /// least 1, at most [`MAX_CONCURRENCY`]: a value outside is taken as
+    /// the nearest of the two). A handler's slot is handed on when it
+    /// returns, while its outcome is being written (at most as many
+    /// outcomes again), so that taking the next notifications shares a
+    /// commit with those outcomes.
     pub fn concurrency(mut self, concurrency: usize) -> Self {
-        self.settings.concurrency = concurrency.max(1);
+        self.settings.concurrency = concurrency.clamp(1, MAX_CONCURRENCY);
         self
     }
 
-    /// How long one attempt may take (default [`DEFAULT_LEASE`]). The
-    /// handler is stopped and the attempt counted as failed when it runs
-    /// longer; and when this worker crashes or stalls, another worker takes
-    /// the notification once the lease has lapsed.
+    /// How long one attempt may take (default [`DEFAULT_LEASE`]; at least
+    /// 1 ms, at most [`MAX_LEASE`]: a value outside is taken as the
+    /// nearest of the two, so `Duration::MAX` is ten years). The handler is
+    /// stopped and the attempt counted as failed when it runs longer; and
+    /// when this worker crashes or stalls, another worker takes the
+    /// notification once the lease has lapsed.
     pub fn lease(mut self, lease: Duration) -> Self {
-        self.settings.lease = lease.max(Duration::from_millis(1));
+        self.settings.lease = lease.clamp(Duration::from_millis(1), MAX_LEASE);
         self
     }
 
@@ -136,14 +148,18 @@ where
     /// With the defaults, the waits between the 12 attempts add up to
     /// about 34 minutes on average and 68 at most (2 s + 4 s + … + 2,048
     /// s), besides the handler's own time.
+    ///
+    /// Both are taken as at most [`MAX_LEASE`] (ten years), and `cap` as
+    /// at least `base`.
     pub fn backoff(mut self, base: Duration, cap: Duration) -> Self {
-        self.settings.backoff_base = base;
-        self.settings.backoff_cap = cap.max(base);
+        self.settings.backoff_base = base.min(MAX_LEASE);
+        self.settings.backoff_cap = cap.clamp(self.settings.backoff_base, MAX_LEASE);
         self
     }
 
     /// On shutdown, how long to let notifications in flight finish
-    /// (default [`DEFAULT_GRACE_PERIOD`]). Those still running then are
+    /// (default [`DEFAULT_GRACE_PERIOD`]; any duration, `Duration::MAX`
+    /// waiting for them all however long). Those still running then are
     /// stopped and handed back, pending at once without using up an
     /// attempt; a handler that does not stop (blocking code) keeps its
     /// lease instead, and its notification is taken again when the lease
@@ -159,7 +175,8 @@ where
     /// Notifications received through this process's receiver wake the
     /// worker at once, and it waits for the retries it knows of (those
     /// waiting when it last claimed, and those this process's workers
-    /// recorded since) until each is due.
+    /// recorded since) until each is due. At least 1 ms; any longer
+    /// duration is taken as it is (`Duration::MAX`: never polls).
     pub fn poll_interval(mut self, poll_interval: Duration) -> Self {
         self.settings.poll_interval = poll_interval.max(Duration::from_millis(1));
         self
@@ -283,7 +300,9 @@ where
                             inbox.clone(),
                             handler.clone(),
                             lease,
-                            claimed_at + handler_timeout(settings.lease),
+                            super::saturating_add(handler_timeout(settings.lease), |after| {
+                                claimed_at.checked_add(after)
+                            }),
                             settings,
                             handing_back.clone(),
                             Slot {
@@ -575,7 +594,11 @@ async fn process<St, S>(
             "notification {id}, attempt {attempt} of {}: {error}",
             settings.max_attempts
         ));
-        Failure::retry(error, SystemTime::now() + delay)
+        let now = SystemTime::now();
+        Failure::retry(
+            error,
+            super::saturating_add(delay, |after| now.checked_add(after)),
+        )
     };
     match retry(|| store.fail(&id, &token, failure.clone())).await {
         // A retry: the claims look again, to wait for it rather than for

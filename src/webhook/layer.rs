@@ -19,6 +19,12 @@ use crate::{
 /// one frame) per request in flight: cap concurrency to cap the total.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 2 * 1024 * 1024;
 
+/// The largest [`max_body_size`](VerifyIntercomWebhookLayer::max_body_size):
+/// `isize::MAX` bytes, the most one buffer holds. A larger limit is taken
+/// as this, so a request announcing more than any buffer holds is refused
+/// with 413 before a byte is read, whatever the limit.
+pub const LARGEST_MAX_BODY_SIZE: usize = isize::MAX as usize;
+
 /// What the layer does with a `HEAD` request.
 ///
 /// When a webhook URL is saved in the Developer Hub, Intercom sends an
@@ -196,9 +202,11 @@ impl VerifyIntercomWebhookLayer {
 
 impl<R> VerifyIntercomWebhookLayer<R> {
     /// Sets the largest body the layer buffers, in bytes (default
-    /// [`DEFAULT_MAX_BODY_SIZE`]). Larger requests are refused with 413.
+    /// [`DEFAULT_MAX_BODY_SIZE`]; at most [`LARGEST_MAX_BODY_SIZE`], which
+    /// a larger limit is taken as). Larger requests are refused with 413;
+    /// a limit of 0 refuses every body that is not empty.
     pub fn max_body_size(mut self, limit: usize) -> Self {
-        Arc::make_mut(&mut self.config).max_body_size = limit;
+        Arc::make_mut(&mut self.config).max_body_size = limit.min(LARGEST_MAX_BODY_SIZE);
         self
     }
 
@@ -230,7 +238,9 @@ impl<R> VerifyIntercomWebhookLayer<R> {
     /// must see it), later ones at most once per interval with how many
     /// were left out since; every rejection is logged at `debug` under the
     /// target `tower_intercom::rejection`. So forged requests, however
-    /// many, cannot flood the logs.
+    /// many, cannot flood the logs. Any duration is accepted:
+    /// `Duration::MAX` reports each reason at `warn` once only, and zero
+    /// reports every rejection at `warn` (no protection against a flood).
     pub fn warn_interval(mut self, interval: Duration) -> Self {
         Arc::make_mut(&mut self.config).reports = Arc::new(Reports::new(interval));
         self

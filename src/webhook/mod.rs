@@ -182,7 +182,7 @@ use crate::{
 pub use self::{
     body::{ResponseBody, WebhookBody},
     future::ResponseFuture,
-    layer::{HeadPolicy, VerifyIntercomWebhookLayer, DEFAULT_MAX_BODY_SIZE},
+    layer::{HeadPolicy, VerifyIntercomWebhookLayer, DEFAULT_MAX_BODY_SIZE, LARGEST_MAX_BODY_SIZE},
     service::VerifyIntercomWebhook,
 };
 

@@ -681,6 +681,34 @@ async fn inboxes_with_other_prefixes_share_nothing() {
     assert_eq!(b.counts().await.unwrap(), counts(1, 0, 0, 0));
 }
 
+/// Any key prefix is a setting like another: empty ones and ones with
+/// braces (which the keys' hash tag is made of) work, apart from each
+/// other. They panicked before.
+#[tokio::test]
+async fn any_key_prefix_works_and_keeps_inboxes_apart() {
+    let server = Server::start_with(VOLATILE);
+    let mut inboxes = Vec::new();
+    for prefix in ["", "}", "a}b", "{x}", "a}:stream"] {
+        let inbox = RedisInbox::options()
+            .key_prefix(prefix)
+            .connect(&server.url())
+            .await
+            .unwrap();
+        assert_eq!(inbox.store().prefix(), prefix);
+        let body = envelope("notif_same", "ping", 1);
+        let (status, _) = deliver(&stack(&inbox), body).await;
+        assert_eq!(status, StatusCode::OK, "{prefix:?}");
+        inboxes.push(inbox);
+    }
+    // One notification each: the same id in another inbox is no duplicate.
+    for inbox in &inboxes {
+        assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
+    }
+    // And on a built store.
+    let store = inboxes[0].store().clone().key_prefix("b}{");
+    assert_eq!(store.prefix(), "b}{");
+}
+
 #[tokio::test]
 async fn bodies_that_are_not_notifications_get_400_and_store_nothing() {
     let server = Server::start_with(VOLATILE);

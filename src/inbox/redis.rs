@@ -111,14 +111,8 @@ impl Default for RedisOptions {
 
 impl RedisOptions {
     /// See [`RedisStore::key_prefix`].
-    ///
-    /// # Panics
-    ///
-    /// When `prefix` is empty or contains `{` or `}`.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        let prefix = prefix.into();
-        check_prefix(&prefix);
-        self.prefix = prefix;
+        self.prefix = prefix.into();
         self
     }
 
@@ -499,14 +493,6 @@ impl Keys {
 }
 
 /// The prefix is the hash tag: it must make one, the same for every key.
-fn check_prefix(prefix: &str) {
-    assert!(
-        !prefix.is_empty() && !prefix.contains(['{', '}']),
-        "the inbox's Redis key prefix must be non-empty and contain no braces: \
-         it becomes the keys' hash tag, {{prefix}}"
-    );
-}
-
 /// Names the keys and defines the helpers every script shares.
 const PRELUDE: &str = r"
 local stream, messages, attempts, errors, leased, leases, delayed, dead, done, seq, bodies =
@@ -922,13 +908,13 @@ impl RedisStore {
     /// tag. Inboxes that must not share notifications (two environments on
     /// one Redis) need different prefixes.
     ///
-    /// # Panics
-    ///
-    /// When `prefix` is empty or contains `{` or `}`.
+    /// Any string is accepted, and two different prefixes never share a
+    /// key. A prefix that is empty or starts with `}` gives keys without a
+    /// common hash tag, which matters only to a Redis Cluster (whose
+    /// redirections the store does not follow anyway).
     #[must_use]
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         let prefix = prefix.into();
-        check_prefix(&prefix);
         self.keys = Arc::new(Keys::new(&prefix));
         // The write tasks use the keys and the timeout: new ones.
         self.batchers = Arc::default();
@@ -1862,8 +1848,13 @@ mod tests {
     }
 
     #[test]
-    #[should_panic(expected = "no braces")]
-    fn a_prefix_with_braces_is_refused() {
-        check_prefix("a}b");
+    fn different_prefixes_never_share_a_key() {
+        let prefixes = ["", "}", "a}b", "a}:stream", "{", "a{b}c", "app:intercom"];
+        let mut seen = std::collections::HashSet::new();
+        for prefix in prefixes {
+            for key in Keys::new(prefix).all {
+                assert!(seen.insert(key.clone()), "{key:?} twice");
+            }
+        }
     }
 }

@@ -33,6 +33,9 @@
 //!   `metrics` facade.
 //! - [`AccessToken`]: the REST API bearer token, with the same hygiene as
 //!   the secrets.
+//! - `audit` (feature `audit`): Intercom's security checklist as one call
+//!   in a test (or one command): leaked tokens in git history, `.env`
+//!   files kept out of git, secrets well-formed, least privilege.
 //!
 //! # Paths
 //!
@@ -75,6 +78,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access_token;
+#[cfg(feature = "audit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audit")))]
+pub mod audit;
 mod body;
 mod config_error;
 #[cfg(feature = "axum")]

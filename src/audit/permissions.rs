@@ -27,7 +27,7 @@ pub(crate) fn run(topics: &[Topic]) -> Check {
         return Check::failed(
             LEAST_PRIVILEGE,
             format!("unknown topic(s): {}", unknown.join(", ")),
-            "fix the topic names (`cargo run --example permissions -- --list` prints every known topic), or check Intercom's webhook topic reference",
+            "fix the topic names (`Topic::known()` lists every topic tower-intercom knows), or check them against Intercom's webhook topic reference",
         );
     }
     let needed = Permission::required_for(topics);

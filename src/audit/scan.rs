@@ -356,7 +356,7 @@ mod tests {
         assert!(token.starts_with("dG9rO"));
         let fingerprint = Fingerprint::of(token.as_bytes());
         for text in [
-            format!("{token}"),
+            token.clone(),
             format!("TOKEN={token}\n"),
             format!("a\nb\n  \"token\": \"{token}\",\n"),
             format!("https://example.com/{token}"),

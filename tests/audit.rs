@@ -860,6 +860,15 @@ fn the_example_refuses_bad_arguments_and_paths_with_status_2() {
     }
     let output = run_example(dir.path(), &["--help"], &[]);
     assert_eq!(output.status.code(), Some(0));
+
+    // No git on PATH.
+    let output = run_example(dir.path(), &[], &[("PATH", "/nonexistent")]);
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("could not run git: it is not installed or not on PATH"),
+        "{stderr}"
+    );
 }
 
 #[test]

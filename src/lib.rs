@@ -36,6 +36,9 @@
 //! - `client` (feature `client`): a Tower layer for Intercom's REST API
 //!   that sends the token to the API host only, paced by the rate limit,
 //!   with typed errors, and a ready-made HTTPS client.
+//! - `audit` (feature `audit`): Intercom's security checklist as one call
+//!   in a test (or one command): leaked tokens in git history, `.env`
+//!   files kept out of git, secrets well-formed, least privilege.
 //!
 //! # Paths
 //!
@@ -78,6 +81,9 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod access_token;
+#[cfg(feature = "audit")]
+#[cfg_attr(docsrs, doc(cfg(feature = "audit")))]
+pub mod audit;
 mod body;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]

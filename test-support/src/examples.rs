@@ -15,7 +15,8 @@ use std::{
 
 /// Every variable an example reads: the tests set what they need and
 /// nothing leaks in from the environment they run in.
-const VARIABLES: [&str; 7] = [
+const VARIABLES: [&str; 8] = [
+    "INTERCOM_ACCESS_TOKEN",
     "INTERCOM_WEBHOOK_SECRET",
     "INTERCOM_WEBHOOK_SECRET_PREVIOUS",
     "INTERCOM_IDENTITY_SECRET",

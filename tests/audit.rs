@@ -943,7 +943,24 @@ fn this_repository_passes_the_audit() {
         return;
     }
     let report = Audit::repository(&root).run().unwrap();
-    report.assert_passed();
+    // A shallow clone (some CI checkouts) cannot show the whole history,
+    // which the audit rightly reports; every other check must pass.
+    let shallow = std::process::Command::new("git")
+        .args(["rev-parse", "--is-shallow-repository"])
+        .current_dir(&root)
+        .output()
+        .is_ok_and(|output| output.stdout.starts_with(b"true"));
+    if shallow {
+        let failed: Vec<&str> = report
+            .checks()
+            .iter()
+            .filter(|check| check.status() == Status::Failed)
+            .map(|check| check.id())
+            .collect();
+        assert_eq!(failed, ["git.history_complete"], "{report}");
+    } else {
+        report.assert_passed();
+    }
     assert_eq!(status(&report, "git.access_tokens"), Status::Passed);
     assert_eq!(status(&report, "env_files.ignored"), Status::Passed);
 }

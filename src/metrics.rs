@@ -19,6 +19,8 @@
 //! | `intercom.inbox.processed` | counter | `outcome` (`done`, `retried`, `dead`) | processing attempts and how they ended |
 //! | `intercom.inbox.processing.duration` | histogram, seconds | `outcome` | time the processing took |
 //! | `intercom.inbox.pending`, `intercom.inbox.dead` | gauges | | notifications waiting, and dead ones, when the inbox was last counted |
+//! | `intercom.secret.reloads` | counter | `secret` (`webhook`, `identity`, `access_token`) | new values of a secret file swapped in (feature `reload`) |
+//! | `intercom.secret.reload.failures` | counter | `secret`, `error.type` (`unreadable`, `too_large`, `invalid`, `check`) | changes of a secret file that were refused, the value in use staying; each distinct failure once (feature `reload`) |
 //!
 //! The example `examples/axum.rs` serves them at `GET /metrics` on its
 //! admin port (`ADMIN_PORT`, loopback only, apart from the webhooks) in
@@ -54,3 +56,9 @@ pub const INBOX_PENDING: &str = "intercom.inbox.pending";
 
 /// `intercom.inbox.dead`: Dead notifications in the inbox.
 pub const INBOX_DEAD: &str = "intercom.inbox.dead";
+
+/// `intercom.secret.reloads`: New values of a secret file swapped in.
+pub const SECRET_RELOADS: &str = "intercom.secret.reloads";
+
+/// `intercom.secret.reload.failures`: Refused changes of a secret file.
+pub const SECRET_RELOAD_FAILURES: &str = "intercom.secret.reload.failures";

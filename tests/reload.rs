@@ -25,6 +25,7 @@ use tower_intercom::{
 };
 use tower_intercom_test_support::{
     client,
+    examples::Running,
     logs::Logs,
     requests::{serve_axum, signed_post},
     Recorder, PING,
@@ -813,5 +814,94 @@ fn reloads_and_failures_are_counted() {
             "intercom_secret_reload_failures{{secret=\"access_token\",error_type=\"{error_type}\"}}"
         );
         assert_eq!(sample(&series), Some(1.0), "{series}\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn axum_example_reloads_its_webhook_secret_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhook-secrets");
+    rename_over(&path, "example-old-secret\n", SystemTime::now());
+    let running = Running::start(
+        "axum",
+        &[("INTERCOM_WEBHOOK_SECRET_FILE", path.to_str().unwrap())],
+    );
+    let old: WebhookSecret = "example-old-secret".parse().unwrap();
+    let new: WebhookSecret = "example-new-secret".parse().unwrap();
+    assert_eq!(
+        client::send(running.addr, delivery(&old, 1)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        client::send(running.addr, delivery(&new, 2)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    rename_over(&path, "example-new-secret\n", SystemTime::now());
+    // The example reads the file every 10 s (the default interval).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut n = 3;
+    while client::send(running.addr, delivery(&new, n)).await.status != StatusCode::OK {
+        assert!(
+            Instant::now() < deadline,
+            "the new secret was never accepted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        n += 1;
+    }
+    assert_eq!(
+        client::send(running.addr, delivery(&old, n + 1))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[test]
+fn axum_example_refuses_an_unusable_secret_file_without_showing_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhook-secrets");
+    fs::write(&path, " example-padded-secret\n").unwrap();
+    let mut command = tower_intercom_test_support::examples::command("axum");
+    command
+        .env("INTERCOM_WEBHOOK_SECRET_FILE", &path)
+        .env(
+            "PORT",
+            tower_intercom_test_support::examples::free_port().to_string(),
+        )
+        .current_dir(dir.path());
+    let output = output_within(command, Duration::from_secs(60));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(path.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("whitespace"), "{stderr}");
+    assert!(!stderr.contains("example-padded-secret"), "{stderr}");
+    // Nothing was opened: no inbox file.
+    assert!(!dir.path().join("intercom-inbox.sqlite3").exists());
+}
+
+/// Runs `command` to its end, or kills it after `limit` and fails (a
+/// server that did not refuse its settings would run forever).
+fn output_within(mut command: std::process::Command, limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(limit) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &id.to_string()])
+                .status();
+            panic!("still running after {limit:?}");
+        }
     }
 }

@@ -15,9 +15,10 @@ use std::{
 
 /// Every variable an example reads: the tests set what they need and
 /// nothing leaks in from the environment they run in.
-const VARIABLES: [&str; 7] = [
+const VARIABLES: [&str; 8] = [
     "INTERCOM_WEBHOOK_SECRET",
     "INTERCOM_WEBHOOK_SECRET_PREVIOUS",
+    "INTERCOM_WEBHOOK_SECRET_FILE",
     "INTERCOM_IDENTITY_SECRET",
     "INTERCOM_APP_ID",
     "INBOX_URL",

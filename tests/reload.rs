@@ -733,6 +733,60 @@ async fn any_interval_is_clamped_never_a_panic() {
 }
 
 #[tokio::test]
+async fn a_woken_watcher_reads_the_file_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access-token");
+    fs::write(&path, "dG9rOm9uZQ==\n").unwrap();
+    // The next tick is a day away.
+    let file = SecretFile::<AccessToken>::builder(&path)
+        .interval(Duration::MAX)
+        .open()
+        .await
+        .unwrap();
+    rename_over(&path, "dG9rOnR3bw==\n", SystemTime::now());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(token(&file), "dG9rOm9uZQ==");
+
+    file.clone().wake();
+    eventually("read when woken", || token(&file) == "dG9rOnR3bw==").await;
+    // Woken with nothing new: nothing changes.
+    file.wake();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(token(&file), "dG9rOnR3bw==");
+}
+
+#[tokio::test]
+async fn the_watcher_stops_once_the_file_is_no_longer_used() {
+    let (logs, _capturing) = Logs::start();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("webhook-secrets");
+    fs::write(&path, "secret-one\n").unwrap();
+    let file = SecretFile::<WebhookSecrets>::builder(&path)
+        .interval(INTERVAL)
+        .open()
+        .await
+        .unwrap();
+    // A layer holds it: it is still used.
+    let layer = VerifyIntercomWebhookLayer::from_source(file.clone());
+    drop(file);
+    tokio::time::sleep(INTERVAL * 5).await;
+    assert!(
+        !logs.text().contains("its watcher stops"),
+        "{}",
+        logs.text()
+    );
+
+    drop(layer);
+    tokio::time::sleep(INTERVAL * 5).await;
+    assert_eq!(
+        logs.text().matches("its watcher stops").count(),
+        1,
+        "{}",
+        logs.text()
+    );
+}
+
+#[tokio::test]
 async fn debug_shows_no_secret() {
     let dir = tempfile::tempdir().unwrap();
     let webhook = dir.path().join("webhook-secrets");

@@ -10,6 +10,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+use tokio::sync::Notify;
 
 use super::{
     format::Reloadable, watch::Watcher, Check, ReloadError, ReloadErrorKind, DEFAULT_CHECK_TIMEOUT,
@@ -63,6 +64,9 @@ use super::{
 /// ```
 pub struct SecretFile<T> {
     shared: Arc<Shared<T>>,
+    /// Wakes the watcher; apart from `shared`, which the watcher must not
+    /// keep alive while it waits.
+    wake: Arc<Notify>,
 }
 
 /// What every clone of a [`SecretFile`] and its watcher share.
@@ -148,12 +152,25 @@ impl<T> SecretFile<T> {
     pub fn interval(&self) -> Duration {
         self.shared.interval
     }
+
+    /// Asks the watcher to read the file now rather than at the next tick,
+    /// and returns at once; the new value, if any, is in use once the
+    /// watcher has read it twice and checked it, as on a tick.
+    ///
+    /// For when something says the value in use is stale: Intercom refused
+    /// the access token (the API client's `token_rejected`), or an
+    /// operator signals the process after writing the file. Calls while a
+    /// read is under way ask for one more read after it, not one each.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
 }
 
 impl<T> Clone for SecretFile<T> {
     fn clone(&self) -> Self {
         Self {
             shared: self.shared.clone(),
+            wake: self.wake.clone(),
         }
     }
 }
@@ -253,8 +270,9 @@ impl<T: Reloadable> SecretFileBuilder<T> {
             interval = ?shared.interval,
             "loaded the secret file; watching it for changes"
         );
-        runtime.spawn(watcher.run());
-        Ok(SecretFile { shared })
+        let wake = Arc::new(Notify::new());
+        runtime.spawn(watcher.run(wake.clone()));
+        Ok(SecretFile { shared, wake })
     }
 }
 

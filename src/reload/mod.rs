@@ -100,10 +100,13 @@
 //! # }
 //! ```
 //!
-//! `SecretFile<AccessToken>` hands the API client its token the same way
-//! the layer gets its secrets: `current()` once per request (the client's
-//! `TokenSource` is `current()`), and [`SecretFile::modified`] is the
-//! token's age (Intercom's API tells no token's age).
+//! `SecretFile<AccessToken>` hands the API client its token the way the
+//! layer gets its secrets, once per request: as the client's token source,
+//! its `token()` is `AccessToken::clone(&file.current())`, and its
+//! `token_rejected` (Intercom refused the token) is [`SecretFile::wake`],
+//! so that a token already rewritten in the file is read at once.
+//! [`SecretFile::modified`] is the token's age (Intercom's API tells no
+//! token's age).
 //!
 //! # Metrics
 //!
@@ -118,8 +121,8 @@
 //! The watcher is a task on the Tokio runtime that
 //! [`open`](SecretFileBuilder::open) is called on (its time driver must be
 //! enabled, as `#[tokio::main]` does); reads run on its blocking pool. It
-//! stops once every clone of the [`SecretFile`] (and every layer holding
-//! one) is dropped.
+//! stops at its next tick once every clone of the [`SecretFile`] (and
+//! every layer holding one) is dropped.
 //!
 //! The value in use is held in an [`arc_swap::ArcSwap`] rather than a
 //! `RwLock<Arc<T>>`: reading it takes no lock that readers on many cores

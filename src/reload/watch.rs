@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::{sync::Notify, time::Instant};
 
 use super::{
     file::Shared,
@@ -61,7 +61,7 @@ impl<T: Reloadable> Watcher<T> {
     }
 
     /// Reads the file, parses and checks its value.
-    pub(crate) async fn load(&mut self) -> Result<(T, Content), ReloadError> {
+    pub(crate) async fn load(&self) -> Result<(T, Content), ReloadError> {
         let content = read(&self.path).await?;
         let value = self.accept(&content).await?;
         Ok((value, content))
@@ -73,12 +73,12 @@ impl<T: Reloadable> Watcher<T> {
         self.in_use = in_use;
     }
 
-    /// Reads the file every interval until every handle is dropped.
-    pub(crate) async fn run(mut self) {
-        let mut ticks = tokio::time::interval_at(Instant::now() + self.interval, self.interval);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    /// Reads the file every interval, and when woken, until every handle
+    /// is dropped.
+    pub(crate) async fn run(mut self, wake: Arc<Notify>) {
+        let mut next = Instant::now() + self.interval;
         loop {
-            ticks.tick().await;
+            let woken = tokio::time::timeout_at(next, wake.notified()).await.is_ok();
             let Some(shared) = self.shared.upgrade() else {
                 tracing::debug!(
                     path = %self.path.display(),
@@ -87,6 +87,16 @@ impl<T: Reloadable> Watcher<T> {
                 return;
             };
             self.tick(&shared).await;
+            drop(shared);
+            // Every interval; a read on waking leaves the schedule as it
+            // is, and one that ran past the next tick delays it.
+            if !woken {
+                next += self.interval;
+            }
+            let now = Instant::now();
+            if next <= now {
+                next = now + self.interval;
+            }
         }
     }
 

@@ -17,6 +17,11 @@
 //! Prometheus recorder (`metrics_exporter_prometheus`, set for those
 //! iterations only with `metrics::with_local_recorder`). Filter with
 //! `cargo bench --bench middleware -- metrics`.
+//!
+//! And what secrets reloaded from a file cost (feature `reload`): the layer
+//! built with `from_source` on a `reload::SecretFile<WebhookSecrets>`
+//! against the same with the secret fixed. Filter with
+//! `cargo bench --bench middleware -- source`.
 
 use std::{
     convert::Infallible,
@@ -33,8 +38,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full, Limited};
 use tower::{service_fn, Layer, ServiceExt};
 use tower_intercom::{
-    sign, verify, webhook::DEFAULT_MAX_BODY_SIZE, VerifyIntercomWebhookLayer, WebhookBody,
-    WebhookSecret,
+    reload::SecretFile, sign, verify, webhook::DEFAULT_MAX_BODY_SIZE, VerifyIntercomWebhookLayer,
+    WebhookBody, WebhookSecret, WebhookSecrets,
 };
 use tower_intercom_test_support::bench::{self, interleaved, keep, notification, ns};
 
@@ -148,6 +153,19 @@ fn main() {
 
     let inner = service_fn(handler);
     let layered = VerifyIntercomWebhookLayer::new(secret.clone()).layer(inner);
+    // The same secret from a file; its watcher waits on a runtime that is
+    // never driven (the file does not change).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let path = dir.path().join("webhook-secrets");
+    std::fs::write(&path, format!("{SECRET}\n")).expect("the secret file");
+    let file = runtime
+        .block_on(SecretFile::<WebhookSecrets>::open(&path))
+        .expect("the secret file opens");
+    let from_file = VerifyIntercomWebhookLayer::from_source(file).layer(inner);
 
     // Each request: built, sent with `oneshot` on a clone of the service,
     // response body read to the end.
@@ -164,6 +182,12 @@ fn main() {
     };
     let with_many = || {
         let response = now(layered.clone().oneshot(request(many.clone(), &signature)));
+        let response = response.expect("infallible");
+        assert_eq!(response.status(), StatusCode::OK);
+        keep(now(response.into_body().collect()));
+    };
+    let with_source = || {
+        let response = now(from_file.clone().oneshot(request(one.clone(), &signature)));
         let response = response.expect("infallible");
         assert_eq!(response.status(), StatusCode::OK);
         keep(now(response.into_body().collect()));
@@ -190,6 +214,7 @@ fn main() {
     hand_one();
     hand_many();
     with_recorder();
+    with_source();
     assert!(
         prometheus
             .handle()
@@ -230,6 +255,13 @@ fn main() {
         });
         group.finish();
     }
+    {
+        let mut group = criterion.benchmark_group("source");
+        group.throughput(Throughput::Bytes(LEN as u64));
+        group.bench_function("layer_fixed_secret/2KiB_one_frame", |b| b.iter(with_one));
+        group.bench_function("layer_secret_file/2KiB_one_frame", |b| b.iter(with_source));
+        group.finish();
+    }
     criterion.final_summary();
 
     if bench::benchmarking() {
@@ -240,6 +272,7 @@ fn main() {
         let mut hand_one = hand_one;
         let mut hand_many = hand_many;
         let mut with_recorder = with_recorder;
+        let mut with_source = with_source;
         let t = interleaved(
             &mut [
                 ("verify", &mut verify_only),
@@ -249,11 +282,12 @@ fn main() {
                 ("by hand one frame", &mut hand_one),
                 ("by hand 32 frames", &mut hand_many),
                 ("layer one frame, Prometheus recorder", &mut with_recorder),
+                ("layer one frame, secret from a file", &mut with_source),
             ],
             41,
         );
-        let [verify_t, inner_t, one_t, many_t, hand_one_t, hand_many_t, recorded_t] =
-            [t[0], t[1], t[2], t[3], t[4], t[5], t[6]].map(ns);
+        let [verify_t, inner_t, one_t, many_t, hand_one_t, hand_many_t, recorded_t, source_t] =
+            [t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7]].map(ns);
         println!();
         println!(
             "middleware, 2 KiB notification, fastest of 41 interleaved batches ({})",
@@ -278,6 +312,12 @@ fn main() {
              {recorded_t:>6.0} ns; +{:.0} ns per request, with/without {:.3}",
             recorded_t - one_t,
             recorded_t / one_t
+        );
+        println!(
+            "  secret from a file (one frame): fixed {one_t:>6.0} ns, SecretFile \
+             {source_t:>6.0} ns; {:+.0} ns per request, file/fixed {:.3}",
+            source_t - one_t,
+            source_t / one_t
         );
     }
 }

@@ -1,7 +1,8 @@
 //! Run with `cargo run --example axum` (secret from `INTERCOM_WEBHOOK_SECRET`,
-//! ports from `PORT` and `ADMIN_PORT`, inbox from `INBOX_URL`; with no
-//! secret, a development secret is generated and ready `curl` commands are
-//! printed).
+//! or from the file `INTERCOM_WEBHOOK_SECRET_FILE` names, reloaded when it
+//! changes; ports from `PORT` and `ADMIN_PORT`, inbox from `INBOX_URL`; with
+//! no secret, a development secret is generated and ready `curl` commands
+//! are printed).
 //!
 //! An Intercom webhook receiver on axum that loses nothing it acknowledged,
 //! and that unauthenticated clients cannot hold. Copy it whole: the limits
@@ -54,6 +55,12 @@
 //! machines; configure its persistence, see the crate's docs). Any other
 //! scheme is refused.
 //!
+//! `INTERCOM_WEBHOOK_SECRET_FILE` names a file of client secrets, one per
+//! line, the current one first (a mounted Kubernetes Secret, a file Vault
+//! Agent renders). It is read again every 10 s: rotate the secret by
+//! writing the new one above the old, then, once Intercom signs with the
+//! new one, the new one alone. No restart, no deploy.
+//!
 //! Start-up checks every setting (the secrets, `PORT`, `ADMIN_PORT`,
 //! `INBOX_URL`) before it opens the inbox, and opens the inbox before it
 //! listens: a mistyped setting creates no file and takes no port.
@@ -87,7 +94,8 @@ use tower_intercom::{
     health::{HealthCheckRequest, HealthCheckResponse, HealthCheckService},
     inbox::{handler_fn, Inbox, InboxStore, ReceivedNotification, RedisStore, SqliteStore},
     notification::{Notification, Topic},
-    sign, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret,
+    reload::SecretFile,
+    sign, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret, WebhookSecrets,
 };
 
 /// The largest body buffered: far above Intercom's notifications (tens of
@@ -290,8 +298,8 @@ struct Settings {
 }
 
 impl Settings {
-    fn from_env() -> Result<Self, Box<dyn Error>> {
-        let (verify, dev_secret) = webhook_layer()?;
+    async fn from_env() -> Result<Self, Box<dyn Error>> {
+        let (verify, dev_secret) = webhook_layer().await?;
         let port = port_from_env("PORT")?.unwrap_or(3000);
         let admin_port = match port_from_env("ADMIN_PORT")? {
             Some(admin_port) => admin_port,
@@ -327,7 +335,7 @@ async fn main() -> ExitCode {
 async fn run() -> Result<(), Box<dyn Error>> {
     // Every setting first, then the inbox, then the ports: a mistyped
     // setting creates no file and takes no port.
-    let settings = Settings::from_env()?;
+    let settings = Settings::from_env().await?;
     let metrics = PrometheusBuilder::new().install_recorder()?;
     let inbox = settings.inbox.open().await?;
     let shutdown = shutdown_signal();
@@ -426,11 +434,29 @@ async fn serve(listener: TcpListener, app: Router, mut stop: watch::Receiver<boo
 /// The path Intercom posts webhooks to.
 const WEBHOOK_PATH: &str = "/webhooks/intercom";
 
-/// The verifying layer, with the app's client secret from
+/// The verifying layer, with the app's client secrets from the file
+/// `INTERCOM_WEBHOOK_SECRET_FILE` names (reloaded when it changes), or from
 /// `INTERCOM_WEBHOOK_SECRET` (and, during a rotation, the one being retired
-/// from `INTERCOM_WEBHOOK_SECRET_PREVIOUS`). When it is unset, a random
+/// from `INTERCOM_WEBHOOK_SECRET_PREVIOUS`). When neither is set, a random
 /// development secret, also returned to be printed.
-fn webhook_layer() -> Result<(VerifyIntercomWebhookLayer, Option<String>), Box<dyn Error>> {
+async fn webhook_layer() -> Result<(VerifyIntercomWebhookLayer, Option<String>), Box<dyn Error>> {
+    if let Some(path) = env::var_os("INTERCOM_WEBHOOK_SECRET_FILE") {
+        if [
+            "INTERCOM_WEBHOOK_SECRET",
+            "INTERCOM_WEBHOOK_SECRET_PREVIOUS",
+        ]
+        .iter()
+        .any(|name| env::var_os(name).is_some())
+        {
+            return Err("INTERCOM_WEBHOOK_SECRET_FILE holds every secret: \
+                        unset INTERCOM_WEBHOOK_SECRET and INTERCOM_WEBHOOK_SECRET_PREVIOUS"
+                .into());
+        }
+        // Read now, then every 10 s; each request is verified against the
+        // secrets in the file when it came in.
+        let secrets = SecretFile::<WebhookSecrets>::open(path).await?;
+        return Ok((VerifyIntercomWebhookLayer::from_source(secrets), None));
+    }
     let (current, dev_secret) = match env::var_os("INTERCOM_WEBHOOK_SECRET") {
         Some(_) => (WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET")?, None),
         None => {

@@ -39,12 +39,16 @@
 //! - `audit` (feature `audit`): Intercom's security checklist as one call
 //!   in a test (or one command): leaked tokens in git history, `.env`
 //!   files kept out of git, secrets well-formed, least privilege.
+//! - `reload` (feature `reload`): every secret read from a file and
+//!   reloaded when the file changes, without a restart (Kubernetes
+//!   Secrets, Vault Agent); [`WebhookSecrets`] is the set a rotation
+//!   needs.
 //!
 //! # Paths
 //!
 //! Every item has one home: the module of its capability (`webhook`,
 //! `signature`, `rejection`, `notification`, `health`, `extract`,
-//! `identity`, `idempotency`, `metrics`). The root holds the secret types and configuration
+//! `identity`, `idempotency`, `metrics`, `reload`). The root holds the secret types and configuration
 //! errors (their only path), and re-exports six items nearly every
 //! receiver names: [`VerifyIntercomWebhookLayer`], [`VerifiedWebhook`],
 //! [`WebhookBody`], [`sign`], [`verify`] and [`SignatureScheme`]. Nothing
@@ -112,6 +116,9 @@ pub mod notification;
 #[cfg(any(feature = "redis", feature = "inbox-redis"))]
 mod redis_connection;
 pub mod rejection;
+#[cfg(feature = "reload")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
+pub mod reload;
 mod report;
 mod secret;
 pub mod signature;
@@ -125,6 +132,7 @@ pub use crate::{
     config_error::{ConfigError, ConfigErrorKind},
     secret::{SecretError, SecretErrorKind, WebhookSecret},
     store_error::{StoreError, StoreErrorKind},
+    webhook::secrets::WebhookSecrets,
 };
 
 // The receiver's vocabulary, also at the root: the layer, what it hands

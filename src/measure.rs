@@ -108,6 +108,22 @@ pub(crate) fn inbox_counts(pending: u64, dead: u64) {
     }
 }
 
+/// A new value of secret file `secret` (`webhook`, `identity`,
+/// `access_token`) was swapped in.
+#[inline]
+pub(crate) fn secret_reloaded(secret: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(SECRET_RELOADS, "secret" => secret).increment(1);
+}
+
+/// A change of secret file `secret` was refused for `error_type`.
+#[inline]
+pub(crate) fn secret_reload_failed(secret: &'static str, error_type: &'static str) {
+    #[cfg(feature = "metrics")]
+    metrics::counter!(SECRET_RELOAD_FAILURES, "secret" => secret, "error.type" => error_type)
+        .increment(1);
+}
+
 /// Describes every metric once (units and help texts), for exporters
 /// that show them. Called when a layer is built; cheap after the first call.
 pub(crate) fn describe() {
@@ -151,6 +167,14 @@ pub(crate) fn describe() {
             );
             describe_gauge!(INBOX_PENDING, "Notifications waiting in the inbox");
             describe_gauge!(INBOX_DEAD, "Dead notifications in the inbox");
+            describe_counter!(
+                SECRET_RELOADS,
+                "New values of a secret file swapped in, by secret"
+            );
+            describe_counter!(
+                SECRET_RELOAD_FAILURES,
+                "Refused changes of a secret file (the value in use stays), by secret and error.type"
+            );
         });
     }
 }

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 
-use super::{layer::Config, VerifiedWebhook, WebhookBody};
+use super::{layer::Config, secrets::Secrets, VerifiedWebhook, WebhookBody};
 use crate::{
     rejection::RejectionKind,
     signature::{Digest, Mac},
+    WebhookSecret, WebhookSecrets,
 };
 
 /// How far ahead of the bytes received the buffer of a body in several
@@ -26,6 +27,9 @@ const GROWTH_STEP: usize = 64 * 1024;
 /// few bytes sent.
 pub(crate) struct Collector {
     config: Arc<Config>,
+    /// The secrets a source gave when the request came in, kept to the
+    /// end; `None` for the layer's fixed secrets.
+    loaded: Option<Arc<WebhookSecrets>>,
     expected: Digest,
     /// Taken when the body is complete.
     mac: Option<Mac>,
@@ -44,9 +48,16 @@ impl Collector {
     /// A collector for a body that announced `announced` bytes (0 when it
     /// announced nothing), at most the limit.
     pub(crate) fn new(config: Arc<Config>, expected: Digest, announced: usize) -> Self {
-        let mac = config.current().mac(config.scheme);
+        let (mac, loaded) = match &config.secrets {
+            Secrets::Fixed(secrets) => (secrets.current().mac(config.scheme), None),
+            Secrets::Source(source) => {
+                let secrets = source.secrets();
+                (secrets.current().mac(config.scheme), Some(secrets))
+            }
+        };
         Self {
             config,
+            loaded,
             expected,
             mac: Some(mac),
             first: None,
@@ -59,6 +70,16 @@ impl Collector {
     /// The layer's configuration.
     pub(crate) fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The previous secrets of the set this request is verified against.
+    fn previous(&self) -> &[WebhookSecret] {
+        match (&self.loaded, &self.config.secrets) {
+            (Some(loaded), _) => loaded.previous(),
+            (None, Secrets::Fixed(fixed)) => fixed.previous(),
+            // Not built so by `new`: no previous secret to try.
+            (None, Secrets::Source(_)) => &[],
+        }
     }
 
     /// Feeds one frame: data to the HMAC and the buffer, up to the limit;
@@ -123,8 +144,7 @@ impl Collector {
             Some(0)
         } else {
             // Previous secrets, during a rotation: the body is complete now.
-            self.config
-                .previous()
+            self.previous()
                 .iter()
                 .position(|secret| {
                     let mut mac = secret.mac(self.config.scheme);

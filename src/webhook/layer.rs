@@ -2,11 +2,14 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use tower_layer::Layer;
 
-use super::VerifyIntercomWebhook;
+use super::{
+    secrets::{Secrets, WebhookSecretSource},
+    VerifyIntercomWebhook,
+};
 use crate::{
     rejection::{JsonRejection, RejectionResponse},
     report::{Reports, DEFAULT_WARN_INTERVAL},
-    ConfigError, ConfigErrorKind, SignatureScheme, WebhookSecret,
+    ConfigError, SignatureScheme, WebhookSecret, WebhookSecrets,
 };
 
 /// The default limit on a buffered webhook body: 2 MiB, as axum's default
@@ -57,8 +60,8 @@ impl HeadPolicy {
 
 #[derive(Clone)]
 pub(crate) struct Config {
-    /// Never empty; the first is the current secret.
-    secrets: Vec<WebhookSecret>,
+    /// Fixed, or asked of a source for each request.
+    pub(crate) secrets: Secrets,
     pub(crate) max_body_size: usize,
     pub(crate) head: HeadPolicy,
     pub(crate) scheme: SignatureScheme,
@@ -70,17 +73,6 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// The secret requests are signed with: tried first, while the body is
-    /// read.
-    pub(crate) fn current(&self) -> &WebhookSecret {
-        &self.secrets[0]
-    }
-
-    /// The secrets still accepted during a rotation, newest first.
-    pub(crate) fn previous(&self) -> &[WebhookSecret] {
-        &self.secrets[1..]
-    }
-
     /// The replay window verified requests are held to: none under
     /// [`SignatureScheme::BodySignature`], whose requests (Canvas Kit,
     /// installation health checks) carry no `first_sent_at` or
@@ -96,16 +88,14 @@ impl Config {
     /// Prepares each secret's key state for the scheme, so that the first
     /// request does not pay for it.
     fn prepare(&self) {
-        for secret in &self.secrets {
-            drop(secret.mac(self.scheme));
-        }
+        self.secrets.prepare(self.scheme);
     }
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut f = f.debug_struct("Config");
-        f.field("secrets", &self.secrets.len())
+        f.field("secrets", &self.secrets)
             .field("max_body_size", &self.max_body_size)
             .field("head", &self.head)
             .field("scheme", &self.scheme)
@@ -160,8 +150,26 @@ impl VerifyIntercomWebhookLayer {
         current: WebhookSecret,
         previous: impl IntoIterator<Item = WebhookSecret>,
     ) -> Self {
-        let mut secrets = vec![current];
-        secrets.extend(previous);
+        Self::with_secret_set(Secrets::Fixed(WebhookSecrets::new(current, previous)))
+    }
+
+    /// Verifies each request against the secrets `source` gives as the
+    /// request comes in, so they can change while the layer serves: a
+    /// rotation without a restart.
+    ///
+    /// The request is verified against that set to the end, whatever the
+    /// source gives meanwhile. The feature `reload`'s
+    /// `reload::SecretFile<WebhookSecrets>` is a source that follows a file
+    /// (see the `reload` module); [`WebhookSecretSource`] shows another.
+    /// A layer with fixed secrets ([`new`](Self::new),
+    /// [`with_secrets`](Self::with_secrets)) does not pay for this.
+    ///
+    /// [`WebhookSecretSource`]: super::WebhookSecretSource
+    pub fn from_source(source: impl WebhookSecretSource) -> Self {
+        Self::with_secret_set(Secrets::Source(Arc::new(source)))
+    }
+
+    fn with_secret_set(secrets: Secrets) -> Self {
         Self::from_config(Config {
             secrets,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
@@ -179,15 +187,13 @@ impl VerifyIntercomWebhookLayer {
     ///
     /// # Errors
     ///
-    /// [`ConfigErrorKind::NoSecrets`] for an empty list.
+    /// [`ConfigErrorKind::NoSecrets`](crate::ConfigErrorKind::NoSecrets)
+    /// for an empty list.
     pub fn try_with_secrets(
         secrets: impl IntoIterator<Item = WebhookSecret>,
     ) -> Result<Self, ConfigError> {
-        let mut secrets = secrets.into_iter();
-        let current = secrets
-            .next()
-            .ok_or(ConfigError::new(ConfigErrorKind::NoSecrets))?;
-        Ok(Self::with_secrets(current, secrets))
+        let secrets = WebhookSecrets::try_from_iter(secrets)?;
+        Ok(Self::with_secret_set(Secrets::Fixed(secrets)))
     }
 
     fn from_config(config: Config) -> Self {

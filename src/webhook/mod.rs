@@ -169,6 +169,9 @@ mod future;
 mod layer;
 #[cfg(feature = "serde")]
 mod replay;
+// `WebhookSecrets` is re-exported at the crate root, with the other
+// secret types.
+pub(crate) mod secrets;
 mod service;
 
 use bytes::Bytes;
@@ -183,6 +186,7 @@ pub use self::{
     body::{ResponseBody, WebhookBody},
     future::ResponseFuture,
     layer::{HeadPolicy, VerifyIntercomWebhookLayer, DEFAULT_MAX_BODY_SIZE, LARGEST_MAX_BODY_SIZE},
+    secrets::WebhookSecretSource,
     service::VerifyIntercomWebhook,
 };
 
@@ -255,8 +259,9 @@ impl VerifiedWebhook {
     }
 
     /// Which secret signed the request, by its position in
-    /// [`VerifyIntercomWebhookLayer::with_secrets`]: 0 for the first (the
-    /// current one).
+    /// [`VerifyIntercomWebhookLayer::with_secrets`] (or in the
+    /// [`WebhookSecrets`](crate::WebhookSecrets) its source gave): 0 for
+    /// the first (the current one).
     pub fn secret_index(&self) -> usize {
         self.secret_index
     }

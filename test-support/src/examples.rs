@@ -15,10 +15,11 @@ use std::{
 
 /// Every variable an example reads: the tests set what they need and
 /// nothing leaks in from the environment they run in.
-const VARIABLES: [&str; 8] = [
+const VARIABLES: [&str; 9] = [
     "INTERCOM_ACCESS_TOKEN",
     "INTERCOM_WEBHOOK_SECRET",
     "INTERCOM_WEBHOOK_SECRET_PREVIOUS",
+    "INTERCOM_WEBHOOK_SECRET_FILE",
     "INTERCOM_IDENTITY_SECRET",
     "INTERCOM_APP_ID",
     "INBOX_URL",

@@ -671,3 +671,49 @@ async fn no_error_shows_the_token() {
         assert!(!text.contains("dG9r"), "{text}");
     }
 }
+
+/// The token read from a file (feature `reload`): a token Intercom refuses
+/// makes the source read its file at once, so the token an operator has
+/// already written there replaces it long before the reload interval.
+#[cfg(feature = "reload")]
+#[tokio::test]
+async fn a_refused_token_makes_its_file_be_read_again_at_once() {
+    use tower_intercom::reload::SecretFile;
+
+    let fake = FakeIntercom::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access-token");
+    std::fs::write(&path, format!("{TOKEN}\n")).unwrap();
+    let file = SecretFile::<AccessToken>::builder(&path)
+        .interval(Duration::from_secs(3600))
+        .open()
+        .await
+        .unwrap();
+    let client = IntercomClientLayer::new(token())
+        .with_token_source(file.clone())
+        .api_base(base(&fake))
+        .layer(http());
+    let (status, _) = send(&client, get("/me")).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+
+    // The token is rotated: the old one revoked, the new one in the file.
+    let new_token = "dG9rOm5ld19hY2Nlc3NfdG9rZW4=";
+    fake.set_token(new_token, TokenState::Valid);
+    fake.set_token(TOKEN, TokenState::revoked());
+    std::fs::write(&path, format!("{new_token}\n")).unwrap();
+
+    let err = send(&client, get("/me")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unauthorized);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while file.token().expose_secret() != new_token {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the file was not read again within 10 s of the refusal"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (status, _) = send(&client, get("/me")).await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let last = fake.received().pop().unwrap();
+    assert_eq!(last.authorization(), Some(&*format!("Bearer {new_token}")));
+}

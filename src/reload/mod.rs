@@ -100,11 +100,11 @@
 //! # }
 //! ```
 //!
-//! `SecretFile<AccessToken>` hands the API client its token the way the
-//! layer gets its secrets, once per request: as the client's token source,
-//! its `token()` is `AccessToken::clone(&file.current())`, and its
-//! `token_rejected` (Intercom refused the token) is [`SecretFile::wake`],
-//! so that a token already rewritten in the file is read at once.
+//! `SecretFile<AccessToken>` is the API client's token source (with the
+//! `client` feature): each request takes the token in use once, and a
+//! token Intercom refuses makes the watcher read the file at once
+//! ([`SecretFile::wake`]), so that a token already rewritten there is
+//! taken without waiting for the interval.
 //! [`SecretFile::modified`] is the token's age (Intercom's API tells no
 //! token's age).
 //!

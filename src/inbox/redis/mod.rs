@@ -13,7 +13,7 @@ mod scripts;
 use std::{
     fmt,
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, SystemTime},
 };
 
 use redis::aio::ConnectionManager;
@@ -28,6 +28,7 @@ use self::{
     scripts::{token_arg, CHUNK, COUNTS, DEAD, FAIL, PRUNE, RELEASE, REQUEUE},
 };
 use super::{
+    store_helpers::{duration_millis, millis, time, truncate, MAX_ERROR_LEN},
     ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, Inbox,
     InboxFuture, InboxStore, Inserted, Lease, LeaseToken, NewNotification, OverloadStatus,
     ReceivedNotification, StoreError,
@@ -232,9 +233,6 @@ impl fmt::Debug for RedisStore {
             .finish_non_exhaustive()
     }
 }
-
-/// The longest error message kept per notification.
-const MAX_ERROR_LEN: usize = 2048;
 
 /// The error recorded when a lease lapsed (the SQLite store's words).
 const LAPSED: &str = "the lease lapsed: the worker crashed, hung or was too slow";
@@ -496,36 +494,4 @@ impl InboxStore for RedisStore {
             Ok(u64::try_from(int(&value)?).unwrap_or(0))
         })
     }
-}
-
-/// Milliseconds since the Unix epoch (0 before it).
-fn millis(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
-    })
-}
-
-/// A duration in milliseconds, at most ten years (so that Redis's `now +
-/// lease` stays an exact integer).
-fn duration_millis(duration: Duration) -> i64 {
-    const TEN_YEARS: i64 = 10 * 366 * 24 * 60 * 60 * 1000;
-    i64::try_from(duration.as_millis()).map_or(TEN_YEARS, |ms| ms.min(TEN_YEARS))
-}
-
-fn time(millis: u64) -> SystemTime {
-    UNIX_EPOCH
-        .checked_add(Duration::from_millis(millis))
-        .unwrap_or(UNIX_EPOCH)
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }

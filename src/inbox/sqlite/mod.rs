@@ -15,7 +15,7 @@ use std::{
         mpsc as std_mpsc, Arc, Mutex,
     },
     thread,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::SystemTime,
 };
 
 use bytes::Bytes;
@@ -29,6 +29,7 @@ use self::{
     writer::{write_loop, Job},
 };
 use super::{
+    store_helpers::{duration_millis, millis, time, truncate, MAX_ERROR_LEN},
     ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, Inbox,
     InboxFuture, InboxStore, Inserted, Lease, LeaseToken, NewNotification, OverloadStatus,
     ReceivedNotification, StoreError,
@@ -130,9 +131,6 @@ struct Stats {
 
 /// Rows deleted per prune call.
 const PRUNE_CHUNK: i64 = 1000;
-
-/// The longest error message kept per notification.
-const MAX_ERROR_LEN: usize = 2048;
 
 impl SqliteStore {
     /// Opens (or creates) the store in the SQLite file at `path`, with the
@@ -250,7 +248,7 @@ impl InboxStore for SqliteStore {
                                 row.get::<_, i64>(0)?,
                                 row.get::<_, String>(1)?,
                                 row.get::<_, String>(2)?,
-                                time(row.get(3)?),
+                                time(row.get::<_, i64>(3)?.try_into().unwrap_or(0)),
                                 attempts(row.get(4)?),
                             ))
                         },
@@ -277,7 +275,10 @@ impl InboxStore for SqliteStore {
                     .into_iter()
                     .map(|(_, notification)| Lease::new(notification, token.clone()))
                     .collect();
-                Ok(Claimed::new(leases, next_due.map(time)))
+                Ok(Claimed::new(
+                    leases,
+                    next_due.map(|ms: i64| time(ms.try_into().unwrap_or(0))),
+                ))
             },
             false,
             true,
@@ -381,7 +382,7 @@ impl InboxStore for SqliteStore {
                             row.get::<_, String>(1)?,
                             row.get::<_, String>(2)?,
                             Bytes::from(body.unwrap_or_default()),
-                            time(row.get(4)?),
+                            time(row.get::<_, i64>(4)?.try_into().unwrap_or(0)),
                             attempts(row.get(5)?),
                         );
                         let error: Option<String> = row.get(6)?;
@@ -441,38 +442,6 @@ fn writer_gone() -> StoreError {
     StoreError::unavailable("the inbox writer thread has stopped")
 }
 
-/// Milliseconds since the Unix epoch (0 before it, saturated far after).
-fn millis(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH).map_or(0, |since| {
-        i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
-    })
-}
-
-/// A lease in milliseconds, at most ten years (so that `now + lease`
-/// cannot overflow).
-fn duration_millis(duration: Duration) -> i64 {
-    const TEN_YEARS: i64 = 10 * 366 * 24 * 60 * 60 * 1000;
-    i64::try_from(duration.as_millis()).map_or(TEN_YEARS, |ms| ms.min(TEN_YEARS))
-}
-
-fn time(millis: i64) -> SystemTime {
-    UNIX_EPOCH
-        .checked_add(Duration::from_millis(u64::try_from(millis).unwrap_or(0)))
-        .unwrap_or(UNIX_EPOCH)
-}
-
 fn attempts(attempts: i64) -> u32 {
     u32::try_from(attempts).unwrap_or(u32::MAX)
-}
-
-/// At most `max` bytes of `text`, cut at a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    if text.len() <= max {
-        return text;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }

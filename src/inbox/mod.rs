@@ -252,6 +252,8 @@ mod response;
 #[cfg(feature = "inbox-sqlite")]
 mod sqlite;
 mod store;
+#[cfg(any(feature = "inbox-redis", feature = "inbox-sqlite"))]
+mod store_helpers;
 mod worker;
 
 use std::{fmt, sync::Arc, time::Duration};

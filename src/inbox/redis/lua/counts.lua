@@ -1,0 +1,2 @@
+return {redis.call('HLEN', messages), redis.call('ZCARD', leased),
+        redis.call('ZCARD', dead), redis.call('ZCARD', done)}

@@ -1,0 +1,1 @@
+SELECT body FROM intercom_inbox_body WHERE seq = :seq

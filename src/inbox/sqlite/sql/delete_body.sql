@@ -1,0 +1,1 @@
+DELETE FROM intercom_inbox_body WHERE seq = :seq

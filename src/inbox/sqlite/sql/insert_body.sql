@@ -1,0 +1,1 @@
+INSERT INTO intercom_inbox_body (seq, body) VALUES (:seq, :body)

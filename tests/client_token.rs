@@ -1,0 +1,254 @@
+//! The access token's own checks against a fake Intercom on a loopback
+//! socket, through hyper-util's real HTTP client: `GET /me` as a typed
+//! answer, and a new token checked before it is put in use (and the token
+//! in use left alone).
+
+use std::sync::{
+    atomic::{AtomicUsize, Ordering},
+    Arc, Mutex,
+};
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::Full;
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use tower::{Layer, ServiceExt};
+use tower_intercom::{
+    client::{ApiBase, Error, ErrorKind, IntercomClient, IntercomClientLayer, TokenSource},
+    AccessToken,
+};
+use tower_intercom_test_support::fake_intercom::{FakeIntercom, Me, TokenState, TOKEN};
+
+type Http = Client<HttpConnector, Full<Bytes>>;
+
+/// A second token the fake is told about: the one a rotation brings in.
+const NEW_TOKEN: &str = "dG9rOm5ld19mYWtlX2ludGVyY29tX3Rva2Vu";
+
+fn http() -> Http {
+    Client::builder(TokioExecutor::new()).build_http()
+}
+
+fn base(fake: &FakeIntercom) -> ApiBase {
+    fake.base_url().parse().unwrap()
+}
+
+fn client(fake: &FakeIntercom) -> IntercomClient<Http> {
+    IntercomClientLayer::new(TOKEN.parse::<AccessToken>().unwrap())
+        .api_base(base(fake))
+        .layer(http())
+}
+
+/// Whatever an error shows.
+fn shown(err: &Error) -> String {
+    format!("{err} | {err:?}")
+}
+
+/// The value of the sample `series` in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// Runs `test` on a current-thread runtime with a Prometheus recorder of
+/// its own, and returns the recorder's handle.
+fn with_recorder<F: std::future::Future<Output = ()>>(
+    test: impl FnOnce(PrometheusHandle) -> F,
+) -> PrometheusHandle {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    metrics::with_local_recorder(&recorder, || runtime.block_on(test(handle.clone())));
+    handle
+}
+
+#[tokio::test]
+async fn me_is_the_admin_its_app_region_and_identity_verification() {
+    let fake = FakeIntercom::start().await;
+    let client = client(&fake);
+
+    let me = client.me().await.unwrap();
+    assert_eq!(me.kind(), "admin");
+    assert_eq!(me.id(), "991267464");
+    assert_eq!(me.email(), "admin@example.com");
+    assert_eq!(me.app().id_code(), "this_is_an_id_code");
+    assert_eq!(me.app().name(), "MyApp");
+    assert_eq!(me.app().region(), "US");
+    assert_eq!(me.app().identity_verification(), Some(true));
+
+    fake.set_me(Me {
+        region: "Europe".into(),
+        identity_verification: false,
+        ..Me::default()
+    });
+    let me = client.me().await.unwrap();
+    assert_eq!(me.app().region(), "Europe");
+    assert_eq!(me.app().identity_verification(), Some(false));
+
+    let received = fake.received();
+    assert_eq!(received.len(), 2);
+    for request in received {
+        assert_eq!(
+            (request.method.as_str(), request.path.as_str()),
+            ("GET", "/me")
+        );
+        assert_eq!(
+            request.authorization(),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+        assert_eq!(request.headers["intercom-version"], "2.14");
+    }
+}
+
+#[tokio::test]
+async fn me_with_a_refused_token_is_unauthorized_with_intercoms_code_and_request_id() {
+    let fake = FakeIntercom::start().await;
+    let client = client(&fake);
+    for (state, code) in [
+        (TokenState::revoked(), "token_revoked"),
+        (TokenState::invalid(), "unauthorized"),
+        (TokenState::suspended(), "token_suspended"),
+    ] {
+        fake.set_token(TOKEN, state);
+        let err = client.me().await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Unauthorized, "{code}");
+        assert_eq!(err.code(), Some(code));
+        assert_eq!(err.status(), Some(StatusCode::UNAUTHORIZED));
+        let request_id = err.request_id().unwrap();
+        assert!(request_id.starts_with("req_"), "{request_id}");
+        let text = shown(&err);
+        assert!(text.contains(code) && text.contains(request_id), "{text}");
+        assert!(!text.contains(TOKEN), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn me_for_something_else_than_an_admin_is_not_admin() {
+    let fake = FakeIntercom::start().await;
+    fake.set_me(Me {
+        kind: "team".into(),
+        ..Me::default()
+    });
+    let err = client(&fake).me().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotAdmin);
+    assert_eq!(
+        err.to_string(),
+        r#"the access token does not belong to an admin: GET /me answered type "team": 200 OK"#
+    );
+}
+
+#[tokio::test]
+async fn me_through_a_wrong_base_path_is_an_unexpected_answer() {
+    let fake = FakeIntercom::start().await;
+    let client = IntercomClientLayer::new(TOKEN.parse::<AccessToken>().unwrap())
+        .api_base(format!("{}/intercom", fake.base_url()).parse().unwrap())
+        .layer(http());
+    let err = client.me().await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::UnexpectedAnswer);
+    assert_eq!(err.status(), Some(StatusCode::NOT_FOUND));
+    assert_eq!(err.code(), Some("not_found"));
+    assert_eq!(fake.received()[0].path, "/intercom/me");
+}
+
+/// A token source whose token can be replaced, counting the refusals it
+/// is told of.
+#[derive(Clone)]
+struct Swappable {
+    token: Arc<Mutex<AccessToken>>,
+    rejected: Arc<AtomicUsize>,
+}
+
+impl TokenSource for Swappable {
+    fn token(&self) -> AccessToken {
+        self.token.lock().unwrap().clone()
+    }
+
+    fn token_rejected(&self, _: &AccessToken, _: &Error) {
+        self.rejected.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A new token is checked with `GET /me` and its own `Authorization`; a
+/// refused one is an error with Intercom's code. Neither touches the
+/// client in use: its source is not told of the refusal, its requests go
+/// on with its token, and the refusal is not counted as the token in use
+/// being refused (the metric that pages).
+#[test]
+fn a_candidate_token_is_checked_without_touching_the_token_in_use() {
+    let source = Swappable {
+        token: Arc::new(Mutex::new(TOKEN.parse().unwrap())),
+        rejected: Arc::default(),
+    };
+    let text = with_recorder(|_| {
+        let source = source.clone();
+        async move {
+            let fake = FakeIntercom::start().await;
+            fake.set_token(NEW_TOKEN, TokenState::Valid);
+            let layer = IntercomClientLayer::new(source.clone()).api_base(base(&fake));
+            let http = http();
+            let in_use = layer.layer(http.clone());
+            let candidate: AccessToken = NEW_TOKEN.parse().unwrap();
+
+            let me = layer.check_token(http.clone(), &candidate).await.unwrap();
+            assert_eq!(me.app().id_code(), "this_is_an_id_code");
+
+            fake.set_token(NEW_TOKEN, TokenState::revoked());
+            let err = layer
+                .check_token(http.clone(), &candidate)
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Unauthorized);
+            assert_eq!(err.code(), Some("token_revoked"));
+            assert!(err.request_id().is_some());
+            assert!(!shown(&err).contains(NEW_TOKEN), "{}", shown(&err));
+
+            fake.set_me(Me {
+                kind: "bot".into(),
+                ..Me::default()
+            });
+            fake.set_token(NEW_TOKEN, TokenState::Valid);
+            let err = layer.check_token(http, &candidate).await.unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::NotAdmin);
+
+            // The client in use goes on with its own token.
+            let request = Request::get("/contacts/1").body(Full::default()).unwrap();
+            let response = in_use.oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+
+            let sent: Vec<_> = fake
+                .received()
+                .iter()
+                .map(|r| (r.path.clone(), r.authorization().unwrap().to_owned()))
+                .collect();
+            let bearer = |token: &str| format!("Bearer {token}");
+            assert_eq!(
+                sent,
+                [
+                    ("/me".to_owned(), bearer(NEW_TOKEN)),
+                    ("/me".to_owned(), bearer(NEW_TOKEN)),
+                    ("/me".to_owned(), bearer(NEW_TOKEN)),
+                    ("/contacts/1".to_owned(), bearer(TOKEN)),
+                ]
+            );
+        }
+    })
+    .render();
+    assert_eq!(source.rejected.load(Ordering::SeqCst), 0);
+    assert_eq!(source.token().expose_secret(), TOKEN);
+    assert_eq!(
+        sample(
+            &text,
+            "intercom_client_auth_failures{error_type=\"token_revoked\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+}

@@ -49,6 +49,9 @@ pub enum ConfigErrorKind {
     InvalidIntercomVersion,
     /// The TLS client could not be set up.
     Tls,
+    /// An access token's issued-at time that is not an RFC 3339 time
+    /// (`2025-01-31T09:00:00Z`), or is more than a day in the future.
+    InvalidIssuedAt,
 }
 
 impl ConfigError {
@@ -87,6 +90,10 @@ impl fmt::Display for ConfigError {
                 "an Intercom-Version is 1 to 32 letters, digits, dots, dashes or underscores"
             }
             ConfigErrorKind::Tls => "the TLS client could not be set up",
+            ConfigErrorKind::InvalidIssuedAt => {
+                "the access token's issued-at time is not an RFC 3339 time with its offset \
+                 (such as 2025-01-31T09:00:00Z), or is more than a day in the future"
+            }
         })
     }
 }

@@ -1,11 +1,15 @@
 //! The access token's own checks against a fake Intercom on a loopback
 //! socket, through hyper-util's real HTTP client: `GET /me` as a typed
-//! answer, and a new token checked before it is put in use (and the token
-//! in use left alone).
+//! answer, a new token checked before it is put in use (and the token in
+//! use left alone), and the token's age as a gauge that stays current.
 
-use std::sync::{
-    atomic::{AtomicUsize, Ordering},
-    Arc, Mutex,
+use std::{
+    fs::File,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant, SystemTime},
 };
 
 use bytes::Bytes;
@@ -18,7 +22,9 @@ use hyper_util::{
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower::{Layer, ServiceExt};
 use tower_intercom::{
-    client::{ApiBase, Error, ErrorKind, IntercomClient, IntercomClientLayer, TokenSource},
+    client::{
+        ApiBase, Error, ErrorKind, IntercomClient, IntercomClientLayer, TokenAge, TokenSource,
+    },
     AccessToken,
 };
 use tower_intercom_test_support::fake_intercom::{FakeIntercom, Me, TokenState, TOKEN};
@@ -27,6 +33,8 @@ type Http = Client<HttpConnector, Full<Bytes>>;
 
 /// A second token the fake is told about: the one a rotation brings in.
 const NEW_TOKEN: &str = "dG9rOm5ld19mYWtlX2ludGVyY29tX3Rva2Vu";
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 fn http() -> Http {
     Client::builder(TokioExecutor::new()).build_http()
@@ -251,4 +259,63 @@ fn a_candidate_token_is_checked_without_touching_the_token_in_use() {
         Some(0.0),
         "{text}"
     );
+}
+
+/// The age from `INTERCOM_ACCESS_TOKEN_ISSUED_AT` (RFC 3339): the gauge
+/// says it in seconds, and `record_every` keeps it current.
+#[test]
+fn the_token_age_from_the_issued_at_variable_is_a_gauge_that_stays_current() {
+    let var = "TOWER_INTERCOM_TEST_TOKEN_ISSUED_AT";
+    let issued_at = SystemTime::now() - 100 * DAY;
+    let text = jiff::Timestamp::try_from(issued_at).unwrap().to_string();
+    std::env::set_var(var, &text);
+    let age = TokenAge::from_env(var).unwrap();
+    std::env::remove_var(var);
+    assert!(age.rotation_due(), "{age:?}");
+    let days = age.age().unwrap().as_secs() / DAY.as_secs();
+    assert_eq!(days, 100, "{text}");
+
+    with_recorder(|handle| async move {
+        let gauge = || sample(&handle.render(), "intercom_client_token_age");
+        assert_eq!(gauge(), None, "no gauge before a record");
+        tokio::spawn(age.record_every(Duration::from_secs(1)));
+        tokio::task::yield_now().await;
+        let first = gauge().unwrap();
+        assert!(first >= (100 * DAY).as_secs_f64(), "{first}");
+        assert!(first < (101 * DAY).as_secs_f64(), "{first}");
+        // Recorded again a second later: older.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while gauge().unwrap() <= first {
+            assert!(Instant::now() < deadline, "the gauge stayed at {first}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+}
+
+/// The age from a token file's modification time, as a reloading source
+/// gives it: a file last written 120 days ago, then rewritten.
+#[test]
+fn the_token_age_from_a_files_modification_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("token");
+    std::fs::write(&path, TOKEN).unwrap();
+    let file = File::options().write(true).open(&path).unwrap();
+    file.set_modified(SystemTime::now() - 120 * DAY).unwrap();
+
+    with_recorder(|handle| async move {
+        let gauge = || sample(&handle.render(), "intercom_client_token_age").unwrap();
+        let age = TokenAge::unknown();
+        age.set_issued_at(std::fs::metadata(&path).unwrap().modified().unwrap());
+        age.record();
+        assert!(age.rotation_due());
+        let days = gauge() / DAY.as_secs_f64();
+        assert!((120.0..120.1).contains(&days), "{days}");
+
+        // A rotation rewrites the file.
+        std::fs::write(&path, NEW_TOKEN).unwrap();
+        age.set_issued_at(std::fs::metadata(&path).unwrap().modified().unwrap());
+        age.record();
+        assert!(!age.rotation_due());
+        assert!(gauge() < 60.0, "{}", gauge());
+    });
 }

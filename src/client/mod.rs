@@ -61,7 +61,16 @@
 //! ([`ErrorKind::NotAdmin`]). [`IntercomClientLayer::check_token`] runs
 //! the same check on a token *not in use yet*, with the layer's settings
 //! and without touching its token source: what a source that reloads the
-//! token runs before it swaps a new one in.
+//! token runs before it swaps a new one in. `cargo run --example token --
+//! check` is the rotation runbook's "verify the new token" step.
+//!
+//! # The token's age
+//!
+//! Intercom's tokens never expire and no API says when one was made:
+//! [`TokenAge`] takes the time it was issued (`INTERCOM_ACCESS_TOKEN_ISSUED_AT`,
+//! RFC 3339, or the token file's modification time) and records the
+//! `intercom.client.token.age` gauge; `deploy/prometheus/alerts.yml` asks
+//! for a rotation past 90 days.
 //!
 //! Errors are [`Error`]s: their `Debug` and `Display` show Intercom's
 //! status, codes, messages and `request_id`, never the token nor anything
@@ -114,6 +123,7 @@
 //! # }
 //! ```
 
+mod age;
 mod api;
 mod error;
 mod future;
@@ -128,6 +138,7 @@ mod token;
 mod version;
 
 pub use self::{
+    age::{TokenAge, ISSUED_AT_VAR},
     api::{ApiBase, Region, API_URL_VAR},
     error::{ApiErrorDetail, Error, ErrorKind},
     future::ResponseFuture,

@@ -15,8 +15,10 @@ use std::{
 
 /// Every variable an example reads: the tests set what they need and
 /// nothing leaks in from the environment they run in.
-const VARIABLES: [&str; 9] = [
+const VARIABLES: [&str; 11] = [
     "INTERCOM_ACCESS_TOKEN",
+    "INTERCOM_ACCESS_TOKEN_ISSUED_AT",
+    "INTERCOM_API_URL",
     "INTERCOM_WEBHOOK_SECRET",
     "INTERCOM_WEBHOOK_SECRET_PREVIOUS",
     "INTERCOM_WEBHOOK_SECRET_FILE",

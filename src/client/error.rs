@@ -139,6 +139,9 @@ const MAX_DETAILS: usize = 8;
 const MAX_CODE_LEN: usize = 64;
 const MAX_MESSAGE_LEN: usize = 256;
 
+/// At most this many sources of a transport error are shown.
+const MAX_SOURCES: usize = 8;
+
 impl Error {
     /// What went wrong.
     pub fn kind(&self) -> ErrorKind {
@@ -436,8 +439,18 @@ impl fmt::Display for Error {
             write!(f, ", request_id {id}")?;
         }
         if inner.kind == ErrorKind::Transport {
-            if let Some(source) = &inner.source {
-                write!(f, ": {source}")?;
+            // hyper-util says where it failed ("client error (Connect)"),
+            // its sources why ("Connection refused").
+            let mut shown = String::new();
+            let mut source = self.source();
+            for _ in 0..MAX_SOURCES {
+                let Some(err) = source else { break };
+                let text = err.to_string();
+                if !shown.contains(&text) {
+                    write!(f, ": {text}")?;
+                }
+                shown = text;
+                source = err.source();
             }
         }
         Ok(())

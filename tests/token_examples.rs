@@ -9,9 +9,15 @@ use std::{
     time::{Duration, SystemTime},
 };
 
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{Empty, Full};
+use tower_intercom::{sign, WebhookSecret};
 use tower_intercom_test_support::{
-    examples,
+    client,
+    examples::{self, Running},
     fake_intercom::{FakeIntercom, Me, TokenState, TOKEN},
+    PING,
 };
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -317,4 +323,144 @@ async fn token_command_line_errors_exit_2_with_the_usage() {
     let run = token(&["--help"], &[]).await;
     assert_eq!(run.code, Some(0), "{}", run.shown());
     assert!(run.stdout.starts_with("usage: "), "{}", run.shown());
+}
+
+/// Starts the axum example with the access token, its API pointed at
+/// `fake`, and `env`.
+fn start_axum(fake: &FakeIntercom, env: &[(&str, &str)]) -> Running {
+    let url = fake.base_url();
+    let mut all = vec![
+        ("INTERCOM_WEBHOOK_SECRET", "axum-token-secret"),
+        ("INTERCOM_ACCESS_TOKEN", TOKEN),
+        ("INTERCOM_API_URL", url.as_str()),
+    ];
+    all.extend_from_slice(env);
+    Running::start("axum", &all)
+}
+
+/// The Prometheus text of the axum example's `/metrics`.
+async fn metrics(running: &Running) -> String {
+    let request = Request::get("/metrics")
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let answer = client::send(running.admin_addr, request).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    String::from_utf8(answer.body.to_vec()).unwrap()
+}
+
+/// The value of the sample `series` in Prometheus text.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
+
+/// The output so far holds no token.
+fn assert_no_token(running: &Running) {
+    let output = running.output();
+    assert!(!output.contains(TOKEN), "{output}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn axum_example_checks_the_access_token_at_start_up() {
+    let fake = FakeIntercom::start().await;
+    let running = start_axum(&fake, &[]);
+    running.wait_for_line(
+        "Intercom API: app this_is_an_id_code (MyApp), region US, token of admin admin@example.com",
+    );
+    let received = fake.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].path, "/me");
+    assert_eq!(
+        received[0].authorization(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+    let output = running.output();
+    assert!(!output.contains("WARNING"), "{output}");
+    assert_no_token(&running);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn axum_example_warns_when_identity_verification_is_off() {
+    let fake = FakeIntercom::start().await;
+    fake.set_me(Me {
+        identity_verification: false,
+        region: "Europe".into(),
+        ..Me::default()
+    });
+    let running = start_axum(&fake, &[]);
+    let line = running.wait_for_line("Intercom API: app this_is_an_id_code");
+    assert!(line.contains("region Europe"), "{line}");
+    running.wait_for_line(
+        "WARNING: Identity Verification is not enforced on app this_is_an_id_code: anyone can \
+         impersonate your users in the Messenger.",
+    );
+    assert_no_token(&running);
+}
+
+/// A refused token is said loudly and counted, and the receiver goes on:
+/// it needs no token to store what Intercom sends.
+#[tokio::test(flavor = "multi_thread")]
+async fn axum_example_keeps_receiving_when_the_token_is_refused() {
+    let fake = FakeIntercom::start().await;
+    fake.set_token(TOKEN, TokenState::revoked());
+    let running = start_axum(&fake, &[]);
+    let line = running.wait_for_line(
+        "ERROR: the access token failed its check (GET /me): Intercom refused the access \
+         token: 401 Unauthorized, token_revoked (Token revoked), request_id req_",
+    );
+    assert!(
+        line.contains("Webhooks are still received and stored"),
+        "{line}"
+    );
+
+    let secret = WebhookSecret::new("axum-token-secret").unwrap();
+    let request = Request::post("/webhooks/intercom")
+        .header("content-type", "application/json")
+        .header("x-hub-signature", sign(&secret, PING))
+        .body(Full::new(Bytes::from_static(PING)))
+        .unwrap();
+    let answer = client::send(running.addr, request).await;
+    assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+
+    let text = metrics(&running).await;
+    assert_eq!(
+        sample(
+            &text,
+            "intercom_client_auth_failures{error_type=\"token_revoked\"}"
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_no_token(&running);
+}
+
+/// With `INTERCOM_ACCESS_TOKEN_ISSUED_AT`, `/metrics` has the token's age,
+/// current at each scrape, and start-up warns past 90 days.
+#[tokio::test(flavor = "multi_thread")]
+async fn axum_example_exports_the_token_age_and_warns_past_90_days() {
+    let fake = FakeIntercom::start().await;
+    let issued = days_ago(100);
+    let running = start_axum(
+        &fake,
+        &[("INTERCOM_ACCESS_TOKEN_ISSUED_AT", issued.as_str())],
+    );
+    running.wait_for_line("WARNING: the access token is over 90 days old: rotate it.");
+    let age = sample(&metrics(&running).await, "intercom_client_token_age").unwrap();
+    let days = age / DAY.as_secs_f64();
+    assert!((100.0..100.1).contains(&days), "{days}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let later = sample(&metrics(&running).await, "intercom_client_token_age").unwrap();
+        if later > age {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the age stayed at {age}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_no_token(&running);
 }

@@ -335,7 +335,7 @@ impl Settings {
         let intercom = match env::var_os("INTERCOM_ACCESS_TOKEN") {
             Some(_) => Some((
                 AccessToken::from_env("INTERCOM_ACCESS_TOKEN")?,
-                ApiBase::from_env(API_URL_VAR).map_err(|err| format!("{API_URL_VAR}: {err}"))?,
+                ApiBase::from_env(API_URL_VAR)?,
             )),
             None => None,
         };
@@ -346,8 +346,7 @@ impl Settings {
             admin_port,
             inbox: InboxUrl::from_env()?,
             intercom,
-            token_age: TokenAge::from_env(ISSUED_AT_VAR)
-                .map_err(|err| format!("{ISSUED_AT_VAR}: {err}"))?,
+            token_age: TokenAge::from_env(ISSUED_AT_VAR)?,
         })
     }
 }

@@ -86,8 +86,8 @@ async fn main() -> ExitCode {
 /// The check: what it found on stdout, the problems returned.
 async fn check() -> Vec<String> {
     let token = AccessToken::from_env(TOKEN_VAR).map_err(|err| err.to_string());
-    let base = ApiBase::from_env(API_URL_VAR).map_err(|err| format!("{API_URL_VAR}: {err}"));
-    let age = TokenAge::from_env(ISSUED_AT_VAR).map_err(|err| format!("{ISSUED_AT_VAR}: {err}"));
+    let base = ApiBase::from_env(API_URL_VAR).map_err(|err| err.to_string());
+    let age = TokenAge::from_env(ISSUED_AT_VAR).map_err(|err| err.to_string());
     let (token, base, age) = match (token, base, age) {
         (Ok(token), Ok(base), Ok(age)) => (token, base, age),
         (token, base, age) => {

@@ -21,6 +21,8 @@ use std::{error::Error, fmt};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     kind: ConfigErrorKind,
+    /// The environment variable the setting was read from.
+    var: Option<String>,
 }
 
 /// What was wrong with a configuration; see [`ConfigError::kind`].
@@ -56,17 +58,34 @@ pub enum ConfigErrorKind {
 
 impl ConfigError {
     pub(crate) fn new(kind: ConfigErrorKind) -> Self {
-        Self { kind }
+        Self { kind, var: None }
+    }
+
+    /// The same error, for a setting read from the environment variable
+    /// `name`.
+    pub(crate) fn in_var(mut self, name: &str) -> Self {
+        self.var = Some(name.to_owned());
+        self
     }
 
     /// What was wrong.
     pub fn kind(&self) -> ConfigErrorKind {
         self.kind
     }
+
+    /// The environment variable the setting was read from, when it was
+    /// (`ApiBase::from_env`, `TokenAge::from_env` with the `client`
+    /// feature). The message names it too, never its value.
+    pub fn var(&self) -> Option<&str> {
+        self.var.as_deref()
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(var) = &self.var {
+            write!(f, "environment variable `{var}`: ")?;
+        }
         f.write_str(match self.kind {
             ConfigErrorKind::NoSecrets => "no webhook secret given: at least one is required",
             ConfigErrorKind::ReplayWindowTooLong => {

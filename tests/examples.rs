@@ -233,14 +233,14 @@ fn axum_example_checks_every_setting_before_opening_the_inbox() {
                 ("INTERCOM_ACCESS_TOKEN", "dG9rOmFiYw=="),
                 ("INTERCOM_API_URL", "http://api.intercom.example"),
             ],
-            "INTERCOM_API_URL: the Intercom API base is a plain http:// URL",
+            "environment variable `INTERCOM_API_URL`: the Intercom API base is a plain http:// URL",
         ),
         (
             &[
                 ("PORT", &port),
                 ("INTERCOM_ACCESS_TOKEN_ISSUED_AT", "last week"),
             ],
-            "INTERCOM_ACCESS_TOKEN_ISSUED_AT: the access token's issued-at time is not",
+            "environment variable `INTERCOM_ACCESS_TOKEN_ISSUED_AT`: the access token's issued-at time is not",
         ),
     ];
     for (env, message) in cases {

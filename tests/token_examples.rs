@@ -277,14 +277,14 @@ async fn token_check_refuses_bad_settings_without_calling_intercom() {
                 ("INTERCOM_ACCESS_TOKEN", TOKEN),
                 ("INTERCOM_API_URL", "http://api.intercom.example"),
             ],
-            "error: INTERCOM_API_URL: the Intercom API base is a plain http:// URL",
+            "error: environment variable `INTERCOM_API_URL`: the Intercom API base is a plain http:// URL",
         ),
         (
             &[
                 ("INTERCOM_ACCESS_TOKEN", TOKEN),
                 ("INTERCOM_API_URL", "uk"),
             ],
-            "error: INTERCOM_API_URL: the Intercom API base is not `us`, `eu`, `au`",
+            "error: environment variable `INTERCOM_API_URL`: the Intercom API base is not `us`, `eu`, `au`",
         ),
         (
             &[
@@ -292,7 +292,7 @@ async fn token_check_refuses_bad_settings_without_calling_intercom() {
                 ("INTERCOM_API_URL", &url),
                 ("INTERCOM_ACCESS_TOKEN_ISSUED_AT", "2025-01-31"),
             ],
-            "error: INTERCOM_ACCESS_TOKEN_ISSUED_AT: the access token's issued-at time is not an RFC 3339 time",
+            "error: environment variable `INTERCOM_ACCESS_TOKEN_ISSUED_AT`: the access token's issued-at time is not an RFC 3339 time",
         ),
     ];
     for (env, expected) in cases {

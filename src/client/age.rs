@@ -115,14 +115,14 @@ impl TokenAge {
     ///
     /// As [`from_rfc3339`](Self::from_rfc3339), and
     /// [`ConfigErrorKind::InvalidIssuedAt`] for a value that is not
-    /// unicode.
+    /// unicode; the error names the variable ([`ConfigError::var`]).
     pub fn from_env(name: &str) -> Result<Self, ConfigError> {
         match env::var(name) {
             Ok(value) if value.trim().is_empty() => Ok(Self::unknown()),
-            Ok(value) => Self::from_rfc3339(&value),
+            Ok(value) => Self::from_rfc3339(&value).map_err(|err| err.in_var(name)),
             Err(env::VarError::NotPresent) => Ok(Self::unknown()),
             Err(env::VarError::NotUnicode(_)) => {
-                Err(ConfigError::new(ConfigErrorKind::InvalidIssuedAt))
+                Err(ConfigError::new(ConfigErrorKind::InvalidIssuedAt).in_var(name))
             }
         }
     }
@@ -242,6 +242,23 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn from_env_errors_name_the_variable() {
+        let name = "TOWER_INTERCOM_TEST_ISSUED_AT_BAD";
+        env::set_var(name, "last week");
+        let err = TokenAge::from_env(name).unwrap_err();
+        env::remove_var(name);
+        assert_eq!(err.kind(), ConfigErrorKind::InvalidIssuedAt);
+        assert_eq!(err.var(), Some(name));
+        assert!(
+            err.to_string().starts_with(&format!(
+                "environment variable `{name}`: the access token's"
+            )),
+            "{err}"
+        );
+        assert_eq!(TokenAge::from_env(name).unwrap().age(), None, "unset");
     }
 
     #[test]

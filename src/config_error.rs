@@ -63,6 +63,7 @@ impl ConfigError {
 
     /// The same error, for a setting read from the environment variable
     /// `name`.
+    #[cfg(feature = "client")]
     pub(crate) fn in_var(mut self, name: &str) -> Self {
         self.var = Some(name.to_owned());
         self

@@ -15,6 +15,7 @@ use http::StatusCode;
 /// The `error.type` values the auth failure counter starts at 0 with: a
 /// series that appears at 1 shows no `increase()` in Prometheus, so the
 /// alert on the first failure needs them to exist before it.
+#[cfg(feature = "metrics")]
 const TOKEN_FAILURE_LABELS: [&str; 5] = [
     "unauthorized",
     "token_revoked",

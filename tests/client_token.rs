@@ -319,3 +319,111 @@ fn the_token_age_from_a_files_modification_time() {
         assert!(gauge() < 60.0, "{}", gauge());
     });
 }
+
+/// Writes `content` to `path` as a secret manager does (a new file renamed
+/// over the old), last modified at `mtime`.
+#[cfg(feature = "reload")]
+fn rename_over(path: &std::path::Path, content: &str, mtime: SystemTime) {
+    let temporary = path.with_extension("tmp");
+    std::fs::write(&temporary, content).unwrap();
+    File::options()
+        .write(true)
+        .open(&temporary)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+/// The token read from a file (feature `reload`), each new one checked
+/// with `check_token` before it is used, and its age from the file: a
+/// revoked token written there is refused (the token in use stays, its
+/// requests go on, nothing is counted as the token in use refused), a good
+/// one is swapped in and the age starts again.
+#[cfg(feature = "reload")]
+#[test]
+fn a_token_file_is_checked_with_check_token_and_aged_by_its_modification_time() {
+    use tower_intercom::reload::SecretFile;
+
+    let text = with_recorder(|_| async {
+        let fake = FakeIntercom::start().await;
+        fake.set_token(NEW_TOKEN, TokenState::Valid);
+        let revoked = "dG9rOnJldm9rZWRfdG9rZW4=";
+        fake.set_token(revoked, TokenState::revoked());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("access-token");
+        rename_over(&path, &format!("{TOKEN}\n"), SystemTime::now() - 100 * DAY);
+
+        // The few lines that join the file, the check and the client.
+        let (http, base) = (http(), base(&fake));
+        let check = {
+            let (http, base) = (http.clone(), base.clone());
+            move |candidate: &AccessToken| {
+                let layer = IntercomClientLayer::new(candidate.clone()).api_base(base.clone());
+                let me = layer.check_token(http.clone(), candidate);
+                async move { me.await.map(|_admin| ()) }
+            }
+        };
+        let file = SecretFile::<AccessToken>::builder(&path)
+            .interval(Duration::from_millis(50))
+            .check(check)
+            .open()
+            .await
+            .unwrap();
+        let age = TokenAge::of_file(&file);
+        let client = IntercomClientLayer::new(file.clone())
+            .api_base(base)
+            .layer(http);
+
+        assert!(age.rotation_due(), "{age:?}");
+        let in_use = || file.current().expose_secret().to_owned();
+        let contact = || {
+            let client = client.clone();
+            async move {
+                let request = Request::get("/contacts/1").body(Full::default()).unwrap();
+                client.oneshot(request).await.unwrap().status()
+            }
+        };
+
+        rename_over(&path, &format!("{revoked}\n"), SystemTime::now());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !fake
+            .received()
+            .iter()
+            .any(|r| r.authorization() == Some(&*format!("Bearer {revoked}")))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the revoked token was never checked"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(in_use(), TOKEN);
+        assert_eq!(contact().await, StatusCode::OK);
+        assert!(age.rotation_due(), "the revoked file's time is not the age");
+
+        rename_over(&path, &format!("{NEW_TOKEN}\n"), SystemTime::now());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while in_use() != NEW_TOKEN {
+            assert!(
+                Instant::now() < deadline,
+                "the new token was never swapped in"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(age.age().unwrap() < Duration::from_secs(60), "{age:?}");
+        assert_eq!(contact().await, StatusCode::OK);
+        let last = fake.received().pop().unwrap();
+        assert_eq!(last.authorization(), Some(&*format!("Bearer {NEW_TOKEN}")));
+    })
+    .render();
+    assert_eq!(
+        sample(
+            &text,
+            "intercom_client_auth_failures{error_type=\"token_revoked\"}"
+        ),
+        Some(0.0),
+        "{text}"
+    );
+}

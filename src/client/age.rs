@@ -31,10 +31,11 @@ const MIN_RECORD_PERIOD: Duration = Duration::from_secs(1);
 /// No API tells a token's age, so the time comes from you: the time it was
 /// generated in the Developer Hub ([`from_env`](Self::from_env) reads
 /// `INTERCOM_ACCESS_TOKEN_ISSUED_AT`, RFC 3339), or the modification time
-/// of the file it is read from ([`set_issued_at`](Self::set_issued_at)
-/// takes a [`SystemTime`], which a token source that reloads the file
-/// gives each time it swaps a new token in). Clones share the time, so the
-/// clone that records the gauge sees what the source set.
+/// of the file it is read from: [`of_file`](Self::of_file) follows a
+/// reloaded `reload::SecretFile<AccessToken>` (feature `reload`), and
+/// [`set_issued_at`](Self::set_issued_at) takes a [`SystemTime`] from
+/// anything else. Clones share the time, so the clone that records the
+/// gauge sees what was set.
 ///
 /// The age is computed when it is asked for, so the gauge is as current as
 /// its last [`record`](Self::record): call it where metrics are read (the
@@ -65,7 +66,19 @@ const MIN_RECORD_PERIOD: Duration = Duration::from_secs(1);
 /// ```
 #[derive(Clone, Default)]
 pub struct TokenAge {
-    issued_at: Arc<RwLock<Option<SystemTime>>>,
+    issued_at: Arc<RwLock<IssuedAt>>,
+}
+
+/// Where a [`TokenAge`] takes the issued-at time from.
+#[derive(Clone, Default)]
+enum IssuedAt {
+    #[default]
+    Unknown,
+    At(SystemTime),
+    /// The modification time of the file the token in use was read from,
+    /// as of each read.
+    #[cfg(feature = "reload")]
+    File(crate::reload::SecretFile<crate::AccessToken>),
 }
 
 impl TokenAge {
@@ -75,6 +88,72 @@ impl TokenAge {
     /// An age not known yet (until [`set_issued_at`](Self::set_issued_at)).
     pub fn unknown() -> Self {
         Self::default()
+    }
+
+    /// The age of the token a [`SecretFile`](crate::reload::SecretFile)
+    /// holds (feature `reload`): the modification time of the file the
+    /// token in use was read from, so the age starts again each time the
+    /// watcher swaps a rotated token in, with no call to
+    /// [`set_issued_at`](Self::set_issued_at).
+    ///
+    /// ```
+    /// use tower_intercom::{client::TokenAge, reload::SecretFile, AccessToken};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let dir = tempfile::tempdir()?;
+    /// # let path = dir.path().join("access-token");
+    /// # std::fs::write(&path, "dG9rOmZpcnN0\n")?;
+    /// let token = SecretFile::<AccessToken>::open(&path).await?;
+    /// let age = TokenAge::of_file(&token);
+    /// assert_eq!(age.issued_at(), token.modified());
+    /// assert!(!age.rotation_due());
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// With each new token checked by `GET /me` before it is used
+    /// ([`IntercomClientLayer::check_token`](super::IntercomClientLayer::check_token)),
+    /// and the client that sends it:
+    ///
+    /// ```no_run
+    /// use bytes::Bytes;
+    /// use http_body_util::Full;
+    /// use tower::Layer;
+    /// use tower_intercom::{
+    ///     client::{https_client, ApiBase, IntercomClientLayer, TokenAge, API_URL_VAR},
+    ///     reload::SecretFile,
+    ///     AccessToken,
+    /// };
+    ///
+    /// # #[tokio::main]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let base = ApiBase::from_env(API_URL_VAR)?;
+    /// let http = https_client::<Full<Bytes>>()?;
+    /// let check = {
+    ///     let (http, base) = (http.clone(), base.clone());
+    ///     move |candidate: &AccessToken| {
+    ///         let layer = IntercomClientLayer::new(candidate.clone()).api_base(base.clone());
+    ///         let me = layer.check_token(http.clone(), candidate);
+    ///         async move { me.await.map(|_admin| ()) }
+    ///     }
+    /// };
+    /// let token = SecretFile::<AccessToken>::builder("/var/run/secrets/intercom/access-token")
+    ///     .check(check)
+    ///     .open()
+    ///     .await?;
+    /// let age = TokenAge::of_file(&token);
+    /// let intercom = IntercomClientLayer::new(token).api_base(base).layer(http);
+    /// # let _ = (age, intercom);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "reload")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
+    pub fn of_file(file: &crate::reload::SecretFile<crate::AccessToken>) -> Self {
+        Self {
+            issued_at: Arc::new(RwLock::new(IssuedAt::File(file.clone()))),
+        }
     }
 
     /// The age of a token issued at `issued_at`.
@@ -134,15 +213,21 @@ impl TokenAge {
         *self
             .issued_at
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = Some(issued_at);
+            .unwrap_or_else(PoisonError::into_inner) = IssuedAt::At(issued_at);
     }
 
     /// When the token in use was issued, if known.
     pub fn issued_at(&self) -> Option<SystemTime> {
-        *self
+        match &*self
             .issued_at
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+        {
+            IssuedAt::Unknown => None,
+            IssuedAt::At(at) => Some(*at),
+            #[cfg(feature = "reload")]
+            IssuedAt::File(file) => file.modified(),
+        }
     }
 
     /// How old the token in use is now, if known; zero for an issued-at

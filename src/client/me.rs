@@ -267,9 +267,12 @@ impl IntercomClientLayer {
     /// limit like any other.
     ///
     /// The future owns what it needs (a clone of the layer, `inner` and
-    /// `candidate`), so a check hook can be a closure over the layer and
-    /// an HTTP client: `move |candidate| layer.check_token(http.clone(),
-    /// candidate)`, mapping the result to what the hook expects.
+    /// `candidate`), so a check hook can be a closure over an HTTP client
+    /// and the settings. The layer gives only its settings and budget: one
+    /// built for the candidate itself does as well, which is how a
+    /// `reload::SecretFile<AccessToken>` checks each token it reads before
+    /// the client that will send it exists (feature `reload`; see
+    /// [`TokenAge::of_file`](super::TokenAge) for the few lines).
     ///
     /// # Errors
     ///

@@ -61,9 +61,18 @@
 //! writing the new one above the old, then, once Intercom signs with the
 //! new one, the new one alone. No restart, no deploy.
 //!
-//! Start-up checks every setting (the secrets, `PORT`, `ADMIN_PORT`,
-//! `INBOX_URL`) before it opens the inbox, and opens the inbox before it
-//! listens: a mistyped setting creates no file and takes no port.
+//! With `INTERCOM_ACCESS_TOKEN` set (the REST API token your workers call
+//! Intercom with; `INTERCOM_API_URL`: `us`, `eu`, `au` or a URL), it checks
+//! the token with `GET /me` once it listens: it prints the app and region,
+//! warns when Identity Verification is not enforced, and says when the
+//! token is refused, without stopping (see `check_access_token`). With
+//! `INTERCOM_ACCESS_TOKEN_ISSUED_AT` (RFC 3339) it exports the token's age,
+//! and warns past 90 days.
+//!
+//! Start-up checks every setting (the secrets, the token, `PORT`,
+//! `ADMIN_PORT`, `INBOX_URL`) before it opens the inbox, and opens the
+//! inbox before it listens: a mistyped setting creates no file and takes
+//! no port.
 
 use std::{
     env,
@@ -82,6 +91,8 @@ use axum::{
     routing::get,
     BoxError, Json, Router,
 };
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
     server::{conn::auto, graceful::GracefulShutdown},
@@ -91,11 +102,15 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::watch};
 use tower::{limit::GlobalConcurrencyLimitLayer, load_shed::error::Overloaded, ServiceBuilder};
 use tower_intercom::{
+    client::{
+        ApiBase, HttpsClient, IntercomClient, IntercomClientLayer, TokenAge, API_URL_VAR,
+        ISSUED_AT_VAR,
+    },
     health::{HealthCheckRequest, HealthCheckResponse, HealthCheckService},
     inbox::{handler_fn, Inbox, InboxStore, ReceivedNotification, RedisStore, SqliteStore},
     notification::{Notification, Topic},
     reload::SecretFile,
-    sign, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret, WebhookSecrets,
+    sign, AccessToken, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret, WebhookSecrets,
 };
 
 /// The largest body buffered: far above Intercom's notifications (tens of
@@ -162,6 +177,7 @@ async fn overloaded_or_timed_out(err: BoxError) -> impl IntoResponse {
 struct AdminState {
     inbox: AnyInbox,
     metrics: PrometheusHandle,
+    token_age: TokenAge,
 }
 
 /// The admin port: the inbox's counts and the metrics.
@@ -180,8 +196,9 @@ async fn inbox_counts(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
-    // Refreshes the inbox's pending and dead gauges.
+    // Refreshes the inbox's pending and dead gauges, and the token's age.
     let _ = state.inbox.counts().await;
+    state.token_age.record();
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),
@@ -295,6 +312,11 @@ struct Settings {
     port: u16,
     admin_port: u16,
     inbox: InboxUrl,
+    /// The REST API token and where to call Intercom, when
+    /// `INTERCOM_ACCESS_TOKEN` is set.
+    intercom: Option<(AccessToken, ApiBase)>,
+    /// When the token was issued (`INTERCOM_ACCESS_TOKEN_ISSUED_AT`).
+    token_age: TokenAge,
 }
 
 impl Settings {
@@ -310,12 +332,21 @@ impl Settings {
         if admin_port == port {
             return Err(format!("ADMIN_PORT must differ from PORT ({port})").into());
         }
+        let intercom = match env::var_os("INTERCOM_ACCESS_TOKEN") {
+            Some(_) => Some((
+                AccessToken::from_env("INTERCOM_ACCESS_TOKEN")?,
+                ApiBase::from_env(API_URL_VAR)?,
+            )),
+            None => None,
+        };
         Ok(Self {
             verify,
             dev_secret,
             port,
             admin_port,
             inbox: InboxUrl::from_env()?,
+            intercom,
+            token_age: TokenAge::from_env(ISSUED_AT_VAR)?,
         })
     }
 }
@@ -337,6 +368,12 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // setting creates no file and takes no port.
     let settings = Settings::from_env().await?;
     let metrics = PrometheusBuilder::new().install_recorder()?;
+    // The REST API client, built once the recorder is in place so that its
+    // counters are exported.
+    let intercom = settings
+        .intercom
+        .map(|(token, base)| IntercomClientLayer::new(token).api_base(base).https())
+        .transpose()?;
     let inbox = settings.inbox.open().await?;
     let shutdown = shutdown_signal();
     let webhook_listener = bind(settings.port).await?;
@@ -370,15 +407,65 @@ async fn run() -> Result<(), Box<dyn Error>> {
     ));
     let admin = tokio::spawn(serve(
         admin_listener,
-        admin(AdminState { inbox, metrics }),
+        admin(AdminState {
+            inbox,
+            metrics,
+            token_age: settings.token_age.clone(),
+        }),
         stopped,
     ));
+    if let Some(intercom) = intercom {
+        tokio::spawn(check_access_token(intercom, settings.token_age));
+    }
     shutdown.await;
     let _ = stop.send(true);
     webhooks.await?;
     admin.await?;
     worker.await?;
     Ok(())
+}
+
+/// `GET /me` with the access token, once the receiver listens: which app
+/// and region the token works on, and whether Identity Verification is
+/// enforced there.
+///
+/// A refused token does not stop the receiver: it needs no token to
+/// acknowledge and store notifications, and stopping it would make
+/// Intercom retry and then pause the webhooks. What needs the token (the
+/// workers' calls to Intercom) fails until it is replaced: the notifications
+/// wait in the inbox (retried, or dead and re-queued later), the refusal is
+/// counted (`intercom_client_auth_failures` on `/metrics`) and
+/// `deploy/prometheus/alerts.yml` pages on it.
+async fn check_access_token(intercom: IntercomClient<HttpsClient<Full<Bytes>>>, age: TokenAge) {
+    match tokio::time::timeout(Duration::from_secs(30), intercom.me()).await {
+        Ok(Ok(me)) => {
+            let app = me.app();
+            println!(
+                "Intercom API: app {} ({}), region {}, token of admin {}",
+                app.id_code(),
+                app.name(),
+                app.region(),
+                me.email()
+            );
+            if app.identity_verification() != Some(true) {
+                println!(
+                    "WARNING: Identity Verification is not enforced on app {}: anyone can \
+                     impersonate your users in the Messenger. Enforce it in Intercom's \
+                     Messenger security settings.",
+                    app.id_code()
+                );
+            }
+        }
+        Ok(Err(err)) => println!(
+            "ERROR: the access token failed its check (GET /me): {err}. Webhooks are still \
+             received and stored; calls to Intercom's API fail until INTERCOM_ACCESS_TOKEN \
+             is replaced."
+        ),
+        Err(_) => println!("WARNING: Intercom's API did not answer GET /me within 30 s"),
+    }
+    if age.rotation_due() {
+        println!("WARNING: the access token is over 90 days old: rotate it.");
+    }
 }
 
 /// Serves `app` on `listener` until `stop` turns true, then lets the

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::{
@@ -164,6 +165,27 @@ impl AccessToken {
         // Checked to be visible ASCII when built.
         std::str::from_utf8(self.token.expose()).unwrap_or_default()
     }
+
+    /// A fingerprint of the token, safe to print: the first 8 hex digits
+    /// of the SHA-256 of its text, as
+    /// `printf %s "$INTERCOM_ACCESS_TOKEN" | sha256sum | cut -c1-8` prints.
+    ///
+    /// It tells which token is in use (in a log, a runbook's check, a
+    /// finding of a secret scan) without showing it: 32 bits of a hash say
+    /// nothing that helps to guess a token of Intercom's length.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use tower_intercom::AccessToken;
+    ///
+    /// let token: AccessToken = "dG9rOmV4YW1wbGU=".parse()?;
+    /// assert_eq!(token.fingerprint(), "ba16ba07");
+    /// # Ok::<(), tower_intercom::SecretError>(())
+    /// ```
+    pub fn fingerprint(&self) -> String {
+        hex::encode(&Sha256::digest(self.token.expose())[..4])
+    }
 }
 
 impl SecretKind for AccessToken {
@@ -240,6 +262,14 @@ mod tests {
         let err = AccessToken::new("Bearer super-secret-token").unwrap_err();
         let shown = format!("{err} {err:?}");
         assert!(!shown.contains("super-secret-token"), "{shown}");
+    }
+
+    #[test]
+    fn the_fingerprint_is_sha256sums_first_8_hex_digits() {
+        // `printf %s "$TOKEN" | sha256sum | cut -c1-8`
+        let token = AccessToken::new(TOKEN).unwrap();
+        assert_eq!(token.fingerprint(), "759c7036");
+        assert!(!TOKEN.contains(&token.fingerprint()));
     }
 
     #[test]

@@ -21,6 +21,8 @@ use std::{error::Error, fmt};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     kind: ConfigErrorKind,
+    /// The environment variable the setting was read from.
+    var: Option<String>,
 }
 
 /// What was wrong with a configuration; see [`ConfigError::kind`].
@@ -49,21 +51,42 @@ pub enum ConfigErrorKind {
     InvalidIntercomVersion,
     /// The TLS client could not be set up.
     Tls,
+    /// An access token's issued-at time that is not an RFC 3339 time
+    /// (`2025-01-31T09:00:00Z`), or is more than a day in the future.
+    InvalidIssuedAt,
 }
 
 impl ConfigError {
     pub(crate) fn new(kind: ConfigErrorKind) -> Self {
-        Self { kind }
+        Self { kind, var: None }
+    }
+
+    /// The same error, for a setting read from the environment variable
+    /// `name`.
+    #[cfg(feature = "client")]
+    pub(crate) fn in_var(mut self, name: &str) -> Self {
+        self.var = Some(name.to_owned());
+        self
     }
 
     /// What was wrong.
     pub fn kind(&self) -> ConfigErrorKind {
         self.kind
     }
+
+    /// The environment variable the setting was read from, when it was
+    /// (`ApiBase::from_env`, `TokenAge::from_env` with the `client`
+    /// feature). The message names it too, never its value.
+    pub fn var(&self) -> Option<&str> {
+        self.var.as_deref()
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(var) = &self.var {
+            write!(f, "environment variable `{var}`: ")?;
+        }
         f.write_str(match self.kind {
             ConfigErrorKind::NoSecrets => "no webhook secret given: at least one is required",
             ConfigErrorKind::ReplayWindowTooLong => {
@@ -87,6 +110,10 @@ impl fmt::Display for ConfigError {
                 "an Intercom-Version is 1 to 32 letters, digits, dots, dashes or underscores"
             }
             ConfigErrorKind::Tls => "the TLS client could not be set up",
+            ConfigErrorKind::InvalidIssuedAt => {
+                "the access token's issued-at time is not an RFC 3339 time with its offset \
+                 (such as 2025-01-31T09:00:00Z), or is more than a day in the future"
+            }
         })
     }
 }

@@ -24,6 +24,7 @@
 //! | `intercom.client.rate_limit.remaining` | gauge | | the rate-limit window's remaining budget, as the last answer left it |
 //! | `intercom.client.rate_limit.held.duration` | histogram, seconds | | time a request was held by the client's pacing before it was sent |
 //! | `intercom.client.retries` | counter | `reason` (`rate_limited` for a 429, `error` for an opted-in retry of an idempotent request) | requests sent again |
+//! | `intercom.client.token.age` | gauge, seconds | | how old the access token in use is, when its issued-at time is known (`client::TokenAge`), as of its last record |
 //! | `intercom.secret.reloads` | counter | `secret` (`webhook`, `identity`, `access_token`) | new values of a secret file swapped in (feature `reload`) |
 //! | `intercom.secret.reload.failures` | counter | `secret`, `error.type` (`unreadable`, `too_large`, `invalid`, `check`) | changes of a secret file that were refused, the value in use staying; each distinct failure once (feature `reload`) |
 //!
@@ -77,6 +78,10 @@ pub const CLIENT_RATE_LIMIT_HELD_DURATION: &str = "intercom.client.rate_limit.he
 
 /// `intercom.client.retries`: Requests sent again, by reason.
 pub const CLIENT_RETRIES: &str = "intercom.client.retries";
+
+/// `intercom.client.token.age`: How old the access token in use is, in seconds.
+pub const CLIENT_TOKEN_AGE: &str = "intercom.client.token.age";
+
 /// `intercom.secret.reloads`: New values of a secret file swapped in.
 pub const SECRET_RELOADS: &str = "intercom.secret.reloads";
 

@@ -717,3 +717,25 @@ async fn a_refused_token_makes_its_file_be_read_again_at_once() {
     let last = fake.received().pop().unwrap();
     assert_eq!(last.authorization(), Some(&*format!("Bearer {new_token}")));
 }
+
+/// A transport error says why the request failed, not only where:
+/// hyper-util's own message is "client error (Connect)", the reason is in
+/// its sources.
+#[tokio::test]
+async fn a_transport_error_says_why_the_connection_failed() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let client = IntercomClientLayer::new(token())
+        .api_base(format!("http://{closed}").parse().unwrap())
+        .layer(http());
+    let err = send(&client, get("/me")).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Transport);
+    let text = err.to_string();
+    assert!(
+        text.starts_with("the HTTP client failed: client error (Connect)"),
+        "{text}"
+    );
+    assert!(text.contains("Connection refused"), "{text}");
+}

@@ -201,7 +201,7 @@ async fn axum_example_serves_metrics_and_inbox_on_the_admin_port_only() {
 #[test]
 fn axum_example_checks_every_setting_before_opening_the_inbox() {
     let port = free_port().to_string();
-    let cases: [(&[(&str, &str)], &str); 6] = [
+    let cases: [(&[(&str, &str)], &str); 9] = [
         (
             &[("PORT", "abc")],
             "PORT must be a port number, not \"abc\"",
@@ -219,6 +219,28 @@ fn axum_example_checks_every_setting_before_opening_the_inbox() {
         (
             &[("PORT", &port), ("INBOX_URL", "sqlite:inbox.db?mode=rwc")],
             "sqlite:<path> takes no query",
+        ),
+        (
+            &[
+                ("PORT", &port),
+                ("INTERCOM_ACCESS_TOKEN", "Bearer dG9rOmFiYw=="),
+            ],
+            "environment variable `INTERCOM_ACCESS_TOKEN` ",
+        ),
+        (
+            &[
+                ("PORT", &port),
+                ("INTERCOM_ACCESS_TOKEN", "dG9rOmFiYw=="),
+                ("INTERCOM_API_URL", "http://api.intercom.example"),
+            ],
+            "environment variable `INTERCOM_API_URL`: the Intercom API base is a plain http:// URL",
+        ),
+        (
+            &[
+                ("PORT", &port),
+                ("INTERCOM_ACCESS_TOKEN_ISSUED_AT", "last week"),
+            ],
+            "environment variable `INTERCOM_ACCESS_TOKEN_ISSUED_AT`: the access token's issued-at time is not",
         ),
     ];
     for (env, message) in cases {

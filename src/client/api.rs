@@ -158,7 +158,8 @@ impl ApiBase {
     /// # Errors
     ///
     /// As [`parse`](Self::parse), and [`ConfigErrorKind::InvalidApiUrl`]
-    /// for a value that is not unicode.
+    /// for a value that is not unicode; the error names the variable
+    /// ([`ConfigError::var`]), never its value.
     ///
     /// # Example
     ///
@@ -172,10 +173,10 @@ impl ApiBase {
     pub fn from_env(name: &str) -> Result<Self, ConfigError> {
         match env::var(name) {
             Ok(value) if value.trim().is_empty() => Ok(Self::default()),
-            Ok(value) => Self::parse(&value),
+            Ok(value) => Self::parse(&value).map_err(|err| err.in_var(name)),
             Err(env::VarError::NotPresent) => Ok(Self::default()),
             Err(env::VarError::NotUnicode(_)) => {
-                Err(ConfigError::new(ConfigErrorKind::InvalidApiUrl))
+                Err(ConfigError::new(ConfigErrorKind::InvalidApiUrl).in_var(name))
             }
         }
     }
@@ -314,6 +315,25 @@ mod tests {
 
     fn kind(text: &str) -> ConfigErrorKind {
         text.parse::<ApiBase>().unwrap_err().kind()
+    }
+
+    #[test]
+    fn from_env_errors_name_the_variable_never_the_value() {
+        let name = "TOWER_INTERCOM_TEST_API_URL_BAD";
+        env::set_var(name, "http://user:hunter2@10.0.0.1");
+        let err = ApiBase::from_env(name).unwrap_err();
+        env::remove_var(name);
+        assert_eq!(err.kind(), ConfigErrorKind::InvalidApiUrl);
+        assert_eq!(err.var(), Some(name));
+        let shown = format!("{err} {err:?}");
+        assert!(
+            shown.starts_with(&format!(
+                "environment variable `{name}`: the Intercom API base"
+            )),
+            "{shown}"
+        );
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!("uk".parse::<ApiBase>().unwrap_err().var(), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What the client returns instead of an answer: Intercom refused the
 //! token or the request, the rate limit held, the request or a redirect
-//! named another host, or the HTTP client failed.
+//! named another host, the HTTP client failed, or `GET /me` answered
+//! something else than an admin.
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
@@ -58,6 +59,14 @@ enum Context {
         retries: u32,
         reset_in: Option<Duration>,
     },
+    /// The `type` `GET /me` answered, when it was not `admin`.
+    NotAdmin {
+        kind: Option<String>,
+    },
+    /// What could not be used in an answer.
+    Unexpected {
+        what: &'static str,
+    },
 }
 
 /// What went wrong; see [`Error::kind`].
@@ -85,6 +94,14 @@ pub enum ErrorKind {
     /// The HTTP client failed (connection, TLS, timeout, body): see
     /// [`source`](std::error::Error::source).
     Transport,
+    /// `GET /me` answered for something else than an admin (its `type` is
+    /// not `"admin"`): the token is not an access token of an app in
+    /// Intercom's Developer Hub, or the API base is not Intercom's API.
+    NotAdmin,
+    /// An answer the client could not use: `GET /me` answered another
+    /// status than 2xx and no refusal (a 404 from a wrong API base path, a
+    /// 5xx), or a body that is not the documented JSON.
+    UnexpectedAnswer,
 }
 
 /// One entry of Intercom's `error.list`: a code such as `token_revoked` and
@@ -121,6 +138,9 @@ const TOKEN_CODES: [&str; 5] = [
 const MAX_DETAILS: usize = 8;
 const MAX_CODE_LEN: usize = 64;
 const MAX_MESSAGE_LEN: usize = 256;
+
+/// At most this many sources of a transport error are shown.
+const MAX_SOURCES: usize = 8;
 
 impl Error {
     /// What went wrong.
@@ -203,6 +223,31 @@ impl Error {
             },
         );
         err.inner.status = Some(status);
+        err
+    }
+
+    /// `GET /me` answered 2xx for a `type` other than `admin` (`None`: the
+    /// answer had none).
+    pub(crate) fn not_admin(kind: Option<&str>, token: &AccessToken) -> Self {
+        let kind = kind.map(|kind| clean(kind, MAX_CODE_LEN, token.expose_secret()));
+        let mut err = Self::new(ErrorKind::NotAdmin, Context::NotAdmin { kind });
+        err.inner.status = Some(StatusCode::OK);
+        err
+    }
+
+    /// An answer with `status` the client cannot use, for the reason
+    /// `what`; an `error.list` in `body` is kept as for a refusal.
+    pub(crate) fn unexpected(
+        status: StatusCode,
+        what: &'static str,
+        body: &[u8],
+        token: &AccessToken,
+    ) -> Self {
+        let list = ErrorList::parse(body, token.expose_secret());
+        let mut err = Self::new(ErrorKind::UnexpectedAnswer, Context::Unexpected { what });
+        err.inner.status = Some(status);
+        err.inner.request_id = list.request_id;
+        err.inner.details = list.details;
         err
     }
 
@@ -314,7 +359,7 @@ impl ErrorList {
 
 /// `text` without the token, control characters turned to spaces, cut to
 /// `max` characters.
-fn clean(text: &str, max: usize, token: &str) -> String {
+pub(crate) fn clean(text: &str, max: usize, token: &str) -> String {
     let text = if !token.is_empty() && text.contains(token) {
         text.replace(token, "[REDACTED]")
     } else {
@@ -367,6 +412,19 @@ impl fmt::Display for Error {
                 }
             }
             (ErrorKind::Transport, _) => f.write_str("the HTTP client failed")?,
+            (ErrorKind::NotAdmin, Context::NotAdmin { kind: Some(kind) }) => write!(
+                f,
+                "the access token does not belong to an admin: GET /me answered type {kind:?}"
+            )?,
+            (ErrorKind::NotAdmin, _) => f.write_str(
+                "the access token does not belong to an admin: GET /me answered no type",
+            )?,
+            (ErrorKind::UnexpectedAnswer, Context::Unexpected { what }) => {
+                write!(f, "Intercom's answer could not be used ({what})")?
+            }
+            (ErrorKind::UnexpectedAnswer, _) => {
+                f.write_str("Intercom's answer could not be used")?
+            }
         }
         if let Some(status) = inner.status {
             write!(f, ": {status}")?;
@@ -381,8 +439,18 @@ impl fmt::Display for Error {
             write!(f, ", request_id {id}")?;
         }
         if inner.kind == ErrorKind::Transport {
-            if let Some(source) = &inner.source {
-                write!(f, ": {source}")?;
+            // hyper-util says where it failed ("client error (Connect)"),
+            // its sources why ("Connection refused").
+            let mut shown = String::new();
+            let mut source = self.source();
+            for _ in 0..MAX_SOURCES {
+                let Some(err) = source else { break };
+                let text = err.to_string();
+                if !shown.contains(&text) {
+                    write!(f, ": {text}")?;
+                }
+                shown = text;
+                source = err.source();
             }
         }
         Ok(())
@@ -403,8 +471,17 @@ impl fmt::Debug for Error {
         if let Some(id) = &inner.request_id {
             f.field("request_id", id);
         }
-        if let Context::OffHost { host, redirect } = &inner.context {
-            f.field("host", host).field("redirect", redirect);
+        match &inner.context {
+            Context::OffHost { host, redirect } => {
+                f.field("host", host).field("redirect", redirect);
+            }
+            Context::NotAdmin { kind } => {
+                f.field("type", kind);
+            }
+            Context::Unexpected { what } => {
+                f.field("what", what);
+            }
+            Context::None | Context::RateLimited { .. } => {}
         }
         if let Some(source) = &inner.source {
             f.field("source", source);

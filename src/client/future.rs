@@ -308,6 +308,11 @@ impl<S, B> Sender<S, B> {
         rate_limited: Option<(u32, Option<Duration>)>,
     ) -> Error {
         let error = Error::refused(status, body, &self.token, rate_limited);
+        if self.shared.config.candidate {
+            // A token being checked before it is put in use: the refusal
+            // is the check's answer, the token in use is fine.
+            return error;
+        }
         match error.kind() {
             ErrorKind::Unauthorized => {
                 measure::auth_failure(error.code_label());

@@ -5,6 +5,7 @@ use tower_layer::Layer;
 use super::{
     measure, rate_limit::RateLimiter, ApiBase, IntercomClient, IntercomVersion, TokenSource,
 };
+use crate::AccessToken;
 
 /// How long a request may be held for Intercom's rate limit by default:
 /// 15 s, a 10-second window and its rounding with room to spare.
@@ -27,6 +28,10 @@ pub(crate) struct Config {
     pub(crate) max_wait: Duration,
     pub(crate) rate_limit_retries: u32,
     pub(crate) error_retries: u32,
+    /// The client checks a token that is not in use yet
+    /// ([`IntercomClientLayer::check_token`]): a refusal is the check's
+    /// answer, not counted as a refusal of the token in use.
+    pub(crate) candidate: bool,
 }
 
 /// What the requests of the services a layer made share: one reference
@@ -79,6 +84,7 @@ impl IntercomClientLayer {
                 max_wait: DEFAULT_MAX_RATE_LIMIT_WAIT,
                 rate_limit_retries: DEFAULT_RATE_LIMIT_RETRIES,
                 error_retries: 0,
+                candidate: false,
             },
             limiter: RateLimiter::default(),
         }
@@ -151,6 +157,14 @@ impl IntercomClientLayer {
     pub fn with_token_source(mut self, token: impl TokenSource) -> Self {
         self.token = Arc::new(token);
         self
+    }
+
+    /// This layer sending `candidate`, a token not in use yet: see
+    /// [`check_token`](Self::check_token).
+    pub(crate) fn for_candidate(&self, candidate: &AccessToken) -> Self {
+        let mut layer = self.clone().with_token_source(candidate.clone());
+        layer.config.candidate = true;
+        layer
     }
 }
 

@@ -5,7 +5,7 @@
 #[cfg(feature = "metrics")]
 use crate::metrics::{
     CLIENT_AUTH_FAILURES, CLIENT_RATE_LIMIT_HELD_DURATION, CLIENT_RATE_LIMIT_REMAINING,
-    CLIENT_REQUESTS, CLIENT_RETRIES,
+    CLIENT_REQUESTS, CLIENT_RETRIES, CLIENT_TOKEN_AGE,
 };
 
 use std::time::Duration;
@@ -15,6 +15,7 @@ use http::StatusCode;
 /// The `error.type` values the auth failure counter starts at 0 with: a
 /// series that appears at 1 shows no `increase()` in Prometheus, so the
 /// alert on the first failure needs them to exist before it.
+#[cfg(feature = "metrics")]
 const TOKEN_FAILURE_LABELS: [&str; 5] = [
     "unauthorized",
     "token_revoked",
@@ -68,36 +69,58 @@ pub(crate) fn retry(reason: &'static str) {
     metrics::counter!(CLIENT_RETRIES, "reason" => reason).increment(1);
 }
 
+/// The access token in use is `age` old.
+#[inline]
+pub(crate) fn token_age(age: Duration) {
+    #[cfg(feature = "metrics")]
+    {
+        describe();
+        metrics::gauge!(CLIENT_TOKEN_AGE).set(age.as_secs_f64());
+    }
+}
+
 /// Describes the client's metrics (once per process) and starts the auth
 /// failure series of the token codes at 0 (in the recorder in use when a
 /// layer is built).
 pub(crate) fn register() {
     #[cfg(feature = "metrics")]
     {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-            describe_counter!(
-                CLIENT_REQUESTS,
-                "Answers the Intercom REST API client received, by status class"
-            );
-            describe_counter!(
-                CLIENT_AUTH_FAILURES,
-                "401 and 403 answers of the Intercom REST API, by Intercom's error code"
-            );
-            describe_gauge!(
-                CLIENT_RATE_LIMIT_REMAINING,
-                "The Intercom rate-limit window's remaining budget, as the last answer left it"
-            );
-            describe_histogram!(
-                CLIENT_RATE_LIMIT_HELD_DURATION,
-                Unit::Seconds,
-                "Time a request was held by the client's pacing before it was sent"
-            );
-            describe_counter!(CLIENT_RETRIES, "Requests sent to Intercom again, by reason");
-        });
+        describe();
         for code in TOKEN_FAILURE_LABELS {
             metrics::counter!(CLIENT_AUTH_FAILURES, "error.type" => code).increment(0);
         }
     }
+}
+
+/// Describes the client's metrics, once per process.
+#[cfg(feature = "metrics")]
+fn describe() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+        describe_counter!(
+            CLIENT_REQUESTS,
+            "Answers the Intercom REST API client received, by status class"
+        );
+        describe_counter!(
+            CLIENT_AUTH_FAILURES,
+            "401 and 403 answers of the Intercom REST API, by Intercom's error code"
+        );
+        describe_gauge!(
+            CLIENT_RATE_LIMIT_REMAINING,
+            "The Intercom rate-limit window's remaining budget, as the last answer left it"
+        );
+        describe_histogram!(
+            CLIENT_RATE_LIMIT_HELD_DURATION,
+            Unit::Seconds,
+            "Time a request was held by the client's pacing before it was sent"
+        );
+        describe_counter!(CLIENT_RETRIES, "Requests sent to Intercom again, by reason");
+        describe_gauge!(
+            CLIENT_TOKEN_AGE,
+            Unit::Seconds,
+            "How old the Intercom access token in use is, \
+             from its issued-at time or its file's modification time"
+        );
+    });
 }

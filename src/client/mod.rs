@@ -53,6 +53,25 @@
 //! needs a Tokio runtime with its timer, and clocks in sync with
 //! Intercom's (NTP): `Reset` is a Unix time.
 //!
+//! # Checking a token
+//!
+//! [`IntercomClient::me`] is `GET /me` as a typed answer ([`Me`]): the
+//! admin the token belongs to, its app's `id_code`, region and whether
+//! Identity Verification is enforced; anything but an admin is an error
+//! ([`ErrorKind::NotAdmin`]). [`IntercomClientLayer::check_token`] runs
+//! the same check on a token *not in use yet*, with the layer's settings
+//! and without touching its token source: what a source that reloads the
+//! token runs before it swaps a new one in. `cargo run --example token --
+//! check` is the rotation runbook's "verify the new token" step.
+//!
+//! # The token's age
+//!
+//! Intercom's tokens never expire and no API says when one was made:
+//! [`TokenAge`] takes the time it was issued (`INTERCOM_ACCESS_TOKEN_ISSUED_AT`,
+//! RFC 3339, or the token file's modification time) and records the
+//! `intercom.client.token.age` gauge; `deploy/prometheus/alerts.yml` asks
+//! for a rotation past 90 days.
+//!
 //! Errors are [`Error`]s: their `Debug` and `Display` show Intercom's
 //! status, codes, messages and `request_id`, never the token nor anything
 //! else of the answer. With the `metrics` feature the client counts
@@ -104,11 +123,13 @@
 //! # }
 //! ```
 
+mod age;
 mod api;
 mod error;
 mod future;
 mod https;
 mod layer;
+mod me;
 mod measure;
 mod rate_limit;
 mod retry;
@@ -117,6 +138,7 @@ mod token;
 mod version;
 
 pub use self::{
+    age::{TokenAge, ISSUED_AT_VAR},
     api::{ApiBase, Region, API_URL_VAR},
     error::{ApiErrorDetail, Error, ErrorKind},
     future::ResponseFuture,
@@ -125,6 +147,7 @@ pub use self::{
         IntercomClientLayer, DEFAULT_MAX_RATE_LIMIT_WAIT, DEFAULT_RATE_LIMIT_RETRIES,
         MAX_RATE_LIMIT_WAIT, MAX_RETRIES,
     },
+    me::{App, Me},
     service::IntercomClient,
     token::TokenSource,
     version::{IntercomVersion, DEFAULT_INTERCOM_VERSION},

@@ -119,6 +119,7 @@ mod tests {
             max_wait: DEFAULT_MAX_RATE_LIMIT_WAIT,
             rate_limit_retries,
             error_retries,
+            candidate: false,
         }
     }
 

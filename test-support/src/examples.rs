@@ -5,18 +5,21 @@
 
 use std::{
     collections::BTreeMap,
+    io::Read,
     io::{BufRead, BufReader},
     net::{SocketAddr, TcpListener},
     path::PathBuf,
     process::{Child, Command, ExitStatus, Stdio},
-    sync::{mpsc, Mutex, PoisonError},
+    sync::{mpsc, Arc, Mutex, PoisonError},
     time::{Duration, Instant},
 };
 
 /// Every variable an example reads: the tests set what they need and
 /// nothing leaks in from the environment they run in.
-const VARIABLES: [&str; 9] = [
+const VARIABLES: [&str; 11] = [
     "INTERCOM_ACCESS_TOKEN",
+    "INTERCOM_ACCESS_TOKEN_ISSUED_AT",
+    "INTERCOM_API_URL",
     "INTERCOM_WEBHOOK_SECRET",
     "INTERCOM_WEBHOOK_SECRET_PREVIOUS",
     "INTERCOM_WEBHOOK_SECRET_FILE",
@@ -73,10 +76,16 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// At most this many lines of a running example's output are kept for
+/// [`Running::output`].
+const MAX_KEPT_LINES: usize = 10_000;
+
 /// A running example server, killed when dropped.
 pub struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
+    /// Every line of stdout and stderr so far (up to `MAX_KEPT_LINES`).
+    output: Arc<Mutex<Vec<String>>>,
     /// Where it listens.
     pub addr: SocketAddr,
     /// Where the axum example serves `/metrics` and `/inbox` (`ADMIN_PORT`,
@@ -111,6 +120,13 @@ impl Running {
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         drop(self);
         Self::start_in(dir, ports, name, env, "Listening for Intercom webhooks")
+    }
+
+    /// Everything it printed so far, stdout and stderr (their lines
+    /// interleaved as they were read; at most 10,000 lines).
+    pub fn output(&self) -> String {
+        let kept = self.output.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.join("\n")
     }
 
     /// The process id, to read what the kernel says of it (`/proc/PID/…`).
@@ -153,23 +169,21 @@ impl Running {
             .env("PORT", port.to_string())
             .env("ADMIN_PORT", admin_port.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::piped());
         for (key, value) in env {
             command.env(key, value);
         }
         let mut child = command.spawn().expect("start example");
-        let stdout = child.stdout.take().unwrap();
+        let output = Arc::new(Mutex::new(Vec::new()));
         let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let stdout = child.stdout.take().unwrap();
+        keep_lines(stdout, output.clone(), Some(tx));
+        let stderr = child.stderr.take().unwrap();
+        keep_lines(stderr, output.clone(), None);
         let running = Self {
             child,
             lines,
+            output,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             admin_addr: SocketAddr::from(([127, 0, 0, 1], admin_port)),
             dir,
@@ -207,6 +221,30 @@ impl Running {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Reads `stream` line by line until it closes: keeps each line in
+/// `kept` (up to `MAX_KEPT_LINES`) and sends it to `tx`, if any.
+fn keep_lines(
+    stream: impl Read + Send + 'static,
+    kept: Arc<Mutex<Vec<String>>>,
+    mut tx: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            {
+                let mut kept = kept.lock().unwrap_or_else(PoisonError::into_inner);
+                if kept.len() < MAX_KEPT_LINES {
+                    kept.push(line.clone());
+                }
+            }
+            // Once the receiver is gone, the stream is still drained, so
+            // the process never blocks on a full pipe.
+            if tx.as_ref().is_some_and(|tx| tx.send(line).is_err()) {
+                tx = None;
+            }
+        }
+    });
 }
 
 impl Drop for Running {

@@ -26,6 +26,7 @@ use tower_intercom::{
     AccessToken,
 };
 use tower_intercom_test_support::fake_intercom::{FakeIntercom, Me, TokenState, TOKEN};
+use tower_intercom_test_support::prometheus::sample;
 
 type Http = Client<HttpConnector, Full<Bytes>>;
 
@@ -474,14 +475,6 @@ impl TokenSource for Swappable {
         assert_eq!(token.expose_secret(), self.token().expose_secret());
         self.rejected.fetch_add(1, Ordering::SeqCst);
     }
-}
-
-/// The value of the sample `series` in Prometheus text.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
 }
 
 #[test]

@@ -28,6 +28,7 @@ use tower_intercom::{
     AccessToken,
 };
 use tower_intercom_test_support::fake_intercom::{FakeIntercom, Me, TokenState, TOKEN};
+use tower_intercom_test_support::prometheus::sample;
 
 type Http = Client<HttpConnector, Full<Bytes>>;
 
@@ -53,14 +54,6 @@ fn client(fake: &FakeIntercom) -> IntercomClient<Http> {
 /// Whatever an error shows.
 fn shown(err: &Error) -> String {
     format!("{err} | {err:?}")
-}
-
-/// The value of the sample `series` in Prometheus text.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
 }
 
 /// Runs `test` on a current-thread runtime with a Prometheus recorder of

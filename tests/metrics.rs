@@ -7,6 +7,7 @@ use http_body_util::Full;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tower::{Layer, ServiceExt};
 use tower_intercom::{sign, VerifyIntercomWebhookLayer, WebhookSecret};
+use tower_intercom_test_support::prometheus::sample;
 use tower_intercom_test_support::{secret, Recorder, PING};
 
 fn post(signature: Option<&str>) -> Request<Full<Bytes>> {
@@ -15,14 +16,6 @@ fn post(signature: Option<&str>) -> Request<Full<Bytes>> {
         request = request.header("x-hub-signature", signature);
     }
     request.body(Full::new(Bytes::from_static(PING))).unwrap()
-}
-
-/// The value of the sample `name{labels}` in Prometheus text.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
 }
 
 #[test]

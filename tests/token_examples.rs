@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::{Empty, Full};
 use tower_intercom::{sign, WebhookSecret};
+use tower_intercom_test_support::prometheus::sample;
 use tower_intercom_test_support::{
     client,
     examples::{self, Running},
@@ -346,14 +347,6 @@ async fn metrics(running: &Running) -> String {
     let answer = client::send(running.admin_addr, request).await;
     assert_eq!(answer.status, StatusCode::OK);
     String::from_utf8(answer.body.to_vec()).unwrap()
-}
-
-/// The value of the sample `series` in Prometheus text.
-fn sample(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find(|line| line.starts_with(series) && line[series.len()..].starts_with(' '))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
 }
 
 /// The output so far holds no token.

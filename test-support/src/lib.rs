@@ -29,6 +29,7 @@ pub mod idempotency;
 #[cfg(feature = "runtime")]
 pub mod logs;
 pub mod model;
+pub mod prometheus;
 #[cfg(feature = "runtime")]
 pub mod proxy;
 pub mod recorder;

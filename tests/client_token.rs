@@ -420,3 +420,98 @@ fn a_token_file_is_checked_with_check_token_and_aged_by_its_modification_time() 
         "{text}"
     );
 }
+
+/// A token rotated through its file under a load of concurrent requests:
+/// every request succeeds, each carries the old or the new token whole,
+/// and once the swap is seen no request starts on the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_rotated_through_its_file_under_load_fails_no_request() {
+    use std::sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    };
+    use tower_intercom::reload::SecretFile;
+
+    let fake = FakeIntercom::start().await;
+    fake.set_rate_limit(1_000_000, Duration::from_secs(10));
+    fake.set_record_limit(usize::MAX);
+    fake.set_token(NEW_TOKEN, TokenState::Valid);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("access-token");
+    rename_over(&path, &format!("{TOKEN}\n"), SystemTime::now());
+    let (http, base) = (http(), base(&fake));
+    let check = {
+        let (http, base) = (http.clone(), base.clone());
+        move |candidate: &AccessToken| {
+            let layer = IntercomClientLayer::new(candidate.clone()).api_base(base.clone());
+            let me = layer.check_token(http.clone(), candidate);
+            async move { me.await.map(|_admin| ()) }
+        }
+    };
+    let file = SecretFile::<AccessToken>::builder(&path)
+        .interval(Duration::from_millis(50))
+        .check(check)
+        .open()
+        .await
+        .unwrap();
+    let client = IntercomClientLayer::new(file.clone())
+        .api_base(base)
+        .layer(http);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, stop, sent) = (client.clone(), stop.clone(), sent.clone());
+            tokio::spawn(async move {
+                let mut failures = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let request = Request::get("/contacts/1").body(Full::default()).unwrap();
+                    match client.clone().oneshot(request).await {
+                        Ok(response) if response.status() == StatusCode::OK => {}
+                        Ok(response) => failures.push(response.status().to_string()),
+                        Err(err) => failures.push(err.to_string()),
+                    }
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    // Bounded: a few hundred requests a sender at most.
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                failures
+            })
+        })
+        .collect();
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    rename_over(&path, &format!("{NEW_TOKEN}\n"), SystemTime::now());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while file.current().expose_secret() != NEW_TOKEN {
+        assert!(
+            Instant::now() < deadline,
+            "the new token was never swapped in"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let swapped_after = fake.request_count();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for sender in senders {
+        let failures = sender.await.unwrap();
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+    assert!(sent.load(Ordering::Relaxed) > 50, "too little load to tell");
+
+    let received = fake.received();
+    let old = format!("Bearer {TOKEN}");
+    let new = format!("Bearer {NEW_TOKEN}");
+    assert!(received
+        .iter()
+        .all(|r| matches!(r.authorization(), Some(a) if a == old || a == new)));
+    assert!(received.iter().any(|r| r.authorization() == Some(&*new)));
+    // Requests that reached the fake well after the swap (the ones in
+    // flight at the swap aside) all carry the new token.
+    let in_flight_at_swap = 16;
+    let late = received
+        .iter()
+        .skip(usize::try_from(swapped_after).unwrap() + in_flight_at_swap);
+    assert!(late.into_iter().all(|r| r.authorization() == Some(&*new)));
+}

@@ -23,6 +23,13 @@
 //! ones are skipped. Nothing printed holds a secret: findings give the first
 //! 8 hex digits of its SHA-256.
 //!
+//! With `INTERCOM_ACCESS_TOKEN` set (and the `client` feature, which the
+//! examples have), the audit calls Intercom's `GET /me` once, at
+//! `INTERCOM_API_URL` (`us` by default, `eu`, `au` or a URL), to check that
+//! the token belongs to an admin and that Identity Verification is
+//! enforced; `INTERCOM_ACCESS_TOKEN_ISSUED_AT` (RFC 3339) gives the token's
+//! age, which fails the audit at 90 days.
+//!
 //! `--format json` prints the report as the JSON document documented in
 //! `tower_intercom::audit` (schema version 1), for CI annotations.
 //!
@@ -41,7 +48,9 @@ const USAGE: &str = "usage: cargo run --example audit -- [PATH] [--topics FILE] 
   --format F      text (default) or json
 
 The secrets are read from INTERCOM_ACCESS_TOKEN, INTERCOM_WEBHOOK_SECRET,
-INTERCOM_WEBHOOK_SECRET_PREVIOUS and INTERCOM_IDENTITY_SECRET.
+INTERCOM_WEBHOOK_SECRET_PREVIOUS and INTERCOM_IDENTITY_SECRET; with a token,
+GET /me is called at INTERCOM_API_URL (us, eu, au or a URL) and the token's
+age is checked when INTERCOM_ACCESS_TOKEN_ISSUED_AT (RFC 3339) is set.
 Exit status: 0 all checks passed, 1 a check failed, 2 the audit could not run.";
 
 #[derive(Debug, PartialEq)]

@@ -579,16 +579,25 @@ fn the_secrets_are_checked_with_the_crates_parsers() {
     );
     let text = shown(&report);
     assert!(!text.contains("shared-secret-value") && !text.contains(&token[..20]));
-    // With a token given, the online checks say what they lack.
+    // With a token given, the online checks say what they lack: an API
+    // client, or (with one) a token that can be sent.
     let online = report.check("intercom.token_admin").unwrap();
     assert_eq!(online.status(), Status::Skipped);
-    assert!(online.message().contains("`client` feature"), "{report}");
+    let lack = if cfg!(feature = "client") {
+        "the access token is malformed"
+    } else {
+        "`client` feature"
+    };
+    assert!(online.message().contains(lack), "{report}");
 
-    let report = Audit::repository(repo.path())
+    let audit = Audit::repository(repo.path())
         .access_token(token.as_str())
-        .webhook_secret("webhook-secret-value")
-        .run()
-        .unwrap();
+        .webhook_secret("webhook-secret-value");
+    #[cfg(feature = "client")]
+    let fake = online::Fake::start();
+    #[cfg(feature = "client")]
+    let audit = audit.api_base(fake.base());
+    let report = audit.run().unwrap();
     for id in [
         "secrets.access_token",
         "secrets.webhook_secret",
@@ -871,10 +880,16 @@ fn the_example_refuses_bad_arguments_and_paths_with_status_2() {
     );
 }
 
+/// The example has the API client (the examples are built with every
+/// feature), so the library needs it too for the same online checks.
+#[cfg(feature = "client")]
 #[test]
 fn the_example_and_the_library_give_the_same_report() {
     let repo = Repo::new();
     let token = token();
+    let fake = online::Fake::start();
+    fake.fake.set_token(&token, online::TokenState::Valid);
+    let url = fake.fake.base_url();
     let webhook = format!("whsec-{}", hex::encode(rand::random::<[u8; 12]>()));
     repo.write("one.txt", format!("{token}\n"));
     repo.write("two.txt", format!("secret={webhook}\n"));
@@ -897,12 +912,14 @@ fn the_example_and_the_library_give_the_same_report() {
             ("INTERCOM_ACCESS_TOKEN", &token),
             ("INTERCOM_WEBHOOK_SECRET", &webhook),
             ("INTERCOM_IDENTITY_SECRET", identity),
+            ("INTERCOM_API_URL", &url),
         ],
     );
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     let from_example: Value = serde_json::from_slice(&output.stdout).unwrap();
 
     let report = Audit::repository(repo.path())
+        .api_base(fake.base())
         .access_token(token.as_str())
         .webhook_secret(webhook.as_str())
         .identity_secret(identity)
@@ -928,6 +945,259 @@ fn the_example_and_the_library_give_the_same_report() {
         report.check("git.access_tokens").unwrap().findings()[0].occurrences(),
         2
     );
+}
+
+// ---------------------------------------------------------------------------
+// The online checks, against a fake Intercom API on a loopback port.
+
+#[cfg(feature = "client")]
+mod online {
+    use std::time::{Duration, SystemTime};
+
+    use tower_intercom::client::ApiBase;
+    pub(crate) use tower_intercom_test_support::fake_intercom::TokenState;
+    use tower_intercom_test_support::fake_intercom::{FakeIntercom, Me};
+
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    /// A fake Intercom API served by a runtime of its own, so that the
+    /// audit's blocking `run()` can call it from a plain test.
+    pub(crate) struct Fake {
+        pub(crate) fake: FakeIntercom,
+        _runtime: tokio::runtime::Runtime,
+    }
+
+    impl Fake {
+        pub(crate) fn start() -> Self {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .unwrap();
+            let fake = runtime.block_on(FakeIntercom::start());
+            Self {
+                fake,
+                _runtime: runtime,
+            }
+        }
+
+        pub(crate) fn base(&self) -> ApiBase {
+            self.fake.base_url().parse().unwrap()
+        }
+    }
+
+    /// A committed repository with nothing wrong in it.
+    fn clean_repo() -> Repo {
+        let repo = Repo::new();
+        repo.write("src/lib.rs", "pub fn f() {}\n");
+        repo.commit("first");
+        repo
+    }
+
+    /// A fresh token-shaped value the fake answers as told.
+    fn fake_with_token(state: TokenState) -> (Fake, String) {
+        let fake = Fake::start();
+        let token = token();
+        fake.fake.set_token(&token, state);
+        (fake, token)
+    }
+
+    fn audit(repo: &Repo, fake: &Fake, token: &str) -> Audit {
+        Audit::repository(repo.path())
+            .access_token(token)
+            .api_base(fake.base())
+    }
+
+    /// Neither the token nor a long piece of it shows anywhere.
+    fn assert_hidden(report: &Report, token: &str) {
+        let text = shown(report);
+        assert!(
+            !text.contains(token) && !text.contains(&token[..20]),
+            "{text}"
+        );
+        assert!(!report.to_json().to_string().contains(&token[..20]));
+    }
+
+    #[test]
+    fn an_admins_young_token_on_an_app_with_identity_verification_passes() {
+        let repo = clean_repo();
+        let (fake, token) = fake_with_token(TokenState::Valid);
+        let report = audit(&repo, &fake, &token)
+            .token_issued_at(SystemTime::now() - DAY * 10)
+            .run()
+            .unwrap();
+        for id in [
+            "intercom.token_admin",
+            "intercom.identity_verification",
+            "intercom.token_age",
+        ] {
+            assert_eq!(status(&report, id), Status::Passed, "{id}: {report}");
+        }
+        let admin = report.check("intercom.token_admin").unwrap().message();
+        assert!(admin.contains("admin 991267464"), "{report}");
+        assert!(admin.contains(&fingerprint(&token)), "{report}");
+        assert!(report
+            .check("intercom.token_age")
+            .unwrap()
+            .message()
+            .contains("10 days old"));
+        assert!(report.passed(), "{report}");
+        assert_hidden(&report, &token);
+        // One GET /me, with the token.
+        let received = fake.fake.received();
+        assert_eq!(received.len(), 1, "{received:?}");
+        assert_eq!(
+            received[0].authorization(),
+            Some(format!("Bearer {token}").as_str())
+        );
+    }
+
+    #[test]
+    fn a_revoked_token_fails_with_intercoms_code_and_skips_identity_verification() {
+        let repo = clean_repo();
+        let (fake, token) = fake_with_token(TokenState::revoked());
+        let report = audit(&repo, &fake, &token).run().unwrap();
+        let admin = report.check("intercom.token_admin").unwrap();
+        assert_eq!(admin.status(), Status::Failed, "{report}");
+        assert!(admin.message().contains("token_revoked"), "{report}");
+        assert!(admin.message().contains(&fingerprint(&token)), "{report}");
+        let fix = admin.remediation().unwrap();
+        assert!(fix.starts_with("rotate it: Developer Hub"), "{report}");
+        assert!(!fix.contains('\n'));
+        assert_eq!(
+            status(&report, "intercom.identity_verification"),
+            Status::Skipped
+        );
+        let age = report.check("intercom.token_age").unwrap();
+        assert_eq!(age.status(), Status::Skipped, "{report}");
+        assert!(age.message().contains("INTERCOM_ACCESS_TOKEN_ISSUED_AT"));
+        assert!(!report.passed());
+        assert_hidden(&report, &token);
+    }
+
+    #[test]
+    fn identity_verification_off_fails() {
+        let repo = clean_repo();
+        let (fake, token) = fake_with_token(TokenState::Valid);
+        fake.fake.set_me(Me {
+            identity_verification: false,
+            ..Me::default()
+        });
+        let report = audit(&repo, &fake, &token).run().unwrap();
+        assert_eq!(status(&report, "intercom.token_admin"), Status::Passed);
+        let iv = report.check("intercom.identity_verification").unwrap();
+        assert_eq!(iv.status(), Status::Failed, "{report}");
+        assert!(iv
+            .message()
+            .contains("not enforced on app this_is_an_id_code"));
+        assert!(iv
+            .remediation()
+            .unwrap()
+            .starts_with("turn on Identity Verification"));
+        assert_hidden(&report, &token);
+    }
+
+    #[test]
+    fn a_token_issued_100_days_ago_fails_its_age() {
+        let repo = clean_repo();
+        let (fake, token) = fake_with_token(TokenState::Valid);
+        let report = audit(&repo, &fake, &token)
+            .token_issued_at(SystemTime::now() - DAY * 100)
+            .run()
+            .unwrap();
+        let age = report.check("intercom.token_age").unwrap();
+        assert_eq!(age.status(), Status::Failed, "{report}");
+        assert!(age.message().contains("100 days old"), "{report}");
+        assert!(age.remediation().unwrap().starts_with("rotate it"));
+        assert_eq!(status(&report, "intercom.token_admin"), Status::Passed);
+        assert_hidden(&report, &token);
+    }
+
+    #[test]
+    fn an_unreachable_api_fails_the_admin_check_and_says_so() {
+        let repo = clean_repo();
+        let token = token();
+        // A loopback port nothing listens on.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let base: ApiBase = format!("http://127.0.0.1:{port}").parse().unwrap();
+        let report = Audit::repository(repo.path())
+            .access_token(token.as_str())
+            .api_base(base)
+            .run()
+            .unwrap();
+        let admin = report.check("intercom.token_admin").unwrap();
+        assert_eq!(admin.status(), Status::Failed, "{report}");
+        assert!(admin.message().contains("cannot reach"), "{report}");
+        assert_eq!(
+            status(&report, "intercom.identity_verification"),
+            Status::Skipped
+        );
+        assert_hidden(&report, &token);
+    }
+
+    /// The audit's blocking call works inside an async test too.
+    #[tokio::test(flavor = "multi_thread")]
+    async fn the_audit_runs_inside_an_async_runtime() {
+        let repo = clean_repo();
+        let fake = FakeIntercom::start().await;
+        let token = token();
+        fake.set_token(&token, TokenState::Valid);
+        let base: ApiBase = fake.base_url().parse().unwrap();
+        let report = Audit::repository(repo.path())
+            .access_token(token.as_str())
+            .api_base(base)
+            .run()
+            .unwrap();
+        assert_eq!(status(&report, "intercom.token_admin"), Status::Passed);
+    }
+
+    #[test]
+    fn the_example_reads_the_api_url_and_the_issued_at_time() {
+        let repo = clean_repo();
+        let (fake, token) = fake_with_token(TokenState::Valid);
+        let issued = jiff::Timestamp::try_from(SystemTime::now() - DAY * 100)
+            .unwrap()
+            .to_string();
+        let url = fake.fake.base_url();
+        let env = [
+            ("INTERCOM_ACCESS_TOKEN", token.as_str()),
+            ("INTERCOM_API_URL", url.as_str()),
+            ("INTERCOM_ACCESS_TOKEN_ISSUED_AT", issued.as_str()),
+        ];
+        let output = run_example(repo.path(), &["--format", "json"], &env);
+        assert_eq!(output.status.code(), Some(1), "{output:?}");
+        let json: Value = serde_json::from_slice(&output.stdout).unwrap();
+        let by_id = |id: &str| {
+            json["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|check| check["id"] == id)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(by_id("intercom.token_admin")["status"], "passed", "{json}");
+        assert_eq!(
+            by_id("intercom.identity_verification")["status"],
+            "passed",
+            "{json}"
+        );
+        assert_eq!(by_id("intercom.token_age")["status"], "failed", "{json}");
+        let text = run_example(repo.path(), &[], &env);
+        assert_eq!(text.status.code(), Some(1), "{text:?}");
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains("FAILED   intercom.token_age"), "{text}");
+        for output in [&output.stdout[..], &output.stderr[..], text.as_bytes()] {
+            let output = String::from_utf8_lossy(output);
+            assert!(!output.contains(&token[..20]), "{output}");
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

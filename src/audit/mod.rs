@@ -29,7 +29,9 @@
 //! with 0 when no check failed, 1 when one did, 2 when the audit could not
 //! run (bad arguments, not a repository, no `git`).
 //!
-//! The audit runs `git` (it must be on `PATH`) and needs no network.
+//! The audit runs `git` (it must be on `PATH`) and needs no network, except
+//! for the online checks: with the `client` feature and an access token
+//! given, one `GET /me` to Intercom's API.
 //!
 //! # The checks
 //!
@@ -45,7 +47,12 @@
 //! | `secrets.identity_secret` | the given identity secret accepted by [`IdentitySecret`](crate::identity::IdentitySecret) |
 //! | `secrets.distinct` | the webhook secrets, the identity secret and the token all different |
 //! | `permissions.least_privilege` | the permissions the given topics need ([`Permission::required_for`](crate::notification::Permission::required_for)), to compare by hand: Intercom offers no API to list a token's permissions (Developer Hub > your app > Configure > Authentication) |
-//! | `intercom.token_admin`, `intercom.identity_verification`, `intercom.token_age` | online checks through `GET /me`: skipped in this version, with the reason (no token given, or no API client built in) |
+//! | `intercom.token_admin` | with the `client` feature and a token given: `GET /me` (once, at `Audit::api_base` or `INTERCOM_API_URL`, 30 s at most) answers an admin; fails with Intercom's code (`token_revoked`, `unauthorized`, …), when the token is not an admin's, or when the API cannot be reached |
+//! | `intercom.identity_verification` | Identity Verification enforced on the token's app, as `GET /me` says; fails when it is off or not said, skipped when `GET /me` failed |
+//! | `intercom.token_age` | the token under 90 days old, from `Audit::token_issued_at` or `INTERCOM_ACCESS_TOKEN_ISSUED_AT` (no Intercom API gives a token's age: skipped when it is not given) |
+//!
+//! Without the `client` feature (or without a token) the three online
+//! checks are skipped, with the reason.
 //!
 //! A check is `passed`, `failed` (with a one-line remediation), `skipped`
 //! (with the reason: a value not given, a feature not built in) or
@@ -207,6 +214,8 @@ pub struct Audit {
     path: PathBuf,
     given: Vec<(SecretKind, secrets::Given)>,
     topics: Vec<Topic>,
+    #[cfg(feature = "client")]
+    online: online::Settings,
 }
 
 impl Audit {
@@ -217,6 +226,8 @@ impl Audit {
             path: path.as_ref().to_path_buf(),
             given: Vec::new(),
             topics: Vec::new(),
+            #[cfg(feature = "client")]
+            online: online::Settings::default(),
         }
     }
 
@@ -251,23 +262,72 @@ impl Audit {
         self.give(SecretKind::IdentitySecret, secret.into())
     }
 
+    /// Where the online checks call Intercom's API (`GET /me`): a region's
+    /// host (the default is the US one) or a URL, such as a proxy's.
+    #[cfg(feature = "client")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+    pub fn api_base(mut self, base: crate::client::ApiBase) -> Self {
+        self.online.api_base = Some(Ok(base));
+        self
+    }
+
+    /// When the access token was generated, for `intercom.token_age` (no
+    /// Intercom API says it): the check fails at 90 days.
+    #[cfg(feature = "client")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
+    pub fn token_issued_at(mut self, issued_at: std::time::SystemTime) -> Self {
+        self.online.issued_at = Some(Ok(issued_at));
+        self
+    }
+
     /// Each of `INTERCOM_ACCESS_TOKEN`, `INTERCOM_WEBHOOK_SECRET`,
     /// `INTERCOM_WEBHOOK_SECRET_PREVIOUS` and `INTERCOM_IDENTITY_SECRET`
     /// that is set, as if given to the method of the same name. Unset ones
     /// are skipped by the checks, with the reason.
+    ///
+    /// With the `client` feature, also `INTERCOM_API_URL`
+    /// (as `api_base`, read by `client::ApiBase::from_env`) and
+    /// `INTERCOM_ACCESS_TOKEN_ISSUED_AT` (RFC 3339, as `token_issued_at`)
+    /// when they are set; a
+    /// value that does not parse fails the online check that needs it.
     pub fn secrets_from_env(self) -> Self {
+        let audit = self.online_from_env();
         let kinds = [
             SecretKind::AccessToken,
             SecretKind::WebhookSecret,
             SecretKind::PreviousWebhookSecret,
             SecretKind::IdentitySecret,
         ];
-        kinds.into_iter().fold(self, |audit, kind| {
+        kinds.into_iter().fold(audit, |audit, kind| {
             match std::env::var_os(kind.variable()) {
                 Some(value) => audit.give(kind, value.into_encoded_bytes()),
                 None => audit,
             }
         })
+    }
+
+    /// `INTERCOM_API_URL` and `INTERCOM_ACCESS_TOKEN_ISSUED_AT`, when set.
+    #[cfg(feature = "client")]
+    fn online_from_env(mut self) -> Self {
+        use crate::client::{ApiBase, TokenAge, API_URL_VAR, ISSUED_AT_VAR};
+        if std::env::var_os(API_URL_VAR).is_some() {
+            self.online.api_base =
+                Some(ApiBase::from_env(API_URL_VAR).map_err(|err| err.to_string()));
+        }
+        match TokenAge::from_env(ISSUED_AT_VAR) {
+            Ok(age) => {
+                if let Some(at) = age.issued_at() {
+                    self.online.issued_at = Some(Ok(at));
+                }
+            }
+            Err(err) => self.online.issued_at = Some(Err(err.to_string())),
+        }
+        self
+    }
+
+    #[cfg(not(feature = "client"))]
+    fn online_from_env(self) -> Self {
+        self
     }
 
     /// The webhook topics the service subscribes to, for the least
@@ -306,11 +366,15 @@ impl Audit {
         ];
         checks.extend(secrets::run(&self.given));
         checks.push(permissions::run(&self.topics));
-        let token_given = self
+        let token = self
             .given
             .iter()
-            .any(|(kind, _)| *kind == SecretKind::AccessToken);
-        checks.extend(online::run(token_given));
+            .find(|(kind, _)| *kind == SecretKind::AccessToken)
+            .map(|(_, value)| value.as_slice());
+        #[cfg(feature = "client")]
+        checks.extend(online::run(token, &self.online));
+        #[cfg(not(feature = "client"))]
+        checks.extend(online::run(token));
         Ok(Report {
             repository: repo.dir,
             checks,
@@ -321,10 +385,12 @@ impl Audit {
 impl fmt::Debug for Audit {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let given: Vec<&str> = self.given.iter().map(|(kind, _)| kind.as_str()).collect();
-        f.debug_struct("Audit")
-            .field("path", &self.path)
+        let mut f = f.debug_struct("Audit");
+        f.field("path", &self.path)
             .field("secrets_given", &given)
-            .field("topics", &self.topics)
-            .finish()
+            .field("topics", &self.topics);
+        #[cfg(feature = "client")]
+        f.field("online", &self.online);
+        f.finish()
     }
 }

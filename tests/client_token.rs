@@ -328,6 +328,39 @@ fn rename_over(path: &std::path::Path, content: &str, mtime: SystemTime) {
     std::fs::rename(&temporary, path).unwrap();
 }
 
+/// The few lines that join a token file, its check and the client: the
+/// file `path` read every 50 ms, a new token checked with `GET /me` on
+/// `fake` before it is used, and a client of `fake` taking its token from
+/// the file.
+#[cfg(feature = "reload")]
+async fn checked_token_file(
+    fake: &FakeIntercom,
+    path: &std::path::Path,
+) -> (
+    tower_intercom::reload::SecretFile<AccessToken>,
+    IntercomClient<Http>,
+) {
+    let (http, base) = (http(), base(fake));
+    let check = {
+        let (http, base) = (http.clone(), base.clone());
+        move |candidate: &AccessToken| {
+            let layer = IntercomClientLayer::new(candidate.clone()).api_base(base.clone());
+            let me = layer.check_token(http.clone(), candidate);
+            async move { me.await.map(|_admin| ()) }
+        }
+    };
+    let file = tower_intercom::reload::SecretFile::<AccessToken>::builder(path)
+        .interval(Duration::from_millis(50))
+        .check(check)
+        .open()
+        .await
+        .unwrap();
+    let client = IntercomClientLayer::new(file.clone())
+        .api_base(base)
+        .layer(http);
+    (file, client)
+}
+
 /// The token read from a file (feature `reload`), each new one checked
 /// with `check_token` before it is used, and its age from the file: a
 /// revoked token written there is refused (the token in use stays, its
@@ -336,8 +369,6 @@ fn rename_over(path: &std::path::Path, content: &str, mtime: SystemTime) {
 #[cfg(feature = "reload")]
 #[test]
 fn a_token_file_is_checked_with_check_token_and_aged_by_its_modification_time() {
-    use tower_intercom::reload::SecretFile;
-
     let text = with_recorder(|_| async {
         let fake = FakeIntercom::start().await;
         fake.set_token(NEW_TOKEN, TokenState::Valid);
@@ -347,26 +378,8 @@ fn a_token_file_is_checked_with_check_token_and_aged_by_its_modification_time() 
         let path = dir.path().join("access-token");
         rename_over(&path, &format!("{TOKEN}\n"), SystemTime::now() - 100 * DAY);
 
-        // The few lines that join the file, the check and the client.
-        let (http, base) = (http(), base(&fake));
-        let check = {
-            let (http, base) = (http.clone(), base.clone());
-            move |candidate: &AccessToken| {
-                let layer = IntercomClientLayer::new(candidate.clone()).api_base(base.clone());
-                let me = layer.check_token(http.clone(), candidate);
-                async move { me.await.map(|_admin| ()) }
-            }
-        };
-        let file = SecretFile::<AccessToken>::builder(&path)
-            .interval(Duration::from_millis(50))
-            .check(check)
-            .open()
-            .await
-            .unwrap();
+        let (file, client) = checked_token_file(&fake, &path).await;
         let age = TokenAge::of_file(&file);
-        let client = IntercomClientLayer::new(file.clone())
-            .api_base(base)
-            .layer(http);
 
         assert!(age.rotation_due(), "{age:?}");
         let in_use = || file.current().expose_secret().to_owned();
@@ -424,13 +437,13 @@ fn a_token_file_is_checked_with_check_token_and_aged_by_its_modification_time() 
 /// A token rotated through its file under a load of concurrent requests:
 /// every request succeeds, each carries the old or the new token whole,
 /// and once the swap is seen no request starts on the old one.
+#[cfg(feature = "reload")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_rotated_through_its_file_under_load_fails_no_request() {
     use std::sync::{
         atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc,
     };
-    use tower_intercom::reload::SecretFile;
 
     let fake = FakeIntercom::start().await;
     fake.set_rate_limit(1_000_000, Duration::from_secs(10));
@@ -439,24 +452,7 @@ async fn a_token_rotated_through_its_file_under_load_fails_no_request() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("access-token");
     rename_over(&path, &format!("{TOKEN}\n"), SystemTime::now());
-    let (http, base) = (http(), base(&fake));
-    let check = {
-        let (http, base) = (http.clone(), base.clone());
-        move |candidate: &AccessToken| {
-            let layer = IntercomClientLayer::new(candidate.clone()).api_base(base.clone());
-            let me = layer.check_token(http.clone(), candidate);
-            async move { me.await.map(|_admin| ()) }
-        }
-    };
-    let file = SecretFile::<AccessToken>::builder(&path)
-        .interval(Duration::from_millis(50))
-        .check(check)
-        .open()
-        .await
-        .unwrap();
-    let client = IntercomClientLayer::new(file.clone())
-        .api_base(base)
-        .layer(http);
+    let (file, client) = checked_token_file(&fake, &path).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicUsize::new(0));

@@ -129,4 +129,44 @@ mod tests {
             .collect();
         assert!(delays.len() > 10);
     }
+
+    #[test]
+    fn a_failure_is_retried_until_the_last_attempt_unless_permanent() {
+        let policy = RetryPolicy::default()
+            .with_max_attempts(3)
+            .with_backoff(Duration::from_millis(100), Duration::from_millis(150));
+        for attempt in [1, 2] {
+            match policy.after_failure(attempt, false) {
+                AfterFailure::RetryAfter(delay) => {
+                    assert!(
+                        delay
+                            <= Duration::from_millis(100 * u64::from(attempt))
+                                .min(Duration::from_millis(150))
+                    );
+                }
+                other => panic!("attempt {attempt}: {other:?}"),
+            }
+        }
+        assert_eq!(
+            policy.after_failure(3, false),
+            AfterFailure::DeadAttemptsUsedUp
+        );
+        assert_eq!(
+            policy.after_failure(4, false),
+            AfterFailure::DeadAttemptsUsedUp
+        );
+        assert_eq!(policy.after_failure(1, true), AfterFailure::DeadPermanent);
+    }
+
+    #[test]
+    fn settings_outside_the_bounds_are_taken_as_the_nearest() {
+        let policy = RetryPolicy::default()
+            .with_max_attempts(0)
+            .with_backoff(Duration::MAX, Duration::ZERO);
+        assert_eq!(policy.max_attempts(), 1);
+        assert_eq!(policy.backoff_base, MAX_LEASE);
+        assert_eq!(policy.backoff_cap, MAX_LEASE);
+        let policy = RetryPolicy::default().with_backoff(Duration::from_secs(5), Duration::ZERO);
+        assert_eq!(policy.backoff_cap, Duration::from_secs(5));
+    }
 }

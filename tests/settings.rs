@@ -876,11 +876,10 @@ fn every_redis_idempotency_setting_is_accepted() {
             let url = url.clone();
             async move {
                 watch_panics();
-                let store = idempotency::RedisStore::connect(&url)
-                    .await
-                    .unwrap()
+                let store = idempotency::RedisStore::options()
                     .key_prefix(format!("settings-{}:", next_prefix_number()))
-                    .timeout(timeout);
+                    .timeout(timeout)
+                    .with_connection(connection_manager(&url).await);
                 let recorder = Recorder::default();
                 let service = tower::ServiceBuilder::new()
                     .layer(VerifyIntercomWebhookLayer::new(secret()))

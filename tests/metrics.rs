@@ -110,7 +110,7 @@ fn idempotency_outcomes_are_counted() {
 #[cfg(feature = "inbox-sqlite")]
 #[test]
 fn inbox_receive_outcomes_and_commit_latency_are_recorded() {
-    use tower_intercom::inbox::SqliteInbox;
+    use tower_intercom::inbox::{Inbox, SqliteStore};
 
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
@@ -121,7 +121,7 @@ fn inbox_receive_outcomes_and_commit_latency_are_recorded() {
     let dir = tempfile::tempdir().unwrap();
     metrics::with_local_recorder(&recorder, || {
         runtime.block_on(async {
-            let inbox = SqliteInbox::open(dir.path().join("inbox.sqlite3")).unwrap();
+            let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap());
             let service = VerifyIntercomWebhookLayer::new(secret()).layer(inbox.receiver());
             let no_id: &[u8] = br#"{"topic":"ping"}"#;
             let requests = [
@@ -171,7 +171,7 @@ fn inbox_receive_outcomes_and_commit_latency_are_recorded() {
 #[cfg(feature = "inbox-sqlite")]
 #[test]
 fn inbox_commit_duration_counts_commits_not_redeliveries() {
-    use tower_intercom::inbox::SqliteInbox;
+    use tower_intercom::inbox::{Inbox, SqliteStore};
 
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
@@ -187,7 +187,7 @@ fn inbox_commit_duration_counts_commits_not_redeliveries() {
     };
     metrics::with_local_recorder(&recorder, || {
         runtime.block_on(async {
-            let inbox = SqliteInbox::open(dir.path().join("inbox.sqlite3")).unwrap();
+            let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap());
             let service = VerifyIntercomWebhookLayer::new(secret()).layer(inbox.receiver());
             for (attempt, duplicate) in [(1, false), (2, true)] {
                 let body = delivery(attempt);

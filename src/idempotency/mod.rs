@@ -75,6 +75,10 @@
 //! - `RedisStore` (feature `redis`): shared by every receiver using the same
 //!   Redis, so a notification delivered to two machines at once is
 //!   processed once. Each operation has a timeout.
+//!   `RedisStore::connect(url).await?` with the default settings, or
+//!   `RedisStore::options()` (`key_prefix`, `timeout`) then
+//!   `.connect(url).await?`, or `.with_connection(connection)` for a
+//!   connection you made.
 //! - Your own: implement [`IdempotencyStore`].
 //!
 //! The layer needs a Tokio runtime only to release or complete the claim
@@ -154,7 +158,7 @@ use crate::StoreError;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{RedisStore, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT};
+pub use self::redis::{RedisOptions, RedisStore, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT};
 
 /// The header on the 200 answered to a notification already processed:
 /// `x-intercom-duplicate: true`.

@@ -136,24 +136,30 @@
 //!
 //! # Stores
 //!
+//! A store is made on its own, with its own settings; [`Inbox::new`]
+//! then makes the inbox over it, with the inbox's settings
+//! ([`deadline`](Inbox::deadline), [`retention`](Inbox::retention),
+//! [`overload_status`](Inbox::overload_status)):
+//!
 //! - `SqliteStore` (feature `inbox-sqlite`): one file, bundled SQLite,
-//!   group commit; `SqliteInbox` is the inbox over it. For receivers and
-//!   workers on one machine (or processes sharing one local file). Give
-//!   the inbox a file of its own: it keeps its schema version in the
-//!   file's `PRAGMA user_version`.
+//!   group commit. For receivers and workers on one machine (or processes
+//!   sharing one local file). `SqliteStore::open(path)?` with the default
+//!   settings, or `SqliteStore::options()` (`channel_capacity`,
+//!   `busy_timeout`, …) then `.open(path)?`. Give the inbox a file of its
+//!   own: it keeps its schema version in the file's `PRAGMA user_version`.
 //! - `RedisStore` (feature `inbox-redis`): a Redis Stream with a consumer
-//!   group and Lua scripts, for receivers and workers on many machines;
-//!   `RedisInbox` is the inbox over it. Durable only as Redis's
-//!   persistence is (above).
+//!   group and Lua scripts, for receivers and workers on many machines.
+//!   `RedisStore::connect(url).await?` with the default settings, or
+//!   `RedisStore::options()` (`key_prefix`, `timeout`, `max_in_flight`)
+//!   then `.connect(url).await?`, or `.with_connection(connection)` for a
+//!   connection you made. Durable only as Redis's persistence is (above).
 //! - Your own: implement [`InboxStore`].
 //!
-//! `SqliteInbox::open` and `RedisInbox::connect` (and their `options()`)
-//! make the inbox and its store together. The options' store-only
-//! constructors (`open_store`, `connect_store`) make just the store: its
-//! inbox settings ([`deadline`](Inbox::deadline),
-//! [`retention`](Inbox::retention),
-//! [`overload_status`](Inbox::overload_status)) are then set on the
-//! [`Inbox`] you make over it, as with `Inbox::new(store).retention(…)`.
+//! So moving from SQLite to Redis changes one line:
+//! `Inbox::new(SqliteStore::open(path)?)` becomes
+//! `Inbox::new(RedisStore::connect(url).await?)`; receivers, workers and
+//! the inspection API are the same. `SqliteInbox` and `RedisInbox` name
+//! the two inboxes' types.
 //!
 //! # Example
 //!
@@ -167,14 +173,16 @@
 //! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_intercom::{
-//!     inbox::{handler_fn, Counts, Permanent, ReceivedNotification, SqliteInbox},
+//!     inbox::{handler_fn, Counts, Inbox, Permanent, ReceivedNotification, SqliteStore},
 //!     notification::Notification, sign, VerifyIntercomWebhookLayer, WebhookSecret,
 //! };
 //!
 //! # let dir = std::env::temp_dir().join(format!("tower-intercom-inbox-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
 //! let secret: WebhookSecret = "my-client-secret".parse()?;
-//! let inbox = SqliteInbox::open(dir.join("inbox.sqlite3"))?;
+//! // The store, then the inbox over it.
+//! let store = SqliteStore::open(dir.join("inbox.sqlite3"))?;
+//! let inbox = Inbox::new(store).deadline(Duration::from_secs(1));
 //!
 //! // Receive: verify, then commit.
 //! let webhooks = ServiceBuilder::new()
@@ -326,7 +334,8 @@ pub(crate) fn saturating_add<T>(after: Duration, add: impl Fn(Duration) -> Optio
     }
 }
 
-/// A durable inbox of Intercom notifications, over any [`InboxStore`].
+/// A durable inbox of Intercom notifications, over any [`InboxStore`]:
+/// `Inbox::new(store)`, then the inbox's own settings.
 ///
 /// Cheap to clone: clones share the store. See the [module documentation](self).
 pub struct Inbox<St> {
@@ -399,7 +408,11 @@ impl Default for Config {
 }
 
 impl<St: InboxStore> Inbox<St> {
-    /// An inbox over `store`, with the default settings.
+    /// An inbox over `store`, with the default settings, which the
+    /// methods below change: [`deadline`](Self::deadline),
+    /// [`retention`](Self::retention) and
+    /// [`overload_status`](Self::overload_status). The store's own
+    /// settings are given when it is made.
     pub fn new(store: St) -> Self {
         Self::from_arc(Arc::new(store))
     }

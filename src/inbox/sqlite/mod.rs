@@ -31,8 +31,8 @@ use self::{
 use super::{
     store_helpers::{duration_millis, millis, time, truncate, MAX_ERROR_LEN},
     ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, Inbox,
-    InboxFuture, InboxStore, Inserted, Lease, LeaseToken, NewNotification, OverloadStatus,
-    ReceivedNotification, StoreError,
+    InboxFuture, InboxStore, Inserted, Lease, LeaseToken, NewNotification, ReceivedNotification,
+    StoreError,
 };
 
 pub use self::options::{
@@ -40,20 +40,18 @@ pub use self::options::{
     DEFAULT_MAX_BATCH, MAX_BUSY_TIMEOUT, MAX_CHANNEL_CAPACITY,
 };
 
-/// An [`Inbox`] over one SQLite file.
+/// An [`Inbox`] over one SQLite file: `Inbox::new(SqliteStore::open(path)?)`.
 ///
 /// # Example
 ///
 /// ```
-/// use tower_intercom::inbox::SqliteInbox;
+/// use tower_intercom::inbox::{Inbox, SqliteInbox, SqliteStore};
 ///
 /// # fn main() -> Result<(), tower_intercom::StoreError> {
 /// let dir = std::env::temp_dir().join(format!("tower-intercom-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
-/// let inbox = SqliteInbox::options()
-///     .channel_capacity(1024)
-///     .deadline(std::time::Duration::from_millis(500))
-///     .open(dir.join("inbox.sqlite3"))?;
+/// let inbox: SqliteInbox = Inbox::new(SqliteStore::open(dir.join("inbox.sqlite3"))?)
+///     .deadline(std::time::Duration::from_millis(500));
 /// # drop(inbox);
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// # Ok(())
@@ -94,6 +92,11 @@ pub type SqliteInbox = Inbox<SqliteStore>;
 /// Several processes may open the same file (their writers then take
 /// turns, waiting up to [`busy_timeout`](SqliteOptions::busy_timeout)); a
 /// network file system is not supported (SQLite's WAL needs shared memory).
+///
+/// Opened by [`SqliteStore::open`] with the default settings, or by
+/// [`SqliteStore::options`] then [`SqliteOptions::open`] with others; the
+/// [`Inbox`] made over it with [`Inbox::new`] has the inbox's own
+/// settings.
 pub struct SqliteStore {
     writes: mpsc::Sender<Box<dyn Job>>,
     reader: Arc<Mutex<Connection>>,
@@ -134,9 +137,19 @@ const PRUNE_CHUNK: i64 = 1000;
 
 impl SqliteStore {
     /// Opens (or creates) the store in the SQLite file at `path`, with the
-    /// default settings.
+    /// default settings: `SqliteStore::options().open(path)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteOptions::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_with(path.as_ref(), &SqliteOptions::default())
+        SqliteOptions::default().open(path)
+    }
+
+    /// The store's settings, at their defaults, to change before
+    /// [`SqliteOptions::open`].
+    pub fn options() -> SqliteOptions {
+        SqliteOptions::default()
     }
 
     pub(super) fn open_with(path: &Path, options: &SqliteOptions) -> Result<Self, StoreError> {

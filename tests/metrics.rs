@@ -216,3 +216,106 @@ fn inbox_commit_duration_counts_commits_not_redeliveries() {
         "{text}"
     );
 }
+
+/// A minimal notification with this id.
+#[cfg(feature = "inbox")]
+fn notification(id: &str) -> tower_intercom::inbox::NewNotification {
+    let body = format!(
+        r#"{{"type":"notification_event","id":"{id}","topic":"ping","data":{{"item":{{"type":"ping"}}}}}}"#
+    );
+    tower_intercom::inbox::NewNotification::new(id, "ping", Bytes::from(body))
+}
+
+/// `Counts::oldest_pending` is when the longest-waiting *due* notification
+/// became due, whatever the store: the first one stored while it waits,
+/// the next one once a worker leased it, none while the only one pending
+/// waits out its retry's backoff, and a retry from when its backoff ended.
+#[cfg(feature = "inbox")]
+async fn oldest_pending_is_the_longest_waiting_due_notification<St>(store: &St)
+where
+    St: tower_intercom::inbox::InboxStore,
+{
+    use std::time::{Duration, SystemTime};
+    use tower_intercom::inbox::{ClaimRequest, Failure};
+
+    // Stores keep milliseconds: a time may read up to 2 ms early.
+    let slack = Duration::from_millis(2);
+    let within = |oldest: Option<SystemTime>, from: SystemTime, to: SystemTime| {
+        let oldest = oldest.expect("a due notification");
+        assert!(
+            oldest + slack >= from && oldest <= to,
+            "{oldest:?} not within {from:?} ..= {to:?}"
+        );
+    };
+    let claim = ClaimRequest::new(1, Duration::from_secs(60), 5);
+    assert_eq!(store.counts().await.unwrap().oldest_pending, None);
+
+    let before_a = SystemTime::now();
+    store.insert(notification("notif_a")).await.unwrap();
+    let after_a = SystemTime::now();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let before_b = SystemTime::now();
+    store.insert(notification("notif_b")).await.unwrap();
+    let after_b = SystemTime::now();
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts.pending, 2, "{counts:?}");
+    within(counts.oldest_pending, before_a, after_a);
+
+    // A worker took the first: the second has waited longest.
+    let mut a = store.claim(claim).await.unwrap().leases;
+    assert_eq!(a.len(), 1);
+    let a = a.remove(0);
+    assert_eq!(a.notification.id(), "notif_a");
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.in_progress), (1, 1), "{counts:?}");
+    within(counts.oldest_pending, before_b, after_b);
+
+    // The first fails, retried in an hour; the second is done. What is
+    // pending waits out its backoff: nothing is due, no queue is stuck.
+    let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+    let failed = store
+        .fail("notif_a", &a.token, Failure::retry("later", in_an_hour))
+        .await;
+    assert!(failed.unwrap());
+    let b = store.claim(claim).await.unwrap().leases.remove(0);
+    assert_eq!(b.notification.id(), "notif_b");
+    assert!(store.complete("notif_b", &b.token).await.unwrap());
+    let counts = store.counts().await.unwrap();
+    assert_eq!((counts.pending, counts.in_progress), (1, 0), "{counts:?}");
+    assert_eq!(counts.oldest_pending, None, "{counts:?}");
+    assert_eq!(counts.oldest_pending_age(SystemTime::now()), Duration::ZERO);
+
+    // A retry whose backoff ended waits from then on.
+    store.insert(notification("notif_c")).await.unwrap();
+    let c = store.claim(claim).await.unwrap().leases.remove(0);
+    assert_eq!(c.notification.id(), "notif_c");
+    let soon = SystemTime::now() + Duration::from_millis(50);
+    let failed = store
+        .fail("notif_c", &c.token, Failure::retry("soon", soon))
+        .await;
+    assert!(failed.unwrap());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let counts = store.counts().await.unwrap();
+    let counted = SystemTime::now();
+    assert_eq!(counts.pending, 2, "{counts:?}");
+    within(counts.oldest_pending, soon, counted);
+    assert!(counts.oldest_pending_age(counted) >= Duration::from_millis(40));
+}
+
+#[cfg(feature = "inbox-sqlite")]
+#[tokio::test]
+async fn sqlite_counts_the_oldest_pending_notification() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tower_intercom::inbox::SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap();
+    oldest_pending_is_the_longest_waiting_due_notification(&store).await;
+}
+
+#[cfg(feature = "inbox-redis")]
+#[tokio::test]
+async fn redis_counts_the_oldest_pending_notification() {
+    let server = tower_intercom_test_support::redis_server::RedisServer::start();
+    let store = tower_intercom::inbox::RedisStore::connect(&server.url())
+        .await
+        .unwrap();
+    oldest_pending_is_the_longest_waiting_due_notification(&store).await;
+}

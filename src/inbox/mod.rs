@@ -208,7 +208,7 @@
 //!     # assert!(start.elapsed() < Duration::from_secs(10));
 //!     tokio::time::sleep(Duration::from_millis(10)).await;
 //! }
-//! assert_eq!(inbox.counts().await?, Counts { pending: 0, in_progress: 0, done: 1, dead: 0 });
+//! assert_eq!(inbox.counts().await?, Counts::new(0, 0, 1, 0));
 //!
 //! let _ = stop.send(());
 //! worker.await?;

@@ -18,7 +18,9 @@
 //! | `intercom.inbox.commit.duration` | histogram, seconds | | time from a verified request to its durable commit (the ack latency), for notifications stored; a duplicate, which stores nothing, is counted by `intercom.inbox.receive` only |
 //! | `intercom.inbox.processed` | counter | `outcome` (`done`, `retried`, `dead`) | processing attempts and how they ended |
 //! | `intercom.inbox.processing.duration` | histogram, seconds | `outcome` | time the processing took |
-//! | `intercom.inbox.pending`, `intercom.inbox.dead` | gauges | | notifications waiting, and dead ones, when the inbox was last counted |
+//! | `intercom.inbox.processing.delay` | histogram, seconds | | time from a notification's receipt (`received_at`) to the start of its first processing attempt: how far behind the workers run. Retries are not measured (their delay is mostly the backoff); a notification handed back at shutdown is measured again when it is taken again |
+//! | `intercom.inbox.pending`, `intercom.inbox.in_progress`, `intercom.inbox.dead` | gauges | | notifications waiting (retries waiting out their backoff included), leased to a worker, and dead, when the inbox was last counted (`Inbox::counts`) |
+//! | `intercom.inbox.oldest_pending.age` | gauge, seconds | | how long the longest-waiting due notification has waited since it became due (stored, handed back, requeued, or its retry's backoff over), when the inbox was last counted; 0 when none is due. It grows while no worker takes work |
 //! | `intercom.client.requests` | counter | `status.class` (`1xx` … `5xx`, `error` when no answer came) | answers the REST API client received, retried attempts included |
 //! | `intercom.client.auth.failures` | counter | `error.type` (Intercom's code: `unauthorized`, `token_revoked`, `token_unauthorized`, `token_not_found`, `token_suspended`, `forbidden`, `api_plan_restricted`, `other`) | 401 and 403 answers; the series of the token codes start at 0 when a client layer is built, so the first failure is an increase |
 //! | `intercom.client.rate_limit.remaining` | gauge | | the rate-limit window's remaining budget, as the last answer left it |
@@ -27,6 +29,9 @@
 //! | `intercom.client.token.age` | gauge, seconds | | how old the access token in use is, when its issued-at time is known (`client::TokenAge`), as of its last record |
 //! | `intercom.secret.reloads` | counter | `secret` (`webhook`, `identity`, `access_token`) | new values of a secret file swapped in (feature `reload`) |
 //! | `intercom.secret.reload.failures` | counter | `secret`, `error.type` (`unreadable`, `too_large`, `invalid`, `check`) | changes of a secret file that were refused, the value in use staying; each distinct failure once (feature `reload`) |
+//!
+//! The inbox's gauges are set by `Inbox::counts`: call it where your
+//! metrics are collected, as the example does at each scrape.
 //!
 //! The example `examples/axum.rs` serves them at `GET /metrics` on its
 //! admin port (`ADMIN_PORT`, loopback only, apart from the webhooks) in
@@ -58,11 +63,23 @@ pub const INBOX_PROCESSED: &str = "intercom.inbox.processed";
 /// `intercom.inbox.processing.duration`: Time the processing took, in seconds.
 pub const INBOX_PROCESSING_DURATION: &str = "intercom.inbox.processing.duration";
 
+/// `intercom.inbox.processing.delay`: Time from the receipt of a
+/// notification to the start of its first attempt, in seconds.
+pub const INBOX_PROCESSING_DELAY: &str = "intercom.inbox.processing.delay";
+
 /// `intercom.inbox.pending`: Notifications waiting in the inbox.
 pub const INBOX_PENDING: &str = "intercom.inbox.pending";
 
+/// `intercom.inbox.in_progress`: Notifications leased to a worker.
+pub const INBOX_IN_PROGRESS: &str = "intercom.inbox.in_progress";
+
 /// `intercom.inbox.dead`: Dead notifications in the inbox.
 pub const INBOX_DEAD: &str = "intercom.inbox.dead";
+
+/// `intercom.inbox.oldest_pending.age`: How long the longest-waiting due
+/// notification has waited since it became due, in seconds (0: none is
+/// due).
+pub const INBOX_OLDEST_PENDING_AGE: &str = "intercom.inbox.oldest_pending.age";
 
 /// `intercom.client.requests`: Answers the REST API client received, by status class.
 pub const CLIENT_REQUESTS: &str = "intercom.client.requests";

@@ -433,6 +433,7 @@ async fn process<St, S>(
     let id: Box<str> = notification.id().into();
     let attempt = notification.attempt();
     let started = std::time::Instant::now();
+    crate::measure::inbox_attempt_started(notification.received_at(), attempt);
     // The handler runs in its own task: a panic is a failed attempt, and
     // it can be stopped at the end of the lease or on shutdown.
     let mut running = tokio::spawn(async move {

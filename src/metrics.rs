@@ -35,8 +35,12 @@
 //!
 //! The example `examples/axum.rs` serves them at `GET /metrics` on its
 //! admin port (`ADMIN_PORT`, loopback only, apart from the webhooks) in
-//! Prometheus's text format, and `deploy/prometheus/alerts.yml` has alert
-//! rules for them.
+//! Prometheus's text format, with the histograms in the buckets
+//! [`SECONDS_BUCKETS`] and [`BODY_SIZE_BUCKETS`];
+//! `deploy/prometheus/alerts.yml` has alert rules for them and
+//! `deploy/grafana/tower-intercom.json` a Grafana dashboard (both expect
+//! the exporter's default names: dots as underscores, no `_total` or unit
+//! suffix).
 
 /// `intercom.webhook.verified`: Requests whose signature matched.
 pub const WEBHOOK_VERIFIED: &str = "intercom.webhook.verified";
@@ -104,3 +108,40 @@ pub const SECRET_RELOADS: &str = "intercom.secret.reloads";
 
 /// `intercom.secret.reload.failures`: Refused changes of a secret file.
 pub const SECRET_RELOAD_FAILURES: &str = "intercom.secret.reload.failures";
+
+/// Bucket boundaries, in seconds, that suit the crate's duration
+/// histograms (commit, processing, receipt to processing, pacing), for an
+/// exporter that takes them: from 1 ms to 1 h, with Intercom's 500 ms
+/// (endpoints that answer faster are favoured), the inbox's default 2 s
+/// deadline and Intercom's 5 s timeout as boundaries.
+///
+/// `metrics-exporter-prometheus` renders histograms as summaries unless it
+/// is given buckets; summaries cannot be aggregated across processes, and
+/// the Grafana dashboard in `deploy/grafana` reads buckets (`_bucket`).
+///
+/// # Example
+///
+/// ```
+/// use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+/// use tower_intercom::metrics::{BODY_SIZE_BUCKETS, SECONDS_BUCKETS, WEBHOOK_BODY_SIZE};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let recorder = PrometheusBuilder::new()
+///     .set_buckets(SECONDS_BUCKETS)?
+///     .set_buckets_for_metric(Matcher::Full(WEBHOOK_BODY_SIZE.into()), BODY_SIZE_BUCKETS)?
+///     .build_recorder();
+/// # drop(recorder);
+/// # Ok(())
+/// # }
+/// ```
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0,
+];
+
+/// Bucket boundaries, in bytes, for `intercom.webhook.body.size`: from
+/// 256 B to the default body limit (2 MiB); Intercom's notifications are
+/// mostly a few KiB. See [`SECONDS_BUCKETS`] for how to set them.
+pub const BODY_SIZE_BUCKETS: &[f64] = &[
+    256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 2097152.0,
+];

@@ -147,13 +147,19 @@ async fn wait_for<St: InboxStore>(
     }
 }
 
-fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> Counts {
-    Counts {
-        pending,
-        in_progress,
-        done,
-        dead,
+/// The four numbers of [`Counts`], which these tests compare (when the
+/// oldest pending notification became due is checked in `tests/metrics.rs`).
+#[derive(Debug)]
+struct StateCounts([u64; 4]);
+
+impl PartialEq<StateCounts> for Counts {
+    fn eq(&self, expected: &StateCounts) -> bool {
+        [self.pending, self.in_progress, self.done, self.dead] == expected.0
     }
+}
+
+fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> StateCounts {
+    StateCounts([pending, in_progress, done, dead])
 }
 
 /// A shutdown future and its trigger.

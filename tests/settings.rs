@@ -323,15 +323,7 @@ async fn a_worker_with_the_longest_lease_processes_a_notification() {
     let worker = inbox.worker(handler.clone()).lease(Duration::MAX);
     receive_and_process(&inbox, worker).await;
     assert_eq!(handler.calls(), 1);
-    assert_eq!(
-        inbox.counts().await.unwrap(),
-        Counts {
-            pending: 0,
-            in_progress: 0,
-            done: 1,
-            dead: 0
-        }
-    );
+    assert_eq!(inbox.counts().await.unwrap(), Counts::new(0, 0, 1, 0));
 }
 
 /// Unlimited concurrency tripped Tokio's semaphore limit when the worker

@@ -216,7 +216,7 @@
 //!     # assert!(start.elapsed() < Duration::from_secs(10));
 //!     tokio::time::sleep(Duration::from_millis(10)).await;
 //! }
-//! assert_eq!(inbox.counts().await?, Counts { pending: 0, in_progress: 0, done: 1, dead: 0 });
+//! assert_eq!(inbox.counts().await?, Counts::new(0, 0, 1, 0));
 //!
 //! let _ = stop.send(());
 //! worker.await?;
@@ -474,14 +474,22 @@ impl<St: InboxStore> Inbox<St> {
         Receiver::new(Arc::new(self.clone()))
     }
 
-    /// How many notifications are in each state.
+    /// How many notifications are in each state, and when the
+    /// longest-waiting due one became due.
     ///
-    /// With the `metrics` feature, also sets the `intercom.inbox.pending`
-    /// and `intercom.inbox.dead` gauges: call it from your metrics endpoint
-    /// (as `examples/axum.rs` does) to keep them current.
+    /// With the `metrics` feature, also sets the gauges
+    /// `intercom.inbox.pending`, `intercom.inbox.in_progress`,
+    /// `intercom.inbox.dead` and `intercom.inbox.oldest_pending.age`: they
+    /// are only as fresh as the last call, so call it from your metrics
+    /// endpoint (as `examples/axum.rs` does) to keep them current.
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         let counts = self.store.counts().await?;
-        crate::measure::inbox_counts(counts.pending, counts.dead);
+        crate::measure::inbox_counts(
+            counts.pending,
+            counts.in_progress,
+            counts.dead,
+            counts.oldest_pending_age(std::time::SystemTime::now()),
+        );
         Ok(counts)
     }
 

@@ -361,16 +361,17 @@ impl InboxStore for RedisStore {
 
     fn counts(&self) -> InboxFuture<Counts> {
         self.invoke(&COUNTS, Vec::new(), |value| {
-            let [messages, leased, dead, done] = array::<4>(value)?;
+            let [messages, leased, dead, done, oldest] = array::<5>(value)?;
             let [messages, leased, dead, done] =
                 [messages, leased, dead, done].map(|n| int(&n).map(|n| n.max(0) as u64));
             let (leased, dead) = (leased?, dead?);
-            Ok(Counts {
-                pending: messages?.saturating_sub(leased).saturating_sub(dead),
-                in_progress: leased,
-                done: done?,
-                dead,
-            })
+            let pending = messages?.saturating_sub(leased).saturating_sub(dead);
+            // A stream entry left over from a notification no longer
+            // pending is no notification waiting.
+            let oldest = int(&oldest)?;
+            let oldest_pending =
+                (pending > 0 && oldest >= 0).then(|| time(u64::try_from(oldest).unwrap_or(0)));
+            Ok(Counts::new(pending, leased, done?, dead).with_oldest_pending(oldest_pending))
         })
     }
 

@@ -357,19 +357,21 @@ impl InboxStore for SqliteStore {
 
     fn counts(&self) -> InboxFuture<Counts> {
         self.read(|connection| {
-            let mut counts = Counts::default();
-            // One partial index per state: each count reads only its own.
-            let [pending, in_progress, done, dead] = connection
-                .prepare_cached(COUNTS)?
-                .query_row([], |row| {
-                    Ok([row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get(3)?])
-                })?
-                .map(|n| u64::try_from(n).unwrap_or(0));
-            counts.pending = pending;
-            counts.in_progress = in_progress;
-            counts.done = done;
-            counts.dead = dead;
-            Ok(counts)
+            // One partial index per state: each count reads only its own,
+            // and the earliest due time is the pending index's first entry.
+            let (counts, earliest_due) =
+                connection.prepare_cached(COUNTS)?.query_row([], |row| {
+                    let counts = [row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get(3)?];
+                    Ok((counts, row.get::<_, Option<i64>>(4)?))
+                })?;
+            let [pending, in_progress, done, dead] = counts.map(|n| u64::try_from(n).unwrap_or(0));
+            // A due time still ahead is a retry waiting out its backoff:
+            // nothing is due yet.
+            let now = millis(SystemTime::now());
+            let oldest_pending = earliest_due
+                .filter(|&due| due <= now)
+                .map(|due| time(due.try_into().unwrap_or(0)));
+            Ok(Counts::new(pending, in_progress, done, dead).with_oldest_pending(oldest_pending))
         })
     }
 

@@ -113,6 +113,7 @@ pub(super) async fn process<St, S>(
         token,
         started: Instant::now(),
     };
+    crate::measure::inbox_attempt_started(notification.received_at(), attempt.number);
     let outcome = run_handler(
         handler,
         notification,

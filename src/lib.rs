@@ -93,6 +93,8 @@ mod body;
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod config_error;
+#[cfg(any(feature = "idempotency", feature = "inbox"))]
+mod duplicate;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;

@@ -15,10 +15,7 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
 
-use super::{
-    response, Inbox, InboxStore, Inserted, NewNotification, StoreError, StoreErrorKind,
-    DUPLICATE_HEADER,
-};
+use super::{response, Inbox, InboxStore, Inserted, NewNotification, StoreError, StoreErrorKind};
 use crate::{VerifiedWebhook, WebhookBody};
 
 /// The handler to put behind [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer):
@@ -122,11 +119,7 @@ async fn receive<St: InboxStore>(
         }
         Ok(Inserted::Duplicate) => {
             crate::measure::inbox_receive("duplicate");
-            let mut response = response::empty(StatusCode::OK);
-            response
-                .headers_mut()
-                .insert(DUPLICATE_HEADER, http::HeaderValue::from_static("true"));
-            response
+            crate::duplicate::response().map(Full::new)
         }
         Err(error) => {
             inbox.failures.report(&error);

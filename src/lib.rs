@@ -125,6 +125,7 @@ mod report;
 mod secret;
 pub mod signature;
 mod store_error;
+mod warn_limit;
 pub mod webhook;
 
 // Secrets, configuration errors and store errors live at the root (their

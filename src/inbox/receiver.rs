@@ -16,7 +16,10 @@ use http_body_util::Full;
 use tower_service::Service;
 
 use super::{response, Inbox, InboxStore, Inserted, NewNotification, StoreError, StoreErrorKind};
-use crate::{VerifiedWebhook, WebhookBody};
+use crate::{
+    warn_limit::{Due, WarnLimit},
+    VerifiedWebhook, WebhookBody,
+};
 
 /// The handler to put behind [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer):
 /// commits each verified notification to the inbox, then answers 200.
@@ -178,13 +181,7 @@ impl fmt::Debug for ResponseFuture {
 #[derive(Debug)]
 pub(super) struct FailureLog {
     message: &'static str,
-    state: std::sync::Mutex<FailureLogState>,
-}
-
-#[derive(Debug, Default)]
-struct FailureLogState {
-    last: Option<std::time::Instant>,
-    suppressed: u64,
+    limit: WarnLimit,
 }
 
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -193,30 +190,18 @@ impl FailureLog {
     pub(super) fn new(message: &'static str) -> Self {
         Self {
             message,
-            state: std::sync::Mutex::default(),
+            limit: WarnLimit::new(FAILURE_LOG_INTERVAL),
         }
     }
 
     pub(super) fn report(&self, error: &dyn fmt::Display) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        let now = std::time::Instant::now();
-        match state.last {
-            Some(last) if now.duration_since(last) < FAILURE_LOG_INTERVAL => {
-                state.suppressed += 1;
-            }
-            _ => {
-                let suppressed = std::mem::take(&mut state.suppressed);
-                state.last = Some(now);
-                drop(state);
-                tracing::warn!(
-                    target: "tower_intercom::inbox",
-                    suppressed,
-                    "{}: {error}",
-                    self.message
-                );
-            }
+        if let Some(Due { suppressed, .. }) = self.limit.due() {
+            tracing::warn!(
+                target: "tower_intercom::inbox",
+                suppressed,
+                "{}: {error}",
+                self.message
+            );
         }
     }
 }

@@ -76,7 +76,7 @@ use serde::de::DeserializeOwned;
 use crate::{
     notification::{validate::Invalid, Notification},
     rejection::json_error,
-    VerifiedWebhook,
+    webhook::VerifiedWebhook,
 };
 
 /// Extractor for a verified webhook, parsed as a

@@ -89,6 +89,7 @@ mod access_token;
 #[cfg_attr(docsrs, doc(cfg(feature = "audit")))]
 pub mod audit;
 mod body;
+mod box_error;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
@@ -144,9 +145,6 @@ pub use crate::{
     signature::{sign, verify, SignatureScheme},
     webhook::{VerifiedWebhook, VerifyIntercomWebhookLayer, WebhookBody},
 };
-
-/// The error type bodies' errors are converted into.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -135,7 +135,7 @@ pub(crate) trait SecretKind: Sized {
 macro_rules! secret_traits {
     ($ty:ty) => {
         impl ::std::str::FromStr for $ty {
-            type Err = $crate::SecretError;
+            type Err = $crate::secret::SecretError;
 
             /// Parses a secret from text, refusing empty, blank and
             /// whitespace-padded input.

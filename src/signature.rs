@@ -18,7 +18,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::WebhookSecret;
+use crate::secret::WebhookSecret;
 
 /// The header of [`SignatureScheme::HubSignature`]: `x-hub-signature`.
 pub const X_HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature");

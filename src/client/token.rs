@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::Error;
-use crate::AccessToken;
+use crate::access_token::AccessToken;
 
 /// Gives the access token to send: a fixed [`AccessToken`], or a source
 /// that can change it while the client runs (a file reloaded after a

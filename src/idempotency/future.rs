@@ -18,7 +18,8 @@ use super::{
 use crate::{
     duplicate,
     rejection::{respond, Rejection, RejectionKind, RejectionResponse},
-    SignatureScheme, WebhookBody,
+    signature::SignatureScheme,
+    webhook::WebhookBody,
 };
 
 pin_project! {

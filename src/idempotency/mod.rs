@@ -154,8 +154,8 @@ pub use self::{
     store::{Claim, ClaimOutcome, IdempotencyStore, StoreFuture},
 };
 
-// The stores' error lives at the root; the store modules name it here.
-use crate::StoreError;
+// The stores' error, public at the root; the store modules name it here.
+use crate::store_error::StoreError;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]

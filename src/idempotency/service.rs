@@ -13,7 +13,8 @@ use super::{
 };
 use crate::{
     rejection::{respond, JsonRejection, Rejection, RejectionKind, RejectionResponse},
-    SignatureScheme, VerifiedWebhook, WebhookBody,
+    signature::SignatureScheme,
+    webhook::{VerifiedWebhook, WebhookBody},
 };
 
 /// Middleware that processes each Intercom notification once, however

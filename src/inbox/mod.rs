@@ -285,7 +285,7 @@ pub use self::{
 pub use self::permanent::Permanent;
 
 // The stores' error lives at the root; the store modules name it here.
-use crate::{StoreError, StoreErrorKind};
+use crate::store_error::{StoreError, StoreErrorKind};
 
 #[cfg(feature = "inbox-sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-sqlite")))]

@@ -18,7 +18,7 @@ use tower_service::Service;
 use super::{response, Inbox, InboxStore, Inserted, NewNotification, StoreError, StoreErrorKind};
 use crate::{
     warn_limit::{Due, WarnLimit},
-    VerifiedWebhook, WebhookBody,
+    webhook::{VerifiedWebhook, WebhookBody},
 };
 
 /// The handler to put behind [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer):

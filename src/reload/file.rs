@@ -16,6 +16,7 @@ use super::{
     format::Reloadable, watch::Watcher, Check, ReloadError, ReloadErrorKind, DEFAULT_CHECK_TIMEOUT,
     DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL,
 };
+use crate::webhook::{secrets::WebhookSecrets, WebhookSecretSource};
 
 /// A secret read from a file and reloaded when the file changes, without a
 /// restart: a [`WebhookSecrets`](crate::WebhookSecrets) set, an
@@ -188,8 +189,8 @@ impl<T: fmt::Debug> fmt::Debug for SecretFile<T> {
     }
 }
 
-impl crate::webhook::WebhookSecretSource for SecretFile<crate::WebhookSecrets> {
-    fn secrets(&self) -> Arc<crate::WebhookSecrets> {
+impl WebhookSecretSource for SecretFile<WebhookSecrets> {
+    fn secrets(&self) -> Arc<WebhookSecrets> {
         self.current()
     }
 }
@@ -199,12 +200,16 @@ impl crate::webhook::WebhookSecretSource for SecretFile<crate::WebhookSecrets> {
 /// once ([`wake`](SecretFile::wake)), so that a token already rewritten
 /// there replaces it without waiting for the interval.
 #[cfg(feature = "client")]
-impl crate::client::TokenSource for SecretFile<crate::AccessToken> {
-    fn token(&self) -> crate::AccessToken {
-        crate::AccessToken::clone(&self.current())
+impl crate::client::TokenSource for SecretFile<crate::access_token::AccessToken> {
+    fn token(&self) -> crate::access_token::AccessToken {
+        crate::access_token::AccessToken::clone(&self.current())
     }
 
-    fn token_rejected(&self, _token: &crate::AccessToken, _error: &crate::client::Error) {
+    fn token_rejected(
+        &self,
+        _token: &crate::access_token::AccessToken,
+        _error: &crate::client::Error,
+    ) {
         self.wake();
     }
 }

@@ -4,11 +4,15 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 
-use super::{layer::Config, secrets::Secrets, VerifiedWebhook, WebhookBody};
+use super::{
+    layer::Config,
+    secrets::{Secrets, WebhookSecrets},
+    VerifiedWebhook, WebhookBody,
+};
 use crate::{
     rejection::RejectionKind,
+    secret::WebhookSecret,
     signature::{Digest, Mac},
-    WebhookSecret, WebhookSecrets,
 };
 
 /// How far ahead of the bytes received the buffer of a body in several

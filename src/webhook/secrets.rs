@@ -3,7 +3,11 @@
 
 use std::{fmt, sync::Arc};
 
-use crate::{ConfigError, ConfigErrorKind, SignatureScheme, WebhookSecret};
+use crate::{
+    config_error::{ConfigError, ConfigErrorKind},
+    secret::WebhookSecret,
+    signature::SignatureScheme,
+};
 
 /// The client secrets a [`VerifyIntercomWebhookLayer`] accepts: the
 /// current one, and during a rotation the previous ones, newest first.

@@ -14,9 +14,10 @@ use super::{
     VerifyIntercomWebhookLayer, WebhookBody,
 };
 use crate::{
+    box_error::BoxError,
     rejection::{JsonRejection, RejectionKind, RejectionResponse},
+    secret::WebhookSecret,
     signature::Digest,
-    BoxError, WebhookSecret,
 };
 
 /// Middleware that verifies Intercom's signature on each request before the

@@ -80,7 +80,7 @@ impl WebhookSecrets {
     /// pays for it.
     pub(crate) fn prepare(&self, scheme: SignatureScheme) {
         for secret in &self.secrets {
-            drop(secret.mac(scheme));
+            drop(secret.mac(scheme.hash()));
         }
     }
 }

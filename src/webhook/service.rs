@@ -15,9 +15,9 @@ use super::{
 };
 use crate::{
     box_error::BoxError,
+    mac::Digest,
     rejection::{JsonRejection, RejectionKind, RejectionResponse},
     secret::WebhookSecret,
-    signature::Digest,
 };
 
 /// Middleware that verifies Intercom's signature on each request before the

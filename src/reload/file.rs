@@ -169,25 +169,6 @@ impl WebhookSecretSource for SecretFile<WebhookSecrets> {
     }
 }
 
-/// The API client's token from a file: each request takes the token in use
-/// once, and a token Intercom refuses makes the watcher read the file at
-/// once ([`wake`](SecretFile::wake)), so that a token already rewritten
-/// there replaces it without waiting for the interval.
-#[cfg(feature = "client")]
-impl crate::client::TokenSource for SecretFile<crate::access_token::AccessToken> {
-    fn token(&self) -> crate::access_token::AccessToken {
-        crate::access_token::AccessToken::clone(&self.current())
-    }
-
-    fn token_rejected(
-        &self,
-        _token: &crate::access_token::AccessToken,
-        _error: &crate::client::Error,
-    ) {
-        self.wake();
-    }
-}
-
 /// Builds a [`SecretFile`]: the interval, an optional check, then
 /// [`open`](Self::open).
 #[must_use]

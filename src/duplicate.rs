@@ -14,6 +14,9 @@ use http::{HeaderName, HeaderValue, Response};
 /// tests. The idempotency layer sets it on a notification already
 /// processed, the inbox's receiver on one the inbox already holds; neither
 /// sets it on any other response.
+// Public as `idempotency::DUPLICATE_HEADER`; with the inbox alone, only the
+// receiver uses it.
+#[cfg_attr(not(feature = "idempotency"), allow(unreachable_pub))]
 pub const DUPLICATE_HEADER: HeaderName = HeaderName::from_static("x-intercom-duplicate");
 
 /// 200, empty, with [`DUPLICATE_HEADER`]: Intercom stops retrying.

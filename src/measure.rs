@@ -7,7 +7,7 @@
 #[cfg(feature = "metrics")]
 use crate::metrics::*;
 
-use crate::{rejection::RejectionKind, SignatureScheme};
+use crate::{rejection::RejectionKind, signature::SignatureScheme};
 
 /// The `signature.scheme` label.
 fn scheme_label(scheme: SignatureScheme) -> &'static str {

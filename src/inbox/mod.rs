@@ -266,7 +266,7 @@ mod worker;
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use http::{HeaderName, StatusCode};
+use http::StatusCode;
 
 pub use self::{
     notification::ReceivedNotification,
@@ -285,7 +285,7 @@ pub use self::{
 pub use self::permanent::Permanent;
 
 // The stores' error lives at the root; the store modules name it here.
-use crate::{StoreError, StoreErrorKind};
+use crate::store_error::{StoreError, StoreErrorKind};
 
 #[cfg(feature = "inbox-sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-sqlite")))]
@@ -313,11 +313,6 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
 /// notification delayed more than 2 hours, so a day covers every
 /// redelivery with a wide margin.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// The header on the 200 answered to a notification the inbox already
-/// holds: `x-intercom-duplicate: true`. Intercom ignores it; it tells
-/// duplicates apart in access logs and tests.
-const DUPLICATE_HEADER: HeaderName = HeaderName::from_static("x-intercom-duplicate");
 
 /// `add(after)`: the time `after` from some start (`add` is `|after|
 /// start.checked_add(after)`), or, when that is past what the clock holds

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use std::time::SystemTime;
 
 use super::ReceivedNotification;
-use crate::StoreError;
+use crate::store_error::StoreError;
 
 /// The future returned by [`InboxStore`]'s methods.
 ///

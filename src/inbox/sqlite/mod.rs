@@ -449,7 +449,7 @@ impl InboxStore for SqliteStore {
     }
 }
 
-fn unavailable(error: impl Into<crate::BoxError>) -> StoreError {
+fn unavailable(error: impl Into<crate::box_error::BoxError>) -> StoreError {
     StoreError::unavailable(error)
 }
 

@@ -15,8 +15,9 @@ use super::{
     Phase, Running,
 };
 use crate::{
+    box_error::BoxError,
     inbox::{saturating_add, ClaimRequest, Claimed, InboxFuture, InboxStore, ReceivedNotification},
-    BoxError, StoreError,
+    store_error::StoreError,
 };
 
 /// The shortest wait after a claim that took nothing, whatever the store

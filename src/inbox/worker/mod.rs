@@ -41,7 +41,7 @@ use self::{
     wake::{Idle, WakeSources},
 };
 use super::{receiver::FailureLog, Inbox, InboxStore, ReceivedNotification};
-use crate::BoxError;
+use crate::box_error::BoxError;
 
 /// Default [`Worker::concurrency`]: 4 notifications processed at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;

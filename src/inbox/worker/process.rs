@@ -17,8 +17,8 @@ use tower_service::Service;
 
 use super::retry::RetryPolicy;
 use crate::{
+    box_error::BoxError,
     inbox::{receiver::FailureLog, Inbox, InboxStore, Lease, LeaseToken, ReceivedNotification},
-    BoxError,
 };
 
 /// What the processing tasks of one worker share.

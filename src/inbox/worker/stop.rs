@@ -5,8 +5,8 @@ use tower_service::Service;
 
 use super::{prune::Pruning, Phase, Running};
 use crate::{
+    box_error::BoxError,
     inbox::{InboxStore, ReceivedNotification},
-    BoxError,
 };
 
 impl<St, S> Running<St, S>

@@ -29,9 +29,9 @@ use tower_intercom::{
 use tower_intercom_test_support::{
     examples::free_port,
     inbox::{
-        counts, deliver, envelope, ok_handler,
+        accept_all, counts, deliver, envelope, ok_handler,
         redis::{connect_inbox, connect_store, inbox, key, raw, xlen, RedisHarness},
-        shutdown, stack, wait_for,
+        spawn, stack, wait_for,
     },
     inbox_suite,
     logs::Logs,
@@ -506,17 +506,7 @@ async fn acknowledged_notifications_survive_redis_being_killed() {
     let service = stack(&inbox);
     let n = 400;
     let start = Instant::now();
-    let deliveries: Vec<_> = (0..n)
-        .map(|i| {
-            tokio::spawn(deliver(
-                &service,
-                envelope(&format!("notif_{i}"), "ping", 1),
-            ))
-        })
-        .collect();
-    for delivery in deliveries {
-        assert_eq!(delivery.await.unwrap().status, StatusCode::OK);
-    }
+    accept_all(&service, n).await;
     eprintln!(
         "{n} concurrent deliveries with appendfsync always in {:?}",
         start.elapsed()
@@ -561,17 +551,16 @@ async fn acknowledged_notifications_survive_redis_being_killed() {
 
     let seen = Arc::new(Mutex::new(HashSet::new()));
     let record = seen.clone();
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(move |n: ReceivedNotification| {
-            assert!(record.lock().unwrap().insert(n.id().to_owned()));
-            async { Ok::<_, std::io::Error>(()) }
-        }))
-        .concurrency(16)
-        .spawn(signal);
+    let worker = spawn(
+        inbox
+            .worker(handler_fn(move |n: ReceivedNotification| {
+                assert!(record.lock().unwrap().insert(n.id().to_owned()));
+                async { Ok::<_, std::io::Error>(()) }
+            }))
+            .concurrency(16),
+    );
     wait_for(&inbox, "all done", |c| c.done == n).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     let done: HashSet<String> = claimed
         .leases
         .iter()
@@ -784,14 +773,13 @@ async fn an_insert_that_fails_half_way_does_not_strand_the_notification() {
         .await
         .status;
     assert_eq!(status, StatusCode::OK);
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(ok_handler())
-        .poll_interval(Duration::from_millis(20))
-        .spawn(signal);
+    let worker = spawn(
+        inbox
+            .worker(ok_handler())
+            .poll_interval(Duration::from_millis(20)),
+    );
     wait_for(&inbox, "processed after the redelivery", |c| c.done == 1).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
 }
 
 /// A message without its stream entry (deleted by hand, or left by an
@@ -817,8 +805,7 @@ async fn a_message_without_its_entry_does_not_make_workers_spin() {
             })
             .sum()
     };
-    let (trigger, signal) = shutdown();
-    let worker = inbox.worker(ok_handler()).spawn(signal);
+    let worker = spawn(inbox.worker(ok_handler()));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let before: String = redis::cmd("INFO")
         .arg("commandstats")
@@ -831,8 +818,7 @@ async fn a_message_without_its_entry_does_not_make_workers_spin() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     // One claim per poll (1 s), and the pruning now and then.
     let calls = scripts(after) - scripts(before);
     assert!(calls <= 10, "{calls} script calls in 1.5 s");

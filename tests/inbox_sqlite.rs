@@ -6,11 +6,10 @@
 
 use std::time::Instant;
 
-use http::StatusCode;
 use tower_intercom::inbox::Inbox;
 use tower_intercom_test_support::{
     inbox::{
-        deliver, envelope,
+        accept_all,
         sqlite::{open_store, SqliteHarness},
         stack, InboxHarness,
     },
@@ -28,17 +27,7 @@ async fn concurrent_deliveries_are_committed_in_groups() {
     let service = stack(&inbox);
     let n = 2000;
     let start = Instant::now();
-    let deliveries: Vec<_> = (0..n)
-        .map(|i| {
-            tokio::spawn(deliver(
-                &service,
-                envelope(&format!("notif_{i}"), "ping", 1),
-            ))
-        })
-        .collect();
-    for delivery in deliveries {
-        assert_eq!(delivery.await.unwrap().status, StatusCode::OK);
-    }
+    accept_all(&service, n).await;
     let took = start.elapsed();
     let stats = inbox.store().stats();
     eprintln!(

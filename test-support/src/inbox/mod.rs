@@ -34,16 +34,21 @@ use std::{
     future::Future,
     net::SocketAddr,
     ops::RangeInclusive,
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    },
     time::{Duration, Instant, SystemTime},
 };
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use tower::{ServiceBuilder, ServiceExt};
+use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_intercom::{
     inbox::{
         handler_fn, Counts, HandlerFn, Inbox, InboxStore, OverloadStatus, ReceivedNotification,
+        Worker,
     },
     sign, VerifyIntercomWebhookLayer, WebhookSecret,
 };
@@ -300,6 +305,16 @@ pub async fn accept(service: &Stack, body: impl Into<Bytes>) -> Answer {
     answer
 }
 
+/// Delivers `notif_0` to `notif_{n-1}` all at once; each must be stored.
+pub async fn accept_all(service: &Stack, n: u64) {
+    let deliveries: Vec<_> = (0..n)
+        .map(|i| tokio::spawn(deliver(service, envelope(&format!("notif_{i}"), "ping", 1))))
+        .collect();
+    for delivery in deliveries {
+        assert_eq!(delivery.await.unwrap().status, StatusCode::OK);
+    }
+}
+
 fn signed(body: Bytes) -> Request<Full<Bytes>> {
     Request::post("/webhooks/intercom")
         .header("content-type", "application/json")
@@ -421,9 +436,65 @@ pub fn shutdown() -> (
     })
 }
 
+/// A worker [spawned](spawn) until [stopped](Self::stop).
+pub struct Spawned {
+    trigger: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Spawned {
+    /// Shuts the worker down and waits until it has stopped (30 s at
+    /// most: a bound for a loaded machine, not a measure).
+    pub async fn stop(self) {
+        self.stop_within(Duration::from_secs(30)).await;
+    }
+
+    /// Shuts the worker down; panics unless it stops within `limit`.
+    pub async fn stop_within(self, limit: Duration) {
+        self.trigger.send(()).unwrap();
+        tokio::time::timeout(limit, self.task)
+            .await
+            .unwrap_or_else(|_| panic!("the worker did not stop within {limit:?}"))
+            .unwrap();
+    }
+}
+
+/// Spawns `worker` until [`Spawned::stop`].
+pub fn spawn<St, S>(worker: Worker<St, S>) -> Spawned
+where
+    St: InboxStore,
+    S: Service<ReceivedNotification> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Response: Send + 'static,
+    S::Error: Into<tower::BoxError>,
+{
+    let (trigger, signal) = shutdown();
+    Spawned {
+        trigger,
+        task: worker.spawn(signal),
+    }
+}
+
+/// A handler that succeeds, and the attempt number of the last
+/// notification it ran.
+pub fn last_attempt() -> (
+    Arc<AtomicU32>,
+    HandlerFn<impl Fn(ReceivedNotification) -> Succeeded + Clone>,
+) {
+    let attempt = Arc::new(AtomicU32::new(0));
+    let record = attempt.clone();
+    let handler = handler_fn(move |n: ReceivedNotification| {
+        record.store(n.attempt(), Ordering::SeqCst);
+        std::future::ready(Ok(()))
+    });
+    (attempt, handler)
+}
+
+/// What a handler that succeeds at once returns.
+pub type Succeeded = std::future::Ready<Result<(), std::io::Error>>;
+
 /// A handler that succeeds at once.
-pub type OkHandler =
-    HandlerFn<fn(ReceivedNotification) -> std::future::Ready<Result<(), std::io::Error>>>;
+pub type OkHandler = HandlerFn<fn(ReceivedNotification) -> Succeeded>;
 
 /// See [`OkHandler`].
 pub fn ok_handler() -> OkHandler {

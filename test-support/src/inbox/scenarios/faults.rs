@@ -297,18 +297,17 @@ pub async fn a_slow_claim_does_not_push_the_handler_past_its_lease<H: InboxHarne
     // More than the worker's margin (a tenth of the lease).
     let delay = Duration::from_millis(300);
     let inbox = faulty(&harness, |store| store.claim_delay(delay), "notif_stuck").await;
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(|_: ReceivedNotification| async {
-            std::future::pending::<()>().await;
-            Ok::<_, std::io::Error>(())
-        }))
-        .lease(Duration::from_secs(1))
-        .max_attempts(1)
-        .spawn(signal);
+    let worker = spawn(
+        inbox
+            .worker(handler_fn(|_: ReceivedNotification| async {
+                std::future::pending::<()>().await;
+                Ok::<_, std::io::Error>(())
+            }))
+            .lease(Duration::from_secs(1))
+            .max_attempts(1),
+    );
     wait_for(&inbox, "dead", |c| c.dead == 1).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     let page = inbox.dead(DeadQuery::first(10)).await.unwrap();
     assert_eq!(
         page.notifications[0].last_error(),
@@ -326,33 +325,29 @@ pub async fn a_claim_that_never_answers_does_not_hold_the_shutdown<H: InboxHarne
     let hour = Duration::from_secs(3600);
     let stalled = faulty(&harness, |store| store.claim_delay(hour), "notif_stalled").await;
     let inbox = open(&harness, Settings::patient()).await;
-    let (trigger, signal) = shutdown();
-    let worker = stalled
-        .worker(ok_handler())
-        .lease(Duration::from_secs(1))
-        .grace_period(Duration::from_millis(200))
-        .spawn(signal);
+    let worker = spawn(
+        stalled
+            .worker(ok_handler())
+            .lease(Duration::from_secs(1))
+            .grace_period(Duration::from_millis(200)),
+    );
     wait_for(&inbox, "leased by the stalled claim", |c| {
         c.in_progress == 1
     })
     .await;
     let stopping = Instant::now();
-    trigger.send(()).unwrap();
-    tokio::time::timeout(Duration::from_secs(10), worker)
-        .await
-        .expect("the shutdown waited for a claim that never answers")
-        .unwrap();
+    // The shutdown does not wait for a claim that never answers.
+    worker.stop_within(Duration::from_secs(10)).await;
     assert!(stopping.elapsed() >= Duration::from_millis(150));
 
     // Nothing lost: another worker takes it once the lease has lapsed.
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(ok_handler())
-        .poll_interval(Duration::from_millis(20))
-        .spawn(signal);
+    let worker = spawn(
+        inbox
+            .worker(ok_handler())
+            .poll_interval(Duration::from_millis(20)),
+    );
     wait_for(&inbox, "done by another worker", |c| c.done == 1).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
 }
 
 /// A retry whose recording needed a second try (the first was written,
@@ -378,8 +373,7 @@ pub async fn a_completion_the_store_refuses_is_warned_about<H: InboxHarness>() {
     // captured.
     let (logs, capturing) = Logs::start();
     let runs = Arc::new(AtomicU32::new(0));
-    let (trigger, signal) = shutdown();
-    let worker = {
+    let worker = spawn({
         let runs = runs.clone();
         inbox
             .worker(handler_fn(move |_: ReceivedNotification| {
@@ -387,14 +381,12 @@ pub async fn a_completion_the_store_refuses_is_warned_about<H: InboxHarness>() {
                 async { Ok::<_, std::io::Error>(()) }
             }))
             .lease(Duration::from_secs(30))
-            .spawn(signal)
-    };
+    });
     let start = Instant::now();
     while !logs.text().contains("WARN") && start.elapsed() < Duration::from_secs(5) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     drop(capturing);
     let logs = logs.text();
     assert_eq!(runs.load(Ordering::SeqCst), 1);
@@ -425,8 +417,7 @@ pub async fn failed_attempts_and_refused_requests_are_warned_about<H: InboxHarne
     let answer = deliver(&service, envelope("notif_flaky", "ping", 1)).await;
     assert_eq!(answer.status, StatusCode::OK);
     let failed = Arc::new(AtomicBool::new(false));
-    let (trigger, signal) = shutdown();
-    let worker = {
+    let worker = spawn({
         let failed = failed.clone();
         inbox
             .worker(handler_fn(move |_: ReceivedNotification| {
@@ -440,11 +431,9 @@ pub async fn failed_attempts_and_refused_requests_are_warned_about<H: InboxHarne
             }))
             .backoff(Duration::from_millis(10), Duration::from_millis(10))
             .poll_interval(Duration::from_millis(20))
-            .spawn(signal)
-    };
+    });
     wait_for(&inbox, "done after a retry", |c| c.done == 1).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     drop(capturing);
     let logs = logs.text();
     let warnings: Vec<&str> = logs.lines().filter(|line| line.contains("WARN")).collect();

@@ -27,23 +27,23 @@ pub async fn failures_are_retried_with_backoff_then_dead_then_requeued<H: InboxH
     let failing = Arc::new(AtomicBool::new(true));
     let attempts = Arc::new(Mutex::new(Vec::<u32>::new()));
     let (fail, log) = (failing.clone(), attempts.clone());
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(move |n: ReceivedNotification| {
-            log.lock().unwrap().push(n.attempt());
-            let fail = fail.load(Ordering::SeqCst);
-            async move {
-                if fail {
-                    Err(std::io::Error::other("the CRM is down"))
-                } else {
-                    Ok(())
+    let worker = spawn(
+        inbox
+            .worker(handler_fn(move |n: ReceivedNotification| {
+                log.lock().unwrap().push(n.attempt());
+                let fail = fail.load(Ordering::SeqCst);
+                async move {
+                    if fail {
+                        Err(std::io::Error::other("the CRM is down"))
+                    } else {
+                        Ok(())
+                    }
                 }
-            }
-        }))
-        .max_attempts(3)
-        .backoff(Duration::from_millis(40), Duration::from_millis(80))
-        .poll_interval(Duration::from_millis(20))
-        .spawn(signal);
+            }))
+            .max_attempts(3)
+            .backoff(Duration::from_millis(40), Duration::from_millis(80))
+            .poll_interval(Duration::from_millis(20)),
+    );
 
     wait_for(&inbox, "dead", |c| c.dead == 1).await;
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 0, 1));
@@ -67,8 +67,7 @@ pub async fn failures_are_retried_with_backoff_then_dead_then_requeued<H: InboxH
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
     // Attempts restart after a requeue.
     assert_eq!(*attempts.lock().unwrap(), [1, 2, 3, 1]);
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
 }
 
 pub async fn dead_notifications_are_listed_in_pages_and_requeued_together<H: InboxHarness>() {
@@ -77,16 +76,15 @@ pub async fn dead_notifications_are_listed_in_pages_and_requeued_together<H: Inb
     for i in 0..5 {
         accept(&service, envelope(&format!("notif_{i}"), "ping", 1)).await;
     }
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(|_n: ReceivedNotification| async {
-            Err::<(), _>("always fails")
-        }))
-        .max_attempts(1)
-        .spawn(signal);
+    let worker = spawn(
+        inbox
+            .worker(handler_fn(|_n: ReceivedNotification| async {
+                Err::<(), _>("always fails")
+            }))
+            .max_attempts(1),
+    );
     wait_for(&inbox, "all dead", |c| c.dead == 5).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
 
     let mut ids = Vec::new();
     let mut query = DeadQuery::first(2);
@@ -130,7 +128,6 @@ pub async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced<
                 .build()
                 .unwrap();
             runtime.block_on(async move {
-                let (trigger, signal) = shutdown();
                 let done = finished.clone();
                 let handler = handler_fn(move |n: ReceivedNotification| {
                     assert_eq!(n.attempt(), 1);
@@ -141,16 +138,16 @@ pub async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced<
                     done.store(true, Ordering::SeqCst);
                     async { Ok::<_, std::io::Error>(()) }
                 });
-                let worker = inbox
-                    .worker(handler)
-                    .lease(Duration::from_millis(300))
-                    .concurrency(1)
-                    .spawn(signal);
+                let worker = spawn(
+                    inbox
+                        .worker(handler)
+                        .lease(Duration::from_millis(300))
+                        .concurrency(1),
+                );
                 until("the handler's end", || finished.load(Ordering::SeqCst)).await;
                 // Let it record its outcome, then stop.
                 tokio::time::sleep(Duration::from_millis(300)).await;
-                trigger.send(()).unwrap();
-                worker.await.unwrap();
+                worker.stop().await;
             });
         })
     };
@@ -160,17 +157,13 @@ pub async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced<
     .await;
     let taken_at = Instant::now();
 
-    let second = Arc::new(AtomicU32::new(0));
-    let record = second.clone();
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(move |n: ReceivedNotification| {
-            record.store(n.attempt(), Ordering::SeqCst);
-            async { Ok::<_, std::io::Error>(()) }
-        }))
-        .lease(Duration::from_millis(300))
-        .poll_interval(Duration::from_millis(20))
-        .spawn(signal);
+    let (second, handler) = last_attempt();
+    let worker = spawn(
+        inbox
+            .worker(handler)
+            .lease(Duration::from_millis(300))
+            .poll_interval(Duration::from_millis(20)),
+    );
     wait_for(&inbox, "done by the second worker", |c| c.done == 1).await;
     let elapsed = taken_at.elapsed();
     assert!(elapsed >= Duration::from_millis(250), "{elapsed:?}");
@@ -191,8 +184,7 @@ pub async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced<
     // recorded, pruning what was done before `done_by` would find nothing).
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
     assert_eq!(inbox.store().prune_done(done_by).await.unwrap(), 1);
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
 }
 
 /// A handler that returns just after the shutdown began handing
@@ -204,23 +196,22 @@ pub async fn a_handler_that_finishes_while_being_handed_back_is_done<H: InboxHar
     accept(&stack(&inbox), envelope("notif_late", "ping", 1)).await;
     let runs = Arc::new(AtomicU32::new(0));
     let counted = runs.clone();
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(move |_: ReceivedNotification| {
-            counted.fetch_add(1, Ordering::SeqCst);
-            async {
-                // Past the 100 ms grace period, within the lease's 1 s
-                // margin.
-                std::thread::sleep(Duration::from_millis(500));
-                Ok::<_, std::io::Error>(())
-            }
-        }))
-        .lease(Duration::from_secs(10))
-        .grace_period(Duration::from_millis(100))
-        .spawn(signal);
+    let worker = spawn(
+        inbox
+            .worker(handler_fn(move |_: ReceivedNotification| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async {
+                    // Past the 100 ms grace period, within the lease's 1 s
+                    // margin.
+                    std::thread::sleep(Duration::from_millis(500));
+                    Ok::<_, std::io::Error>(())
+                }
+            }))
+            .lease(Duration::from_secs(10))
+            .grace_period(Duration::from_millis(100)),
+    );
     until("the handler", || runs.load(Ordering::SeqCst) > 0).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
@@ -254,32 +245,30 @@ pub async fn a_handler_that_does_not_stop_at_shutdown_is_not_run_twice_at_once<H
         })
     };
     let lease = Duration::from_secs(3);
-    let (stop_first, first_signal) = shutdown();
-    let first = inbox
-        .worker(handler())
-        .lease(lease)
-        .grace_period(Duration::from_millis(100))
-        .spawn(first_signal);
+    let first = spawn(
+        inbox
+            .worker(handler())
+            .lease(lease)
+            .grace_period(Duration::from_millis(100)),
+    );
     until("the first handler", || running.load(Ordering::SeqCst) > 0).await;
     let taken_at = Instant::now();
-    let (stop_second, second_signal) = shutdown();
-    let second = inbox
-        .worker(handler())
-        .lease(lease)
-        .poll_interval(Duration::from_millis(20))
-        .spawn(second_signal);
-    stop_first.send(()).unwrap();
+    let second = spawn(
+        inbox
+            .worker(handler())
+            .lease(lease)
+            .poll_interval(Duration::from_millis(20)),
+    );
     // The first worker gives up on its handler after the grace period and
     // the lease's margin (300 ms), while the handler still blocks.
-    first.await.unwrap();
+    first.stop().await;
     wait_for(&inbox, "done by the second worker", |c| c.done == 1).await;
     assert_eq!(most.load(Ordering::SeqCst), 1, "run twice at once");
     assert_eq!(*attempts.lock().unwrap(), [1, 2]);
     // Taken again only once its lease had lapsed.
     assert!(taken_at.elapsed() >= lease - Duration::from_millis(100));
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
-    stop_second.send(()).unwrap();
-    second.await.unwrap();
+    second.stop().await;
 }
 
 /// A child process, killed when dropped: a failed test leaves no worker
@@ -354,22 +343,17 @@ pub async fn a_killed_worker_process_leaves_the_notification_to_another<H: Inbox
     child.0.wait().unwrap();
     let killed_at = Instant::now();
 
-    let attempt = Arc::new(AtomicU32::new(0));
-    let record = attempt.clone();
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(move |n: ReceivedNotification| {
-            record.store(n.attempt(), Ordering::SeqCst);
-            async { Ok::<_, std::io::Error>(()) }
-        }))
-        .poll_interval(Duration::from_millis(20))
-        .spawn(signal);
+    let (attempt, handler) = last_attempt();
+    let worker = spawn(
+        inbox
+            .worker(handler)
+            .poll_interval(Duration::from_millis(20)),
+    );
     wait_for(&inbox, "done after the lease lapsed", |c| c.done == 1).await;
     assert!(killed_at.elapsed() < Duration::from_secs(5));
     assert_eq!(attempt.load(Ordering::SeqCst), 2);
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
 }
 
 pub async fn shutdown_hands_back_what_is_in_flight_without_using_an_attempt<H: InboxHarness>() {
@@ -378,21 +362,20 @@ pub async fn shutdown_hands_back_what_is_in_flight_without_using_an_attempt<H: I
     accept(&service, envelope("notif_quick", "ping", 1)).await;
     accept(&service, envelope("notif_hang", "ping", 1)).await;
 
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(|n: ReceivedNotification| async move {
-            if n.id() == "notif_hang" {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(Duration::from_millis(150)).await;
-            Ok::<_, std::io::Error>(())
-        }))
-        .grace_period(Duration::from_millis(400))
-        .spawn(signal);
+    let worker = spawn(
+        inbox
+            .worker(handler_fn(|n: ReceivedNotification| async move {
+                if n.id() == "notif_hang" {
+                    std::future::pending::<()>().await;
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+                Ok::<_, std::io::Error>(())
+            }))
+            .grace_period(Duration::from_millis(400)),
+    );
     wait_for(&inbox, "both taken", |c| c.in_progress == 2).await;
     let stopping = Instant::now();
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     let took = stopping.elapsed();
     assert!(
         took >= Duration::from_millis(380) && took < Duration::from_secs(3),
@@ -404,19 +387,11 @@ pub async fn shutdown_hands_back_what_is_in_flight_without_using_an_attempt<H: I
 
     // The next worker gets it at once, as a first attempt: the one the
     // shutdown interrupted was not used.
-    let attempt = Arc::new(AtomicU32::new(0));
-    let record = attempt.clone();
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(move |n: ReceivedNotification| {
-            record.store(n.attempt(), Ordering::SeqCst);
-            async { Ok::<_, std::io::Error>(()) }
-        }))
-        .spawn(signal);
+    let (attempt, handler) = last_attempt();
+    let worker = spawn(inbox.worker(handler));
     wait_for(&inbox, "done", |c| c.done == 2).await;
     assert_eq!(attempt.load(Ordering::SeqCst), 1);
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
 }
 
 pub async fn a_handler_that_panics_or_overruns_its_lease_fails_the_attempt<H: InboxHarness>() {
@@ -424,25 +399,24 @@ pub async fn a_handler_that_panics_or_overruns_its_lease_fails_the_attempt<H: In
     let service = stack(&inbox);
     accept(&service, envelope("notif_panic", "ping", 1)).await;
     accept(&service, envelope("notif_slow", "ping", 1)).await;
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(|n: ReceivedNotification| async move {
-            if n.id() == "notif_panic" {
-                panic!("handler bug");
-            }
-            tokio::time::sleep(Duration::from_secs(10)).await;
-            Ok::<_, std::io::Error>(())
-        }))
-        // The worker stops the handler a tenth of the lease before it
-        // ends (100 ms here) to record why; a shorter lease leaves too
-        // little margin on a loaded machine, and the lapsed lease is
-        // recorded instead.
-        .lease(Duration::from_secs(1))
-        .max_attempts(1)
-        .spawn(signal);
+    let worker = spawn(
+        inbox
+            .worker(handler_fn(|n: ReceivedNotification| async move {
+                if n.id() == "notif_panic" {
+                    panic!("handler bug");
+                }
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                Ok::<_, std::io::Error>(())
+            }))
+            // The worker stops the handler a tenth of the lease before it
+            // ends (100 ms here) to record why; a shorter lease leaves too
+            // little margin on a loaded machine, and the lapsed lease is
+            // recorded instead.
+            .lease(Duration::from_secs(1))
+            .max_attempts(1),
+    );
     wait_for(&inbox, "both dead", |c| c.dead == 2).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     let page = inbox.dead(DeadQuery::first(10)).await.unwrap();
     let mut errors: Vec<&str> = page.notifications.iter().map(|d| d.last_error()).collect();
     errors.sort();
@@ -463,13 +437,12 @@ pub(super) async fn done_after_failures<St: InboxStore>(
     failing: u32,
 ) -> (Duration, u32) {
     let runs = Arc::new(AtomicU32::new(0));
-    let (trigger, signal) = shutdown();
     let started = Instant::now();
-    let worker = {
-        let runs = runs.clone();
+    let counted = runs.clone();
+    let worker = spawn(
         inbox
             .worker(handler_fn(move |_: ReceivedNotification| {
-                let failed = runs.fetch_add(1, Ordering::SeqCst);
+                let failed = counted.fetch_add(1, Ordering::SeqCst);
                 async move {
                     if failed < failing {
                         return Err(std::io::Error::other("not yet"));
@@ -478,13 +451,11 @@ pub(super) async fn done_after_failures<St: InboxStore>(
                 }
             }))
             .backoff(Duration::from_millis(50), Duration::from_millis(50))
-            .poll_interval(Duration::from_secs(5))
-            .spawn(signal)
-    };
+            .poll_interval(Duration::from_secs(5)),
+    );
     wait_for(inbox, "done after the retries", |c| c.done == 1).await;
     let took = started.elapsed();
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     (took, runs.load(Ordering::SeqCst))
 }
 
@@ -521,15 +492,15 @@ pub async fn requeue_all_ends_while_workers_keep_failing_what_it_requeues<H: Inb
         });
     }
     while inserts.join_next().await.is_some() {}
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(|_: ReceivedNotification| async {
-            Err::<(), _>(std::io::Error::other("always fails"))
-        }))
-        .max_attempts(1)
-        .concurrency(64)
-        .poll_interval(Duration::from_millis(1))
-        .spawn(signal);
+    let worker = spawn(
+        inbox
+            .worker(handler_fn(|_: ReceivedNotification| async {
+                Err::<(), _>(std::io::Error::other("always fails"))
+            }))
+            .max_attempts(1)
+            .concurrency(64)
+            .poll_interval(Duration::from_millis(1)),
+    );
     wait_for(&inbox, "all dead", |c| c.dead == 600).await;
 
     let requeued = tokio::time::timeout(Duration::from_secs(30), inbox.requeue_all())
@@ -537,8 +508,7 @@ pub async fn requeue_all_ends_while_workers_keep_failing_what_it_requeues<H: Inb
         .expect("requeue_all kept requeueing what the worker failed again")
         .unwrap();
     assert_eq!(requeued, 600);
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
 }
 
 pub async fn done_ids_are_forgotten_after_the_retention<H: InboxHarness>() {
@@ -552,11 +522,9 @@ pub async fn done_ids_are_forgotten_after_the_retention<H: InboxHarness>() {
     let inbox = open(&harness, settings).await;
     let service = stack(&inbox);
     accept(&service, envelope("notif_1", "ping", 1)).await;
-    let (trigger, signal) = shutdown();
-    let worker = inbox.worker(ok_handler()).spawn(signal);
+    let worker = spawn(inbox.worker(ok_handler()));
     wait_for(&inbox, "done", |c| c.done == 1).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     // Within the retention: a duplicate.
     assert_eq!(inbox.prune().await.unwrap(), 0);
     let answer = deliver(&service, envelope("notif_1", "ping", 2)).await;

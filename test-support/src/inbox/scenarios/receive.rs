@@ -80,13 +80,10 @@ pub async fn a_redelivery_is_answered_200_and_stores_nothing<H: InboxHarness>() 
     // What is kept, and processed once, is the first delivery's bytes.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(move |n: ReceivedNotification| {
-            record.lock().unwrap().push(n.into_bytes());
-            async { Ok::<_, std::io::Error>(()) }
-        }))
-        .spawn(signal);
+    let worker = spawn(inbox.worker(handler_fn(move |n: ReceivedNotification| {
+        record.lock().unwrap().push(n.into_bytes());
+        async { Ok::<_, std::io::Error>(()) }
+    })));
     wait_for(&inbox, "done", |c| c.done == 1).await;
 
     // Still deduplicated once processed.
@@ -96,8 +93,7 @@ pub async fn a_redelivery_is_answered_200_and_stores_nothing<H: InboxHarness>() 
     harness
         .inspect(Inspect::DoneAndRedelivered { id: "notif_1" })
         .await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     assert_eq!(*seen.lock().unwrap(), [Bytes::from(first)]);
 }
 
@@ -234,19 +230,15 @@ pub async fn odd_but_valid_ids_are_stored_exactly<H: InboxHarness>() {
     // Workers hand the same ids back.
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(move |n: ReceivedNotification| {
-            assert_eq!(n.topic(), "ping");
-            let body: serde_json::Value = n.json().unwrap();
-            assert_eq!(body["id"], n.id());
-            record.lock().unwrap().push(n.id().to_owned());
-            async { Ok::<_, std::io::Error>(()) }
-        }))
-        .spawn(signal);
+    let worker = spawn(inbox.worker(handler_fn(move |n: ReceivedNotification| {
+        assert_eq!(n.topic(), "ping");
+        let body: serde_json::Value = n.json().unwrap();
+        assert_eq!(body["id"], n.id());
+        record.lock().unwrap().push(n.id().to_owned());
+        async { Ok::<_, std::io::Error>(()) }
+    })));
     wait_for(&inbox, "all done", |c| c.done == ids.len() as u64).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     let mut seen = seen.lock().unwrap().clone();
     seen.sort();
     let mut expected = ids.to_vec();
@@ -315,22 +307,20 @@ pub async fn two_receivers_sharing_a_backend_store_and_process_a_notification_on
         .into_iter()
         .map(|inbox| {
             let calls = calls.clone();
-            let (trigger, signal) = shutdown();
-            let worker = inbox
-                .worker(handler_fn(move |n: ReceivedNotification| {
-                    calls.lock().unwrap().push(n.id().to_owned());
-                    async { Ok::<_, std::io::Error>(()) }
-                }))
-                .poll_interval(Duration::from_millis(10))
-                .spawn(signal);
-            (trigger, worker)
+            spawn(
+                inbox
+                    .worker(handler_fn(move |n: ReceivedNotification| {
+                        calls.lock().unwrap().push(n.id().to_owned());
+                        async { Ok::<_, std::io::Error>(()) }
+                    }))
+                    .poll_interval(Duration::from_millis(10)),
+            )
         })
         .collect();
     wait_for(&a, "all done", |c| c.done == 5).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for (trigger, worker) in workers {
-        trigger.send(()).unwrap();
-        worker.await.unwrap();
+    for worker in workers {
+        worker.stop().await;
     }
     let mut calls = calls.lock().unwrap().clone();
     calls.sort();
@@ -349,17 +339,7 @@ pub async fn concurrent_deliveries_and_workers_process_each_once<H: InboxHarness
     let service = stack(&inbox);
     let n = 2000;
     let start = Instant::now();
-    let deliveries: Vec<_> = (0..n)
-        .map(|i| {
-            tokio::spawn(deliver(
-                &service,
-                envelope(&format!("notif_{i}"), "ping", 1),
-            ))
-        })
-        .collect();
-    for delivery in deliveries {
-        assert_eq!(delivery.await.unwrap().status, StatusCode::OK);
-    }
+    accept_all(&service, n).await;
     let took = start.elapsed();
     assert_eq!(inbox.counts().await.unwrap(), counts(n, 0, 0, 0));
 
@@ -369,23 +349,21 @@ pub async fn concurrent_deliveries_and_workers_process_each_once<H: InboxHarness
     let workers: Vec<_> = (0..3)
         .map(|_| {
             let (calls, seen) = (calls.clone(), seen.clone());
-            let (trigger, signal) = shutdown();
-            let worker = inbox
-                .worker(handler_fn(move |n: ReceivedNotification| {
-                    calls.fetch_add(1, Ordering::SeqCst);
-                    seen.lock().unwrap().insert(n.id().to_owned());
-                    async { Ok::<_, std::io::Error>(()) }
-                }))
-                .concurrency(16)
-                .spawn(signal);
-            (trigger, worker)
+            spawn(
+                inbox
+                    .worker(handler_fn(move |n: ReceivedNotification| {
+                        calls.fetch_add(1, Ordering::SeqCst);
+                        seen.lock().unwrap().insert(n.id().to_owned());
+                        async { Ok::<_, std::io::Error>(()) }
+                    }))
+                    .concurrency(16),
+            )
         })
         .collect();
     wait_for(&inbox, "all done", |c| c.done == n).await;
     let processed = start.elapsed();
-    for (trigger, worker) in workers {
-        trigger.send(()).unwrap();
-        worker.await.unwrap();
+    for worker in workers {
+        worker.stop().await;
     }
     assert_eq!(calls.load(Ordering::SeqCst), n as usize);
     assert_eq!(seen.lock().unwrap().len(), n as usize);

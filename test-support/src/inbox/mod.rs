@@ -63,6 +63,24 @@ use tower_intercom::{
 /// [`start`](Self::start) once (twice for two unrelated backends), so a
 /// harness is one test's backend: a temporary file, a server of its own.
 /// Dropping it removes the backend.
+///
+/// # Adding a store
+///
+/// 1. In `test-support/Cargo.toml`, a feature for the store (enabling the
+///    crate's own), added to the features of the root `Cargo.toml`'s
+///    dev-dependency on this crate.
+/// 2. `test-support/src/inbox/STORE.rs` behind it (declared below
+///    `pub mod sqlite;` in this module): the one function the tests make
+///    the store with, and the harness. `start` gives each test a backend
+///    of its own (a database, a server); `store` applies the
+///    [`StoreSettings`] the store has an equivalent of; `stall`/`resume`
+///    make writers wait (another connection holding a lock they need, a
+///    frozen server); `take_down`/`bring_back` make them fail (the server
+///    stopped and started again, a proxy cut). The two constants say how
+///    the store behaves where stores may differ; [`inspect`](Self::inspect)
+///    is optional.
+/// 3. `tests/inbox_STORE.rs`: `#![cfg(feature = "…")]`,
+///    `inbox_suite!(StoreHarness);`, and the tests that are the store's own.
 pub trait InboxHarness: Sized + Send + Sync + 'static {
     /// The store under test.
     type Store: InboxStore;

@@ -443,6 +443,16 @@ pub async fn until(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
+/// Waits until `signal` is notified; panics after 30 s. Unlike a polling
+/// wait, it needs no timer to wake: a handler's blocking code can hold up
+/// the runtime's timers (its thread was the one driving them, as when the
+/// claim's answer came over a socket).
+pub async fn notified(what: &str, signal: &tokio::sync::Notify) {
+    tokio::time::timeout(Duration::from_secs(30), signal.notified())
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"));
+}
+
 /// A shutdown future and its trigger.
 pub fn shutdown() -> (
     tokio::sync::oneshot::Sender<()>,

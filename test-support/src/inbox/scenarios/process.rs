@@ -12,6 +12,7 @@ use std::{
 
 use bytes::Bytes;
 use http::StatusCode;
+use tokio::sync::Notify;
 use tower_intercom::inbox::{
     handler_fn, DeadQuery, Inbox, InboxStore, NewNotification, ReceivedNotification,
 };
@@ -195,11 +196,13 @@ pub async fn a_handler_that_finishes_while_being_handed_back_is_done<H: InboxHar
     let (_harness, inbox) = start::<H>().await;
     accept(&stack(&inbox), envelope("notif_late", "ping", 1)).await;
     let runs = Arc::new(AtomicU32::new(0));
-    let counted = runs.clone();
+    let started = Arc::new(Notify::new());
+    let (counted, starting) = (runs.clone(), started.clone());
     let worker = spawn(
         inbox
             .worker(handler_fn(move |_: ReceivedNotification| {
                 counted.fetch_add(1, Ordering::SeqCst);
+                starting.notify_one();
                 async {
                     // Past the 100 ms grace period, within the lease's 1 s
                     // margin.
@@ -210,7 +213,7 @@ pub async fn a_handler_that_finishes_while_being_handed_back_is_done<H: InboxHar
             .lease(Duration::from_secs(10))
             .grace_period(Duration::from_millis(100)),
     );
-    until("the handler", || runs.load(Ordering::SeqCst) > 0).await;
+    notified("the handler", &started).await;
     worker.stop().await;
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
     assert_eq!(runs.load(Ordering::SeqCst), 1);
@@ -227,14 +230,18 @@ pub async fn a_handler_that_does_not_stop_at_shutdown_is_not_run_twice_at_once<H
     let running = Arc::new(AtomicU32::new(0));
     let most = Arc::new(AtomicU32::new(0));
     let attempts = Arc::new(Mutex::new(Vec::new()));
+    let started = Arc::new(Notify::new());
     let handler = || {
         let (running, most, attempts) = (running.clone(), most.clone(), attempts.clone());
+        let started = started.clone();
         handler_fn(move |n: ReceivedNotification| {
             let (running, most, attempts) = (running.clone(), most.clone(), attempts.clone());
+            let started = started.clone();
             async move {
                 attempts.lock().unwrap().push(n.attempt());
                 let now = running.fetch_add(1, Ordering::SeqCst) + 1;
                 most.fetch_max(now, Ordering::SeqCst);
+                started.notify_one();
                 if n.attempt() == 1 {
                     // Blocking: an abort cannot stop it.
                     std::thread::sleep(Duration::from_millis(1200));
@@ -251,7 +258,7 @@ pub async fn a_handler_that_does_not_stop_at_shutdown_is_not_run_twice_at_once<H
             .lease(lease)
             .grace_period(Duration::from_millis(100)),
     );
-    until("the first handler", || running.load(Ordering::SeqCst) > 0).await;
+    notified("the first handler", &started).await;
     let taken_at = Instant::now();
     let second = spawn(
         inbox

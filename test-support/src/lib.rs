@@ -10,6 +10,10 @@
 //! - With the `runtime` feature (on by default): real loopback clients and
 //!   servers ([`client`], [`requests`]), the idempotency harness
 //!   ([`idempotency`]) and log capture ([`logs`]).
+//! - With the `inbox` feature: the inbox's shared scenarios and
+//!   [`inbox_suite!`], which runs them against a store through its
+//!   harness ([`inbox`]; `inbox-sqlite` and `inbox-redis` add the
+//!   harnesses of the two stores).
 //! - [`examples`] builds and runs the crate's examples as a user does.
 //! - [`fake_intercom`] is Intercom's REST API on a loopback port (tokens,
 //!   `/me`, rate-limit windows, injected 429s and redirects, a record of
@@ -26,6 +30,8 @@ pub mod examples;
 pub mod fake_intercom;
 #[cfg(feature = "runtime")]
 pub mod idempotency;
+#[cfg(feature = "inbox")]
+pub mod inbox;
 #[cfg(feature = "runtime")]
 pub mod logs;
 pub mod model;

@@ -407,9 +407,13 @@ impl<St: InboxStore> Inbox<St> {
     /// An inbox over a store already shared.
     pub fn from_arc(store: Arc<St>) -> Self {
         Self {
+            // The store's wake-ups, when it has some (other processes'
+            // inserts), are the receivers' too.
+            wake: store
+                .wakeups()
+                .unwrap_or_else(|| Arc::new(tokio::sync::Notify::new())),
             store,
             config: Config::default(),
-            wake: Arc::new(tokio::sync::Notify::new()),
             failures: Arc::new(receiver::FailureLog::new(
                 "a notification could not be committed to the inbox (Intercom will retry it)",
             )),

@@ -245,6 +245,8 @@
 
 mod notification;
 mod permanent;
+#[cfg(feature = "inbox-postgres")]
+mod postgres;
 mod receiver;
 #[cfg(feature = "inbox-redis")]
 mod redis;
@@ -252,7 +254,11 @@ mod response;
 #[cfg(feature = "inbox-sqlite")]
 mod sqlite;
 mod store;
-#[cfg(any(feature = "inbox-redis", feature = "inbox-sqlite"))]
+#[cfg(any(
+    feature = "inbox-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-postgres"
+))]
 mod store_helpers;
 mod worker;
 
@@ -292,6 +298,15 @@ pub use self::sqlite::{
 pub use self::redis::{
     Persistence, RedisInbox, RedisOptions, RedisStore, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT, LARGEST_MAX_IN_FLIGHT,
+};
+
+#[cfg(feature = "inbox-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox-postgres")))]
+pub use self::postgres::{
+    PostgresBatches, PostgresDurability, PostgresInbox, PostgresOptions, PostgresStore,
+    DEFAULT_POSTGRES_CHANNEL_CAPACITY, DEFAULT_POSTGRES_MAX_BATCH, DEFAULT_POSTGRES_POOL_SIZE,
+    DEFAULT_POSTGRES_SCHEMA, DEFAULT_POSTGRES_TIMEOUT, MAX_POSTGRES_CHANNEL_CAPACITY,
+    MAX_POSTGRES_POOL_SIZE, MAX_POSTGRES_TIMEOUT,
 };
 
 /// How long the receiver waits for the store's commit before answering

@@ -915,7 +915,7 @@ async fn bad_urls_missing_databases_and_refused_logins_are_clear_errors() {
             "Postgres refused the login",
         ),
         (
-            format!("postgres://postgres:hunter3@127.0.0.1:notaport/postgres"),
+            "postgres://postgres:hunter3@127.0.0.1:notaport/postgres".to_owned(),
             "the Postgres URL is invalid",
         ),
         (

@@ -269,6 +269,49 @@ async fn odd_but_valid_ids_are_stored_exactly() {
     assert_eq!(seen, expected);
 }
 
+/// Reception times are kept to the millisecond; one that no `timestamptz`
+/// holds is taken as the nearest it does, without failing the inserts
+/// written with it.
+#[tokio::test]
+async fn reception_times_are_kept_and_extreme_ones_fail_nothing() {
+    let url = database();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let now = SystemTime::now();
+    let far = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(i64::MAX as u64 / 2))
+        .unwrap_or(now + Duration::from_secs(1 << 40));
+    let before_epoch = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
+    let inserts = [("t_now", now), ("t_far", far), ("t_before", before_epoch)]
+        .map(|(id, at)| store.insert(new(id).received_at(at)));
+    for insert in inserts {
+        assert_eq!(insert.await.unwrap(), Inserted::Stored);
+    }
+    let claimed = store
+        .claim(ClaimRequest::new(10, Duration::from_secs(30), 3))
+        .await
+        .unwrap();
+    let at = |id: &str| {
+        claimed
+            .leases
+            .iter()
+            .find(|lease| lease.notification.id() == id)
+            .unwrap()
+            .notification
+            .received_at()
+    };
+    let millis = |time: SystemTime| {
+        time.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    assert_eq!(millis(at("t_now")), millis(now));
+    assert_eq!(
+        at("t_far"),
+        SystemTime::UNIX_EPOCH + Duration::from_millis(253_402_300_799_999)
+    );
+    assert_eq!(at("t_before"), SystemTime::UNIX_EPOCH);
+}
+
 /// Many deliveries at once are written in few statements (group commit),
 /// each answered on its own: one of each id stored, its twin a duplicate.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,10 +10,6 @@ use super::MAX_LEASE;
 pub(super) const MAX_ERROR_LEN: usize = 2048;
 
 /// Milliseconds since the Unix epoch (0 before it).
-#[cfg_attr(
-    not(any(feature = "inbox-sqlite", feature = "inbox-redis")),
-    allow(dead_code)
-)]
 pub(super) fn millis(time: SystemTime) -> i64 {
     time.duration_since(UNIX_EPOCH).map_or(0, |since| {
         i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
@@ -27,10 +23,6 @@ pub(super) fn duration_millis(duration: Duration) -> i64 {
 }
 
 /// The time `millis` milliseconds after the Unix epoch.
-#[cfg_attr(
-    not(any(feature = "inbox-sqlite", feature = "inbox-redis")),
-    allow(dead_code)
-)]
 pub(super) fn time(millis: u64) -> SystemTime {
     UNIX_EPOCH
         .checked_add(Duration::from_millis(millis))

@@ -65,7 +65,7 @@ pub type PostgresInbox = Inbox<PostgresStore>;
 ///
 /// | table | holds |
 /// |---|---|
-/// | `S.inbox` | one small row per notification: `seq` (identity), `id` and `topic` (`bytea`: the exact UTF-8 bytes, NUL included, which `text` cannot hold; read them with `convert_from(id, 'UTF8')`), `id_key` (`sha256(id)`, generated, unique: the dedupe key, whatever the id's length), `received_at`, `state` (0 pending, 1 in progress, 2 done, 3 dead), `attempts`, `available_at`, `lease_until`, `lease_token`, `last_error`, `done_at` |
+/// | `S.inbox` | one small row per notification: `seq` (identity), `id` and `topic` (`bytea`: the exact UTF-8 bytes, NUL included, which `text` cannot hold; read them with `convert_from(id, 'UTF8')`), `id_key` (`sha256(id)`, generated, unique: the dedupe key, whatever the id's length), `received_at` (to the millisecond, between 1970 and the end of 9999: a time outside is taken as the nearest), `state` (0 pending, 1 in progress, 2 done, 3 dead), `attempts`, `available_at`, `lease_until`, `lease_token`, `last_error`, `done_at` |
 /// | `S.inbox_body` | `seq` → the exact verified bytes, while the notification is not done (deleted with it: `ON DELETE CASCADE`) |
 /// | `S.inbox_migrations` | the schema versions applied, and when |
 ///

@@ -16,6 +16,7 @@ use deadpool_postgres::Pool;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{errors::store_error, pooled, Inserted, StoreError, StoreErrorKind};
+use crate::inbox::store_helpers;
 
 /// One notification waiting to be stored.
 pub(super) struct Insert {
@@ -176,7 +177,10 @@ impl Writer {
         let statement = client.prepare_cached(&self.sql).await.map_err(failed)?;
         let ids: Vec<&[u8]> = unique.iter().map(|&i| batch[i].id.as_bytes()).collect();
         let topics: Vec<&[u8]> = unique.iter().map(|&i| batch[i].topic.as_bytes()).collect();
-        let received: Vec<SystemTime> = unique.iter().map(|&i| batch[i].received_at).collect();
+        let received: Vec<SystemTime> = unique
+            .iter()
+            .map(|&i| storable_time(batch[i].received_at))
+            .collect();
         let bodies: Vec<&[u8]> = unique.iter().map(|&i| &batch[i].body[..]).collect();
         let rows = client
             .query(
@@ -197,6 +201,17 @@ impl Writer {
             .collect::<Result<_, _>>()
             .map_err(failed)
     }
+}
+
+/// The last millisecond of the year 9999, the latest `received_at` kept.
+const LATEST_MILLIS: i64 = 253_402_300_799_999;
+
+/// `time` as the store keeps it: to the millisecond (as the other stores),
+/// and between the Unix epoch and the end of the year 9999 (a time
+/// outside is taken as the nearest), so that a time no `timestamptz`
+/// holds cannot fail the statement of every insert sent with it.
+fn storable_time(time: SystemTime) -> SystemTime {
+    store_helpers::time(store_helpers::millis(time).clamp(0, LATEST_MILLIS) as u64)
 }
 
 /// Why a batch was not written, for each of its inserts.

@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot, Notify};
 
 use self::{
     shared::{pooled, storable_error, Shared},
-    writer::Insert,
+    writer::{Completion, Insert},
 };
 use super::{
     store_helpers::duration_millis, ClaimRequest, Claimed, Counts, DeadNotification, DeadPage,
@@ -91,7 +91,8 @@ pub type PostgresInbox = Inbox<PostgresStore>;
 ///   then when the next one is due.
 /// - complete, fail, release: `UPDATE … WHERE id_key = sha256($id) AND id
 ///   = $id AND state = 1 AND lease_token = $token` (the fence); complete
-///   also deletes the body.
+///   also deletes the body, and goes in batches as inserts do (below),
+///   each completion fenced on its own, rows locked in `seq` order.
 /// - prune: `DELETE` of at most 1000 done rows older than the retention
 ///   per call.
 ///
@@ -100,13 +101,16 @@ pub type PostgresInbox = Inbox<PostgresStore>;
 ///
 /// # Group commit
 ///
-/// Inserts go through a bounded channel
+/// Inserts (and, the same way, completions) go through a bounded channel
 /// ([`channel_capacity`](PostgresOptions::channel_capacity); when it is
 /// full the receiver answers 429 at once) to a task that takes every
 /// insert waiting (up to [`max_batch`](PostgresOptions::max_batch) and
-/// 4 MiB), writes them with one statement, and answers each `Stored` or
-/// `Duplicate` once it committed. Up to 4 statements are in flight; under
-/// load the batches grow by themselves while the previous commits run.
+/// 4 MiB), writes them with one statement, in the order of their ids (so
+/// that two receivers inserting the same ids never deadlock), and answers
+/// each `Stored` or `Duplicate` once it committed. Up to 4 statements
+/// are in flight; under load the batches grow by themselves while the
+/// previous commits run. Completions wait for room in their channel rather
+/// than fail: the workers bound how many there are.
 ///
 /// # Wake-ups, and poolers
 ///
@@ -324,21 +328,21 @@ impl InboxStore for PostgresStore {
     }
 
     fn complete(&self, id: &str, token: &LeaseToken) -> InboxFuture<bool> {
-        let (shared, id, token) = (
-            self.shared.clone(),
-            Box::<str>::from(id),
-            token.value() as i64,
-        );
+        let (reply, answer) = oneshot::channel();
+        let completion = Completion {
+            id: id.into(),
+            token: token.value() as i64,
+            reply,
+        };
+        let completions = self.shared.completions.clone();
+        // Written with the others waiting (group commit); the writer
+        // answers within its timeout.
         self.bounded(async move {
-            let client = shared.client().await?;
-            let rows = shared
-                .query(&client, &shared.sql.complete, &[&id.as_bytes(), &token])
-                .await?;
-            let done: i64 = match rows.first() {
-                Some(row) => shared.get(row, 0)?,
-                None => 0,
-            };
-            Ok(done == 1)
+            completions
+                .send(completion)
+                .await
+                .map_err(|_| writer_gone())?;
+            answer.await.map_err(|_| writer_gone())?
         })
     }
 

@@ -11,7 +11,7 @@ use super::{
     listen::Listener,
     schema::{channel, migrate, validate_schema, Statements},
     tls::Rustls,
-    writer::{write_loop, Writer},
+    writer::{write_loop, Completion, Insert, Writer},
     PostgresStore, Shared, StoreError,
 };
 
@@ -315,19 +315,22 @@ impl PostgresOptions {
         let channel = channel(&self.schema);
         let sql = Statements::new(&self.schema);
         let stats = Arc::default();
+        let writer = Arc::new(Writer {
+            pool: pool.clone(),
+            insert_sql: sql.insert.as_str().into(),
+            complete_sql: sql.complete.as_str().into(),
+            channel: channel.as_str().into(),
+            origin: origin.clone(),
+            timeout: self.timeout,
+            max_batch: self.max_batch,
+            stats: Arc::clone(&stats),
+        });
         let (writes, queue) = mpsc::channel(self.channel_capacity);
-        tokio::spawn(write_loop(
-            queue,
-            Writer {
-                pool: pool.clone(),
-                sql: sql.insert.as_str().into(),
-                channel: channel.as_str().into(),
-                origin: origin.clone(),
-                timeout: self.timeout,
-                max_batch: self.max_batch,
-                stats: Arc::clone(&stats),
-            },
-        ));
+        tokio::spawn(write_loop::<Insert>(queue, writer.clone()));
+        // Completions wait for room (their workers bound how many there
+        // are), within the timeout.
+        let (completions, queue) = mpsc::channel(self.channel_capacity);
+        tokio::spawn(write_loop::<Completion>(queue, writer));
         let (wake, stop_listening) = if self.listen {
             let wake = Arc::new(Notify::new());
             let (stop, stopped) = oneshot::channel();
@@ -353,6 +356,7 @@ impl PostgresOptions {
                 max_batch: self.max_batch,
                 channel_capacity: self.channel_capacity,
                 writes,
+                completions,
                 wake,
                 ascii_errors: !encoding.eq_ignore_ascii_case("UTF8"),
                 stats,

@@ -14,7 +14,7 @@ use tokio_postgres::{types::ToSql, Row};
 use super::{
     errors::{pool_error, store_error},
     schema::Statements,
-    writer::{Insert, Stats},
+    writer::{Completion, Insert, Stats},
     ReceivedNotification, StoreError,
 };
 use crate::inbox::store_helpers::{truncate, MAX_ERROR_LEN};
@@ -28,6 +28,7 @@ pub(super) struct Shared {
     pub(super) max_batch: usize,
     pub(super) channel_capacity: usize,
     pub(super) writes: mpsc::Sender<Insert>,
+    pub(super) completions: mpsc::Sender<Completion>,
     pub(super) wake: Option<Arc<Notify>>,
     /// The database's encoding is not UTF-8: error messages are stored
     /// with their other characters escaped.

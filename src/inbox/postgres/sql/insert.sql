@@ -3,7 +3,7 @@ WITH input AS (
     AS input (id, topic, received_at, body)
 ), stored AS (
   INSERT INTO {schema}.inbox (id, topic, received_at, available_at)
-  SELECT id, topic, received_at, now() FROM input
+  SELECT id, topic, received_at, now() FROM input ORDER BY id
   ON CONFLICT (id_key) DO NOTHING
   RETURNING seq, id
 ), bodies AS (

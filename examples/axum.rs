@@ -38,7 +38,9 @@
 //! your monitoring:
 //!
 //! - `GET /metrics`: the crate's metrics in Prometheus's text format.
-//! - `GET /inbox`: the inbox's counts, `{"pending":…,"in_progress":…,"done":…,"dead":…}`.
+//! - `GET /inbox`: the inbox's counts,
+//!   `{"pending":…,"in_progress":…,"done":…,"dead":…,"oldest_pending_unix_ms":…}`
+//!   (when the longest-waiting due notification became due, or `null`).
 //!
 //! They are kept off the webhook port on purpose. Whoever reaches the
 //! webhook port (the internet, since Intercom must) would otherwise read
@@ -100,7 +102,7 @@ use hyper_util::{
     server::{conn::auto, graceful::GracefulShutdown},
     service::TowerToHyperService,
 };
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::{net::TcpListener, sync::watch};
 use tower::{limit::GlobalConcurrencyLimitLayer, load_shed::error::Overloaded, ServiceBuilder};
 use tower_intercom::{
@@ -112,6 +114,7 @@ use tower_intercom::{
     inbox::{
         handler_fn, Inbox, InboxStore, PostgresStore, ReceivedNotification, RedisStore, SqliteStore,
     },
+    metrics::{BODY_SIZE_BUCKETS, SECONDS_BUCKETS, WEBHOOK_BODY_SIZE},
     notification::{Notification, Topic},
     reload::SecretFile,
     sign, AccessToken, SignatureScheme, VerifyIntercomWebhookLayer, WebhookSecret, WebhookSecrets,
@@ -200,7 +203,8 @@ async fn inbox_counts(State(state): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
-    // Refreshes the inbox's pending and dead gauges, and the token's age.
+    // Refreshes the inbox's gauges (its counts and the oldest pending
+    // notification's age), and the token's age.
     let _ = state.inbox.counts().await;
     state.token_age.record();
     (
@@ -384,7 +388,13 @@ async fn run() -> Result<(), Box<dyn Error>> {
     // Every setting first, then the inbox, then the ports: a mistyped
     // setting creates no file and takes no port.
     let settings = Settings::from_env().await?;
-    let metrics = PrometheusBuilder::new().install_recorder()?;
+    // Histograms with buckets (not the exporter's default summaries), so
+    // that Prometheus can aggregate them and the Grafana dashboard in
+    // deploy/grafana can draw their quantiles.
+    let metrics = PrometheusBuilder::new()
+        .set_buckets(SECONDS_BUCKETS)?
+        .set_buckets_for_metric(Matcher::Full(WEBHOOK_BODY_SIZE.into()), BODY_SIZE_BUCKETS)?
+        .install_recorder()?;
     // The REST API client, built once the recorder is in place so that its
     // counters are exported.
     let intercom = settings

@@ -11,10 +11,7 @@ use http::HeaderValue;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::{
-    secret::{secret_traits, SecretBytes, SecretKind},
-    SecretError, SecretErrorKind,
-};
+use crate::secret::{secret_traits, SecretBytes, SecretError, SecretErrorKind, SecretKind};
 
 const BEARER: &[u8] = b"Bearer ";
 

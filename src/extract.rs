@@ -69,13 +69,14 @@ use axum_core::{
     response::{IntoResponse, Response},
 };
 use bytes::Bytes;
-use http::{header, HeaderValue, StatusCode};
+use http::StatusCode;
 use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use crate::{
     notification::{validate::Invalid, Notification},
-    VerifiedWebhook,
+    rejection::json_error,
+    webhook::VerifiedWebhook,
 };
 
 /// Extractor for a verified webhook, parsed as a
@@ -394,25 +395,14 @@ impl Error for ExtractorRejection {
 
 impl IntoResponse for ExtractorRejection {
     fn into_response(self) -> Response {
-        let mut body = serde_json::Map::new();
-        body.insert("error".into(), self.to_string().into());
-        if let (Some(line), Some(column)) = (self.line(), self.column()) {
-            body.insert("line".into(), line.into());
-            body.insert("column".into(), column.into());
-        }
-        let body = serde_json::Value::Object(body).to_string();
-        let mut response = Response::new(body.into());
-        *response.status_mut() = self.status();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
+        json_error(self.status(), &self.to_string(), self.position()).map(Into::into)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use http::header;
+
     use super::*;
 
     #[test]

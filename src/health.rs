@@ -65,7 +65,11 @@ use http::{header, HeaderValue, Request, Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use tower_service::Service;
 
-use crate::{rejection::json_error, SignatureScheme, VerifiedWebhook, WebhookBody};
+use crate::{
+    rejection::json_error,
+    signature::SignatureScheme,
+    webhook::{VerifiedWebhook, WebhookBody},
+};
 
 /// The most characters Intercom accepts in a health check message.
 pub const MAX_MESSAGE_CHARS: usize = 2084;

@@ -89,10 +89,13 @@ mod access_token;
 #[cfg_attr(docsrs, doc(cfg(feature = "audit")))]
 pub mod audit;
 mod body;
+mod box_error;
 #[cfg(feature = "client")]
 #[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 mod config_error;
+#[cfg(any(feature = "idempotency", feature = "inbox"))]
+mod duplicate;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
@@ -108,6 +111,7 @@ pub mod identity;
 #[cfg(feature = "inbox")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox")))]
 pub mod inbox;
+mod mac;
 mod measure;
 #[cfg(feature = "metrics")]
 #[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
@@ -123,6 +127,7 @@ mod report;
 mod secret;
 pub mod signature;
 mod store_error;
+mod warn_limit;
 pub mod webhook;
 
 // Secrets, configuration errors and store errors live at the root (their
@@ -141,9 +146,6 @@ pub use crate::{
     signature::{sign, verify, SignatureScheme},
     webhook::{VerifiedWebhook, VerifyIntercomWebhookLayer, WebhookBody},
 };
-
-/// The error type bodies' errors are converted into.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

@@ -7,7 +7,7 @@
 #[cfg(feature = "metrics")]
 use crate::metrics::*;
 
-use crate::{rejection::RejectionKind, SignatureScheme};
+use crate::{rejection::RejectionKind, signature::SignatureScheme};
 
 /// The `signature.scheme` label.
 fn scheme_label(scheme: SignatureScheme) -> &'static str {
@@ -98,13 +98,37 @@ pub(crate) fn inbox_processed(outcome: &'static str, elapsed: std::time::Duratio
     }
 }
 
-/// The inbox's pending and dead counts, as last counted.
+/// The inbox's counts, and how long its longest-waiting due notification
+/// has waited, as last counted.
 #[inline]
-pub(crate) fn inbox_counts(pending: u64, dead: u64) {
+pub(crate) fn inbox_counts(
+    pending: u64,
+    in_progress: u64,
+    dead: u64,
+    oldest_pending_age: std::time::Duration,
+) {
     #[cfg(feature = "metrics")]
     {
         metrics::gauge!(INBOX_PENDING).set(pending as f64);
+        metrics::gauge!(INBOX_IN_PROGRESS).set(in_progress as f64);
         metrics::gauge!(INBOX_DEAD).set(dead as f64);
+        metrics::gauge!(INBOX_OLDEST_PENDING_AGE).set(oldest_pending_age.as_secs_f64());
+    }
+}
+
+/// A worker starts attempt `attempt` of a notification received at
+/// `received_at`: the first attempt's delay since the receipt is recorded
+/// (a retry's is mostly the backoff the worker chose).
+#[inline]
+pub(crate) fn inbox_attempt_started(received_at: std::time::SystemTime, attempt: u32) {
+    #[cfg(feature = "metrics")]
+    if attempt <= 1 {
+        // Receivers and workers on other machines: a clock behind the
+        // receiver's counts as no delay.
+        let delay = std::time::SystemTime::now()
+            .duration_since(received_at)
+            .unwrap_or_default();
+        metrics::histogram!(INBOX_PROCESSING_DELAY).record(delay.as_secs_f64());
     }
 }
 
@@ -165,8 +189,21 @@ pub(crate) fn describe() {
                 Unit::Seconds,
                 "Time the processing of a notification took"
             );
+            describe_histogram!(
+                INBOX_PROCESSING_DELAY,
+                Unit::Seconds,
+                "Time from the receipt of a notification to the start of its first processing \
+                 attempt"
+            );
             describe_gauge!(INBOX_PENDING, "Notifications waiting in the inbox");
+            describe_gauge!(INBOX_IN_PROGRESS, "Notifications leased to a worker");
             describe_gauge!(INBOX_DEAD, "Dead notifications in the inbox");
+            describe_gauge!(
+                INBOX_OLDEST_PENDING_AGE,
+                Unit::Seconds,
+                "How long the longest-waiting due notification has waited since it became due; \
+                 0 when none is due"
+            );
             describe_counter!(
                 SECRET_RELOADS,
                 "New values of a secret file swapped in, by secret"

@@ -18,7 +18,9 @@
 //! | `intercom.inbox.commit.duration` | histogram, seconds | | time from a verified request to its durable commit (the ack latency), for notifications stored; a duplicate, which stores nothing, is counted by `intercom.inbox.receive` only |
 //! | `intercom.inbox.processed` | counter | `outcome` (`done`, `retried`, `dead`) | processing attempts and how they ended |
 //! | `intercom.inbox.processing.duration` | histogram, seconds | `outcome` | time the processing took |
-//! | `intercom.inbox.pending`, `intercom.inbox.dead` | gauges | | notifications waiting, and dead ones, when the inbox was last counted |
+//! | `intercom.inbox.processing.delay` | histogram, seconds | | time from a notification's receipt (`received_at`) to the start of its first processing attempt: how far behind the workers run. Retries are not measured (their delay is mostly the backoff); a notification handed back at shutdown is measured again when it is taken again |
+//! | `intercom.inbox.pending`, `intercom.inbox.in_progress`, `intercom.inbox.dead` | gauges | | notifications waiting (retries waiting out their backoff included), leased to a worker, and dead, when the inbox was last counted (`Inbox::counts`) |
+//! | `intercom.inbox.oldest_pending.age` | gauge, seconds | | how long the longest-waiting due notification has waited since it became due (stored, handed back, requeued, or its retry's backoff over), when the inbox was last counted; 0 when none is due. It grows while no worker takes work |
 //! | `intercom.client.requests` | counter | `status.class` (`1xx` … `5xx`, `error` when no answer came) | answers the REST API client received, retried attempts included |
 //! | `intercom.client.auth.failures` | counter | `error.type` (Intercom's code: `unauthorized`, `token_revoked`, `token_unauthorized`, `token_not_found`, `token_suspended`, `forbidden`, `api_plan_restricted`, `other`) | 401 and 403 answers; the series of the token codes start at 0 when a client layer is built, so the first failure is an increase |
 //! | `intercom.client.rate_limit.remaining` | gauge | | the rate-limit window's remaining budget, as the last answer left it |
@@ -28,10 +30,17 @@
 //! | `intercom.secret.reloads` | counter | `secret` (`webhook`, `identity`, `access_token`) | new values of a secret file swapped in (feature `reload`) |
 //! | `intercom.secret.reload.failures` | counter | `secret`, `error.type` (`unreadable`, `too_large`, `invalid`, `check`) | changes of a secret file that were refused, the value in use staying; each distinct failure once (feature `reload`) |
 //!
+//! The inbox's gauges are set by `Inbox::counts`: call it where your
+//! metrics are collected, as the example does at each scrape.
+//!
 //! The example `examples/axum.rs` serves them at `GET /metrics` on its
 //! admin port (`ADMIN_PORT`, loopback only, apart from the webhooks) in
-//! Prometheus's text format, and `deploy/prometheus/alerts.yml` has alert
-//! rules for them.
+//! Prometheus's text format, with the histograms in the buckets
+//! [`SECONDS_BUCKETS`] and [`BODY_SIZE_BUCKETS`];
+//! `deploy/prometheus/alerts.yml` has alert rules for them and
+//! `deploy/grafana/tower-intercom.json` a Grafana dashboard (both expect
+//! the exporter's default names: dots as underscores, no `_total` or unit
+//! suffix).
 
 /// `intercom.webhook.verified`: Requests whose signature matched.
 pub const WEBHOOK_VERIFIED: &str = "intercom.webhook.verified";
@@ -58,11 +67,23 @@ pub const INBOX_PROCESSED: &str = "intercom.inbox.processed";
 /// `intercom.inbox.processing.duration`: Time the processing took, in seconds.
 pub const INBOX_PROCESSING_DURATION: &str = "intercom.inbox.processing.duration";
 
+/// `intercom.inbox.processing.delay`: Time from the receipt of a
+/// notification to the start of its first attempt, in seconds.
+pub const INBOX_PROCESSING_DELAY: &str = "intercom.inbox.processing.delay";
+
 /// `intercom.inbox.pending`: Notifications waiting in the inbox.
 pub const INBOX_PENDING: &str = "intercom.inbox.pending";
 
+/// `intercom.inbox.in_progress`: Notifications leased to a worker.
+pub const INBOX_IN_PROGRESS: &str = "intercom.inbox.in_progress";
+
 /// `intercom.inbox.dead`: Dead notifications in the inbox.
 pub const INBOX_DEAD: &str = "intercom.inbox.dead";
+
+/// `intercom.inbox.oldest_pending.age`: How long the longest-waiting due
+/// notification has waited since it became due, in seconds (0: none is
+/// due).
+pub const INBOX_OLDEST_PENDING_AGE: &str = "intercom.inbox.oldest_pending.age";
 
 /// `intercom.client.requests`: Answers the REST API client received, by status class.
 pub const CLIENT_REQUESTS: &str = "intercom.client.requests";
@@ -87,3 +108,40 @@ pub const SECRET_RELOADS: &str = "intercom.secret.reloads";
 
 /// `intercom.secret.reload.failures`: Refused changes of a secret file.
 pub const SECRET_RELOAD_FAILURES: &str = "intercom.secret.reload.failures";
+
+/// Bucket boundaries, in seconds, that suit the crate's duration
+/// histograms (commit, processing, receipt to processing, pacing), for an
+/// exporter that takes them: from 1 ms to 1 h, with Intercom's 500 ms
+/// (endpoints that answer faster are favoured), the inbox's default 2 s
+/// deadline and Intercom's 5 s timeout as boundaries.
+///
+/// `metrics-exporter-prometheus` renders histograms as summaries unless it
+/// is given buckets; summaries cannot be aggregated across processes, and
+/// the Grafana dashboard in `deploy/grafana` reads buckets (`_bucket`).
+///
+/// # Example
+///
+/// ```
+/// use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+/// use tower_intercom::metrics::{BODY_SIZE_BUCKETS, SECONDS_BUCKETS, WEBHOOK_BODY_SIZE};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let recorder = PrometheusBuilder::new()
+///     .set_buckets(SECONDS_BUCKETS)?
+///     .set_buckets_for_metric(Matcher::Full(WEBHOOK_BODY_SIZE.into()), BODY_SIZE_BUCKETS)?
+///     .build_recorder();
+/// # drop(recorder);
+/// # Ok(())
+/// # }
+/// ```
+pub const SECONDS_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0,
+    300.0, 900.0, 3600.0,
+];
+
+/// Bucket boundaries, in bytes, for `intercom.webhook.body.size`: from
+/// 256 B to the default body limit (2 MiB); Intercom's notifications are
+/// mostly a few KiB. See [`SECONDS_BUCKETS`] for how to set them.
+pub const BODY_SIZE_BUCKETS: &[f64] = &[
+    256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 2097152.0,
+];

@@ -12,7 +12,7 @@ use std::{
 
 use redis::{aio::ConnectionManager, aio::ConnectionManagerConfig, Client};
 
-use crate::StoreError;
+use crate::store_error::StoreError;
 
 /// Operations timed out in a row after which a connection the store
 /// opened itself is replaced.

@@ -14,7 +14,7 @@ use std::{error::Error, fmt};
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 
-use crate::SignatureScheme;
+use crate::signature::SignatureScheme;
 
 /// A request the layer refused, with the reason.
 ///

@@ -7,12 +7,12 @@
 //! happens, then at most once per interval, with how many were left out
 //! since the last report.
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, Instant},
-};
+use std::time::Duration;
 
-use crate::rejection::{Rejection, RejectionKind};
+use crate::{
+    rejection::{Rejection, RejectionKind},
+    warn_limit::{Due, WarnLimit},
+};
 
 /// The log target of every per-request rejection event.
 pub(crate) const TARGET: &str = "tower_intercom::rejection";
@@ -41,30 +41,19 @@ fn slot(kind: RejectionKind) -> usize {
     }
 }
 
-/// The rate limiter of `warn` reports, per reason, shared by every clone of
-/// a layer.
+/// The rate limiter of `warn` reports, one [`WarnLimit`] per reason,
+/// shared by every clone of a layer.
 #[derive(Debug)]
 pub(crate) struct Reports {
     interval: Duration,
-    start: Instant,
-    slots: [Slot; REASONS],
-}
-
-#[derive(Debug, Default)]
-struct Slot {
-    /// When this reason was last reported at `warn`, in nanoseconds since
-    /// `start`, plus one; 0 = never.
-    last_warn: AtomicU64,
-    /// Rejections for this reason not reported at `warn` since then.
-    suppressed: AtomicU64,
+    limits: [WarnLimit; REASONS],
 }
 
 impl Reports {
     pub(crate) fn new(interval: Duration) -> Self {
         Self {
             interval,
-            start: Instant::now(),
-            slots: Default::default(),
+            limits: std::array::from_fn(|_| WarnLimit::new(interval)),
         }
     }
 
@@ -83,26 +72,11 @@ impl Reports {
             status,
             "rejected Intercom webhook: {rejection}"
         );
-        let slot = &self.slots[slot(kind)];
-        let now = u64::try_from(self.start.elapsed().as_nanos())
-            .unwrap_or(u64::MAX - 1)
-            .saturating_add(1);
-        let last = slot.last_warn.load(Ordering::Relaxed);
-        let interval = u64::try_from(self.interval.as_nanos()).unwrap_or(u64::MAX);
-        let due = last == 0 || now.saturating_sub(last) >= interval;
-        if !due
-            || slot
-                .last_warn
-                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
-            // Not due, or another request is reporting this reason now.
-            slot.suppressed.fetch_add(1, Ordering::Relaxed);
+        let Some(Due { first, suppressed }) = self.limits[slot(kind)].due() else {
             return;
-        }
-        let suppressed = slot.suppressed.swap(0, Ordering::AcqRel);
+        };
         let every = self.interval.as_secs_f64();
-        if last == 0 {
+        if first {
             tracing::warn!(
                 reason = %kind,
                 status,

@@ -9,7 +9,7 @@ use std::{env, error::Error, ffi::OsString, fmt, sync::Arc, sync::OnceLock};
 
 use zeroize::Zeroizing;
 
-use crate::signature::{Mac, SignatureScheme};
+use crate::mac::{Hash, Mac};
 
 /// The client secret of an Intercom app: the key of webhook signatures.
 ///
@@ -46,10 +46,10 @@ pub struct WebhookSecret {
     inner: Arc<WebhookKeys>,
 }
 
-/// The key, and the HMAC states keyed with it, one per scheme once used.
+/// The key, and the HMAC states keyed with it, one per hash once used.
 struct WebhookKeys {
     key: SecretBytes,
-    macs: [OnceLock<Mac>; SignatureScheme::COUNT],
+    macs: [OnceLock<Mac>; Hash::COUNT],
 }
 
 impl WebhookSecret {
@@ -89,11 +89,11 @@ impl WebhookSecret {
         SecretBytes::from_env::<Self>(name).map(Self::from_key)
     }
 
-    /// An HMAC state for `scheme` keyed with this secret, ready to be fed
-    /// a message. The keyed state is prepared on first use and cloned after.
-    pub(crate) fn mac(&self, scheme: SignatureScheme) -> Mac {
-        self.inner.macs[scheme.index()]
-            .get_or_init(|| Mac::new(scheme, self.inner.key.expose()))
+    /// An HMAC state for `hash` keyed with this secret, ready to be fed a
+    /// message. The keyed state is prepared on first use and cloned after.
+    pub(crate) fn mac(&self, hash: Hash) -> Mac {
+        self.inner.macs[hash.index()]
+            .get_or_init(|| Mac::new(hash, self.inner.key.expose()))
             .clone()
     }
 }
@@ -135,7 +135,7 @@ pub(crate) trait SecretKind: Sized {
 macro_rules! secret_traits {
     ($ty:ty) => {
         impl ::std::str::FromStr for $ty {
-            type Err = $crate::SecretError;
+            type Err = $crate::secret::SecretError;
 
             /// Parses a secret from text, refusing empty, blank and
             /// whitespace-padded input.

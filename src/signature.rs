@@ -12,13 +12,12 @@
 
 use std::{error::Error, fmt};
 
-use hmac::{Hmac, KeyInit, Mac as _};
 use http::{HeaderName, HeaderValue};
-use sha1::Sha1;
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
-use crate::WebhookSecret;
+use crate::{
+    mac::{Digest, Hash},
+    secret::WebhookSecret,
+};
 
 /// The header of [`SignatureScheme::HubSignature`]: `x-hub-signature`.
 pub const X_HUB_SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature");
@@ -64,7 +63,7 @@ impl SignatureScheme {
     /// The header value Intercom would send for `body`: `sha1=` and 40
     /// lowercase hex digits, or 64 lowercase hex digits.
     pub fn sign(self, secret: &WebhookSecret, body: &[u8]) -> HeaderValue {
-        let mut mac = secret.mac(self);
+        let mut mac = secret.mac(self.hash());
         mac.update(body);
         self.header_value(&mac.finalize())
     }
@@ -85,7 +84,7 @@ impl SignatureScheme {
         header: &HeaderValue,
     ) -> Result<(), SignatureError> {
         let expected = self.parse(header.as_bytes())?;
-        let mut mac = secret.mac(self);
+        let mut mac = secret.mac(self.hash());
         mac.update(body);
         if expected.matches(&mac.finalize()) {
             Ok(())
@@ -95,30 +94,28 @@ impl SignatureScheme {
     }
 
     /// What sets the schemes apart: the one place to change to add one
-    /// (with its arm in [`Mac`]).
+    /// (with, for a new hash, its arm in [`Mac`](crate::mac::Mac)).
     fn spec(self) -> Spec {
         match self {
             Self::HubSignature => Spec {
                 header: X_HUB_SIGNATURE,
                 prefix: b"sha1=",
                 digest_len: 20,
-                index: 0,
+                hash: Hash::Sha1,
             },
             Self::BodySignature => Spec {
                 header: X_BODY_SIGNATURE,
                 prefix: b"",
                 digest_len: 32,
-                index: 1,
+                hash: Hash::Sha256,
             },
         }
     }
 
-    /// How many schemes there are: the size of per-scheme tables.
-    pub(crate) const COUNT: usize = 2;
-
-    /// This scheme's position in per-scheme tables, below [`Self::COUNT`].
-    pub(crate) fn index(self) -> usize {
-        self.spec().index
+    /// The hash of this scheme's HMAC: what a secret's keyed state is
+    /// prepared for.
+    pub(crate) fn hash(self) -> Hash {
+        self.spec().hash
     }
 
     /// Parses a header value in this scheme's format. Never panics: anything
@@ -148,8 +145,8 @@ struct Spec {
     prefix: &'static [u8],
     /// The digest's length in bytes (twice as many hex digits).
     digest_len: usize,
-    /// Position in per-scheme tables.
-    index: usize,
+    /// The hash of its HMAC.
+    hash: Hash,
 }
 
 /// The `X-Hub-Signature` value for `body`: `sha1=` and 40 lowercase hex
@@ -232,86 +229,6 @@ impl fmt::Display for SignatureError {
 }
 
 impl Error for SignatureError {}
-
-/// The longest digest of any scheme, in bytes.
-const MAX_DIGEST_LEN: usize = 32;
-
-/// A digest: decoded from a signature header, or computed. Whatever the
-/// scheme, one type, compared in constant time.
-#[derive(Clone, Copy)]
-pub(crate) struct Digest {
-    bytes: [u8; MAX_DIGEST_LEN],
-    len: usize,
-}
-
-impl Digest {
-    fn zeroed(len: usize) -> Self {
-        Self {
-            bytes: [0; MAX_DIGEST_LEN],
-            len: len.min(MAX_DIGEST_LEN),
-        }
-    }
-
-    fn from_slice(digest: &[u8]) -> Self {
-        let mut this = Self::zeroed(digest.len());
-        let len = this.len;
-        this.as_mut_slice().copy_from_slice(&digest[..len]);
-        this
-    }
-
-    fn as_slice(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        &mut self.bytes[..self.len]
-    }
-
-    /// Constant-time comparison (digests of different lengths never match).
-    pub(crate) fn matches(&self, other: &Digest) -> bool {
-        bool::from(self.as_slice().ct_eq(other.as_slice()))
-    }
-}
-
-/// An HMAC keyed for one scheme: the only place that names a hash per
-/// scheme.
-///
-/// `hmac` is built with its `zeroize` feature: each state, and each clone
-/// made to verify a request, is wiped when dropped.
-#[derive(Clone)]
-pub(crate) enum Mac {
-    Sha1(Hmac<Sha1>),
-    Sha256(Hmac<Sha256>),
-}
-
-impl Mac {
-    /// Keys an HMAC for `scheme` with `key` (any length: HMAC hashes keys
-    /// longer than a block).
-    pub(crate) fn new(scheme: SignatureScheme, key: &[u8]) -> Self {
-        match scheme {
-            SignatureScheme::HubSignature => Self::Sha1(keyed(key)),
-            SignatureScheme::BodySignature => Self::Sha256(keyed(key)),
-        }
-    }
-
-    pub(crate) fn update(&mut self, data: &[u8]) {
-        match self {
-            Self::Sha1(mac) => mac.update(data),
-            Self::Sha256(mac) => mac.update(data),
-        }
-    }
-
-    pub(crate) fn finalize(self) -> Digest {
-        match self {
-            Self::Sha1(mac) => Digest::from_slice(&mac.finalize().into_bytes()),
-            Self::Sha256(mac) => Digest::from_slice(&mac.finalize().into_bytes()),
-        }
-    }
-}
-
-fn keyed<M: KeyInit>(key: &[u8]) -> M {
-    M::new_from_slice(key).expect("HMAC accepts keys of any length")
-}
 
 #[cfg(test)]
 mod tests {

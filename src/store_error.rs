@@ -2,7 +2,7 @@
 
 use std::{error::Error as StdError, fmt, time::Duration};
 
-use crate::BoxError;
+use crate::box_error::BoxError;
 
 /// A store failed, did not answer in time, or is full: the one error of
 /// every store of the crate (the idempotency layer's and the inbox's), and

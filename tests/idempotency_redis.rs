@@ -25,6 +25,15 @@ async fn store(server: &RedisServer) -> RedisStore {
         .expect("connect to the test redis-server")
 }
 
+/// A store whose operations (and connecting) wait at most `timeout`.
+async fn store_with_timeout(server: &RedisServer, timeout: Duration) -> RedisStore {
+    RedisStore::options()
+        .timeout(timeout)
+        .connect(&server.url())
+        .await
+        .expect("connect to the test redis-server")
+}
+
 async fn layer(server: &RedisServer) -> IdempotencyLayer<RedisStore> {
     IdempotencyLayer::new(store(server).await)
 }
@@ -88,7 +97,11 @@ async fn bodies_without_an_id_pass_through() {
 #[tokio::test]
 async fn keys_are_prefixed_and_expire() {
     let server = RedisServer::start();
-    let store = store(&server).await.key_prefix("test-app:");
+    let store = RedisStore::options()
+        .key_prefix("test-app:")
+        .connect(&server.url())
+        .await
+        .unwrap();
     assert_eq!(store.key("notif_k"), "test-app:notif_k");
     let calls = Calls::default();
     let app = receiver(
@@ -168,7 +181,7 @@ async fn two_receivers_sharing_redis_handle_each_notification_once() {
 #[tokio::test]
 async fn redis_killed_fail_open_keeps_processing() {
     let mut server = RedisServer::start();
-    let store = store(&server).await.timeout(Duration::from_millis(300));
+    let store = store_with_timeout(&server, Duration::from_millis(300)).await;
     let calls = Calls::default();
     let app = receiver(IdempotencyLayer::new(store), calls.clone(), harness::ok());
 
@@ -207,7 +220,7 @@ async fn redis_killed_fail_open_keeps_processing() {
 #[tokio::test]
 async fn redis_killed_fail_closed_answers_503() {
     let mut server = RedisServer::start();
-    let store = store(&server).await.timeout(Duration::from_millis(300));
+    let store = store_with_timeout(&server, Duration::from_millis(300)).await;
     let calls = Calls::default();
     let layer = IdempotencyLayer::new(store).on_store_error(FailurePolicy::FailClosed);
     let app = receiver(layer, calls.clone(), harness::ok());
@@ -251,13 +264,13 @@ async fn hung_redis_times_out() {
     let timeout = Duration::from_millis(200);
     let open_calls = Calls::default();
     let open = receiver(
-        IdempotencyLayer::new(store(&server).await.timeout(timeout)),
+        IdempotencyLayer::new(store_with_timeout(&server, timeout).await),
         open_calls.clone(),
         harness::ok(),
     );
     let closed_calls = Calls::default();
     let closed = receiver(
-        IdempotencyLayer::new(store(&server).await.timeout(timeout))
+        IdempotencyLayer::new(store_with_timeout(&server, timeout).await)
             .on_store_error(FailurePolicy::FailClosed),
         closed_calls.clone(),
         harness::ok(),
@@ -340,16 +353,16 @@ fn dropping_an_in_flight_request_outside_a_runtime_does_not_panic() {
     drop(runtime);
 }
 
-/// The timeout set on the store after connecting governs each operation:
-/// a longer one than the default (1 s) waits out a Redis that pauses for
-/// 2.5 s. (Before, the connection's own 1 s response timeout failed it,
-/// and fail closed answered 503.)
+/// The timeout of the store's options governs each operation: a longer
+/// one than the default (1 s) waits out a Redis that pauses for 2.5 s.
+/// (Before, the connection's own 1 s response timeout failed it, and fail
+/// closed answered 503.)
 #[tokio::test]
-async fn the_timeout_set_after_connecting_is_the_one_used() {
+async fn the_timeout_of_the_options_is_the_one_used() {
     let server = RedisServer::start();
     let calls = Calls::default();
     let patient = receiver(
-        IdempotencyLayer::new(store(&server).await.timeout(Duration::from_secs(10)))
+        IdempotencyLayer::new(store_with_timeout(&server, Duration::from_secs(10)).await)
             .on_store_error(FailurePolicy::FailClosed),
         calls.clone(),
         harness::ok(),
@@ -390,10 +403,11 @@ async fn connecting_without_the_password_redis_requires_fails() {
 async fn a_connection_that_goes_silent_is_replaced() {
     let server = RedisServer::start();
     let proxy = SilencingProxy::start(([127, 0, 0, 1], server.port()).into()).await;
-    let store = RedisStore::connect(&format!("redis://{}/", proxy.addr))
+    let store = RedisStore::options()
+        .timeout(Duration::from_millis(200))
+        .connect(&format!("redis://{}/", proxy.addr))
         .await
-        .unwrap()
-        .timeout(Duration::from_millis(200));
+        .unwrap();
     let calls = Calls::default();
     let closed = receiver(
         IdempotencyLayer::new(store).on_store_error(FailurePolicy::FailClosed),

@@ -159,15 +159,19 @@ async fn permanent_failures_are_dead_at_once<St: InboxStore>(inbox: Inbox<St>) {
 #[tokio::test]
 async fn sqlite_permanent_failures_are_dead_at_once_and_others_retried() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = tower_intercom::inbox::SqliteInbox::open(dir.path().join("inbox.sqlite3")).unwrap();
+    let inbox = Inbox::new(
+        tower_intercom::inbox::SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap(),
+    );
     permanent_failures_are_dead_at_once(inbox).await;
 }
 
 #[tokio::test]
 async fn redis_permanent_failures_are_dead_at_once_and_others_retried() {
     let server = RedisServer::start_with(VOLATILE);
-    let inbox = tower_intercom::inbox::RedisInbox::connect(&server.url())
-        .await
-        .unwrap();
+    let inbox = Inbox::new(
+        tower_intercom::inbox::RedisStore::connect(&server.url())
+            .await
+            .unwrap(),
+    );
     permanent_failures_are_dead_at_once(inbox).await;
 }

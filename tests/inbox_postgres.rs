@@ -164,13 +164,19 @@ async fn wait_for<St: InboxStore>(
     }
 }
 
-fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> Counts {
-    Counts {
-        pending,
-        in_progress,
-        done,
-        dead,
+/// The four numbers of [`Counts`], which these tests compare (when the
+/// oldest pending notification became due is checked on its own).
+#[derive(Debug)]
+struct StateCounts([u64; 4]);
+
+impl PartialEq<StateCounts> for Counts {
+    fn eq(&self, expected: &StateCounts) -> bool {
+        [self.pending, self.in_progress, self.done, self.dead] == expected.0
     }
+}
+
+fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> StateCounts {
+    StateCounts([pending, in_progress, done, dead])
 }
 
 /// A shutdown future and its trigger.
@@ -480,6 +486,45 @@ async fn completions_sent_together_are_fenced_one_by_one() {
         rows(&url).await.iter().all(|row| row.2.is_none()),
         "bodies left"
     );
+}
+
+/// The counts date the longest-waiting due notification (by Postgres's
+/// clock, read as an age); a retry waiting out its backoff is not due.
+#[tokio::test]
+async fn counts_date_the_oldest_due_notification() {
+    let url = database();
+    let store = store(&url).await;
+    assert_eq!(store.counts().await.unwrap().oldest_pending, None);
+    let before = SystemTime::now();
+    store.insert(new("waiting")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counts = store.counts().await.unwrap();
+    let due = counts.oldest_pending.expect("a due notification");
+    assert!(
+        due + Duration::from_millis(500) >= before && due <= SystemTime::now(),
+        "{due:?}"
+    );
+    let waited = counts.oldest_pending_age(SystemTime::now());
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    let claimed = store
+        .claim(ClaimRequest::new(1, Duration::from_secs(30), 3))
+        .await
+        .unwrap();
+    let retry_at = SystemTime::now() + Duration::from_secs(60);
+    assert!(store
+        .fail(
+            "waiting",
+            &claimed.leases[0].token,
+            Failure::retry("later", retry_at)
+        )
+        .await
+        .unwrap());
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts, self::counts(1, 0, 0, 0));
+    assert_eq!(counts.oldest_pending, None);
 }
 
 /// A lease that lapses counts as an attempt; at the last one the

@@ -25,8 +25,9 @@ use redis::AsyncCommands;
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_intercom::{
     inbox::{
-        handler_fn, ClaimRequest, Counts, DeadQuery, Failure, HandlerFn, InboxStore, Inserted,
-        NewNotification, OverloadStatus, Persistence, ReceivedNotification, RedisInbox,
+        handler_fn, ClaimRequest, Counts, DeadQuery, Failure, HandlerFn, Inbox, InboxStore,
+        Inserted, NewNotification, OverloadStatus, Persistence, ReceivedNotification, RedisInbox,
+        RedisStore,
     },
     sign, StoreErrorKind, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
 };
@@ -59,7 +60,7 @@ fn key(name: &str) -> String {
 }
 
 async fn inbox(server: &Server) -> RedisInbox {
-    RedisInbox::connect(&server.url()).await.unwrap()
+    Inbox::new(RedisStore::connect(&server.url()).await.unwrap())
 }
 
 // ---------------------------------------------------------------- requests
@@ -179,13 +180,19 @@ async fn wait_for(inbox: &RedisInbox, what: &str, check: impl Fn(Counts) -> bool
     }
 }
 
-fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> Counts {
-    Counts {
-        pending,
-        in_progress,
-        done,
-        dead,
+/// The four numbers of [`Counts`], which these tests compare (when the
+/// oldest pending notification became due is checked in `tests/metrics.rs`).
+#[derive(Debug)]
+struct StateCounts([u64; 4]);
+
+impl PartialEq<StateCounts> for Counts {
+    fn eq(&self, expected: &StateCounts) -> bool {
+        [self.pending, self.in_progress, self.done, self.dead] == expected.0
     }
+}
+
+fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> StateCounts {
+    StateCounts([pending, in_progress, done, dead])
 }
 
 fn shutdown() -> (
@@ -659,11 +666,13 @@ async fn two_receivers_sharing_redis_store_and_process_a_notification_once() {
 async fn inboxes_with_other_prefixes_share_nothing() {
     let server = Server::start_with(VOLATILE);
     let a = inbox(&server).await;
-    let b = RedisInbox::options()
-        .key_prefix("staging:intercom")
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let b = Inbox::new(
+        RedisStore::options()
+            .key_prefix("staging:intercom")
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    );
     assert_eq!(b.store().prefix(), "staging:intercom");
     let body = envelope("notif_1", "ping", 1);
     assert_eq!(deliver(&stack(&a), body.clone()).await.0, StatusCode::OK);
@@ -689,11 +698,13 @@ async fn any_key_prefix_works_and_keeps_inboxes_apart() {
     let server = Server::start_with(VOLATILE);
     let mut inboxes = Vec::new();
     for prefix in ["", "}", "a}b", "{x}", "a}:stream"] {
-        let inbox = RedisInbox::options()
-            .key_prefix(prefix)
-            .connect(&server.url())
-            .await
-            .unwrap();
+        let inbox = Inbox::new(
+            RedisStore::options()
+                .key_prefix(prefix)
+                .connect(&server.url())
+                .await
+                .unwrap(),
+        );
         assert_eq!(inbox.store().prefix(), prefix);
         let body = envelope("notif_same", "ping", 1);
         let (status, _) = deliver(&stack(&inbox), body).await;
@@ -704,8 +715,12 @@ async fn any_key_prefix_works_and_keeps_inboxes_apart() {
     for inbox in &inboxes {
         assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
     }
-    // And on a built store.
-    let store = inboxes[0].store().clone().key_prefix("b}{");
+    // And on a store made on a connection of its own.
+    let store = RedisStore::options()
+        .key_prefix("b}{")
+        .connect(&server.url())
+        .await
+        .unwrap();
     assert_eq!(store.prefix(), "b}{");
 }
 
@@ -1210,7 +1225,7 @@ async fn a_claim_that_fails_after_leasing_hands_its_leases_back() {
         "redis://claimer:claimer-password@127.0.0.1:{}/",
         server.port()
     );
-    let claimer = RedisInbox::connect(&url).await.unwrap();
+    let claimer = Inbox::new(RedisStore::connect(&url).await.unwrap());
     inbox
         .store()
         .insert(NewNotification::new("x", "t", Bytes::from("x body")))
@@ -1369,9 +1384,11 @@ async fn child_worker_process() {
     if std::env::var_os(CHILD_ROLE).is_none() {
         return;
     }
-    let inbox = RedisInbox::connect(&std::env::var(CHILD_URL).unwrap())
-        .await
-        .unwrap();
+    let inbox = Inbox::new(
+        RedisStore::connect(&std::env::var(CHILD_URL).unwrap())
+            .await
+            .unwrap(),
+    );
     let marker = std::env::var_os(CHILD_MARKER).unwrap();
     inbox
         .worker(handler_fn(move |n: ReceivedNotification| {
@@ -1446,11 +1463,13 @@ async fn a_killed_worker_process_leaves_the_notification_to_another() {
 #[tokio::test]
 async fn redis_down_is_503_and_stores_nothing_until_it_is_back() {
     let mut server = Server::start_with(AOF_ALWAYS);
-    let inbox = RedisInbox::options()
-        .timeout(Duration::from_millis(300))
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let inbox = Inbox::new(
+        RedisStore::options()
+            .timeout(Duration::from_millis(300))
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    );
     let service = stack(&inbox);
     assert_eq!(
         deliver(&service, envelope("notif_a", "ping", 1)).await.0,
@@ -1503,12 +1522,14 @@ async fn redis_down_is_503_and_stores_nothing_until_it_is_back() {
 #[tokio::test]
 async fn a_write_slower_than_the_deadline_is_503() {
     let server = Server::start_with(VOLATILE);
-    let inbox = RedisInbox::options()
-        .timeout(Duration::from_secs(5))
-        .deadline(Duration::from_millis(200))
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let inbox = Inbox::new(
+        RedisStore::options()
+            .timeout(Duration::from_secs(5))
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    )
+    .deadline(Duration::from_millis(200));
     let service = stack(&inbox);
     server.pause();
     let start = Instant::now();
@@ -1536,13 +1557,15 @@ async fn a_write_slower_than_the_deadline_is_503() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_answered_at_once_without_queueing() {
     let server = Server::start_with(VOLATILE);
-    let inbox = RedisInbox::options()
-        .timeout(Duration::from_secs(5))
-        .deadline(Duration::from_secs(5))
-        .max_in_flight(2)
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let inbox = Inbox::new(
+        RedisStore::options()
+            .timeout(Duration::from_secs(5))
+            .max_in_flight(2)
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    )
+    .deadline(Duration::from_secs(5));
     let service = stack(&inbox);
     server.pause();
     let waiting: Vec<_> = (0..2)
@@ -1572,14 +1595,16 @@ async fn overload_is_answered_at_once_without_queueing() {
     }
     assert_eq!(inbox.counts().await.unwrap(), counts(2, 0, 0, 0));
 
-    let inbox = RedisInbox::options()
-        .max_in_flight(1)
-        .timeout(Duration::from_secs(5))
-        .overload_status(OverloadStatus::ServiceUnavailable)
-        .key_prefix("other")
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let inbox = Inbox::new(
+        RedisStore::options()
+            .max_in_flight(1)
+            .timeout(Duration::from_secs(5))
+            .key_prefix("other")
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    )
+    .overload_status(OverloadStatus::ServiceUnavailable);
     let service = stack(&inbox);
     server.pause();
     let first = tokio::spawn({
@@ -1599,12 +1624,14 @@ async fn overload_is_answered_at_once_without_queueing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_notifications_survive_redis_being_killed() {
     let mut server = Server::start_with(AOF_ALWAYS);
-    let inbox = RedisInbox::options()
-        .timeout(Duration::from_secs(10))
-        .deadline(Duration::from_secs(10))
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let inbox = Inbox::new(
+        RedisStore::options()
+            .timeout(Duration::from_secs(10))
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    )
+    .deadline(Duration::from_secs(10));
     assert_eq!(inbox.store().persistence().await, Persistence::Durable);
     let service = stack(&inbox);
     let n = 400;
@@ -1770,7 +1797,7 @@ async fn redis_that_skips_fsync_during_rewrites_is_not_durable_and_warned_about(
     ]);
     let url = format!("redis://inbox:inbox-password@127.0.0.1:{}/", server.port());
     let (logs, capturing) = Logs::start();
-    let inbox = RedisInbox::connect(&url).await.unwrap();
+    let inbox = Inbox::new(RedisStore::connect(&url).await.unwrap());
     drop(capturing);
     let logs = logs.text();
     assert_eq!(inbox.store().persistence().await, Persistence::Unknown);
@@ -1848,7 +1875,7 @@ async fn inbox_persistence(server: &Server) -> Persistence {
 async fn neither_errors_nor_debug_output_show_the_url_or_password() {
     let server = Server::start_with(&["--requirepass", "hunter2-secret"]);
     let url = format!("redis://:hunter2-secret@127.0.0.1:{}/", server.port());
-    let inbox = RedisInbox::connect(&url).await.unwrap();
+    let inbox = Inbox::new(RedisStore::connect(&url).await.unwrap());
     inbox
         .store()
         .insert(NewNotification::new("n", "t", Bytes::new()))
@@ -1857,18 +1884,18 @@ async fn neither_errors_nor_debug_output_show_the_url_or_password() {
     for shown in [
         format!("{inbox:?}"),
         format!("{:?}", inbox.store()),
-        format!("{:?}", RedisInbox::options()),
+        format!("{:?}", RedisStore::options()),
     ] {
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(!shown.contains(&server.port().to_string()), "{shown}");
     }
     let wrong = format!("redis://:wrong-hunter3@127.0.0.1:{}/", server.port());
-    let error = RedisInbox::connect(&wrong).await.unwrap_err();
+    let error = RedisStore::connect(&wrong).await.unwrap_err();
     for shown in [format!("{error}"), format!("{error:?}")] {
         assert!(!shown.contains("hunter3"), "{shown}");
     }
     let closed = format!("redis://:hunter4@127.0.0.1:{}/", free_port());
-    let error = RedisInbox::connect(&closed).await.unwrap_err();
+    let error = RedisStore::connect(&closed).await.unwrap_err();
     for shown in [format!("{error}"), format!("{error:?}")] {
         assert!(!shown.contains("hunter4"), "{shown}");
     }
@@ -1990,10 +2017,11 @@ async fn a_message_without_its_entry_does_not_make_workers_spin() {
 async fn a_connection_that_goes_silent_is_replaced() {
     let server = Server::start_with(VOLATILE);
     let proxy = SilencingProxy::start(([127, 0, 0, 1], server.port()).into()).await;
-    let store = tower_intercom::inbox::RedisStore::connect(&format!("redis://{}/", proxy.addr))
+    let store = RedisStore::options()
+        .timeout(Duration::from_millis(200))
+        .connect(&format!("redis://{}/", proxy.addr))
         .await
-        .unwrap()
-        .timeout(Duration::from_millis(200));
+        .unwrap();
     store
         .insert(NewNotification::new(
             "notif_before",
@@ -2041,7 +2069,7 @@ async fn a_connection_that_goes_silent_is_replaced() {
 async fn connecting_without_the_password_redis_requires_fails() {
     let server = Server::start_with(&["--requirepass", "hunter5-secret"]);
     let url = format!("redis://127.0.0.1:{}/", server.port());
-    let error = RedisInbox::connect(&url).await.unwrap_err();
+    let error = RedisStore::options().connect(&url).await.unwrap_err();
     assert_eq!(error.kind(), StoreErrorKind::Unavailable);
     assert!(error.to_string().contains("NOAUTH"), "{error}");
     let error = tower_intercom::inbox::RedisStore::connect(&url)
@@ -2074,24 +2102,26 @@ async fn connecting_without_the_password_redis_requires_fails() {
         "redis://worker:worker-password@127.0.0.1:{}/",
         server.port()
     );
-    let inbox = RedisInbox::connect(&url).await.unwrap();
+    let inbox = Inbox::new(RedisStore::connect(&url).await.unwrap());
     assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 0, 0));
 }
 
-/// `RedisStore::timeout` set after connecting governs each operation: a
-/// longer one waits out a Redis that pauses longer than the default
-/// timeout, and a shorter one fails with `TimedOut` at its own time.
+/// `RedisOptions::timeout` governs each operation of the store: a longer
+/// one waits out a Redis that pauses longer than the default timeout, and
+/// a shorter one fails with `TimedOut` at its own time.
 #[tokio::test]
-async fn the_timeout_set_after_connecting_is_the_one_used() {
+async fn the_timeout_of_the_options_is_the_one_used() {
     let server = Server::start_with(VOLATILE);
-    let patient = tower_intercom::inbox::RedisStore::connect(&server.url())
+    let patient = RedisStore::options()
+        .timeout(Duration::from_secs(10))
+        .connect(&server.url())
         .await
-        .unwrap()
-        .timeout(Duration::from_secs(10));
-    let hasty = tower_intercom::inbox::RedisStore::connect(&server.url())
+        .unwrap();
+    let hasty = RedisStore::options()
+        .timeout(Duration::from_millis(300))
+        .connect(&server.url())
         .await
-        .unwrap()
-        .timeout(Duration::from_millis(300));
+        .unwrap();
     let mut redis = raw(&server).await;
     // Longer than the default timeout (1 s).
     let _: () = redis::cmd("CLIENT")
@@ -2118,13 +2148,10 @@ async fn the_timeout_set_after_connecting_is_the_one_used() {
 #[tokio::test]
 async fn done_ids_are_forgotten_after_the_retention() {
     let server = Server::start_with(VOLATILE);
-    let inbox = RedisInbox::options()
+    let inbox = Inbox::new(RedisStore::connect(&server.url()).await.unwrap())
         // Long enough for the worker's shutdown and the first prune on a
         // loaded machine.
-        .retention(Duration::from_secs(1))
-        .connect(&server.url())
-        .await
-        .unwrap();
+        .retention(Duration::from_secs(1));
     let service = stack(&inbox);
     deliver(&service, envelope("notif_1", "ping", 1)).await;
     let (trigger, signal) = shutdown();
@@ -2159,12 +2186,14 @@ async fn concurrent_deliveries_and_workers_process_each_once() {
     let server = Server::start_with(VOLATILE);
     // Correctness under concurrency, not latency: a busy test machine must
     // not turn slow answers into 503s.
-    let inbox = RedisInbox::options()
-        .timeout(Duration::from_secs(10))
-        .deadline(Duration::from_secs(10))
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let inbox = Inbox::new(
+        RedisStore::options()
+            .timeout(Duration::from_secs(10))
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    )
+    .deadline(Duration::from_secs(10));
     let service = stack(&inbox);
     let n = 2000;
     let start = Instant::now();

@@ -18,8 +18,8 @@ use http_body_util::{BodyExt, Full};
 use tower::{Service, ServiceBuilder, ServiceExt};
 use tower_intercom::{
     inbox::{
-        handler_fn, Counts, DeadQuery, InboxStore, Inserted, NewNotification, ReceivedNotification,
-        SqliteInbox, SqliteOptions,
+        handler_fn, Counts, DeadQuery, Inbox, InboxStore, Inserted, NewNotification,
+        ReceivedNotification, SqliteInbox, SqliteStore,
     },
     sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
 };
@@ -147,13 +147,19 @@ async fn wait_for<St: InboxStore>(
     }
 }
 
-fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> Counts {
-    Counts {
-        pending,
-        in_progress,
-        done,
-        dead,
+/// The four numbers of [`Counts`], which these tests compare (when the
+/// oldest pending notification became due is checked in `tests/metrics.rs`).
+#[derive(Debug)]
+struct StateCounts([u64; 4]);
+
+impl PartialEq<StateCounts> for Counts {
+    fn eq(&self, expected: &StateCounts) -> bool {
+        [self.pending, self.in_progress, self.done, self.dead] == expected.0
     }
+}
+
+fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> StateCounts {
+    StateCounts([pending, in_progress, done, dead])
 }
 
 /// A shutdown future and its trigger.
@@ -172,7 +178,7 @@ fn shutdown() -> (
 #[tokio::test]
 async fn a_notification_is_committed_before_the_200() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     let body = envelope("notif_1", "conversation.user.created", 1);
 
@@ -195,14 +201,14 @@ async fn a_notification_is_committed_before_the_200() {
     // The file is durable across a reopen.
     drop(service);
     drop(inbox);
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
 }
 
 #[tokio::test]
 async fn a_redelivery_is_answered_200_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     let first = envelope("notif_1", "ping", 1);
     assert_eq!(deliver(&service, first.clone()).await.0, StatusCode::OK);
@@ -243,7 +249,7 @@ async fn a_redelivery_is_answered_200_and_stores_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deliveries_of_one_id_store_one_entry() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     let deliveries = (1..=64).map(|attempt| {
         let service = service.clone();
@@ -261,7 +267,7 @@ async fn concurrent_deliveries_of_one_id_store_one_entry() {
 #[tokio::test]
 async fn bodies_that_are_not_notifications_get_400_and_store_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     let bad: Vec<Vec<u8>> = vec![
         b"".to_vec(),
@@ -324,7 +330,7 @@ async fn bodies_that_are_not_notifications_get_400_and_store_nothing() {
 #[tokio::test]
 async fn odd_but_valid_ids_are_stored_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     let huge = "n".repeat(2 * 1024 * 1024 - 200); // near the 2 MiB body limit
     let ids = [
@@ -374,7 +380,7 @@ async fn odd_but_valid_ids_are_stored_exactly() {
 #[tokio::test]
 async fn requests_that_did_not_pass_the_layer_get_500() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let mut receiver = inbox.receiver();
     let request = Request::post("/")
         .body(WebhookBody::from(envelope("notif_1", "ping", 1)))
@@ -403,7 +409,7 @@ async fn requests_that_did_not_pass_the_layer_get_500() {
 #[tokio::test]
 async fn failures_are_retried_with_backoff_then_dead_then_requeued() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     let body = envelope("notif_fail", "contact.created", 1);
     assert_eq!(deliver(&service, body.clone()).await.0, StatusCode::OK);
@@ -459,7 +465,7 @@ async fn failures_are_retried_with_backoff_then_dead_then_requeued() {
 #[tokio::test]
 async fn dead_notifications_are_listed_in_pages_and_requeued_together() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     for i in 0..5 {
         deliver(&service, envelope(&format!("notif_{i}"), "ping", 1)).await;
@@ -501,7 +507,7 @@ async fn dead_notifications_are_listed_in_pages_and_requeued_together() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     deliver(&stack(&inbox), envelope("notif_slow", "ping", 1)).await;
 
     let started = Arc::new(AtomicBool::new(false));
@@ -584,7 +590,7 @@ async fn a_stalled_worker_loses_its_lease_and_its_late_completion_is_fenced() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_handler_that_finishes_while_being_handed_back_is_done() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     deliver(&stack(&inbox), envelope("notif_late", "ping", 1)).await;
     let runs = Arc::new(AtomicU32::new(0));
     let counted = runs.clone();
@@ -618,7 +624,7 @@ async fn a_handler_that_finishes_while_being_handed_back_is_done() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_handler_that_does_not_stop_at_shutdown_is_not_run_twice_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     deliver(&stack(&inbox), envelope("notif_blocking", "ping", 1)).await;
 
     let running = Arc::new(AtomicU32::new(0));
@@ -693,7 +699,7 @@ fn done_at(path: &Path, id: &str) -> i64 {
 async fn completion_is_fenced_by_the_lease_token() {
     use tower_intercom::inbox::{ClaimRequest, Failure};
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let store = inbox.store();
     let inserted = store
         .insert(NewNotification::new(
@@ -744,7 +750,7 @@ async fn child_worker_process() {
     if std::env::var_os(CHILD_ROLE).is_none() {
         return;
     }
-    let inbox = SqliteInbox::open(std::env::var_os(CHILD_DB).unwrap()).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(std::env::var_os(CHILD_DB).unwrap()).unwrap());
     let marker = std::env::var_os(CHILD_MARKER).unwrap();
     inbox
         .worker(handler_fn(move |n: ReceivedNotification| {
@@ -763,7 +769,7 @@ async fn a_killed_worker_process_leaves_the_notification_to_another() {
     let dir = tempfile::tempdir().unwrap();
     let path = file(&dir);
     let marker = dir.path().join("started");
-    let inbox = SqliteInbox::open(&path).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(&path).unwrap());
     deliver(&stack(&inbox), envelope("notif_crash", "ping", 1)).await;
 
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -815,7 +821,7 @@ async fn a_killed_worker_process_leaves_the_notification_to_another() {
 #[tokio::test]
 async fn shutdown_hands_back_what_is_in_flight_without_using_an_attempt() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     deliver(&service, envelope("notif_quick", "ping", 1)).await;
     deliver(&service, envelope("notif_hang", "ping", 1)).await;
@@ -868,7 +874,7 @@ async fn shutdown_hands_back_what_is_in_flight_without_using_an_attempt() {
 #[tokio::test]
 async fn a_handler_that_panics_or_overruns_its_lease_fails_the_attempt() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     deliver(&service, envelope("notif_panic", "ping", 1)).await;
     deliver(&service, envelope("notif_slow", "ping", 1)).await;
@@ -914,10 +920,12 @@ fn hold_write_lock(path: &Path) -> rusqlite::Connection {
 #[tokio::test]
 async fn storage_unavailable_is_503_and_stores_nothing_until_it_is_back() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::options()
-        .busy_timeout(Duration::from_millis(100))
-        .open(file(&dir))
-        .unwrap();
+    let inbox = Inbox::new(
+        SqliteStore::options()
+            .busy_timeout(Duration::from_millis(100))
+            .open(file(&dir))
+            .unwrap(),
+    );
     let service = stack(&inbox);
     let lock = hold_write_lock(&file(&dir));
     let start = Instant::now();
@@ -940,11 +948,13 @@ async fn storage_unavailable_is_503_and_stores_nothing_until_it_is_back() {
 #[tokio::test]
 async fn a_commit_slower_than_the_deadline_is_503_and_not_written_later() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::options()
-        .busy_timeout(Duration::from_secs(5))
-        .deadline(Duration::from_millis(200))
-        .open(file(&dir))
-        .unwrap();
+    let inbox = Inbox::new(
+        SqliteStore::options()
+            .busy_timeout(Duration::from_secs(5))
+            .open(file(&dir))
+            .unwrap(),
+    )
+    .deadline(Duration::from_millis(200));
     let service = stack(&inbox);
     let lock = hold_write_lock(&file(&dir));
     let start = Instant::now();
@@ -970,11 +980,13 @@ async fn a_commit_slower_than_the_deadline_is_503_and_not_written_later() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn overload_is_answered_at_once_without_queueing() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::options()
-        .channel_capacity(1)
-        .busy_timeout(Duration::from_secs(5))
-        .open(file(&dir))
-        .unwrap();
+    let inbox = Inbox::new(
+        SqliteStore::options()
+            .channel_capacity(1)
+            .busy_timeout(Duration::from_secs(5))
+            .open(file(&dir))
+            .unwrap(),
+    );
     let service = stack(&inbox);
     let lock = hold_write_lock(&file(&dir));
     // The first is taken by the (now stalled) writer, the second fills the
@@ -1006,12 +1018,14 @@ async fn overload_is_answered_at_once_without_queueing() {
 
     // 503 instead of 429, when configured.
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteOptions::default()
-        .channel_capacity(1)
-        .busy_timeout(Duration::from_secs(5))
-        .overload_status(tower_intercom::inbox::OverloadStatus::ServiceUnavailable)
-        .open(file(&dir))
-        .unwrap();
+    let inbox = Inbox::new(
+        SqliteStore::options()
+            .channel_capacity(1)
+            .busy_timeout(Duration::from_secs(5))
+            .open(file(&dir))
+            .unwrap(),
+    )
+    .overload_status(tower_intercom::inbox::OverloadStatus::ServiceUnavailable);
     let service = stack(&inbox);
     let lock = hold_write_lock(&file(&dir));
     let pending: Vec<_> = (0..2)
@@ -1039,12 +1053,10 @@ async fn overload_is_answered_at_once_without_queueing() {
 #[tokio::test]
 async fn done_ids_are_forgotten_after_the_retention() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::options()
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap())
         // Long enough for the worker's shutdown and the first prune on a
         // loaded machine.
-        .retention(Duration::from_secs(1))
-        .open(file(&dir))
-        .unwrap();
+        .retention(Duration::from_secs(1));
     let service = stack(&inbox);
     deliver(&service, envelope("notif_1", "ping", 1)).await;
     let (trigger, signal) = shutdown();
@@ -1076,7 +1088,7 @@ async fn done_ids_are_forgotten_after_the_retention() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_deliveries_are_committed_in_groups() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     let n = 2000;
     let start = Instant::now();
@@ -1201,7 +1213,7 @@ mod arbitrary_bodies {
             std::sync::OnceLock::new();
         SHARED.get_or_init(|| {
             let dir = tempfile::tempdir().unwrap();
-            let inbox = SqliteInbox::open(file(&dir)).unwrap();
+            let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
             (dir, inbox)
         })
     }
@@ -1458,7 +1470,7 @@ async fn a_claim_that_never_answers_does_not_hold_the_shutdown() {
         refuse_completions: false,
         lose_first_failure_answer: AtomicBool::new(false),
     });
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     stalled
         .store()
         .insert(NewNotification::new(
@@ -1509,7 +1521,7 @@ async fn a_claim_that_never_answers_does_not_hold_the_shutdown() {
 #[tokio::test]
 async fn failed_attempts_and_refused_requests_are_warned_about() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     // This test's runtime runs on this thread: its logs are captured.
     let (logs, capturing) = Logs::start();
     let service = stack(&inbox);
@@ -1597,7 +1609,7 @@ async fn done_after_failures<St: InboxStore>(
 #[tokio::test]
 async fn a_retry_is_taken_when_due_not_at_the_next_poll() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let service = stack(&inbox);
     deliver(&service, envelope("notif_flaky", "ping", 1)).await;
     let (took, runs) = done_after_failures(&inbox, 2).await;
@@ -1700,7 +1712,7 @@ async fn a_completion_the_store_refuses_is_warned_about() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requeue_all_ends_while_workers_keep_failing_what_it_requeues() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(file(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(file(&dir)).unwrap());
     let mut inserts = tokio::task::JoinSet::new();
     for i in 0..600 {
         let inbox = inbox.clone();

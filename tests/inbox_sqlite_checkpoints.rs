@@ -9,14 +9,14 @@ use std::{
 };
 
 use bytes::Bytes;
-use tower_intercom::inbox::{InboxStore, Inserted, NewNotification, SqliteOptions, SqliteStore};
+use tower_intercom::inbox::{InboxStore, Inserted, NewNotification, SqliteStore};
 
 /// A store in `dir` with the given checkpoint interval, and its file.
 fn open(dir: &tempfile::TempDir, checkpoint_interval: Duration) -> (PathBuf, SqliteStore) {
     let path = dir.path().join("inbox.sqlite3");
-    let store = SqliteOptions::default()
+    let store = SqliteStore::options()
         .checkpoint_interval(checkpoint_interval)
-        .open_store(&path)
+        .open(&path)
         .unwrap();
     (path, store)
 }

@@ -13,7 +13,7 @@ use std::{
 };
 
 use bytes::Bytes;
-use tower_intercom::inbox::{InboxStore, Inserted, NewNotification, SqliteOptions};
+use tower_intercom::inbox::{InboxStore, Inserted, NewNotification, SqliteStore};
 
 /// Under writes that never pause, SQLite never starts its write-ahead log
 /// over by itself (every checkpoint ends with new commits behind it): the
@@ -25,7 +25,7 @@ async fn the_write_ahead_log_starts_over_under_sustained_writes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("inbox.sqlite3");
     // The default checkpoint interval, as users run it.
-    let store = SqliteOptions::default().open_store(&path).unwrap();
+    let store = SqliteStore::open(&path).unwrap();
     let store = Arc::new(store);
     let (n, writers) = (20_000_u64, 64);
     let body = Bytes::from(vec![b'x'; 2048]);

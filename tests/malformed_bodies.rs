@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use tower::ServiceBuilder;
 use tower_intercom::{
     extract::VerifiedNotification,
-    inbox::{Counts, SqliteInbox},
+    inbox::{Counts, Inbox, SqliteInbox, SqliteStore},
     VerifyIntercomWebhookLayer, WebhookSecret,
 };
 use tower_intercom_test_support::requests::{self, send, serve_axum, signed_post};
@@ -138,7 +138,7 @@ fn cases() -> Vec<Case> {
 #[tokio::test]
 async fn the_receiver_says_what_is_wrong_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(dir.path().join("inbox.sqlite3")).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap());
     let addr = serve_axum(app(&inbox)).await;
     for Case {
         body,
@@ -175,7 +175,7 @@ async fn the_receiver_says_what_is_wrong_and_stores_nothing() {
 #[tokio::test]
 async fn the_extractor_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(dir.path().join("inbox.sqlite3")).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap());
     let addr = serve_axum(app(&inbox)).await;
     for Case {
         body,

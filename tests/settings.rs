@@ -41,7 +41,7 @@ use tower_intercom::{
     identity::{IdentitySecret, JwtErrorKind, MessengerJwt, MessengerJwtVerifier},
     inbox::{
         ClaimRequest, Counts, DeadQuery, Inbox, InboxStore, Inserted, NewNotification,
-        ReceivedNotification, RedisInbox, RedisOptions, SqliteInbox, SqliteOptions, Worker,
+        ReceivedNotification, RedisInbox, RedisStore, SqliteStore, Worker,
     },
     sign,
     webhook::LARGEST_MAX_BODY_SIZE,
@@ -300,6 +300,17 @@ async fn receive_and_process<St: InboxStore>(inbox: &Inbox<St>, worker: Worker<S
     assert_no_panic();
 }
 
+/// A connection to the Redis at `url` for a store's `with_connection`,
+/// made as its documentation says: no response timeout of its own.
+async fn connection_manager(url: &str) -> redis::aio::ConnectionManager {
+    let config = redis::aio::ConnectionManagerConfig::new().set_response_timeout(None);
+    redis::Client::open(url)
+        .unwrap()
+        .get_connection_manager_with_config(config)
+        .await
+        .unwrap()
+}
+
 /// The inbox's file in `dir`.
 fn sqlite_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
     dir.path().join("inbox.sqlite3")
@@ -313,20 +324,12 @@ fn sqlite_path(dir: &tempfile::TempDir) -> std::path::PathBuf {
 #[tokio::test]
 async fn a_worker_with_the_longest_lease_processes_a_notification() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(sqlite_path(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(sqlite_path(&dir)).unwrap());
     let handler = Counting::new();
     let worker = inbox.worker(handler.clone()).lease(Duration::MAX);
     receive_and_process(&inbox, worker).await;
     assert_eq!(handler.calls(), 1);
-    assert_eq!(
-        inbox.counts().await.unwrap(),
-        Counts {
-            pending: 0,
-            in_progress: 0,
-            done: 1,
-            dead: 0
-        }
-    );
+    assert_eq!(inbox.counts().await.unwrap(), Counts::new(0, 0, 1, 0));
 }
 
 /// Unlimited concurrency tripped Tokio's semaphore limit when the worker
@@ -334,7 +337,7 @@ async fn a_worker_with_the_longest_lease_processes_a_notification() {
 #[tokio::test]
 async fn a_worker_with_the_largest_concurrency_processes_a_notification() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteInbox::open(sqlite_path(&dir)).unwrap();
+    let inbox = Inbox::new(SqliteStore::open(sqlite_path(&dir)).unwrap());
     let handler = Counting::new();
     let worker = inbox.worker(handler.clone()).concurrency(usize::MAX);
     receive_and_process(&inbox, worker).await;
@@ -346,10 +349,12 @@ async fn a_worker_with_the_largest_concurrency_processes_a_notification() {
 #[tokio::test]
 async fn an_sqlite_inbox_with_the_largest_channel_capacity_opens_and_works() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteOptions::default()
-        .channel_capacity(usize::MAX)
-        .open(sqlite_path(&dir))
-        .unwrap();
+    let inbox = Inbox::new(
+        SqliteStore::options()
+            .channel_capacity(usize::MAX)
+            .open(sqlite_path(&dir))
+            .unwrap(),
+    );
     let handler = Counting::new();
     receive_and_process(&inbox, inbox.worker(handler.clone())).await;
 }
@@ -359,10 +364,12 @@ async fn an_sqlite_inbox_with_the_largest_channel_capacity_opens_and_works() {
 #[tokio::test]
 async fn an_sqlite_inbox_with_the_longest_busy_timeout_opens_and_works() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteOptions::default()
-        .busy_timeout(Duration::MAX)
-        .open(sqlite_path(&dir))
-        .unwrap();
+    let inbox = Inbox::new(
+        SqliteStore::options()
+            .busy_timeout(Duration::MAX)
+            .open(sqlite_path(&dir))
+            .unwrap(),
+    );
     let handler = Counting::new();
     receive_and_process(&inbox, inbox.worker(handler.clone())).await;
 }
@@ -373,10 +380,12 @@ async fn an_sqlite_inbox_with_the_longest_busy_timeout_opens_and_works() {
 #[tokio::test]
 async fn an_sqlite_inbox_with_the_longest_checkpoint_interval_works() {
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteOptions::default()
-        .checkpoint_interval(Duration::MAX)
-        .open(sqlite_path(&dir))
-        .unwrap();
+    let inbox = Inbox::new(
+        SqliteStore::options()
+            .checkpoint_interval(Duration::MAX)
+            .open(sqlite_path(&dir))
+            .unwrap(),
+    );
     let handler = Counting::new();
     receive_and_process(&inbox, inbox.worker(handler.clone())).await;
     // The checkpointer's first pass follows the first commit: give it
@@ -385,20 +394,24 @@ async fn an_sqlite_inbox_with_the_longest_checkpoint_interval_works() {
     assert_no_panic();
 }
 
-/// Unlimited inserts in flight tripped Tokio's semaphore limit, through
-/// the options and on the store.
+/// Unlimited inserts in flight tripped Tokio's semaphore limit, on a
+/// store that connects and on one given a connection.
 #[tokio::test]
 async fn a_redis_inbox_with_the_largest_max_in_flight_connects_and_works() {
     let server = RedisServer::start();
-    let inbox = RedisOptions::default()
-        .max_in_flight(usize::MAX)
-        .connect(&server.url())
-        .await
-        .unwrap();
+    let inbox = Inbox::new(
+        RedisStore::options()
+            .max_in_flight(usize::MAX)
+            .connect(&server.url())
+            .await
+            .unwrap(),
+    );
     let handler = Counting::new();
     receive_and_process(&inbox, inbox.worker(handler.clone())).await;
 
-    let store = inbox.store().clone().max_in_flight(usize::MAX);
+    let store = RedisStore::options()
+        .max_in_flight(usize::MAX)
+        .with_connection(connection_manager(&server.url()).await);
     let again = NewNotification::new(
         "notif_settings_2",
         "ping",
@@ -576,15 +589,17 @@ async fn sqlite_case(
 ) -> Result<(), TestCaseError> {
     watch_panics();
     let dir = tempfile::tempdir().unwrap();
-    let inbox = SqliteOptions::default()
-        .channel_capacity(store.channel_capacity)
-        .max_batch(store.max_batch)
-        .busy_timeout(store.busy_timeout)
-        .checkpoint_interval(store.checkpoint_interval)
-        .deadline(store.deadline)
-        .retention(store.retention)
-        .open(sqlite_path(&dir))
-        .unwrap();
+    let inbox = Inbox::new(
+        SqliteStore::options()
+            .channel_capacity(store.channel_capacity)
+            .max_batch(store.max_batch)
+            .busy_timeout(store.busy_timeout)
+            .checkpoint_interval(store.checkpoint_interval)
+            .open(sqlite_path(&dir))
+            .unwrap(),
+    )
+    .deadline(store.deadline)
+    .retention(store.retention);
     deliver_once_and_again(&inbox, store.deadline).await?;
     process_one(&inbox, &worker, store.retention).await?;
     inspect(&inbox, &queries).await?;
@@ -709,7 +724,8 @@ fn every_sqlite_inbox_and_worker_setting_is_accepted() {
     );
 }
 
-/// The Redis inbox's settings: on the options, and on the store.
+/// The Redis inbox's settings: on the store that connects and the inbox
+/// over it, and on a second store given a connection.
 #[derive(Debug, Clone)]
 struct RedisSettings {
     timeout: Duration,
@@ -759,16 +775,16 @@ fn every_redis_inbox_setting_is_accepted() {
             let url = url.clone();
             async move {
                 watch_panics();
-                let connected = RedisOptions::default()
-                    .key_prefix(prefix)
+                let connected = RedisStore::options()
+                    .key_prefix(prefix.clone())
                     .timeout(settings.timeout)
                     .max_in_flight(settings.max_in_flight)
-                    .deadline(settings.deadline)
-                    .retention(settings.retention)
                     .connect(&url)
                     .await;
                 let inbox: RedisInbox = match connected {
-                    Ok(inbox) => inbox,
+                    Ok(store) => Inbox::new(store)
+                        .deadline(settings.deadline)
+                        .retention(settings.retention),
                     Err(_) if settings.timeout < AMPLE => return Ok(()),
                     Err(error) => panic!("connecting failed: {error}"),
                 };
@@ -777,11 +793,11 @@ fn every_redis_inbox_setting_is_accepted() {
                     process_one(&inbox, &worker, settings.retention).await?;
                     inspect(&inbox, &queries).await?;
                 }
-                let store = inbox
-                    .store()
-                    .clone()
+                let store = RedisStore::options()
+                    .key_prefix(prefix)
                     .timeout(settings.store_timeout)
-                    .max_in_flight(settings.store_max_in_flight);
+                    .max_in_flight(settings.store_max_in_flight)
+                    .with_connection(connection_manager(&url).await);
                 let another = NewNotification::new(
                     "notif_settings_other",
                     "ping",
@@ -979,11 +995,10 @@ fn every_redis_idempotency_setting_is_accepted() {
             let url = url.clone();
             async move {
                 watch_panics();
-                let store = idempotency::RedisStore::connect(&url)
-                    .await
-                    .unwrap()
+                let store = idempotency::RedisStore::options()
                     .key_prefix(format!("settings-{}:", next_prefix_number()))
-                    .timeout(timeout);
+                    .timeout(timeout)
+                    .with_connection(connection_manager(&url).await);
                 let recorder = Recorder::default();
                 let service = tower::ServiceBuilder::new()
                     .layer(VerifyIntercomWebhookLayer::new(secret()))

@@ -46,8 +46,8 @@ mod client {
 
     use super::{Check, CHECKS, NO_TOKEN};
     use crate::{
+        access_token::AccessToken,
         client::{ApiBase, Error, ErrorKind, IntercomClientLayer, Me, TokenAge},
-        AccessToken,
     };
 
     /// How long the audit waits for `GET /me`, rate-limit waits included.

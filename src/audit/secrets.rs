@@ -8,7 +8,11 @@ use super::{
     report::{Check, SecretKind},
     scan::is_token_shape,
 };
-use crate::{identity::IdentitySecret, AccessToken, SecretError, WebhookSecret};
+use crate::{
+    access_token::AccessToken,
+    identity::IdentitySecret,
+    secret::{SecretError, WebhookSecret},
+};
 
 /// Check ids, one per secret, in the order of [`SecretKind`].
 pub(crate) const WELL_FORMED: [(SecretKind, &str); 4] = [

@@ -10,7 +10,7 @@ use std::{
 };
 
 use super::measure;
-use crate::{ConfigError, ConfigErrorKind};
+use crate::config_error::{ConfigError, ConfigErrorKind};
 
 /// The environment variable the examples read the token's issued-at time
 /// from: an RFC 3339 time such as `2025-01-31T09:00:00Z` (see
@@ -78,7 +78,7 @@ enum IssuedAt {
     /// The modification time of the file the token in use was read from,
     /// as of each read.
     #[cfg(feature = "reload")]
-    File(crate::reload::SecretFile<crate::AccessToken>),
+    File(crate::reload::SecretFile<crate::access_token::AccessToken>),
 }
 
 impl TokenAge {
@@ -150,7 +150,7 @@ impl TokenAge {
     /// ```
     #[cfg(feature = "reload")]
     #[cfg_attr(docsrs, doc(cfg(feature = "reload")))]
-    pub fn of_file(file: &crate::reload::SecretFile<crate::AccessToken>) -> Self {
+    pub fn of_file(file: &crate::reload::SecretFile<crate::access_token::AccessToken>) -> Self {
         Self {
             issued_at: Arc::new(RwLock::new(IssuedAt::File(file.clone()))),
         }

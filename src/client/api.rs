@@ -11,7 +11,7 @@ use http::{
     HeaderValue, Uri,
 };
 
-use crate::{ConfigError, ConfigErrorKind};
+use crate::config_error::{ConfigError, ConfigErrorKind};
 
 /// The environment variable the examples read the API base from:
 /// `us`, `eu`, `au` or a URL (see [`ApiBase::from_env`]).

@@ -8,7 +8,7 @@ use std::{error::Error as StdError, fmt, time::Duration};
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::{AccessToken, BoxError};
+use crate::{access_token::AccessToken, box_error::BoxError};
 
 /// The error of an [`IntercomClient`](super::IntercomClient) request; see
 /// [`kind`](Self::kind).

@@ -22,7 +22,7 @@ use super::{
     retry::{Retries, Verdict},
     Error, ErrorKind,
 };
-use crate::{AccessToken, BoxError};
+use crate::{access_token::AccessToken, box_error::BoxError};
 
 /// At most this much of an error answer's body is read, for its
 /// `error.list`.

@@ -8,7 +8,7 @@ use hyper_util::{
 };
 
 use super::{IntercomClient, IntercomClientLayer, TokenSource};
-use crate::{ConfigError, ConfigErrorKind};
+use crate::config_error::{ConfigError, ConfigErrorKind};
 
 /// hyper-util's pooled HTTP client over rustls, sending bodies of type `B`:
 /// what [`https_client`] builds.

@@ -5,7 +5,7 @@ use tower_layer::Layer;
 use super::{
     measure, rate_limit::RateLimiter, ApiBase, IntercomClient, IntercomVersion, TokenSource,
 };
-use crate::AccessToken;
+use crate::access_token::AccessToken;
 
 /// How long a request may be held for Intercom's rate limit by default:
 /// 15 s, a 10-second window and its rounding with room to spare.

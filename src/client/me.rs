@@ -12,7 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{error::clean, Error, IntercomClient, IntercomClientLayer};
-use crate::{AccessToken, BoxError};
+use crate::{access_token::AccessToken, box_error::BoxError};
 
 /// At most this much of a `GET /me` answer is read.
 const MAX_ME_BODY: usize = 64 * 1024;

@@ -17,7 +17,7 @@ use super::{
     rate_limit::{Pacer, Permit},
     Error, IntercomClientLayer, TokenSource,
 };
-use crate::{AccessToken, BoxError};
+use crate::{access_token::AccessToken, box_error::BoxError};
 
 /// Middleware for Intercom's REST API over an HTTP client service: sets
 /// the bearer token, `Intercom-Version` and `Accept`, sends relative URIs

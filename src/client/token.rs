@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use super::Error;
-use crate::AccessToken;
+use crate::access_token::AccessToken;
+#[cfg(feature = "reload")]
+use crate::reload::SecretFile;
 
 /// Gives the access token to send: a fixed [`AccessToken`], or a source
 /// that can change it while the client runs (a file reloaded after a
@@ -86,5 +88,20 @@ impl<T: TokenSource + ?Sized> TokenSource for Box<T> {
 
     fn token_rejected(&self, token: &AccessToken, error: &Error) {
         (**self).token_rejected(token, error);
+    }
+}
+
+/// The API client's token from a file: each request takes the token in use
+/// once, and a token Intercom refuses makes the watcher read the file at
+/// once ([`wake`](SecretFile::wake)), so that a token already rewritten
+/// there replaces it without waiting for the interval.
+#[cfg(feature = "reload")]
+impl TokenSource for SecretFile<AccessToken> {
+    fn token(&self) -> AccessToken {
+        AccessToken::clone(&self.current())
+    }
+
+    fn token_rejected(&self, _token: &AccessToken, _error: &Error) {
+        self.wake();
     }
 }

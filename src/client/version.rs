@@ -4,7 +4,7 @@ use std::{fmt, str::FromStr};
 
 use http::HeaderValue;
 
-use crate::{ConfigError, ConfigErrorKind};
+use crate::config_error::{ConfigError, ConfigErrorKind};
 
 /// The `Intercom-Version` the client sends unless told otherwise: `2.14`,
 /// the newest version when this crate was released.

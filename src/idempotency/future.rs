@@ -12,12 +12,14 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::{
-    layer::Config, service::duplicate, Claim, ClaimOutcome, FailurePolicy, IdempotencyStore,
-    ResponseBody, StoreError, StoreFuture,
+    layer::Config, Claim, ClaimOutcome, FailurePolicy, IdempotencyStore, ResponseBody, StoreError,
+    StoreFuture,
 };
 use crate::{
+    duplicate,
     rejection::{respond, Rejection, RejectionKind, RejectionResponse},
-    SignatureScheme, WebhookBody,
+    signature::SignatureScheme,
+    webhook::WebhookBody,
 };
 
 pin_project! {
@@ -228,7 +230,7 @@ fn answer_without_calling<St: IdempotencyStore, R: RejectionResponse>(
                 notification_id = id,
                 "duplicate Intercom notification: already processed"
             );
-            Some(duplicate())
+            Some(duplicate::response())
         }
         Ok(_) => {
             crate::measure::idempotency_outcome("in_progress");

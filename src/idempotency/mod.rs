@@ -75,6 +75,10 @@
 //! - `RedisStore` (feature `redis`): shared by every receiver using the same
 //!   Redis, so a notification delivered to two machines at once is
 //!   processed once. Each operation has a timeout.
+//!   `RedisStore::connect(url).await?` with the default settings, or
+//!   `RedisStore::options()` (`key_prefix`, `timeout`) then
+//!   `.connect(url).await?`, or `.with_connection(connection)` for a
+//!   connection you made.
 //! - Your own: implement [`IdempotencyStore`].
 //!
 //! The layer needs a Tokio runtime only to release or complete the claim
@@ -130,14 +134,15 @@ mod redis;
 mod service;
 mod store;
 
-use http::HeaderName;
-
 crate::body::define_response_body! {
     /// The response body of [`Idempotency`]: the inner service's body, or
     /// the body of an answer the layer wrote itself (a duplicate's empty
     /// 200, a refusal).
     ResponseBody
 }
+
+// The duplicate's answer is the inbox's too; its header is named here.
+pub use crate::duplicate::DUPLICATE_HEADER;
 
 pub use self::{
     future::ResponseFuture,
@@ -149,16 +154,9 @@ pub use self::{
     store::{Claim, ClaimOutcome, IdempotencyStore, StoreFuture},
 };
 
-// The stores' error lives at the root; the store modules name it here.
-use crate::StoreError;
+// The stores' error, public at the root; the store modules name it here.
+use crate::store_error::StoreError;
 
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use self::redis::{RedisStore, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT};
-
-/// The header on the 200 answered to a notification already processed:
-/// `x-intercom-duplicate: true`.
-///
-/// Intercom ignores it; it tells duplicates apart in your access logs and
-/// tests. The layer sets it on no other response.
-pub const DUPLICATE_HEADER: HeaderName = HeaderName::from_static("x-intercom-duplicate");
+pub use self::redis::{RedisOptions, RedisStore, DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT};

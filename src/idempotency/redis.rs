@@ -11,10 +11,11 @@ use super::{
     StoreError, MAX_TTL, MIN_TTL,
 };
 
-/// The prefix of the keys [`RedisStore`] writes: `tower-intercom:notification:`.
+/// The default [`RedisOptions::key_prefix`]: `tower-intercom:notification:`.
 pub const DEFAULT_REDIS_KEY_PREFIX: &str = "tower-intercom:notification:";
 
-/// How long [`RedisStore`] waits for Redis, per operation: 1 second.
+/// The default [`RedisOptions::timeout`]: [`RedisStore`] waits for Redis 1
+/// second per operation.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The value of a done id.
@@ -45,9 +46,9 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 ///   Lua script).
 ///
 /// No `KEYS` or `SCAN`: each request costs one round trip to claim and one
-/// to mark done. Every operation gives up after [`timeout`](Self::timeout)
-/// (default [`DEFAULT_REDIS_TIMEOUT`]); the layer's
-/// [`FailurePolicy`](super::FailurePolicy) then decides.
+/// to mark done. Every operation gives up after
+/// [`timeout`](RedisOptions::timeout) (default [`DEFAULT_REDIS_TIMEOUT`]);
+/// the layer's [`FailurePolicy`](super::FailurePolicy) then decides.
 ///
 /// Redis must keep these keys until they expire: set `maxmemory-policy
 /// noeviction` (Redis's default), so that a full Redis refuses new claims
@@ -56,11 +57,16 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// `volatile-*` policy evicts exactly these keys, as an `allkeys-*` one
 /// does: an evicted done marker lets a duplicate through, processed again.
 /// [`connect`](Self::connect) reads the policy with `CONFIG GET` and logs
-/// a `warn` when it is anything else. For `rediss://` (TLS), enable one of
-/// the `redis` crate's TLS features (`tokio-rustls-comp` or
-/// `tokio-native-tls-comp`) in your own `Cargo.toml`.
+/// a `warn` when it is anything else
+/// ([`check_redis_settings`](Self::check_redis_settings) does the same on
+/// a store made with [`RedisOptions::with_connection`]). For `rediss://`
+/// (TLS), enable one of the `redis` crate's TLS features
+/// (`tokio-rustls-comp` or `tokio-native-tls-comp`) in your own
+/// `Cargo.toml`.
 ///
-/// Needs a Tokio runtime.
+/// Made by [`RedisStore::connect`] with the default settings, or by
+/// [`RedisStore::options`] then [`RedisOptions::connect`] (or
+/// [`RedisOptions::with_connection`]) with others. Needs a Tokio runtime.
 ///
 /// # Example
 ///
@@ -69,10 +75,11 @@ static RELEASE: LazyLock<Script> = LazyLock::new(|| {
 /// use tower_intercom::idempotency::{IdempotencyLayer, RedisStore};
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-/// let store = RedisStore::connect("redis://127.0.0.1:6379/")
-///     .await?
+/// let store = RedisStore::options()
 ///     .key_prefix("my-app:intercom:")
-///     .timeout(Duration::from_millis(300));
+///     .timeout(Duration::from_millis(300))
+///     .connect("redis://127.0.0.1:6379/")
+///     .await?;
 /// let layer = IdempotencyLayer::new(store);
 /// # let _ = layer;
 /// # Ok(())
@@ -85,66 +92,111 @@ pub struct RedisStore {
     timeout: Duration,
 }
 
-impl RedisStore {
-    /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db]`),
-    /// with [`DEFAULT_REDIS_TIMEOUT`] for connecting and for each command.
-    /// After three operations in a row timed out, the connection is
-    /// replaced by a new one (redis-rs reconnects by itself only when a
-    /// connection fails, not when it goes silent: a failover that took the
-    /// server's machine away, a NAT that forgot the connection).
+/// Settings of a [`RedisStore`], from [`RedisStore::options`]; then
+/// [`connect`](Self::connect) connects the store to Redis with them, or
+/// [`with_connection`](Self::with_connection) makes it on a connection you
+/// made. The layer's own settings (its TTLs, its
+/// [`FailurePolicy`](super::FailurePolicy)) are set on the
+/// [`IdempotencyLayer`](super::IdempotencyLayer).
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RedisOptions {
+    prefix: String,
+    timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_REDIS_KEY_PREFIX.to_owned(),
+            timeout: DEFAULT_REDIS_TIMEOUT,
+        }
+    }
+}
+
+impl RedisOptions {
+    /// The prefix of the keys (default [`DEFAULT_REDIS_KEY_PREFIX`]).
+    /// Receivers that must not share what they handled (two environments
+    /// on one Redis) need different prefixes.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long each operation waits for Redis (default
+    /// [`DEFAULT_REDIS_TIMEOUT`]); also how long [`connect`](Self::connect)
+    /// waits for Redis.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db]`)
+    /// within the [`timeout`](Self::timeout). After three operations in a
+    /// row timed out, the connection is replaced by a new one (redis-rs
+    /// reconnects by itself only when a connection fails, not when it goes
+    /// silent: a failover that took the server's machine away, a NAT that
+    /// forgot the connection).
     ///
     /// Warns (through `tracing`) when Redis's `maxmemory-policy` is not
-    /// `noeviction`: Redis could then evict done markers. When `CONFIG` is
-    /// refused (an ACL user without it, a managed Redis that renames it),
-    /// the policy cannot be read, and this is logged at `debug` only.
+    /// `noeviction`: Redis could then evict done markers (see
+    /// [`RedisStore::check_redis_settings`]).
     ///
     /// # Errors
     ///
     /// When the URL is invalid, Redis cannot be reached (after a few
     /// attempts), or it refuses commands for want of a password the URL
     /// lacks (`NOAUTH`). The error never contains the URL or its password.
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let connection = Connection::open(url, DEFAULT_REDIS_TIMEOUT).await?;
-        let store = Self::with(connection);
-        store.warn_if_evicting().await;
+    pub async fn connect(self, url: &str) -> Result<RedisStore, StoreError> {
+        let connection = Connection::open(url, self.timeout).await?;
+        let store = RedisStore::with(connection, self);
+        store.check_redis_settings().await;
         Ok(store)
     }
 
-    /// A store on a connection you configured yourself (for instance one
-    /// made with `ConnectionManager::new_lazy_with_config`, to start while
-    /// Redis is still down). Give it no response timeout
+    /// The store on a connection you configured yourself (for instance
+    /// one made with `ConnectionManager::new_lazy_with_config`, to start
+    /// while Redis is still down). Give it no response timeout
     /// (`ConnectionManagerConfig::set_response_timeout(None)`; redis-rs's
     /// default is 500 ms): every operation of the store has its own
     /// [`timeout`](Self::timeout), which a shorter one on the connection
     /// would cut short. Unlike one opened by [`connect`](Self::connect),
     /// it is never replaced when it goes silent.
-    pub fn new(connection: ConnectionManager) -> Self {
-        Self::with(Connection::given(connection))
+    ///
+    /// Sends nothing to Redis, so it does not check Redis's settings as
+    /// [`connect`](Self::connect) does: call
+    /// [`RedisStore::check_redis_settings`] for the same warning once
+    /// Redis is up.
+    pub fn with_connection(self, connection: ConnectionManager) -> RedisStore {
+        RedisStore::with(Connection::given(connection), self)
+    }
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db]`)
+    /// with the default settings: `RedisStore::options().connect(url)`, see
+    /// [`RedisOptions::connect`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisOptions::connect`]. The error never contains the URL or
+    /// its password.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        RedisOptions::default().connect(url).await
     }
 
-    fn with(connection: Connection) -> Self {
+    /// The store's settings, at their defaults, to change before
+    /// [`RedisOptions::connect`] or [`RedisOptions::with_connection`].
+    pub fn options() -> RedisOptions {
+        RedisOptions::default()
+    }
+
+    fn with(connection: Connection, options: RedisOptions) -> Self {
         Self {
             connection,
-            prefix: DEFAULT_REDIS_KEY_PREFIX.into(),
-            timeout: DEFAULT_REDIS_TIMEOUT,
+            prefix: options.prefix.into(),
+            timeout: options.timeout,
         }
-    }
-
-    /// Sets the prefix of the keys (default [`DEFAULT_REDIS_KEY_PREFIX`]).
-    /// Receivers that must not share what they handled (two environments
-    /// on one Redis) need different prefixes.
-    #[must_use]
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        self.prefix = prefix.into().into();
-        self
-    }
-
-    /// Sets how long each operation waits for Redis (default
-    /// [`DEFAULT_REDIS_TIMEOUT`]).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self
     }
 
     /// The Redis key of a notification id: the prefix, then the id.
@@ -153,7 +205,10 @@ impl RedisStore {
     /// # async fn run() -> Result<(), tower_intercom::StoreError> {
     /// use tower_intercom::idempotency::RedisStore;
     ///
-    /// let store = RedisStore::connect("redis://127.0.0.1/").await?.key_prefix("app:");
+    /// let store = RedisStore::options()
+    ///     .key_prefix("app:")
+    ///     .connect("redis://127.0.0.1/")
+    ///     .await?;
     /// assert_eq!(store.key("notif_1"), "app:notif_1");
     /// # Ok(())
     /// # }
@@ -165,9 +220,14 @@ impl RedisStore {
         key
     }
 
-    /// Logs a `warn` when Redis's `maxmemory-policy` can evict the store's
-    /// keys.
-    async fn warn_if_evicting(&self) {
+    /// Reads Redis's `maxmemory-policy` with `CONFIG GET` and logs a
+    /// `warn` when it can evict the store's keys (anything but
+    /// `noeviction`). When `CONFIG` is refused (an ACL user without it, a
+    /// managed Redis that renames it), the policy cannot be read, and this
+    /// is logged at `debug` only.
+    /// [`RedisOptions::connect`] does this once connected; call it
+    /// yourself on a store made with [`RedisOptions::with_connection`].
+    pub async fn check_redis_settings(&self) {
         let mut connection = self.connection.get();
         let reading = config_get(&mut connection, &["maxmemory-policy"]);
         match tokio::time::timeout(self.timeout, reading).await {

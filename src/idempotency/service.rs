@@ -4,17 +4,17 @@ use std::{
     task::{Context, Poll},
 };
 
-use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response};
+use http::{Method, Request, Response};
 use tower_service::Service;
 
 use super::{
     future::ResponseFuture, layer::Config, Claim, IdempotencyLayer, IdempotencyStore, MemoryStore,
-    ResponseBody, DUPLICATE_HEADER,
+    ResponseBody,
 };
 use crate::{
     rejection::{respond, JsonRejection, Rejection, RejectionKind, RejectionResponse},
-    SignatureScheme, VerifiedWebhook, WebhookBody,
+    signature::SignatureScheme,
+    webhook::{VerifiedWebhook, WebhookBody},
 };
 
 /// Middleware that processes each Intercom notification once, however
@@ -110,28 +110,5 @@ where
             self.on_rejection.clone(),
             verified.scheme(),
         )
-    }
-}
-
-/// 200 for a notification already processed: Intercom stops retrying.
-pub(crate) fn duplicate() -> Response<Bytes> {
-    let mut response = Response::new(Bytes::new());
-    response
-        .headers_mut()
-        .insert(DUPLICATE_HEADER, HeaderValue::from_static("true"));
-    response
-}
-
-#[cfg(test)]
-mod tests {
-    use http::StatusCode;
-
-    use super::*;
-
-    #[test]
-    fn duplicates_are_200_with_the_header() {
-        let duplicate = duplicate();
-        assert_eq!(duplicate.status(), StatusCode::OK);
-        assert_eq!(duplicate.headers()[DUPLICATE_HEADER], "true");
     }
 }

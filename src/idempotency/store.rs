@@ -12,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use crate::StoreError;
+use crate::store_error::StoreError;
 
 /// The future returned by [`IdempotencyStore`]'s methods.
 ///

@@ -81,10 +81,7 @@ use std::sync::Arc;
 use hmac::{Hmac, KeyInit};
 use sha2::Sha256;
 
-use crate::{
-    secret::{secret_traits, SecretBytes, SecretKind},
-    SecretError,
-};
+use crate::secret::{secret_traits, SecretBytes, SecretError, SecretKind};
 
 pub use self::{
     hash::{user_hash, UserHashError, UserHashErrorKind},
@@ -208,7 +205,7 @@ mod tests {
     use std::env;
 
     use super::*;
-    use crate::SecretErrorKind;
+    use crate::secret::SecretErrorKind;
 
     #[test]
     fn refuses_empty_blank_and_padded_secrets() {

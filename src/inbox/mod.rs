@@ -141,29 +141,36 @@
 //!
 //! # Stores
 //!
+//! A store is made on its own, with its own settings; [`Inbox::new`]
+//! then makes the inbox over it, with the inbox's settings
+//! ([`deadline`](Inbox::deadline), [`retention`](Inbox::retention),
+//! [`overload_status`](Inbox::overload_status)):
+//!
 //! - `SqliteStore` (feature `inbox-sqlite`): one file, bundled SQLite,
-//!   group commit; `SqliteInbox` is the inbox over it. For receivers and
-//!   workers on one machine (or processes sharing one local file). Give
-//!   the inbox a file of its own: it keeps its schema version in the
-//!   file's `PRAGMA user_version`.
+//!   group commit. For receivers and workers on one machine (or processes
+//!   sharing one local file). `SqliteStore::open(path)?` with the default
+//!   settings, or `SqliteStore::options()` (`channel_capacity`,
+//!   `busy_timeout`, …) then `.open(path)?`. Give the inbox a file of its
+//!   own: it keeps its schema version in the file's `PRAGMA user_version`.
 //! - `RedisStore` (feature `inbox-redis`): a Redis Stream with a consumer
-//!   group and Lua scripts, for receivers and workers on many machines;
-//!   `RedisInbox` is the inbox over it. Durable only as Redis's
-//!   persistence is (above).
+//!   group and Lua scripts, for receivers and workers on many machines.
+//!   `RedisStore::connect(url).await?` with the default settings, or
+//!   `RedisStore::options()` (`key_prefix`, `timeout`, `max_in_flight`)
+//!   then `.connect(url).await?`, or `.with_connection(connection)` for a
+//!   connection you made. Durable only as Redis's persistence is (above).
 //! - `PostgresStore` (feature `inbox-postgres`): PostgreSQL 12 or newer,
 //!   group commit, claims with `FOR UPDATE SKIP LOCKED`, wake-ups with
 //!   `LISTEN`/`NOTIFY`, a versioned schema; for receivers and workers on
-//!   many machines sharing a database. `PostgresStore::options()` sets the
-//!   store's settings; `Inbox::new(store)` makes the inbox over it.
+//!   many machines sharing a database. `PostgresStore::connect(url).await?`
+//!   with the default settings, or `PostgresStore::options()` (`schema`,
+//!   `pool_size`, `timeout`, …) then `.connect(url).await?`.
 //! - Your own: implement [`InboxStore`].
 //!
-//! `SqliteInbox::open` and `RedisInbox::connect` (and their `options()`)
-//! make the inbox and its store together. The options' store-only
-//! constructors (`open_store`, `connect_store`) make just the store: its
-//! inbox settings ([`deadline`](Inbox::deadline),
-//! [`retention`](Inbox::retention),
-//! [`overload_status`](Inbox::overload_status)) are then set on the
-//! [`Inbox`] you make over it, as with `Inbox::new(store).retention(…)`.
+//! So moving from SQLite to Redis changes one line:
+//! `Inbox::new(SqliteStore::open(path)?)` becomes
+//! `Inbox::new(RedisStore::connect(url).await?)`; receivers, workers and
+//! the inspection API are the same. `SqliteInbox`, `RedisInbox` and
+//! `PostgresInbox` name the inboxes' types.
 //!
 //! # Example
 //!
@@ -177,14 +184,16 @@
 //! use http_body_util::Full;
 //! use tower::{ServiceBuilder, ServiceExt};
 //! use tower_intercom::{
-//!     inbox::{handler_fn, Counts, Permanent, ReceivedNotification, SqliteInbox},
+//!     inbox::{handler_fn, Counts, Inbox, Permanent, ReceivedNotification, SqliteStore},
 //!     notification::Notification, sign, VerifyIntercomWebhookLayer, WebhookSecret,
 //! };
 //!
 //! # let dir = std::env::temp_dir().join(format!("tower-intercom-inbox-doc-{}", std::process::id()));
 //! # std::fs::create_dir_all(&dir)?;
 //! let secret: WebhookSecret = "my-client-secret".parse()?;
-//! let inbox = SqliteInbox::open(dir.join("inbox.sqlite3"))?;
+//! // The store, then the inbox over it.
+//! let store = SqliteStore::open(dir.join("inbox.sqlite3"))?;
+//! let inbox = Inbox::new(store).deadline(Duration::from_secs(1));
 //!
 //! // Receive: verify, then commit.
 //! let webhooks = ServiceBuilder::new()
@@ -218,7 +227,7 @@
 //!     # assert!(start.elapsed() < Duration::from_secs(10));
 //!     tokio::time::sleep(Duration::from_millis(10)).await;
 //! }
-//! assert_eq!(inbox.counts().await?, Counts { pending: 0, in_progress: 0, done: 1, dead: 0 });
+//! assert_eq!(inbox.counts().await?, Counts::new(0, 0, 1, 0));
 //!
 //! let _ = stop.send(());
 //! worker.await?;
@@ -274,7 +283,7 @@ mod worker;
 
 use std::{fmt, sync::Arc, time::Duration};
 
-use http::{HeaderName, StatusCode};
+use http::StatusCode;
 
 pub use self::{
     notification::ReceivedNotification,
@@ -293,7 +302,7 @@ pub use self::{
 pub use self::permanent::Permanent;
 
 // The stores' error lives at the root; the store modules name it here.
-use crate::{StoreError, StoreErrorKind};
+use crate::store_error::{StoreError, StoreErrorKind};
 
 #[cfg(feature = "inbox-sqlite")]
 #[cfg_attr(docsrs, doc(cfg(feature = "inbox-sqlite")))]
@@ -331,11 +340,6 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(2);
 /// redelivery with a wide margin.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 60 * 60);
 
-/// The header on the 200 answered to a notification the inbox already
-/// holds: `x-intercom-duplicate: true`. Intercom ignores it; it tells
-/// duplicates apart in access logs and tests.
-const DUPLICATE_HEADER: HeaderName = HeaderName::from_static("x-intercom-duplicate");
-
 /// `add(after)`: the time `after` from some start (`add` is `|after|
 /// start.checked_add(after)`), or, when that is past what the clock holds
 /// (a duration near `Duration::MAX`), a time within a factor of two of the
@@ -351,7 +355,8 @@ pub(crate) fn saturating_add<T>(after: Duration, add: impl Fn(Duration) -> Optio
     }
 }
 
-/// A durable inbox of Intercom notifications, over any [`InboxStore`].
+/// A durable inbox of Intercom notifications, over any [`InboxStore`]:
+/// `Inbox::new(store)`, then the inbox's own settings.
 ///
 /// Cheap to clone: clones share the store. See the [module documentation](self).
 pub struct Inbox<St> {
@@ -424,7 +429,11 @@ impl Default for Config {
 }
 
 impl<St: InboxStore> Inbox<St> {
-    /// An inbox over `store`, with the default settings.
+    /// An inbox over `store`, with the default settings, which the
+    /// methods below change: [`deadline`](Self::deadline),
+    /// [`retention`](Self::retention) and
+    /// [`overload_status`](Self::overload_status). The store's own
+    /// settings are given when it is made.
     pub fn new(store: St) -> Self {
         Self::from_arc(Arc::new(store))
     }
@@ -432,13 +441,9 @@ impl<St: InboxStore> Inbox<St> {
     /// An inbox over a store already shared.
     pub fn from_arc(store: Arc<St>) -> Self {
         Self {
-            // The store's wake-ups, when it has some (other processes'
-            // inserts), are the receivers' too.
-            wake: store
-                .wakeups()
-                .unwrap_or_else(|| Arc::new(tokio::sync::Notify::new())),
             store,
             config: Config::default(),
+            wake: Arc::new(tokio::sync::Notify::new()),
             failures: Arc::new(receiver::FailureLog::new(
                 "a notification could not be committed to the inbox (Intercom will retry it)",
             )),
@@ -490,14 +495,22 @@ impl<St: InboxStore> Inbox<St> {
         Receiver::new(Arc::new(self.clone()))
     }
 
-    /// How many notifications are in each state.
+    /// How many notifications are in each state, and when the
+    /// longest-waiting due one became due.
     ///
-    /// With the `metrics` feature, also sets the `intercom.inbox.pending`
-    /// and `intercom.inbox.dead` gauges: call it from your metrics endpoint
-    /// (as `examples/axum.rs` does) to keep them current.
+    /// With the `metrics` feature, also sets the gauges
+    /// `intercom.inbox.pending`, `intercom.inbox.in_progress`,
+    /// `intercom.inbox.dead` and `intercom.inbox.oldest_pending.age`: they
+    /// are only as fresh as the last call, so call it from your metrics
+    /// endpoint (as `examples/axum.rs` does) to keep them current.
     pub async fn counts(&self) -> Result<Counts, StoreError> {
         let counts = self.store.counts().await?;
-        crate::measure::inbox_counts(counts.pending, counts.dead);
+        crate::measure::inbox_counts(
+            counts.pending,
+            counts.in_progress,
+            counts.dead,
+            counts.oldest_pending_age(std::time::SystemTime::now()),
+        );
         Ok(counts)
     }
 

@@ -2,7 +2,7 @@
 
 use std::{error::Error, fmt};
 
-use crate::BoxError;
+use crate::box_error::BoxError;
 
 /// A handler error that retrying cannot fix: the notification is dead at
 /// once, with this error as its reason, instead of being retried with

@@ -15,11 +15,11 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use tower_service::Service;
 
-use super::{
-    response, Inbox, InboxStore, Inserted, NewNotification, StoreError, StoreErrorKind,
-    DUPLICATE_HEADER,
+use super::{response, Inbox, InboxStore, Inserted, NewNotification, StoreError, StoreErrorKind};
+use crate::{
+    warn_limit::{Due, WarnLimit},
+    webhook::{VerifiedWebhook, WebhookBody},
 };
-use crate::{VerifiedWebhook, WebhookBody};
 
 /// The handler to put behind [`VerifyIntercomWebhookLayer`](crate::VerifyIntercomWebhookLayer):
 /// commits each verified notification to the inbox, then answers 200.
@@ -122,11 +122,7 @@ async fn receive<St: InboxStore>(
         }
         Ok(Inserted::Duplicate) => {
             crate::measure::inbox_receive("duplicate");
-            let mut response = response::empty(StatusCode::OK);
-            response
-                .headers_mut()
-                .insert(DUPLICATE_HEADER, http::HeaderValue::from_static("true"));
-            response
+            crate::duplicate::response().map(Full::new)
         }
         Err(error) => {
             inbox.failures.report(&error);
@@ -185,13 +181,7 @@ impl fmt::Debug for ResponseFuture {
 #[derive(Debug)]
 pub(super) struct FailureLog {
     message: &'static str,
-    state: std::sync::Mutex<FailureLogState>,
-}
-
-#[derive(Debug, Default)]
-struct FailureLogState {
-    last: Option<std::time::Instant>,
-    suppressed: u64,
+    limit: WarnLimit,
 }
 
 const FAILURE_LOG_INTERVAL: Duration = Duration::from_secs(10);
@@ -200,30 +190,18 @@ impl FailureLog {
     pub(super) fn new(message: &'static str) -> Self {
         Self {
             message,
-            state: std::sync::Mutex::default(),
+            limit: WarnLimit::new(FAILURE_LOG_INTERVAL),
         }
     }
 
     pub(super) fn report(&self, error: &dyn fmt::Display) {
-        let Ok(mut state) = self.state.lock() else {
-            return;
-        };
-        let now = std::time::Instant::now();
-        match state.last {
-            Some(last) if now.duration_since(last) < FAILURE_LOG_INTERVAL => {
-                state.suppressed += 1;
-            }
-            _ => {
-                let suppressed = std::mem::take(&mut state.suppressed);
-                state.last = Some(now);
-                drop(state);
-                tracing::warn!(
-                    target: "tower_intercom::inbox",
-                    suppressed,
-                    "{}: {error}",
-                    self.message
-                );
-            }
+        if let Some(Due { suppressed, .. }) = self.limit.due() {
+            tracing::warn!(
+                target: "tower_intercom::inbox",
+                suppressed,
+                "{}: {error}",
+                self.message
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use std::time::SystemTime;
 
 use super::ReceivedNotification;
-use crate::StoreError;
+use crate::store_error::StoreError;
 
 /// The future returned by [`InboxStore`]'s methods.
 ///
@@ -133,9 +133,9 @@ pub trait InboxStore: Send + Sync + 'static {
     /// What wakes idle workers when notifications may have become due
     /// that this process did not store itself (another process's
     /// receiver, as the backend tells: the Postgres store `LISTEN`s), so
-    /// that they claim at once rather than at their next poll. The
-    /// [`Inbox`](super::Inbox) made over the store uses it as its own
-    /// wake-up, which its receivers notify too. `None` (the default):
+    /// that they claim at once rather than at their next poll: idle
+    /// workers listen to it beside their inbox's own wake-up. The store
+    /// wakes it with `notify_waiters`. `None` (the default):
     /// workers find such notifications by polling
     /// ([`Worker::poll_interval`](super::Worker::poll_interval)).
     fn wakeups(&self) -> Option<Arc<tokio::sync::Notify>> {
@@ -385,22 +385,36 @@ impl Failure {
     }
 }
 
-/// How many notifications are in each state.
+/// How many notifications are in each state, and how long the longest
+/// waiting one has waited.
 ///
-/// Serializes to `{"pending":…,"in_progress":…,"done":…,"dead":…}`.
+/// Serializes to
+/// `{"pending":…,"in_progress":…,"done":…,"dead":…,"oldest_pending_unix_ms":…}`,
+/// the last one [`oldest_pending`](Self::oldest_pending) in milliseconds
+/// since the Unix epoch, or `null`.
+///
+/// A store builds it with [`new`](Self::new) and
+/// [`with_oldest_pending`](Self::with_oldest_pending): fields may be added
+/// later.
 ///
 /// # Example
 ///
 /// ```
+/// use std::time::{Duration, UNIX_EPOCH};
 /// use tower_intercom::inbox::Counts;
 ///
-/// let counts = Counts { pending: 3, in_progress: 1, done: 40, dead: 0 };
+/// let due = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+/// let counts = Counts::new(3, 1, 40, 0).with_oldest_pending(due);
 /// assert_eq!(
 ///     serde_json::to_string(&counts).unwrap(),
-///     r#"{"pending":3,"in_progress":1,"done":40,"dead":0}"#
+///     r#"{"pending":3,"in_progress":1,"done":40,"dead":0,"oldest_pending_unix_ms":1700000000000}"#
 /// );
+/// // Counted 90 s later: the oldest has waited a minute and a half.
+/// let now = due + Duration::from_secs(90);
+/// assert_eq!(counts.oldest_pending_age(now), Duration::from_secs(90));
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize)]
+#[non_exhaustive]
 pub struct Counts {
     /// Waiting to be processed, including failed attempts waiting for their
     /// retry.
@@ -412,6 +426,66 @@ pub struct Counts {
     pub done: u64,
     /// Failed on every attempt; kept until requeued.
     pub dead: u64,
+    /// When the pending notification that has waited longest became due:
+    /// when it was stored, handed back, requeued, or when its retry's
+    /// backoff ended. `None` when no pending notification is due (none is
+    /// pending, or all wait for their retry's backoff), or when the store
+    /// does not know.
+    ///
+    /// The time it became due, not the time it was received: a retry
+    /// waiting out its backoff is not a stuck queue, while a due
+    /// notification that waits shows that no worker takes it. An
+    /// approximation within a claim's interval: `RedisStore` dates a due
+    /// retry from when a claim moved it to the queue, and both stores use
+    /// their own clock (SQLite: the writing process's; Redis: the
+    /// server's).
+    #[serde(rename = "oldest_pending_unix_ms", serialize_with = "unix_millis")]
+    pub oldest_pending: Option<SystemTime>,
+}
+
+impl Counts {
+    /// These counts, with no pending notification due.
+    pub fn new(pending: u64, in_progress: u64, done: u64, dead: u64) -> Self {
+        Self {
+            pending,
+            in_progress,
+            done,
+            dead,
+            oldest_pending: None,
+        }
+    }
+
+    /// Sets when the longest-waiting due notification became due
+    /// ([`oldest_pending`](Self::oldest_pending)).
+    #[must_use]
+    pub fn with_oldest_pending(mut self, oldest_pending: impl Into<Option<SystemTime>>) -> Self {
+        self.oldest_pending = oldest_pending.into();
+        self
+    }
+
+    /// How long, at `now`, the longest-waiting due notification has waited
+    /// since it became due: zero when none is due (or `now` is earlier).
+    pub fn oldest_pending_age(&self, now: SystemTime) -> Duration {
+        self.oldest_pending
+            .and_then(|due| now.duration_since(due).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// A time as milliseconds since the Unix epoch (0 before it), or `null`.
+fn unix_millis<S: serde::Serializer>(
+    time: &Option<SystemTime>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match time {
+        Some(time) => serializer.serialize_u64(
+            time.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| {
+                    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+                }),
+        ),
+        None => serializer.serialize_none(),
+    }
 }
 
 /// Which page of dead notifications [`InboxStore::dead`] returns.

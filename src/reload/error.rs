@@ -8,7 +8,7 @@ use std::{
 };
 
 use super::{CheckError, MAX_FILE_SIZE, MAX_SECRETS};
-use crate::SecretErrorKind;
+use crate::secret::SecretErrorKind;
 
 /// Why a secret file could not be loaded: when it is opened (then the
 /// [`SecretFile`](super::SecretFile) is not built), or on a reload (then

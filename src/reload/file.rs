@@ -9,13 +9,13 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 use super::{
-    format::Reloadable, watch::Watcher, Check, ReloadError, ReloadErrorKind, DEFAULT_CHECK_TIMEOUT,
-    DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL,
+    format::Reloadable, in_use::Shared, watch::Watcher, Check, ReloadError, ReloadErrorKind,
+    DEFAULT_CHECK_TIMEOUT, DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL,
 };
+use crate::webhook::{secrets::WebhookSecrets, WebhookSecretSource};
 
 /// A secret read from a file and reloaded when the file changes, without a
 /// restart: a [`WebhookSecrets`](crate::WebhookSecrets) set, an
@@ -69,31 +69,6 @@ pub struct SecretFile<T> {
     wake: Arc<Notify>,
 }
 
-/// What every clone of a [`SecretFile`] and its watcher share.
-pub(crate) struct Shared<T> {
-    pub(crate) path: PathBuf,
-    pub(crate) interval: Duration,
-    state: ArcSwap<Loaded<T>>,
-}
-
-/// The value in use, with where it came from; swapped as a whole.
-struct Loaded<T> {
-    value: Arc<T>,
-    modified: Option<SystemTime>,
-    loaded_at: SystemTime,
-}
-
-impl<T> Shared<T> {
-    /// Puts `value`, read from a file modified at `modified`, in use.
-    pub(crate) fn store(&self, value: T, modified: Option<SystemTime>) {
-        self.state.store(Arc::new(Loaded {
-            value: Arc::new(value),
-            modified,
-            loaded_at: SystemTime::now(),
-        }));
-    }
-}
-
 impl<T: Reloadable> SecretFile<T> {
     /// Reads the secret in `path` and watches it with the defaults: every
     /// [`DEFAULT_INTERVAL`](super::DEFAULT_INTERVAL), no check.
@@ -124,7 +99,7 @@ impl<T> SecretFile<T> {
     /// A clone of an `Arc`: it never blocks, and the value stays valid for
     /// as long as it is held, even once a newer one is in use.
     pub fn current(&self) -> Arc<T> {
-        self.shared.state.load().value.clone()
+        self.shared.load().value.clone()
     }
 
     /// The modification time of the file the value in use was read from
@@ -134,13 +109,13 @@ impl<T> SecretFile<T> {
     /// For an access token, its age: Intercom's API tells no token's age,
     /// and the file was written when the token was issued or rotated.
     pub fn modified(&self) -> Option<SystemTime> {
-        self.shared.state.load().modified
+        self.shared.load().modified
     }
 
     /// When the value in use was loaded: at [`open`](Self::open), or when
     /// the watcher last swapped a new value in.
     pub fn loaded_at(&self) -> SystemTime {
-        self.shared.state.load().loaded_at
+        self.shared.load().loaded_at
     }
 
     /// The file's path, as given.
@@ -177,7 +152,7 @@ impl<T> Clone for SecretFile<T> {
 
 impl<T: fmt::Debug> fmt::Debug for SecretFile<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let loaded = self.shared.state.load();
+        let loaded = self.shared.load();
         f.debug_struct("SecretFile")
             .field("path", &self.shared.path)
             .field("interval", &self.shared.interval)
@@ -188,24 +163,9 @@ impl<T: fmt::Debug> fmt::Debug for SecretFile<T> {
     }
 }
 
-impl crate::webhook::WebhookSecretSource for SecretFile<crate::WebhookSecrets> {
-    fn secrets(&self) -> Arc<crate::WebhookSecrets> {
+impl WebhookSecretSource for SecretFile<WebhookSecrets> {
+    fn secrets(&self) -> Arc<WebhookSecrets> {
         self.current()
-    }
-}
-
-/// The API client's token from a file: each request takes the token in use
-/// once, and a token Intercom refuses makes the watcher read the file at
-/// once ([`wake`](SecretFile::wake)), so that a token already rewritten
-/// there replaces it without waiting for the interval.
-#[cfg(feature = "client")]
-impl crate::client::TokenSource for SecretFile<crate::AccessToken> {
-    fn token(&self) -> crate::AccessToken {
-        crate::AccessToken::clone(&self.current())
-    }
-
-    fn token_rejected(&self, _token: &crate::AccessToken, _error: &crate::client::Error) {
-        self.wake();
     }
 }
 
@@ -268,15 +228,12 @@ impl<T: Reloadable> SecretFileBuilder<T> {
             self.check_timeout,
         );
         let (value, content) = watcher.load().await?;
-        let shared = Arc::new(Shared {
-            path: self.path,
-            interval: self.interval,
-            state: ArcSwap::from_pointee(Loaded {
-                value: Arc::new(value),
-                modified: content.modified,
-                loaded_at: SystemTime::now(),
-            }),
-        });
+        let shared = Arc::new(Shared::new(
+            self.path,
+            self.interval,
+            value,
+            content.modified,
+        ));
         watcher.started(&shared, content.digest);
         crate::measure::describe();
         tracing::info!(

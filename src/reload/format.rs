@@ -1,6 +1,11 @@
 //! What a secret file holds, for each secret type, and how it is parsed.
 
-use crate::{SecretErrorKind, SignatureScheme, WebhookSecret, WebhookSecrets};
+use crate::{
+    access_token::AccessToken,
+    secret::{SecretError, SecretErrorKind, WebhookSecret},
+    signature::SignatureScheme,
+    webhook::secrets::WebhookSecrets,
+};
 
 use super::{ReloadErrorKind, MAX_SECRETS};
 
@@ -48,12 +53,10 @@ fn single_line(content: &[u8]) -> Result<&str, Refused> {
 }
 
 /// A secret of type `T` from a one-secret file.
-fn parse_single<T: std::str::FromStr<Err = crate::SecretError>>(
-    content: &[u8],
-) -> Result<T, Refused> {
+fn parse_single<T: std::str::FromStr<Err = SecretError>>(content: &[u8]) -> Result<T, Refused> {
     single_line(content)?
         .parse()
-        .map_err(|err: crate::SecretError| (ReloadErrorKind::Invalid(err.kind()), None))
+        .map_err(|err: SecretError| (ReloadErrorKind::Invalid(err.kind()), None))
 }
 
 impl sealed::Parse for WebhookSecrets {
@@ -96,7 +99,7 @@ impl sealed::Parse for WebhookSecrets {
 
 impl Reloadable for WebhookSecrets {}
 
-impl sealed::Parse for crate::AccessToken {
+impl sealed::Parse for AccessToken {
     const LABEL: &'static str = "access_token";
 
     fn parse(content: &[u8]) -> Result<Self, Refused> {
@@ -104,7 +107,7 @@ impl sealed::Parse for crate::AccessToken {
     }
 }
 
-impl Reloadable for crate::AccessToken {}
+impl Reloadable for AccessToken {}
 
 #[cfg(feature = "identity")]
 impl sealed::Parse for crate::identity::IdentitySecret {
@@ -121,7 +124,6 @@ impl Reloadable for crate::identity::IdentitySecret {}
 #[cfg(test)]
 mod tests {
     use super::{sealed::Parse, *};
-    use crate::AccessToken;
 
     fn refused<T: Parse>(content: &str) -> Refused {
         match T::parse(content.as_bytes()) {
@@ -167,10 +169,13 @@ mod tests {
         let body = b"{}";
         let new: WebhookSecret = "new-secret".parse().unwrap();
         let old: WebhookSecret = "old-secret".parse().unwrap();
-        assert_eq!(crate::sign(set.current(), body), crate::sign(&new, body));
         assert_eq!(
-            crate::sign(&set.previous()[0], body),
-            crate::sign(&old, body)
+            crate::signature::sign(set.current(), body),
+            crate::signature::sign(&new, body)
+        );
+        assert_eq!(
+            crate::signature::sign(&set.previous()[0], body),
+            crate::signature::sign(&old, body)
         );
 
         let invalid = |kind, line| (ReloadErrorKind::Invalid(kind), line);

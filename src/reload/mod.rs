@@ -185,6 +185,7 @@ mod check;
 mod error;
 mod file;
 mod format;
+mod in_use;
 mod read;
 mod watch;
 

@@ -10,8 +10,8 @@ use std::{
 use tokio::{sync::Notify, time::Instant};
 
 use super::{
-    file::Shared,
     format::Reloadable,
+    in_use::Shared,
     read::{read, Content, Digest},
     Check, ReloadError, ReloadErrorKind,
 };

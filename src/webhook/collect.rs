@@ -4,11 +4,15 @@ use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 
-use super::{layer::Config, secrets::Secrets, VerifiedWebhook, WebhookBody};
+use super::{
+    layer::Config,
+    secrets::{Secrets, WebhookSecrets},
+    VerifiedWebhook, WebhookBody,
+};
 use crate::{
+    mac::{Digest, Mac},
     rejection::RejectionKind,
-    signature::{Digest, Mac},
-    WebhookSecret, WebhookSecrets,
+    secret::WebhookSecret,
 };
 
 /// How far ahead of the bytes received the buffer of a body in several
@@ -49,10 +53,10 @@ impl Collector {
     /// announced nothing), at most the limit.
     pub(crate) fn new(config: Arc<Config>, expected: Digest, announced: usize) -> Self {
         let (mac, loaded) = match &config.secrets {
-            Secrets::Fixed(secrets) => (secrets.current().mac(config.scheme), None),
+            Secrets::Fixed(secrets) => (secrets.current().mac(config.scheme.hash()), None),
             Secrets::Source(source) => {
                 let secrets = source.secrets();
-                (secrets.current().mac(config.scheme), Some(secrets))
+                (secrets.current().mac(config.scheme.hash()), Some(secrets))
             }
         };
         Self {
@@ -147,7 +151,7 @@ impl Collector {
             self.previous()
                 .iter()
                 .position(|secret| {
-                    let mut mac = secret.mac(self.config.scheme);
+                    let mut mac = secret.mac(self.config.scheme.hash());
                     mac.update(&data);
                     self.expected.matches(&mac.finalize())
                 })

@@ -13,8 +13,8 @@ use tower_service::Service;
 
 use super::{collect::Collector, reject, ResponseBody, WebhookBody};
 use crate::{
+    box_error::BoxError,
     rejection::{RejectionKind, RejectionResponse},
-    BoxError,
 };
 
 pin_project! {

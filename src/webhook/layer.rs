@@ -3,13 +3,15 @@ use std::{fmt, sync::Arc, time::Duration};
 use tower_layer::Layer;
 
 use super::{
-    secrets::{Secrets, WebhookSecretSource},
+    secrets::{Secrets, WebhookSecretSource, WebhookSecrets},
     VerifyIntercomWebhook,
 };
 use crate::{
+    config_error::ConfigError,
     rejection::{JsonRejection, RejectionResponse},
     report::{Reports, DEFAULT_WARN_INTERVAL},
-    ConfigError, SignatureScheme, WebhookSecret, WebhookSecrets,
+    secret::WebhookSecret,
+    signature::SignatureScheme,
 };
 
 /// The default limit on a buffered webhook body: 2 MiB, as axum's default

@@ -179,7 +179,7 @@ use http::Response;
 
 use crate::{
     rejection::{respond, Rejection, RejectionKind, RejectionResponse},
-    SignatureScheme,
+    signature::SignatureScheme,
 };
 
 pub use self::{

@@ -6,7 +6,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use crate::{ConfigError, ConfigErrorKind};
+use crate::config_error::{ConfigError, ConfigErrorKind};
 
 /// Something that remembers notification ids for a while, so that a
 /// redelivery is recognised: the idempotency layer (its `done_ttl`, and its

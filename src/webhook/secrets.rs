@@ -3,7 +3,11 @@
 
 use std::{fmt, sync::Arc};
 
-use crate::{ConfigError, ConfigErrorKind, SignatureScheme, WebhookSecret};
+use crate::{
+    config_error::{ConfigError, ConfigErrorKind},
+    secret::WebhookSecret,
+    signature::SignatureScheme,
+};
 
 /// The client secrets a [`VerifyIntercomWebhookLayer`] accepts: the
 /// current one, and during a rotation the previous ones, newest first.
@@ -76,7 +80,7 @@ impl WebhookSecrets {
     /// pays for it.
     pub(crate) fn prepare(&self, scheme: SignatureScheme) {
         for secret in &self.secrets {
-            drop(secret.mac(scheme));
+            drop(secret.mac(scheme.hash()));
         }
     }
 }

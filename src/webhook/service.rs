@@ -14,9 +14,10 @@ use super::{
     VerifyIntercomWebhookLayer, WebhookBody,
 };
 use crate::{
+    box_error::BoxError,
+    mac::Digest,
     rejection::{JsonRejection, RejectionKind, RejectionResponse},
-    signature::Digest,
-    BoxError, WebhookSecret,
+    secret::WebhookSecret,
 };
 
 /// Middleware that verifies Intercom's signature on each request before the

@@ -393,12 +393,16 @@ impl InboxStore for PostgresStore {
                     .get::<i64>(row, index)
                     .map(|n| u64::try_from(n).unwrap_or(0))
             };
-            Ok(Counts {
-                pending: count(0)?,
-                in_progress: count(1)?,
-                done: count(2)?,
-                dead: count(3)?,
-            })
+            // When the earliest due one became due: its age by Postgres's
+            // clock, dated by this process's (the clocks need not agree).
+            let waited: Option<f64> = shared.get(row, 4)?;
+            let oldest_pending = waited
+                .filter(|millis| millis.is_finite() && *millis >= 0.0)
+                .and_then(|millis| {
+                    SystemTime::now().checked_sub(Duration::from_millis(millis.min(1e15) as u64))
+                });
+            Ok(Counts::new(count(0)?, count(1)?, count(2)?, count(3)?)
+                .with_oldest_pending(oldest_pending))
         })
     }
 

@@ -16,7 +16,6 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use redis::aio::ConnectionManager;
 use tokio::sync::{oneshot, Semaphore};
 
 use crate::redis_connection::Connection;
@@ -30,8 +29,8 @@ use self::{
 use super::{
     store_helpers::{duration_millis, millis, time, truncate, MAX_ERROR_LEN},
     ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, Inbox,
-    InboxFuture, InboxStore, Inserted, Lease, LeaseToken, NewNotification, OverloadStatus,
-    ReceivedNotification, StoreError,
+    InboxFuture, InboxStore, Inserted, Lease, LeaseToken, NewNotification, ReceivedNotification,
+    StoreError,
 };
 
 pub use self::{
@@ -43,28 +42,23 @@ pub use self::{
 };
 
 /// An [`Inbox`] over Redis, shared by receivers and workers on many
-/// machines. See [`RedisStore`].
+/// machines: `Inbox::new(RedisStore::connect(url).await?)`. See
+/// [`RedisStore`].
 ///
-/// Switching from SQLite is one constructor: `SqliteInbox::open(path)?`
-/// becomes `RedisInbox::connect(url).await?`; receivers, workers and the
-/// inspection API are the same.
+/// Switching from SQLite is one constructor: `SqliteStore::open(path)?`
+/// becomes `RedisStore::connect(url).await?`; the inbox over it,
+/// receivers, workers and the inspection API are the same.
 ///
 /// # Example
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use tower_intercom::inbox::{Persistence, RedisInbox};
+/// use tower_intercom::inbox::{Inbox, RedisInbox, RedisStore};
 ///
 /// # async fn run() -> Result<(), tower_intercom::StoreError> {
-/// let inbox = RedisInbox::options()
-///     .key_prefix("my-app:intercom")
-///     .timeout(Duration::from_millis(500))
-///     .connect("redis://127.0.0.1:6379/")
-///     .await?;
-/// if inbox.store().persistence().await != Persistence::Durable {
-///     // Also logged at `warn` by `connect`.
-///     eprintln!("Redis can lose notifications that were answered 200");
-/// }
+/// let inbox: RedisInbox = Inbox::new(RedisStore::connect("redis://127.0.0.1:6379/").await?)
+///     .retention(Duration::from_secs(6 * 60 * 60));
+/// # let _ = inbox;
 /// # Ok(())
 /// # }
 /// ```
@@ -106,11 +100,14 @@ pub type RedisInbox = Inbox<RedisStore>;
 ///   Redis). With `noeviction`, a full Redis refuses inserts, and the
 ///   receiver answers 503 (Intercom retries).
 ///
-/// [`RedisOptions::connect`] and [`RedisInbox::connect`] read `appendonly`,
-/// `appendfsync`, `no-appendfsync-on-rewrite` and `maxmemory-policy` with
-/// `CONFIG GET` (falling back to `INFO persistence` when `CONFIG` is
-/// refused) and log a `warn` when Redis can lose what it acknowledged;
-/// [`persistence`](Self::persistence) returns the same finding.
+/// [`connect`](Self::connect) (and [`RedisOptions::connect`]) read
+/// `appendonly`, `appendfsync`, `no-appendfsync-on-rewrite` and
+/// `maxmemory-policy` with `CONFIG GET` (falling back to `INFO
+/// persistence` when `CONFIG` is refused) and log a `warn` when Redis can
+/// lose what it acknowledged;
+/// [`check_redis_settings`](Self::check_redis_settings) does the same on
+/// any store (one made with [`RedisOptions::with_connection`] too), and
+/// [`persistence`](Self::persistence) returns the finding without logging.
 ///
 /// # Keys
 ///
@@ -180,16 +177,17 @@ pub type RedisInbox = Inbox<RedisStore>;
 ///
 /// The key layout is ready for Redis Cluster (one hash tag, so one slot
 /// and one node per inbox), but the store talks to one server through a
-/// [`ConnectionManager`], which does not follow Cluster redirections
-/// (`MOVED`): use a standalone primary, or a Cluster only while the slot
-/// stays on the node the URL names.
+/// [`ConnectionManager`](redis::aio::ConnectionManager), which does not
+/// follow Cluster redirections (`MOVED`): use a standalone primary, or a
+/// Cluster only while the slot stays on the node the URL names.
 ///
 /// # Bounds
 ///
-/// Every operation gives up after [`timeout`](Self::timeout) (default
-/// [`DEFAULT_REDIS_TIMEOUT`]) with an error, which the receiver answers
-/// with 503; at most [`max_in_flight`](Self::max_in_flight) inserts wait
-/// for Redis at once, beyond which the receiver answers 429 at once.
+/// Every operation gives up after [`timeout`](RedisOptions::timeout)
+/// (default [`DEFAULT_REDIS_TIMEOUT`]) with an error, which the receiver
+/// answers with 503; at most [`max_in_flight`](RedisOptions::max_in_flight)
+/// inserts wait for Redis at once, beyond which the receiver answers 429
+/// at once.
 /// Nothing queues in the process. A write that Redis runs after the
 /// timeout is kept (Intercom's retry then gets 200 as a duplicate), and a
 /// claim that timed out may have leased notifications its worker never
@@ -205,9 +203,10 @@ pub type RedisInbox = Inbox<RedisStore>;
 /// use tower_intercom::inbox::{Inbox, RedisStore};
 ///
 /// # async fn run() -> Result<(), tower_intercom::StoreError> {
-/// let store = RedisStore::connect("redis://127.0.0.1:6379/")
-///     .await?
-///     .key_prefix("my-app:intercom");
+/// let store = RedisStore::options()
+///     .key_prefix("my-app:intercom")
+///     .connect("redis://127.0.0.1:6379/")
+///     .await?;
 /// let inbox = Inbox::new(store);
 /// # let _ = inbox;
 /// # Ok(())
@@ -248,95 +247,35 @@ const MAX_CLAIM: usize = 256;
 const MAX_PAGE: usize = 100_000;
 
 impl RedisStore {
-    /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db]`),
-    /// with [`DEFAULT_REDIS_TIMEOUT`] for connecting and for each operation,
-    /// and logs a `warn` when Redis can lose acknowledged writes (see
-    /// [`persistence`](Self::persistence)). After three operations in a
-    /// row timed out, the connection is replaced by a new one (redis-rs
-    /// reconnects by itself only when a connection fails, not when it goes
-    /// silent: a failover that took the server's machine away, a NAT that
-    /// forgot the connection).
+    /// Connects to the Redis at `url` (`redis://[:password@]host[:port][/db]`)
+    /// with the default settings, and logs a `warn` when Redis can lose
+    /// acknowledged writes: `RedisStore::options().connect(url)`, see
+    /// [`RedisOptions::connect`].
     ///
     /// # Errors
     ///
-    /// When the URL is invalid, Redis cannot be reached (after a few
-    /// attempts), or it refuses commands (a password it requires and the
-    /// URL lacks: `NOAUTH`). The error never contains the URL or its
-    /// password.
+    /// As [`RedisOptions::connect`]: when the URL is invalid, Redis cannot
+    /// be reached, or it refuses commands. The error never contains the
+    /// URL or its password.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let store = Self::open(url, DEFAULT_REDIS_TIMEOUT).await?;
-        store.warn_if_not_durable().await;
-        Ok(store)
+        RedisOptions::default().connect(url).await
     }
 
-    async fn open(url: &str, timeout: Duration) -> Result<Self, StoreError> {
-        let connection = Connection::open(url, timeout).await?;
-        Ok(Self::with(connection).timeout(timeout))
+    /// The store's settings, at their defaults, to change before
+    /// [`RedisOptions::connect`] or [`RedisOptions::with_connection`].
+    pub fn options() -> RedisOptions {
+        RedisOptions::default()
     }
 
-    /// A store on a connection you configured yourself (for instance one
-    /// made with `ConnectionManager::new_lazy_with_config`, to start while
-    /// Redis is still down). Give it no response timeout
-    /// (`ConnectionManagerConfig::set_response_timeout(None)`; redis-rs's
-    /// default is 500 ms): every operation of the store has its own
-    /// [`timeout`](Self::timeout), which a shorter one on the connection
-    /// would cut short. Unlike one opened by [`connect`](Self::connect),
-    /// it is never replaced when it goes silent. Checks nothing: call
-    /// [`persistence`](Self::persistence) yourself.
-    pub fn new(connection: ConnectionManager) -> Self {
-        Self::with(Connection::given(connection))
-    }
-
-    fn with(connection: Connection) -> Self {
+    fn with(connection: Connection, options: RedisOptions) -> Self {
         Self {
             connection,
-            keys: Arc::new(Keys::new(DEFAULT_REDIS_KEY_PREFIX)),
-            timeout: DEFAULT_REDIS_TIMEOUT,
-            inserts: Arc::new(Semaphore::new(DEFAULT_MAX_IN_FLIGHT)),
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT,
+            keys: Arc::new(Keys::new(&options.prefix)),
+            timeout: options.timeout,
+            inserts: Arc::new(Semaphore::new(options.max_in_flight)),
+            max_in_flight: options.max_in_flight,
             batchers: Arc::default(),
         }
-    }
-
-    /// Sets the key prefix (default [`DEFAULT_REDIS_KEY_PREFIX`]): the keys
-    /// are `{prefix}:stream` and so on, so the prefix is also their hash
-    /// tag. Inboxes that must not share notifications (two environments on
-    /// one Redis) need different prefixes.
-    ///
-    /// Any string is accepted, and two different prefixes never share a
-    /// key. A prefix that is empty or starts with `}` gives keys without a
-    /// common hash tag, which matters only to a Redis Cluster (whose
-    /// redirections the store does not follow anyway).
-    #[must_use]
-    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
-        let prefix = prefix.into();
-        self.keys = Arc::new(Keys::new(&prefix));
-        // The write tasks use the keys and the timeout: new ones.
-        self.batchers = Arc::default();
-        self
-    }
-
-    /// Sets how long each operation waits for Redis (default
-    /// [`DEFAULT_REDIS_TIMEOUT`]) before failing with
-    /// [`StoreErrorKind::TimedOut`](super::StoreErrorKind::TimedOut).
-    #[must_use]
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
-        self.batchers = Arc::default();
-        self
-    }
-
-    /// Sets how many inserts may wait for Redis at once (default
-    /// [`DEFAULT_MAX_IN_FLIGHT`]; at least 1, at most
-    /// [`LARGEST_MAX_IN_FLIGHT`]: a value outside is taken as the nearest
-    /// of the two). Beyond that, inserts fail at once with
-    /// [`StoreErrorKind::Overloaded`](super::StoreErrorKind::Overloaded),
-    /// which the receiver answers with 429: nothing queues without bound.
-    #[must_use]
-    pub fn max_in_flight(mut self, max: usize) -> Self {
-        self.max_in_flight = max.clamp(1, LARGEST_MAX_IN_FLIGHT);
-        self.inserts = Arc::new(Semaphore::new(self.max_in_flight));
-        self
     }
 
     /// The key prefix.
@@ -422,16 +361,17 @@ impl InboxStore for RedisStore {
 
     fn counts(&self) -> InboxFuture<Counts> {
         self.invoke(&COUNTS, Vec::new(), |value| {
-            let [messages, leased, dead, done] = array::<4>(value)?;
+            let [messages, leased, dead, done, oldest] = array::<5>(value)?;
             let [messages, leased, dead, done] =
                 [messages, leased, dead, done].map(|n| int(&n).map(|n| n.max(0) as u64));
             let (leased, dead) = (leased?, dead?);
-            Ok(Counts {
-                pending: messages?.saturating_sub(leased).saturating_sub(dead),
-                in_progress: leased,
-                done: done?,
-                dead,
-            })
+            let pending = messages?.saturating_sub(leased).saturating_sub(dead);
+            // A stream entry left over from a notification no longer
+            // pending is no notification waiting.
+            let oldest = int(&oldest)?;
+            let oldest_pending =
+                (pending > 0 && oldest >= 0).then(|| time(u64::try_from(oldest).unwrap_or(0)));
+            Ok(Counts::new(pending, leased, done?, dead).with_oldest_pending(oldest_pending))
         })
     }
 

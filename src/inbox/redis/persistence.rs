@@ -146,9 +146,13 @@ impl RedisStore {
             .unwrap_or((Persistence::Unknown, None))
     }
 
-    /// Logs a `warn` when Redis can lose acknowledged writes or evict the
-    /// inbox's keys.
-    pub(super) async fn warn_if_not_durable(&self) {
+    /// Reads Redis's settings as [`persistence`](Self::persistence) does,
+    /// with its `maxmemory-policy`, and logs a `warn` when Redis can lose
+    /// acknowledged writes or evict the inbox's keys; returns the
+    /// persistence. [`RedisOptions::connect`](super::RedisOptions::connect)
+    /// does this once connected; call it yourself on a store made with
+    /// [`RedisOptions::with_connection`](super::RedisOptions::with_connection).
+    pub async fn check_redis_settings(&self) -> Persistence {
         let (persistence, policy) = self.read_config().await;
         const ADVICE: &str = "set appendonly yes, appendfsync always and \
                               no-appendfsync-on-rewrite no in redis.conf";
@@ -186,6 +190,7 @@ impl RedisStore {
         if let Some(policy) = policy {
             StoreKeys::Inbox.warn_if_evicted_under(&policy);
         }
+        persistence
     }
 }
 

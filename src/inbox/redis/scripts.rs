@@ -81,7 +81,9 @@ pub(super) static DEAD: LazyLock<Script> = LazyLock::new(|| script(include_str!(
 /// many were forgotten.
 pub(super) static PRUNE: LazyLock<Script> = LazyLock::new(|| script(include_str!("lua/prune.lua")));
 
-/// Returns `{messages, leased, dead, done}`, read at one instant.
+/// Returns `{messages, leased, dead, done, oldest}`, read at one instant:
+/// `oldest` is when the longest-waiting due notification became due, in
+/// milliseconds since the Unix epoch, or -1 when none is due.
 pub(super) static COUNTS: LazyLock<Script> =
     LazyLock::new(|| script(include_str!("lua/counts.lua")));
 

@@ -31,8 +31,8 @@ use self::{
 use super::{
     store_helpers::{duration_millis, millis, time, truncate, MAX_ERROR_LEN},
     ClaimRequest, Claimed, Counts, DeadNotification, DeadPage, DeadQuery, Failure, Inbox,
-    InboxFuture, InboxStore, Inserted, Lease, LeaseToken, NewNotification, OverloadStatus,
-    ReceivedNotification, StoreError,
+    InboxFuture, InboxStore, Inserted, Lease, LeaseToken, NewNotification, ReceivedNotification,
+    StoreError,
 };
 
 pub use self::options::{
@@ -40,20 +40,18 @@ pub use self::options::{
     DEFAULT_MAX_BATCH, MAX_BUSY_TIMEOUT, MAX_CHANNEL_CAPACITY,
 };
 
-/// An [`Inbox`] over one SQLite file.
+/// An [`Inbox`] over one SQLite file: `Inbox::new(SqliteStore::open(path)?)`.
 ///
 /// # Example
 ///
 /// ```
-/// use tower_intercom::inbox::SqliteInbox;
+/// use tower_intercom::inbox::{Inbox, SqliteInbox, SqliteStore};
 ///
 /// # fn main() -> Result<(), tower_intercom::StoreError> {
 /// let dir = std::env::temp_dir().join(format!("tower-intercom-doc-{}", std::process::id()));
 /// std::fs::create_dir_all(&dir).unwrap();
-/// let inbox = SqliteInbox::options()
-///     .channel_capacity(1024)
-///     .deadline(std::time::Duration::from_millis(500))
-///     .open(dir.join("inbox.sqlite3"))?;
+/// let inbox: SqliteInbox = Inbox::new(SqliteStore::open(dir.join("inbox.sqlite3"))?)
+///     .deadline(std::time::Duration::from_millis(500));
 /// # drop(inbox);
 /// # std::fs::remove_dir_all(&dir).unwrap();
 /// # Ok(())
@@ -94,6 +92,11 @@ pub type SqliteInbox = Inbox<SqliteStore>;
 /// Several processes may open the same file (their writers then take
 /// turns, waiting up to [`busy_timeout`](SqliteOptions::busy_timeout)); a
 /// network file system is not supported (SQLite's WAL needs shared memory).
+///
+/// Opened by [`SqliteStore::open`] with the default settings, or by
+/// [`SqliteStore::options`] then [`SqliteOptions::open`] with others; the
+/// [`Inbox`] made over it with [`Inbox::new`] has the inbox's own
+/// settings.
 pub struct SqliteStore {
     writes: mpsc::Sender<Box<dyn Job>>,
     reader: Arc<Mutex<Connection>>,
@@ -134,9 +137,19 @@ const PRUNE_CHUNK: i64 = 1000;
 
 impl SqliteStore {
     /// Opens (or creates) the store in the SQLite file at `path`, with the
-    /// default settings.
+    /// default settings: `SqliteStore::options().open(path)`.
+    ///
+    /// # Errors
+    ///
+    /// As [`SqliteOptions::open`].
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Self::open_with(path.as_ref(), &SqliteOptions::default())
+        SqliteOptions::default().open(path)
+    }
+
+    /// The store's settings, at their defaults, to change before
+    /// [`SqliteOptions::open`].
+    pub fn options() -> SqliteOptions {
+        SqliteOptions::default()
     }
 
     pub(super) fn open_with(path: &Path, options: &SqliteOptions) -> Result<Self, StoreError> {
@@ -344,19 +357,21 @@ impl InboxStore for SqliteStore {
 
     fn counts(&self) -> InboxFuture<Counts> {
         self.read(|connection| {
-            let mut counts = Counts::default();
-            // One partial index per state: each count reads only its own.
-            let [pending, in_progress, done, dead] = connection
-                .prepare_cached(COUNTS)?
-                .query_row([], |row| {
-                    Ok([row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get(3)?])
-                })?
-                .map(|n| u64::try_from(n).unwrap_or(0));
-            counts.pending = pending;
-            counts.in_progress = in_progress;
-            counts.done = done;
-            counts.dead = dead;
-            Ok(counts)
+            // One partial index per state: each count reads only its own,
+            // and the earliest due time is the pending index's first entry.
+            let (counts, earliest_due) =
+                connection.prepare_cached(COUNTS)?.query_row([], |row| {
+                    let counts = [row.get::<_, i64>(0)?, row.get(1)?, row.get(2)?, row.get(3)?];
+                    Ok((counts, row.get::<_, Option<i64>>(4)?))
+                })?;
+            let [pending, in_progress, done, dead] = counts.map(|n| u64::try_from(n).unwrap_or(0));
+            // A due time still ahead is a retry waiting out its backoff:
+            // nothing is due yet.
+            let now = millis(SystemTime::now());
+            let oldest_pending = earliest_due
+                .filter(|&due| due <= now)
+                .map(|due| time(due.try_into().unwrap_or(0)));
+            Ok(Counts::new(pending, in_progress, done, dead).with_oldest_pending(oldest_pending))
         })
     }
 
@@ -434,7 +449,7 @@ impl InboxStore for SqliteStore {
     }
 }
 
-fn unavailable(error: impl Into<crate::BoxError>) -> StoreError {
+fn unavailable(error: impl Into<crate::box_error::BoxError>) -> StoreError {
     StoreError::unavailable(error)
 }
 

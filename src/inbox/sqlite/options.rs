@@ -1,22 +1,10 @@
-//! The settings of a [`SqliteStore`] and of the [`SqliteInbox`] over it.
+//! The settings of a [`SqliteStore`].
 
 use std::{path::Path, time::Duration};
 
-use super::{Inbox, OverloadStatus, SqliteInbox, SqliteStore, StoreError};
-
-impl Inbox<SqliteStore> {
-    /// Opens (or creates) the inbox in the SQLite file at `path`, with the
-    /// default settings. Needs no runtime; its receiver and workers need a
-    /// Tokio runtime.
-    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        SqliteOptions::default().open(path)
-    }
-
-    /// Settings for [`SqliteOptions::open`].
-    pub fn options() -> SqliteOptions {
-        SqliteOptions::default()
-    }
-}
+#[cfg(doc)]
+use super::Inbox;
+use super::{SqliteStore, StoreError};
 
 /// The default bound of [`SqliteOptions::channel_capacity`]: 4096 writes
 /// waiting for the writer thread.
@@ -40,7 +28,33 @@ pub const DEFAULT_MAX_BATCH: usize = 512;
 /// The default [`SqliteOptions::checkpoint_interval`]: 50 ms.
 pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(50);
 
-/// Settings of a [`SqliteStore`] and of the [`SqliteInbox`] over it.
+/// Settings of a [`SqliteStore`], from [`SqliteStore::options`]; then
+/// [`open`](Self::open) opens the store with them.
+///
+/// They are the store's own: the inbox's settings
+/// ([`deadline`](Inbox::deadline), [`retention`](Inbox::retention),
+/// [`overload_status`](Inbox::overload_status)) are set on the [`Inbox`]
+/// made over the store.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use tower_intercom::inbox::{Inbox, SqliteStore};
+///
+/// # fn main() -> Result<(), tower_intercom::StoreError> {
+/// # let dir = std::env::temp_dir().join(format!("tower-intercom-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// let store = SqliteStore::options()
+///     .channel_capacity(1024)
+///     .busy_timeout(Duration::from_secs(2))
+///     .open(dir.join("inbox.sqlite3"))?;
+/// let inbox = Inbox::new(store).deadline(Duration::from_millis(500));
+/// # drop(inbox);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct SqliteOptions {
@@ -48,9 +62,6 @@ pub struct SqliteOptions {
     pub(super) max_batch: usize,
     pub(super) busy_timeout: Duration,
     pub(super) checkpoint_interval: Duration,
-    deadline: Duration,
-    retention: Duration,
-    overload_status: OverloadStatus,
 }
 
 impl Default for SqliteOptions {
@@ -60,9 +71,6 @@ impl Default for SqliteOptions {
             max_batch: DEFAULT_MAX_BATCH,
             busy_timeout: DEFAULT_BUSY_TIMEOUT,
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
-            deadline: crate::inbox::DEFAULT_DEADLINE,
-            retention: crate::inbox::DEFAULT_RETENTION,
-            overload_status: OverloadStatus::default(),
         }
     }
 }
@@ -70,7 +78,7 @@ impl Default for SqliteOptions {
 impl SqliteOptions {
     /// How many writes may wait for the writer thread (default
     /// [`DEFAULT_CHANNEL_CAPACITY`]). When they are that many, the receiver
-    /// answers 429 (see [`overload_status`](Self::overload_status)) at once:
+    /// answers 429 (see [`Inbox::overload_status`]) at once:
     /// nothing queues without bound. Memory held by waiting notifications is
     /// at most this × the body limit. At least 1, at most
     /// [`MAX_CHANNEL_CAPACITY`] (a value outside is taken as the nearest of
@@ -120,40 +128,15 @@ impl SqliteOptions {
         self
     }
 
-    /// See [`Inbox::deadline`].
-    pub fn deadline(mut self, deadline: Duration) -> Self {
-        self.deadline = deadline;
-        self
-    }
-
-    /// See [`Inbox::retention`].
-    pub fn retention(mut self, retention: Duration) -> Self {
-        self.retention = retention;
-        self
-    }
-
-    /// See [`Inbox::overload_status`].
-    pub fn overload_status(mut self, status: OverloadStatus) -> Self {
-        self.overload_status = status;
-        self
-    }
-
-    /// Opens (or creates) the inbox in the SQLite file at `path`.
-    pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteInbox, StoreError> {
-        let (deadline, retention, overload) = (self.deadline, self.retention, self.overload_status);
-        Ok(Inbox::new(self.open_store(path)?)
-            .deadline(deadline)
-            .retention(retention)
-            .overload_status(overload))
-    }
-
-    /// Opens (or creates) just the store in the SQLite file at `path`. The
-    /// inbox settings of these options ([`deadline`](Self::deadline),
-    /// [`retention`](Self::retention),
-    /// [`overload_status`](Self::overload_status)) are not the store's:
-    /// set them on the [`Inbox`] you make over it, or use
-    /// [`open`](Self::open).
-    pub fn open_store(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
+    /// Opens (or creates) the store in the SQLite file at `path`, with
+    /// these settings. Needs no runtime; the receivers and workers of the
+    /// [`Inbox`] over it need a Tokio runtime.
+    ///
+    /// # Errors
+    ///
+    /// When the file cannot be opened or created, is not an SQLite
+    /// database, or holds a schema of a newer version of the inbox.
+    pub fn open(self, path: impl AsRef<Path>) -> Result<SqliteStore, StoreError> {
         SqliteStore::open_with(path.as_ref(), &self)
     }
 }

@@ -39,7 +39,9 @@ pub(super) const FAIL: &str = include_str!("sql/fail.sql");
 /// Hands a leased notification back without using up its attempt.
 pub(super) const RELEASE: &str = include_str!("sql/release.sql");
 
-/// The four counts, each read from its state's partial index.
+/// The four counts, each read from its state's partial index, and the
+/// earliest due time of a pending notification (the first entry of the
+/// pending index).
 pub(super) const COUNTS: &str = include_str!("sql/counts.sql");
 
 /// One page of dead notifications, after a cursor.

@@ -41,7 +41,7 @@ use hyper_util::{
 };
 use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
 use tower_intercom::{
-    inbox::{handler_fn, BatchStats, ReceivedNotification, SqliteInbox},
+    inbox::{handler_fn, BatchStats, Inbox, ReceivedNotification, SqliteInbox, SqliteStore},
     sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
 };
 use tower_intercom_test_support::bench::{notification, with_unique_id};
@@ -106,14 +106,15 @@ async fn empty_ok(_request: Request<WebhookBody>) -> Result<Response<Full<Bytes>
 }
 
 fn open(options: &Options) -> Result<SqliteInbox, String> {
-    let mut sqlite = SqliteInbox::options();
+    let mut sqlite = SqliteStore::options();
     if let Some(ms) = options.checkpoint_interval {
         sqlite = sqlite.checkpoint_interval(std::time::Duration::from_millis(ms));
     }
     let dir = options.dir.as_deref().unwrap_or_default();
-    sqlite
+    let store = sqlite
         .open(std::path::Path::new(dir).join("inbox.sqlite3"))
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(Inbox::new(store))
 }
 
 #[tokio::main]
@@ -204,9 +205,10 @@ async fn connect_redis(options: &Options) -> Result<tower_intercom::inbox::Redis
         .url
         .as_deref()
         .ok_or("--url is required for redis")?;
-    tower_intercom::inbox::RedisInbox::connect(url)
+    let store = tower_intercom::inbox::RedisStore::connect(url)
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string())?;
+    Ok(Inbox::new(store))
 }
 
 /// A worker with a no-op handler, `concurrency` at a time (none for 0).

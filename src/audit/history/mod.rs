@@ -1,19 +1,29 @@
 //! Leaked tokens and secrets in a repository: every blob reachable from
 //! every ref, the index and the working tree, each blob read once, through
 //! `git` itself.
+//!
+//! This module scans and records where each secret was seen;
+//! [`objects`] reads the objects and the commits that added them from
+//! `git`, and [`checks`] turns what was found into the three `git.*`
+//! checks.
+
+mod checks;
+mod objects;
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
-    fs,
-    io::{self, BufRead, BufReader, Read, Write},
+    fs, io,
     path::Path,
-    process::{Child, ChildStdout, Stdio},
-    thread,
+    process::Stdio,
 };
 
+use self::{
+    checks::{complete_check, secrets_check, tokens_check},
+    objects::{cat_objects, finish, first_commits, Input, Object},
+};
 use super::{
     error::AuditError,
-    git::{failed, fields, shown, Git, Repo},
+    git::{fields, shown, Git, Repo},
     report::{Check, Finding, Fingerprint, Location, SecretKind},
     scan::{Scanned, Scanner},
 };
@@ -201,123 +211,6 @@ pub(crate) fn run(
     })
 }
 
-/// One object printed by `git cat-file --batch`.
-enum Object<'a> {
-    Blob {
-        oid: &'a str,
-        /// The text after the object id on its input line: rev-list's path.
-        rest: &'a str,
-        body: &'a mut dyn Read,
-    },
-    Missing,
-    Other,
-}
-
-/// Where `git cat-file` reads the object ids from.
-enum Input {
-    /// Another process's output.
-    Pipe(Stdio),
-    /// These lines, written by a thread so that neither side waits for the
-    /// other.
-    Lines(Vec<u8>),
-}
-
-/// Runs `git cat-file --batch` on the object ids (one a line, with a path
-/// after them or not) that `input` gives, and hands each object to `each`.
-fn cat_objects(
-    git: &Git,
-    input: Input,
-    mut each: impl FnMut(Object<'_>) -> Result<(), AuditError>,
-) -> Result<(), AuditError> {
-    let args = [
-        "cat-file",
-        "--batch=%(objectname) %(objecttype) %(objectsize) %(rest)",
-    ];
-    let (stdin, lines) = match input {
-        Input::Pipe(stdin) => (stdin, None),
-        Input::Lines(lines) => (Stdio::piped(), Some(lines)),
-    };
-    let mut cat = git
-        .command(args)
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|err| AuditError::io(shown(&args), err))?;
-    let writer = match (lines, cat.stdin.take()) {
-        (Some(lines), Some(mut pipe)) => Some(thread::spawn(move || pipe.write_all(&lines))),
-        _ => None,
-    };
-    let stdout: ChildStdout = cat.stdout.take().expect("stdout is piped");
-    let read = read_objects(BufReader::with_capacity(1 << 16, stdout), &mut each);
-    if read.is_err() {
-        // Nobody reads its output any more.
-        let _ = cat.kill();
-    }
-    if let Some(writer) = writer {
-        let _ = writer.join();
-    }
-    read?;
-    finish(cat, &shown(&args))
-}
-
-fn read_objects(
-    mut reader: BufReader<ChildStdout>,
-    each: &mut impl FnMut(Object<'_>) -> Result<(), AuditError>,
-) -> Result<(), AuditError> {
-    let mut header = Vec::new();
-    let read_err = |err| AuditError::io("reading git cat-file's output", err);
-    loop {
-        header.clear();
-        if reader.read_until(b'\n', &mut header).map_err(read_err)? == 0 {
-            break;
-        }
-        let line = String::from_utf8_lossy(&header);
-        let line = line.trim_end_matches('\n');
-        let mut parts = line.splitn(4, ' ');
-        let oid = parts.next().unwrap_or_default();
-        let kind = parts.next().unwrap_or_default();
-        let size = parts.next().and_then(|size| size.parse::<u64>().ok());
-        let rest = parts.next().unwrap_or_default();
-        let Some(size) = size else {
-            // `<oid> missing` (or `ambiguous`): nothing follows.
-            each(Object::Missing)?;
-            continue;
-        };
-        let mut body = (&mut reader).take(size);
-        match kind {
-            "blob" => each(Object::Blob {
-                oid,
-                rest,
-                body: &mut body,
-            })?,
-            _ => each(Object::Other)?,
-        }
-        // Whatever the callback left unread, then the newline after it.
-        io::copy(&mut body, &mut io::sink()).map_err(read_err)?;
-        let mut newline = [0u8; 1];
-        reader.read_exact(&mut newline).map_err(read_err)?;
-    }
-    Ok(())
-}
-
-/// Waits for a child `git` and turns a failure into an error with its
-/// message.
-fn finish(mut child: Child, shown: &str) -> Result<(), AuditError> {
-    let mut stderr = Vec::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_end(&mut stderr);
-    }
-    let status = child
-        .wait()
-        .map_err(|err| AuditError::io(shown.to_owned(), err))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(failed(shown, &stderr))
-    }
-}
-
 /// Blobs staged in the index that no ref reaches yet.
 fn scan_index(
     git: &Git,
@@ -430,88 +323,6 @@ fn scan_file(path: &Path, scanner: &Scanner, buf: &mut Vec<u8>) -> io::Result<Op
     }
 }
 
-/// For each wanted blob, the first commit (oldest first, parents before
-/// children) whose change adds it, and its path there: (order, commit,
-/// path). One pass of `git log` over every ref, stopped once all are found.
-fn first_commits(
-    git: &Git,
-    wanted: &HashSet<&str>,
-) -> Result<HashMap<String, (usize, String, String)>, AuditError> {
-    let args = [
-        "log",
-        "--all",
-        "--reverse",
-        "--topo-order",
-        "-m",
-        "--raw",
-        "--no-abbrev",
-        "--no-renames",
-        "-z",
-        "--format=commit %H",
-    ];
-    let mut log = git
-        .command(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|err| AuditError::io(shown(&args), err))?;
-    let stdout = log.stdout.take().expect("stdout is piped");
-    let mut reader = BufReader::with_capacity(1 << 16, stdout);
-    let mut found = HashMap::new();
-    let mut commit = String::new();
-    let mut order = 0usize;
-    // The blob of the raw entry whose path comes next, if it is wanted.
-    let mut pending: Option<Option<String>> = None;
-    let mut field = Vec::new();
-    loop {
-        field.clear();
-        let read = reader
-            .read_until(0, &mut field)
-            .map_err(|err| AuditError::io("reading git log's output", err))?;
-        if read == 0 {
-            break;
-        }
-        if field.last() == Some(&0) {
-            field.pop();
-        }
-        let text = String::from_utf8_lossy(&field);
-        let text = text.trim_start_matches('\n');
-        if let Some(blob) = pending.take() {
-            // The path of the entry before.
-            if let Some(blob) = blob {
-                found.insert(blob, (order, commit.clone(), text.to_owned()));
-                if found.len() == wanted.len() {
-                    break;
-                }
-            }
-        } else if let Some(id) = text.strip_prefix("commit ") {
-            id.clone_into(&mut commit);
-            order += 1;
-        } else if let Some(raw) = text.strip_prefix(':') {
-            // `<old mode> <new mode> <old id> <new id> <status>`
-            let parts: Vec<&str> = raw.split(' ').collect();
-            let added = match parts.as_slice() {
-                [_, _, _, new, status] if !status.starts_with('D') => Some(*new),
-                _ => None,
-            };
-            pending = Some(
-                added
-                    .filter(|new| wanted.contains(new) && !found.contains_key(*new))
-                    .map(str::to_owned),
-            );
-        }
-    }
-    if found.len() == wanted.len() {
-        // Everything is known: the rest of the walk is not needed.
-        let _ = log.kill();
-        let _ = log.wait();
-        Ok(found)
-    } else {
-        drop(reader);
-        finish(log, &shown(&args)).map(|()| found)
-    }
-}
-
 /// One finding per secret: where it was first added.
 fn findings(
     sightings: &Sightings,
@@ -553,144 +364,4 @@ fn findings(
             }
         })
         .collect()
-}
-
-fn complete_check(repo: &Repo, counts: &Counts) -> Check {
-    if repo.shallow {
-        return Check::failed(
-            COMPLETE,
-            format!(
-                "shallow clone: only {} commit(s) of the history are here, so tokens in older ones cannot be found",
-                counts.commits
-            ),
-            "fetch the whole history before the audit: `git fetch --unshallow` (GitHub Actions: `actions/checkout` with `fetch-depth: 0`)",
-        );
-    }
-    if counts.missing > 0 {
-        return Check::failed(
-            COMPLETE,
-            format!(
-                "{} object(s) reachable from refs are missing (a partial clone?), so they could not be scanned",
-                counts.missing
-            ),
-            "audit a full clone: `git clone --no-filter`, or `git fetch --refetch` without a filter",
-        );
-    }
-    if counts.commits == 0 {
-        return Check::passed(COMPLETE, "no commits yet");
-    }
-    Check::passed(
-        COMPLETE,
-        format!(
-            "every object reachable from a ref is here ({} commits)",
-            counts.commits
-        ),
-    )
-}
-
-/// The `git filter-repo` expression that removes every token of the shapes
-/// this audit finds, without naming any.
-pub(crate) const TOKEN_EXPRESSION: &str =
-    r"regex:(?<![A-Za-z0-9+])dG9rO[A-Za-z0-9+/]{20,123}={0,2}==>***REMOVED***";
-
-fn tokens_check(repo: &Repo, findings: &[Finding], counts: &Counts, more: usize) -> Check {
-    let found: Vec<Finding> = findings
-        .iter()
-        .filter(|f| f.kind == SecretKind::AccessToken)
-        .cloned()
-        .collect();
-    let scope = if repo.has_working_tree {
-        format!(
-            "{} blobs of {} commits, the index and {} working-tree files",
-            counts.blobs, counts.commits, counts.files
-        )
-    } else {
-        format!(
-            "{} blobs of {} commits (a bare repository)",
-            counts.blobs, counts.commits
-        )
-    };
-    if found.is_empty() && more == 0 {
-        return Check::passed(TOKENS, format!("no Intercom access token in {scope}"));
-    }
-    let mut check = Check::failed(
-        TOKENS,
-        format!(
-            "{} Intercom access token(s) in {scope}",
-            found.len() + more
-        ),
-        format!(
-            "rotate each token now (Developer Hub > your app > Configure > Authentication), then remove it from history: echo '{TOKEN_EXPRESSION}' > ../intercom-tokens.txt && git filter-repo --replace-text ../intercom-tokens.txt"
-        ),
-    );
-    check.findings = found;
-    if more > 0 {
-        check.details = vec![format!("{more} more secrets not listed")];
-    }
-    check
-}
-
-fn secrets_check(values: &[(SecretKind, &[u8])], findings: &[Finding]) -> Check {
-    let given: Vec<SecretKind> = values
-        .iter()
-        .map(|&(kind, _)| kind)
-        .filter(|&kind| kind != SecretKind::AccessToken)
-        .collect();
-    if given.is_empty() {
-        return Check::skipped(
-            SECRETS,
-            "no webhook or identity secret given (INTERCOM_WEBHOOK_SECRET, INTERCOM_WEBHOOK_SECRET_PREVIOUS, INTERCOM_IDENTITY_SECRET)",
-        );
-    }
-    let too_short: Vec<String> = values
-        .iter()
-        .filter(|&&(kind, value)| kind != SecretKind::AccessToken && value.len() < MIN_SEARCHED_LEN)
-        .map(|&(kind, _)| {
-            format!(
-                "{} not searched for: shorter than {MIN_SEARCHED_LEN} bytes, it would be found by coincidence",
-                kind.variable()
-            )
-        })
-        .collect();
-    if too_short.len() == given.len() {
-        return Check::skipped(
-            SECRETS,
-            format!(
-                "every secret given is shorter than {MIN_SEARCHED_LEN} bytes: not searched for"
-            ),
-        );
-    }
-    let found: Vec<Finding> = findings
-        .iter()
-        .filter(|f| f.kind != SecretKind::AccessToken)
-        .cloned()
-        .collect();
-    let names: Vec<&str> = given.iter().map(|kind| kind.variable()).collect();
-    if found.is_empty() {
-        return Check::passed(
-            SECRETS,
-            format!(
-                "none of the given secrets is in the repository ({})",
-                names.join(", ")
-            ),
-        )
-        .with_details(too_short);
-    }
-    let variables: Vec<&str> = {
-        let mut kinds: Vec<SecretKind> = found.iter().map(|f| f.kind).collect();
-        kinds.dedup();
-        kinds.into_iter().map(SecretKind::variable).collect()
-    };
-    let printf: Vec<String> = variables.iter().map(|v| format!("\"${v}\"")).collect();
-    let mut check = Check::failed(
-        SECRETS,
-        format!("{} given secret(s) in the repository", found.len()),
-        format!(
-            "rotate it now (the client secret: Developer Hub > your app > Basic information; the identity secret: Messenger > Security), then remove it from history: printf '%s\\n' {} > ../intercom-secrets.txt && git filter-repo --replace-text ../intercom-secrets.txt",
-            printf.join(" ")
-        ),
-    );
-    check.findings = found;
-    check.details = too_short;
-    check
 }

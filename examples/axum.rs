@@ -54,8 +54,10 @@
 //! `intercom-inbox.sqlite3` in the current directory; `sqlite:<path>`,
 //! `sqlite://<path>` or a plain path, another file; `redis://…`,
 //! `rediss://…` or `redis+unix://…`, Redis (shared by receivers on many
-//! machines; configure its persistence, see the crate's docs). Any other
-//! scheme is refused.
+//! machines; configure its persistence, see the crate's docs);
+//! `postgres://…` or `postgresql://…`, PostgreSQL (shared too; its schema
+//! `tower_intercom` is created or migrated at start-up; add
+//! `?sslmode=require` for TLS). Any other scheme is refused.
 //!
 //! `INTERCOM_WEBHOOK_SECRET_FILE` names a file of client secrets, one per
 //! line, the current one first (a mounted Kubernetes Secret, a file Vault
@@ -109,7 +111,9 @@ use tower_intercom::{
         ISSUED_AT_VAR,
     },
     health::{HealthCheckRequest, HealthCheckResponse, HealthCheckService},
-    inbox::{handler_fn, Inbox, InboxStore, ReceivedNotification, RedisStore, SqliteStore},
+    inbox::{
+        handler_fn, Inbox, InboxStore, PostgresStore, ReceivedNotification, RedisStore, SqliteStore,
+    },
     metrics::{BODY_SIZE_BUCKETS, SECONDS_BUCKETS, WEBHOOK_BODY_SIZE},
     notification::{Notification, Topic},
     reload::SecretFile,
@@ -238,6 +242,7 @@ async fn process(notification: ReceivedNotification) -> Result<(), Box<dyn Error
 enum InboxUrl {
     Sqlite(String),
     Redis(String),
+    Postgres(String),
 }
 
 impl InboxUrl {
@@ -263,6 +268,7 @@ impl InboxUrl {
             Some(
                 "redis" | "rediss" | "redis+unix" | "unix" | "valkey" | "valkeys" | "valkey+unix",
             ) if rest.starts_with("//") => Ok(Self::Redis(url)),
+            Some("postgres" | "postgresql") if rest.starts_with("//") => Ok(Self::Postgres(url)),
             // `sqlite:inbox.db` and `sqlite://inbox.db` name `inbox.db`,
             // `sqlite:///srv/inbox.db` an absolute path; or a plain path.
             Some("sqlite") | None => {
@@ -279,7 +285,8 @@ impl InboxUrl {
             }
             Some(scheme) => Err(format!(
                 "INBOX_URL: cannot use a {scheme:?} URL: use redis://… (or rediss://, \
-                 redis+unix://) for Redis, or sqlite:<path> or a plain path for SQLite"
+                 redis+unix://) for Redis, postgres://… for PostgreSQL, or sqlite:<path> or \
+                 a plain path for SQLite"
             )
             .into()),
         }
@@ -295,6 +302,16 @@ impl InboxUrl {
                     .await
                     .map_err(|err| format!("cannot connect to the Redis inbox: {err}"))?;
                 println!("Inbox: Redis (INBOX_URL)");
+                Arc::new(store)
+            }
+            Self::Postgres(url) => {
+                // Creates or migrates the schema, and warns at start-up when
+                // Postgres can lose what was acknowledged (see
+                // `PostgresStore`).
+                let store = PostgresStore::connect(url)
+                    .await
+                    .map_err(|err| format!("cannot connect to the Postgres inbox: {err}"))?;
+                println!("Inbox: PostgreSQL (INBOX_URL)");
                 Arc::new(store)
             }
             Self::Sqlite(path) => {

@@ -2,7 +2,9 @@
 # The whole test suite, as the README and CI run it: `./scripts/test.sh`.
 #
 # Installs what the tests need when it is missing (redis-server, for the
-# Redis stores' tests against a real server; promtool, for the example
+# Redis stores' tests against a real server; PostgreSQL's server binaries
+# and openssl, for the Postgres store's tests against a real server, some
+# over TLS; promtool, for the example
 # alert rules; python3, whose hmac signs the health check tests), then
 # builds the examples with the default features, as `cargo run --example`
 # does, runs every test, doc test and example build with all
@@ -17,6 +19,24 @@ if ! command -v redis-server >/dev/null 2>&1; then
   if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq redis-server >/dev/null
+fi
+
+if ! command -v postgres >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+  echo "PostgreSQL not found: installing it with apt-get (the Postgres store's tests need it)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  # The server binaries only: the tests start their own server (as the
+  # postgres user the package creates, when they run as root).
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+fi
+
+if ! command -v openssl >/dev/null 2>&1; then
+  echo "openssl not found: installing it with apt-get (the Postgres TLS test makes its certificates with it)" >&2
+  sudo=""
+  if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq openssl >/dev/null
 fi
 
 if ! command -v promtool >/dev/null 2>&1; then

@@ -12,7 +12,7 @@ use tower_intercom::{sign, WebhookSecret};
 use tower_intercom_test_support::{
     client,
     examples::{self, free_port, Running},
-    redis_server, PING,
+    postgres_server, redis_server, PING,
 };
 
 /// The signature (in `header`) and body of a printed `curl` command.
@@ -626,10 +626,23 @@ async fn axum_example_handles_a_redelivered_notification_once() {
 #[tokio::test]
 async fn axum_examples_sharing_a_redis_inbox_process_a_notification_once() {
     let redis = redis_server::RedisServer::start_with(redis_server::AOF_ALWAYS);
-    let url = redis.url();
+    two_axum_examples_share_one_inbox(&redis.url()).await;
+}
+
+/// The same with a PostgreSQL inbox (`INBOX_URL=postgres://…`).
+#[tokio::test]
+async fn axum_examples_sharing_a_postgres_inbox_process_a_notification_once() {
+    let postgres = postgres_server::PostgresServer::start();
+    two_axum_examples_share_one_inbox(&postgres.url("postgres")).await;
+}
+
+/// Two instances of the axum example on the inbox at `url`: each
+/// notification delivered to both at once is stored once, and processed
+/// once across both.
+async fn two_axum_examples_share_one_inbox(url: &str) {
     let env = [
         ("INTERCOM_WEBHOOK_SECRET", "shared-secret"),
-        ("INBOX_URL", url.as_str()),
+        ("INBOX_URL", url),
     ];
     let (one, two) = (Running::start("axum", &env), Running::start("axum", &env));
     let secret = WebhookSecret::new("shared-secret").unwrap();
@@ -690,16 +703,17 @@ fn server_examples_shut_down_cleanly_on_a_sigterm_sent_as_they_start() {
     }
 }
 
-/// An `INBOX_URL` of a store the example does not have (Postgres) is
-/// refused at start, naming the scheme and never the URL, which can carry
-/// a password. (Before, it was taken for an SQLite path, and the error
-/// printed the URL, password included.)
+/// An `INBOX_URL` of a store the example does not have (MongoDB, MySQL)
+/// is refused at start, naming the scheme and never the URL, which can
+/// carry a password. (Before, it was taken for an SQLite path, and the
+/// error printed the URL, password included.)
 #[test]
 fn axum_example_refuses_an_inbox_url_it_cannot_use_without_showing_it() {
     for (url, scheme) in [
-        ("postgres://admin:TOPSECRETPW@127.0.0.1/inbox", "postgres"),
+        ("mongodb://admin:TOPSECRETPW@127.0.0.1/inbox", "mongodb"),
         // The `//` forgotten: not taken for an SQLite file name.
         ("redis:default:TOPSECRETPW@127.0.0.1:6379", "redis"),
+        ("postgres:admin:TOPSECRETPW@127.0.0.1/inbox", "postgres"),
         ("mysql:admin:TOPSECRETPW@db", "mysql"),
         ("admin:TOPSECRETPW@host/x?next=http://y", "admin"),
     ] {
@@ -723,6 +737,40 @@ fn axum_example_refuses_an_inbox_url_it_cannot_use_without_showing_it() {
         assert!(!stderr.contains("TOPSECRETPW"), "{stderr}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "{url}");
     }
+}
+
+/// A `postgres://` `INBOX_URL` whose server does not answer stops the
+/// example at start with an error that says so, never the password, and
+/// nothing is listening.
+#[test]
+fn axum_example_reports_an_unreachable_postgres_inbox_without_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "postgres://admin:TOPSECRETPW@127.0.0.1:{}/inbox",
+        free_port()
+    );
+    let output = examples::command("axum")
+        .env("INBOX_URL", &url)
+        .env("PORT", free_port().to_string())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(
+        stderr.contains(
+            "cannot connect to the Postgres inbox: the store is unavailable: cannot reach Postgres"
+        ),
+        "{stderr}"
+    );
+    assert!(!stdout.contains("Listening"), "{stdout}");
+    for shown in [&stdout, &stderr] {
+        assert!(!shown.contains("TOPSECRETPW"), "{shown}");
+    }
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 /// `sqlite://inbox.sqlite3` names a file in the working directory, as

@@ -1,12 +1,14 @@
 //! Every setting accepts every value of its type: the largest, the
 //! smallest, one less than the largest and values at random, given to each
 //! setter, build something that runs one real operation (a notification
-//! received and processed in a real SQLite file or a real `redis-server`,
+//! received and processed in a real SQLite file, a real `redis-server` or
+//! a real PostgreSQL server (with the `inbox-postgres` feature),
 //! signed requests through the layers, tokens signed and verified) without
 //! a panic and as the setter's documentation says.
 //!
-//! `redis-server` must be on `PATH` (`./scripts/test.sh` installs it):
-//! without it the Redis tests fail, they never skip.
+//! `redis-server` must be on `PATH`, and PostgreSQL's server binaries on
+//! `PATH` or in `/usr/lib/postgresql/*/bin` (`./scripts/test.sh` installs
+//! both): without them those tests fail, they never skip.
 #![cfg(all(
     feature = "inbox-sqlite",
     feature = "inbox-redis",
@@ -32,6 +34,8 @@ use proptest::{
     test_runner::{Config, TestCaseError, TestRunner},
 };
 use tower::{Layer, ServiceExt};
+#[cfg(feature = "inbox-postgres")]
+use tower_intercom::inbox::{PostgresOptions, PostgresStore};
 use tower_intercom::{
     idempotency::{self, Claim, IdempotencyLayer, IdempotencyStore, MemoryStore},
     identity::{IdentitySecret, JwtErrorKind, MessengerJwt, MessengerJwtVerifier},
@@ -43,6 +47,8 @@ use tower_intercom::{
     webhook::LARGEST_MAX_BODY_SIZE,
     StoreErrorKind, VerifyIntercomWebhookLayer,
 };
+#[cfg(feature = "inbox-postgres")]
+use tower_intercom_test_support::postgres_server::PostgresServer;
 use tower_intercom_test_support::{
     redis_server::RedisServer, secret, Recorder, ScriptedBody, Step, PING,
 };
@@ -804,6 +810,127 @@ fn every_redis_inbox_setting_is_accepted() {
                         "the insert failed: {}",
                         error
                     ),
+                }
+                assert_no_panic();
+                Ok(())
+            }
+        },
+    );
+}
+
+/// The Postgres store's settings (on its options) and the inbox's.
+#[cfg(feature = "inbox-postgres")]
+#[derive(Debug, Clone)]
+struct PostgresSettings {
+    timeout: Duration,
+    pool_size: usize,
+    max_batch: usize,
+    channel_capacity: usize,
+    deadline: Duration,
+    retention: Duration,
+}
+
+#[cfg(feature = "inbox-postgres")]
+fn postgres_settings() -> impl Strategy<Value = PostgresSettings> {
+    (
+        duration(),
+        count(),
+        count(),
+        count(),
+        duration(),
+        duration(),
+    )
+        .prop_map(
+            |(timeout, pool_size, max_batch, channel_capacity, deadline, retention)| {
+                PostgresSettings {
+                    timeout,
+                    pool_size,
+                    max_batch,
+                    channel_capacity,
+                    deadline,
+                    retention,
+                }
+            },
+        )
+}
+
+/// The largest counts and the longest timeout, given to the options, are
+/// taken as their bounds (a pool of `usize::MAX` connections would
+/// allocate its slots at once, a channel past Tokio's limit panics, a
+/// `statement_timeout` past 2^31 − 1 ms is refused by Postgres), and the
+/// store works.
+#[cfg(feature = "inbox-postgres")]
+#[tokio::test]
+async fn a_postgres_store_with_the_largest_settings_connects_and_works() {
+    let server = PostgresServer::start();
+    let store = PostgresOptions::default()
+        .pool_size(usize::MAX)
+        .max_batch(usize::MAX)
+        .channel_capacity(usize::MAX)
+        .timeout(Duration::MAX)
+        .connect(&server.url("postgres"))
+        .await
+        .unwrap();
+    let inbox = Inbox::new(store);
+    let handler = Counting::new();
+    receive_and_process(&inbox, inbox.worker(handler.clone())).await;
+}
+
+/// As [`sqlite_case`], against one PostgreSQL server (each case in a
+/// schema of its own); connecting with a timeout too short for it fails
+/// with an error.
+#[cfg(feature = "inbox-postgres")]
+#[test]
+fn every_postgres_store_setting_is_accepted() {
+    let server = PostgresServer::start();
+    let url = server.url("postgres");
+    let cases = AtomicUsize::new(0);
+    check(
+        10,
+        (postgres_settings(), worker_settings(), queries()),
+        |(settings, worker, queries)| {
+            let schema = format!("settings_{}", cases.fetch_add(1, Ordering::SeqCst));
+            let url = url.clone();
+            async move {
+                watch_panics();
+                let connected = PostgresStore::options()
+                    .schema(schema)
+                    .timeout(settings.timeout)
+                    .pool_size(settings.pool_size)
+                    .max_batch(settings.max_batch)
+                    .channel_capacity(settings.channel_capacity)
+                    .connect(&url)
+                    .await;
+                let store = match connected {
+                    Ok(store) => store,
+                    Err(_) if settings.timeout < AMPLE => return Ok(()),
+                    Err(error) => panic!("connecting failed: {error}"),
+                };
+                let inbox = Inbox::new(store)
+                    .deadline(settings.deadline)
+                    .retention(settings.retention);
+                if settings.timeout >= AMPLE {
+                    deliver_once_and_again(&inbox, settings.deadline).await?;
+                    process_one(&inbox, &worker, settings.retention).await?;
+                    inspect(&inbox, &queries).await?;
+                } else {
+                    // Stored, or given up within the short timeout.
+                    let one = NewNotification::new(
+                        "notif_settings_short",
+                        "ping",
+                        Bytes::from(envelope("notif_settings_short", 1)),
+                    );
+                    match inbox.store().insert(one).await {
+                        Ok(inserted) => prop_assert_eq!(inserted, Inserted::Stored),
+                        Err(error) => prop_assert!(
+                            matches!(
+                                error.kind(),
+                                StoreErrorKind::TimedOut | StoreErrorKind::Unavailable
+                            ),
+                            "{}",
+                            error
+                        ),
+                    }
                 }
                 assert_no_panic();
                 Ok(())

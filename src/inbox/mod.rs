@@ -23,7 +23,7 @@
 //! | a handler slower than 5 s | fails the delivery; Intercom retries | fine, within the [lease](Worker::lease) |
 //! | the process dies mid-handler | Intercom's retry runs it again | another worker runs it after the lease |
 //! | the handler fails | non-2xx, Intercom retries about a minute later (pausing delivery after >1000 errors in 15 min) | retried by the worker with your backoff; dead after [`max_attempts`](Worker::max_attempts), then requeued by you |
-//! | needs | memory or Redis | a durable store (an SQLite file, or Redis with its append-only file) |
+//! | needs | memory or Redis | a durable store (an SQLite file, PostgreSQL, or Redis with its append-only file) |
 //!
 //! Use the idempotency layer for quick handlers that can fail the request;
 //! use the inbox when processing is slow, calls other services, or must
@@ -61,7 +61,8 @@
 //! others).
 //!
 //! Nothing waits in memory without bound: the store's queue is bounded
-//! (SQLite: `SqliteOptions::channel_capacity`) and the
+//! (SQLite: `SqliteOptions::channel_capacity`; Postgres:
+//! `PostgresOptions::channel_capacity`) and the
 //! receiver is always ready, answering 429 at once when it is full.
 //!
 //! # Guarantees
@@ -77,7 +78,11 @@
 //!   its own), and such a crash then loses up to about 30 s of them; with
 //!   the append-only file off, a restart of Redis loses them. The store
 //!   warns at start-up when Redis's settings can lose what it
-//!   acknowledged (see `RedisStore::persistence`).
+//!   acknowledged (see `RedisStore::persistence`). With PostgreSQL, the
+//!   commit is flushed to the write-ahead log before Postgres answers: the
+//!   store's sessions run with `synchronous_commit = on`, and it warns at
+//!   start-up when `fsync` is off or the setting did not take (see
+//!   `PostgresStore::durability`).
 //! - **Stored once per `id`** while the id is remembered: until it has been
 //!   done for longer than the [retention](Inbox::retention) (24 h by
 //!   default). A redelivery after that would be stored and processed again;
@@ -153,13 +158,19 @@
 //!   `RedisStore::options()` (`key_prefix`, `timeout`, `max_in_flight`)
 //!   then `.connect(url).await?`, or `.with_connection(connection)` for a
 //!   connection you made. Durable only as Redis's persistence is (above).
+//! - `PostgresStore` (feature `inbox-postgres`): PostgreSQL 12 or newer,
+//!   group commit, claims with `FOR UPDATE SKIP LOCKED`, wake-ups with
+//!   `LISTEN`/`NOTIFY`, a versioned schema; for receivers and workers on
+//!   many machines sharing a database. `PostgresStore::connect(url).await?`
+//!   with the default settings, or `PostgresStore::options()` (`schema`,
+//!   `pool_size`, `timeout`, …) then `.connect(url).await?`.
 //! - Your own: implement [`InboxStore`].
 //!
 //! So moving from SQLite to Redis changes one line:
 //! `Inbox::new(SqliteStore::open(path)?)` becomes
 //! `Inbox::new(RedisStore::connect(url).await?)`; receivers, workers and
-//! the inspection API are the same. `SqliteInbox` and `RedisInbox` name
-//! the two inboxes' types.
+//! the inspection API are the same. `SqliteInbox`, `RedisInbox` and
+//! `PostgresInbox` name the inboxes' types.
 //!
 //! # Example
 //!
@@ -253,6 +264,8 @@
 
 mod notification;
 mod permanent;
+#[cfg(feature = "inbox-postgres")]
+mod postgres;
 mod receiver;
 #[cfg(feature = "inbox-redis")]
 mod redis;
@@ -260,7 +273,11 @@ mod response;
 #[cfg(feature = "inbox-sqlite")]
 mod sqlite;
 mod store;
-#[cfg(any(feature = "inbox-redis", feature = "inbox-sqlite"))]
+#[cfg(any(
+    feature = "inbox-redis",
+    feature = "inbox-sqlite",
+    feature = "inbox-postgres"
+))]
 mod store_helpers;
 mod worker;
 
@@ -300,6 +317,15 @@ pub use self::sqlite::{
 pub use self::redis::{
     Persistence, RedisInbox, RedisOptions, RedisStore, DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_REDIS_KEY_PREFIX, DEFAULT_REDIS_TIMEOUT, LARGEST_MAX_IN_FLIGHT,
+};
+
+#[cfg(feature = "inbox-postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "inbox-postgres")))]
+pub use self::postgres::{
+    PostgresBatches, PostgresDurability, PostgresInbox, PostgresOptions, PostgresStore,
+    DEFAULT_POSTGRES_CHANNEL_CAPACITY, DEFAULT_POSTGRES_MAX_BATCH, DEFAULT_POSTGRES_POOL_SIZE,
+    DEFAULT_POSTGRES_SCHEMA, DEFAULT_POSTGRES_TIMEOUT, MAX_POSTGRES_CHANNEL_CAPACITY,
+    MAX_POSTGRES_POOL_SIZE, MAX_POSTGRES_TIMEOUT,
 };
 
 /// How long the receiver waits for the store's commit before answering

@@ -33,7 +33,8 @@ pub type InboxFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + S
 /// The inbox calls [`insert`](Self::insert) from the receiver (and answers
 /// 200 only after it returned `Ok`), and the other methods from workers and
 /// from its inspection API. Implemented by the SQLite store (feature
-/// `inbox-sqlite`), the Redis store (feature `inbox-redis`), and by
+/// `inbox-sqlite`), the Redis store (feature `inbox-redis`), the Postgres
+/// store (feature `inbox-postgres`), and by
 /// `Arc<S>` and `Box<S>` of any store, so an
 /// `Arc<dyn InboxStore>` can be picked at run time.
 ///
@@ -128,6 +129,18 @@ pub trait InboxStore: Send + Sync + 'static {
     /// After that their ids are no longer deduplicated: a redelivery would
     /// be stored again.
     fn prune_done(&self, before: SystemTime) -> InboxFuture<u64>;
+
+    /// What wakes idle workers when notifications may have become due
+    /// that this process did not store itself (another process's
+    /// receiver, as the backend tells: the Postgres store `LISTEN`s), so
+    /// that they claim at once rather than at their next poll: idle
+    /// workers listen to it beside their inbox's own wake-up. The store
+    /// wakes it with `notify_waiters`. `None` (the default):
+    /// workers find such notifications by polling
+    /// ([`Worker::poll_interval`](super::Worker::poll_interval)).
+    fn wakeups(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 }
 
 macro_rules! forward_store {
@@ -159,6 +172,9 @@ macro_rules! forward_store {
             }
             fn prune_done(&self, before: SystemTime) -> InboxFuture<u64> {
                 (**self).prune_done(before)
+            }
+            fn wakeups(&self) -> Option<Arc<tokio::sync::Notify>> {
+                (**self).wakeups()
             }
         }
     )*};

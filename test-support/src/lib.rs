@@ -18,7 +18,8 @@
 //! - [`fake_intercom`] is Intercom's REST API on a loopback port (tokens,
 //!   `/me`, rate-limit windows, injected 429s and redirects, a record of
 //!   the requests).
-//! - [`redis_server`] runs a real `redis-server`, and [`proxy`] a TCP
+//! - [`redis_server`] runs a real `redis-server`, [`postgres_server`] a
+//!   real PostgreSQL server, and [`proxy`] a TCP
 //!   proxy whose connections can go silent; [`bench`] has the benchmarks'
 //!   payloads and interleaved measurement.
 
@@ -35,6 +36,8 @@ pub mod inbox;
 #[cfg(feature = "runtime")]
 pub mod logs;
 pub mod model;
+#[cfg(feature = "runtime")]
+pub mod postgres_server;
 pub mod prometheus;
 #[cfg(feature = "runtime")]
 pub mod proxy;

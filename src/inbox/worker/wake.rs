@@ -27,13 +27,14 @@ pub(super) struct WakeSources {
 impl WakeSources {
     /// The wake sources of `inbox`'s workers.
     pub(super) fn of<St: InboxStore>(inbox: &Inbox<St>) -> Self {
-        Self {
-            sources: vec![
-                // This process: notifications its receiver stored, dead
-                // notifications requeued, retries its workers recorded.
-                inbox.wake.clone(),
-            ],
-        }
+        let mut sources = vec![
+            // This process: notifications its receiver stored, dead
+            // notifications requeued, retries its workers recorded.
+            inbox.wake.clone(),
+        ];
+        // The store's own: other processes' inserts (Postgres's LISTEN).
+        sources.extend(inbox.store.wakeups());
+        Self { sources }
     }
 
     /// Starts listening to every source: called before a claim, so that a

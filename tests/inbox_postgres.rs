@@ -1,0 +1,1616 @@
+//! The durable inbox with the Postgres store, against a real PostgreSQL
+//! server started for this test binary on a free loopback port (a
+//! database of its own per test; a server of its own for the tests that
+//! kill it or need TLS), with real processes, no mocks.
+//!
+//! The server binaries must be on `PATH` or in `/usr/lib/postgresql/*/bin`
+//! (`./scripts/test.sh` installs them): without them these tests fail,
+//! they never skip.
+#![cfg(feature = "inbox-postgres")]
+
+use std::{
+    collections::HashSet,
+    process::{Command, Stdio},
+    sync::{
+        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant, SystemTime},
+};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tower::{ServiceBuilder, ServiceExt};
+use tower_intercom::{
+    inbox::{
+        handler_fn, ClaimRequest, Counts, DeadQuery, Failure, Inbox, InboxStore, Inserted,
+        NewNotification, PostgresDurability, PostgresInbox, PostgresStore, ReceivedNotification,
+    },
+    sign, StoreErrorKind, VerifyIntercomWebhookLayer, WebhookSecret,
+};
+use tower_intercom_test_support::{logs::Logs, postgres_server::PostgresServer as Server};
+
+// ---------------------------------------------------------------- helpers
+
+const SECRET: &str = "inbox-test-client-secret";
+
+fn secret() -> WebhookSecret {
+    WebhookSecret::new(SECRET).unwrap()
+}
+
+fn envelope(id: &str, topic: &str, attempt: u32) -> String {
+    serde_json::json!({
+        "type": "notification_event",
+        "app_id": "abc123",
+        "data": {"type": "notification_event_data", "item": {"type": "ping", "message": "hi"}},
+        "id": id,
+        "topic": topic,
+        "delivery_attempts": attempt,
+        "first_sent_at": 1_700_000_000,
+        "created_at": 1_700_000_000,
+    })
+    .to_string()
+}
+
+/// The stack users build: the verifying layer, then the receiver.
+type Stack = tower::util::BoxCloneService<
+    Request<Full<Bytes>>,
+    Response<tower_intercom::webhook::ResponseBody<Full<Bytes>>>,
+    std::convert::Infallible,
+>;
+
+fn stack(inbox: &PostgresInbox) -> Stack {
+    tower::util::BoxCloneService::new(
+        ServiceBuilder::new()
+            .layer(VerifyIntercomWebhookLayer::new(secret()))
+            .service(inbox.receiver()),
+    )
+}
+
+fn deliver(
+    service: &Stack,
+    body: impl Into<Bytes>,
+) -> impl std::future::Future<Output = (StatusCode, bool, Bytes)> + Send + 'static {
+    deliver_owned(service.clone(), body.into())
+}
+
+async fn deliver_owned(service: Stack, body: Bytes) -> (StatusCode, bool, Bytes) {
+    let request = Request::post("/webhooks/intercom")
+        .header("x-hub-signature", sign(&secret(), &body))
+        .body(Full::new(body))
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    let status = response.status();
+    let duplicate = response.headers().contains_key("x-intercom-duplicate");
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, duplicate, bytes)
+}
+
+/// A database of its own on the shared server.
+fn database() -> String {
+    Server::shared().fresh_database()
+}
+
+/// A store with room for a loaded test machine (10 s per operation), for
+/// the tests that are not about time.
+async fn store(url: &str) -> PostgresStore {
+    PostgresStore::options()
+        .timeout(Duration::from_secs(10))
+        .connect(url)
+        .await
+        .unwrap()
+}
+
+/// An inbox over [`store`], with as long a deadline.
+async fn inbox(url: &str) -> PostgresInbox {
+    Inbox::new(store(url).await).deadline(Duration::from_secs(10))
+}
+
+/// A plain connection, to look at the tables as another client would.
+async fn raw(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// (id, topic, body, state, attempts) of every row, oldest first.
+type Row = (String, String, Option<Vec<u8>>, i16, i32);
+
+async fn rows(url: &str) -> Vec<Row> {
+    raw(url)
+        .await
+        .query(
+            "SELECT id, topic, body, state, attempts
+               FROM tower_intercom.inbox LEFT JOIN tower_intercom.inbox_body USING (seq)
+              ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| {
+            (
+                String::from_utf8(row.get(0)).unwrap(),
+                String::from_utf8(row.get(1)).unwrap(),
+                row.get(2),
+                row.get(3),
+                row.get(4),
+            )
+        })
+        .collect()
+}
+
+async fn wait_for<St: InboxStore>(
+    inbox: &Inbox<St>,
+    what: &str,
+    check: impl Fn(Counts) -> bool,
+) -> Counts {
+    let start = Instant::now();
+    loop {
+        if let Ok(counts) = inbox.counts().await {
+            if check(counts) {
+                return counts;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}: {:?}",
+            inbox.counts().await
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// The four numbers of [`Counts`], which these tests compare (when the
+/// oldest pending notification became due is checked on its own).
+#[derive(Debug)]
+struct StateCounts([u64; 4]);
+
+impl PartialEq<StateCounts> for Counts {
+    fn eq(&self, expected: &StateCounts) -> bool {
+        [self.pending, self.in_progress, self.done, self.dead] == expected.0
+    }
+}
+
+fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> StateCounts {
+    StateCounts([pending, in_progress, done, dead])
+}
+
+/// A shutdown future and its trigger.
+fn shutdown() -> (
+    tokio::sync::oneshot::Sender<()>,
+    impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    let (trigger, signal) = tokio::sync::oneshot::channel::<()>();
+    (trigger, async move {
+        let _ = signal.await;
+    })
+}
+
+fn new(id: &str) -> NewNotification {
+    NewNotification::new(id, "ping", Bytes::from(envelope(id, "ping", 1)))
+}
+
+// ---------------------------------------------------------------- receive
+
+#[tokio::test]
+async fn a_notification_is_committed_before_the_200() {
+    let url = database();
+    let inbox = inbox(&url).await;
+    let service = stack(&inbox);
+    let body = envelope("notif_1", "conversation.user.created", 1);
+    let (status, duplicate, _) = deliver(&service, body.clone()).await;
+    assert_eq!((status, duplicate), (StatusCode::OK, false));
+
+    // Another connection sees the committed row as soon as the 200 is out.
+    let stored = rows(&url).await;
+    assert_eq!(
+        stored,
+        [(
+            "notif_1".to_owned(),
+            "conversation.user.created".to_owned(),
+            Some(body.into_bytes()),
+            0,
+            0
+        )]
+    );
+    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
+
+    // A redelivery: 200, marked duplicate, nothing stored.
+    let (status, duplicate, _) = deliver(&service, envelope("notif_1", "x", 2)).await;
+    assert_eq!((status, duplicate), (StatusCode::OK, true));
+    assert_eq!(rows(&url).await.len(), 1);
+
+    // Kept across a new store on the same database.
+    drop(service);
+    drop(inbox);
+    let inbox = self::inbox(&url).await;
+    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
+}
+
+/// Ids are stored and handed back exactly: NUL (which `text` refuses),
+/// any Unicode, and ids far longer than a B-tree entry (the dedupe key is
+/// their SHA-256).
+#[tokio::test]
+async fn odd_but_valid_ids_are_stored_exactly() {
+    let url = database();
+    let inbox = inbox(&url).await;
+    let service = stack(&inbox);
+    let huge = "n".repeat(2 * 1024 * 1024 - 200);
+    let ids = [
+        "notif_\u{e9}\u{1F600}\u{65e5}".to_owned(),
+        "quote\"back\\slash'".to_owned(),
+        "nul\u{0}inside".to_owned(),
+        "nul".to_owned(),
+        " ".to_owned(),
+        "\u{202e}rtl".to_owned(),
+        huge.clone(),
+    ];
+    for id in &ids {
+        let body = serde_json::json!({"id": id, "topic": "ping\u{0}x", "data": {"item": {}}});
+        let (status, duplicate, _) = deliver(&service, body.to_string()).await;
+        assert_eq!((status, duplicate), (StatusCode::OK, false), "{}", id.len());
+    }
+    let stored: Vec<String> = rows(&url).await.into_iter().map(|row| row.0).collect();
+    assert_eq!(stored, ids);
+    assert!(rows(&url).await.iter().all(|row| row.1 == "ping\u{0}x"));
+    // The huge one again: a duplicate.
+    let again = serde_json::json!({"id": huge, "topic": "ping", "data": {"item": {}}});
+    assert!(deliver(&service, again.to_string()).await.1);
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            record
+                .lock()
+                .unwrap()
+                .push((n.id().to_owned(), n.topic().to_owned()));
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .spawn(signal);
+    wait_for(&inbox, "all done", |c| c.done == ids.len() as u64).await;
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    let mut seen = seen.lock().unwrap().clone();
+    seen.sort();
+    let mut expected: Vec<_> = ids
+        .iter()
+        .map(|id| (id.clone(), "ping\u{0}x".to_owned()))
+        .collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+/// Reception times are kept to the millisecond; one that no `timestamptz`
+/// holds is taken as the nearest it does, without failing the inserts
+/// written with it.
+#[tokio::test]
+async fn reception_times_are_kept_and_extreme_ones_fail_nothing() {
+    let url = database();
+    let store = store(&url).await;
+    let now = SystemTime::now();
+    let far = SystemTime::UNIX_EPOCH
+        .checked_add(Duration::from_secs(i64::MAX as u64 / 2))
+        .unwrap_or(now + Duration::from_secs(1 << 40));
+    let before_epoch = SystemTime::UNIX_EPOCH - Duration::from_secs(86_400);
+    let inserts = [("t_now", now), ("t_far", far), ("t_before", before_epoch)]
+        .map(|(id, at)| store.insert(new(id).received_at(at)));
+    for insert in inserts {
+        assert_eq!(insert.await.unwrap(), Inserted::Stored);
+    }
+    let claimed = store
+        .claim(ClaimRequest::new(10, Duration::from_secs(30), 3))
+        .await
+        .unwrap();
+    let at = |id: &str| {
+        claimed
+            .leases
+            .iter()
+            .find(|lease| lease.notification.id() == id)
+            .unwrap()
+            .notification
+            .received_at()
+    };
+    let millis = |time: SystemTime| {
+        time.duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    };
+    assert_eq!(millis(at("t_now")), millis(now));
+    assert_eq!(
+        at("t_far"),
+        SystemTime::UNIX_EPOCH + Duration::from_millis(253_402_300_799_999)
+    );
+    assert_eq!(at("t_before"), SystemTime::UNIX_EPOCH);
+}
+
+/// Many deliveries at once are written in few statements (group commit),
+/// each answered on its own: one of each id stored, its twin a duplicate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_inserts_are_committed_in_groups_and_deduplicated_one_by_one() {
+    let url = database();
+    let store = store(&url).await;
+    let n = 300;
+    let inserts: Vec<_> = (0..2 * n)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move { store.insert(new(&format!("notif_{}", i % n))).await })
+        })
+        .collect();
+    let mut stored = 0;
+    let mut duplicates = 0;
+    for insert in inserts {
+        match insert.await.unwrap().unwrap() {
+            Inserted::Stored => stored += 1,
+            Inserted::Duplicate => duplicates += 1,
+        }
+    }
+    assert_eq!((stored, duplicates), (n, n));
+    assert_eq!(rows(&url).await.len(), n);
+    let batches = store.batches();
+    eprintln!("{} inserts in {batches:?}", 2 * n);
+    assert_eq!(batches.inserts, 2 * n as u64);
+    assert!(
+        batches.statements < batches.inserts / 4 && batches.largest > 8,
+        "{batches:?}"
+    );
+}
+
+// ---------------------------------------------------------------- the contract
+
+/// Complete, fail and release change a notification only under its
+/// current lease; a release hands it back without using an attempt; a
+/// retry waits for its time, which the claim reports.
+#[tokio::test]
+async fn outcomes_are_fenced_by_the_lease_token() {
+    let url = database();
+    let store = store(&url).await;
+    assert_eq!(store.insert(new("a")).await.unwrap(), Inserted::Stored);
+    let lease = Duration::from_secs(30);
+    let claimed = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
+    assert_eq!(claimed.leases.len(), 1);
+    let first = &claimed.leases[0];
+    assert_eq!(first.notification.id(), "a");
+    assert_eq!(first.notification.attempt(), 1);
+    assert_eq!(
+        first.notification.bytes(),
+        &Bytes::from(envelope("a", "ping", 1))
+    );
+    // Nothing else pending, and the lease's end is the next thing due.
+    let due = claimed.next_due.expect("the lease's end");
+    let until = due.duration_since(SystemTime::now()).unwrap_or_default();
+    assert!(
+        until > Duration::from_secs(25) && until <= lease,
+        "{until:?}"
+    );
+    let wrong = tower_intercom::inbox::LeaseToken::new(first.token.value().wrapping_add(1));
+    assert!(!store.complete("a", &wrong).await.unwrap());
+    assert!(!store
+        .fail("a", &wrong, Failure::dead("not mine"))
+        .await
+        .unwrap());
+    assert!(!store.release("a", &wrong).await.unwrap());
+    assert_eq!(store.counts().await.unwrap(), counts(0, 1, 0, 0));
+
+    // Released: pending at once, the attempt not used.
+    assert!(store.release("a", &first.token).await.unwrap());
+    assert!(!store.release("a", &first.token).await.unwrap());
+    let again = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
+    assert_eq!(again.leases[0].notification.attempt(), 1);
+    assert_ne!(again.leases[0].token, first.token);
+    assert!(!store.complete("a", &first.token).await.unwrap());
+
+    // A retry in 300 ms: not claimed before, claimed after.
+    let retry_at = SystemTime::now() + Duration::from_millis(300);
+    assert!(store
+        .fail(
+            "a",
+            &again.leases[0].token,
+            Failure::retry("boom", retry_at)
+        )
+        .await
+        .unwrap());
+    let early = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
+    assert!(early.leases.is_empty());
+    let due = early.next_due.expect("the retry");
+    assert!(
+        due > SystemTime::now() + Duration::from_millis(100),
+        "{due:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let late = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
+    assert_eq!(late.leases.len(), 1);
+    assert_eq!(late.leases[0].notification.attempt(), 2);
+    assert!(store.complete("a", &late.leases[0].token).await.unwrap());
+    assert!(!store.complete("a", &late.leases[0].token).await.unwrap());
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 1, 0));
+    // Done: the body is gone, the id stays for deduplication.
+    assert_eq!(rows(&url).await[0].2, None);
+    assert_eq!(store.insert(new("a")).await.unwrap(), Inserted::Duplicate);
+    let nothing = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
+    assert!(nothing.leases.is_empty());
+    assert_eq!(nothing.next_due, None);
+}
+
+/// Completions sent together are written together and fenced one by one:
+/// of each lease completed twice with its token and once with a wrong one,
+/// all at once, exactly one is taken, never the wrong one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completions_sent_together_are_fenced_one_by_one() {
+    let url = database();
+    let store = store(&url).await;
+    let n = 200;
+    let inserts: Vec<_> = (0..n)
+        .map(|i| store.insert(new(&format!("c{i}"))))
+        .collect();
+    for insert in inserts {
+        insert.await.unwrap();
+    }
+    let claimed = store
+        .claim(ClaimRequest::new(n, Duration::from_secs(30), 3))
+        .await
+        .unwrap();
+    assert_eq!(claimed.leases.len(), n);
+    let mut completing = Vec::new();
+    for lease in &claimed.leases {
+        let wrong = tower_intercom::inbox::LeaseToken::new(lease.token.value() ^ 1);
+        // The right token twice, a wrong one between.
+        for (token, right) in [
+            (lease.token.clone(), true),
+            (wrong, false),
+            (lease.token.clone(), true),
+        ] {
+            let (store, id) = (store.clone(), lease.notification.id().to_owned());
+            completing.push(tokio::spawn(async move {
+                let completed = store.complete(&id, &token).await.unwrap();
+                (id, right, completed)
+            }));
+        }
+    }
+    let mut done = HashSet::new();
+    for completion in completing {
+        let (id, right, completed) = completion.await.unwrap();
+        if completed {
+            assert!(right, "{id}: completed with a wrong token");
+            assert!(done.insert(id.clone()), "{id}: completed twice");
+        }
+    }
+    assert_eq!(done.len(), n);
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, n as u64, 0));
+    assert!(
+        rows(&url).await.iter().all(|row| row.2.is_none()),
+        "bodies left"
+    );
+}
+
+/// The counts date the longest-waiting due notification (by Postgres's
+/// clock, read as an age); a retry waiting out its backoff is not due.
+#[tokio::test]
+async fn counts_date_the_oldest_due_notification() {
+    let url = database();
+    let store = store(&url).await;
+    assert_eq!(store.counts().await.unwrap().oldest_pending, None);
+    let before = SystemTime::now();
+    store.insert(new("waiting")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counts = store.counts().await.unwrap();
+    let due = counts.oldest_pending.expect("a due notification");
+    assert!(
+        due + Duration::from_millis(500) >= before && due <= SystemTime::now(),
+        "{due:?}"
+    );
+    let waited = counts.oldest_pending_age(SystemTime::now());
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(5),
+        "{waited:?}"
+    );
+    let claimed = store
+        .claim(ClaimRequest::new(1, Duration::from_secs(30), 3))
+        .await
+        .unwrap();
+    let retry_at = SystemTime::now() + Duration::from_secs(60);
+    assert!(store
+        .fail(
+            "waiting",
+            &claimed.leases[0].token,
+            Failure::retry("later", retry_at)
+        )
+        .await
+        .unwrap());
+    let counts = store.counts().await.unwrap();
+    assert_eq!(counts, self::counts(1, 0, 0, 0));
+    assert_eq!(counts.oldest_pending, None);
+}
+
+/// A lease that lapses counts as an attempt; at the last one the
+/// notification is dead, with the lapse as its error; the holder's late
+/// completion changes nothing.
+#[tokio::test]
+async fn lapsed_leases_are_attempts_and_dead_at_the_maximum() {
+    let url = database();
+    let store = store(&url).await;
+    store.insert(new("a")).await.unwrap();
+    let short = Duration::from_millis(100);
+    let first = store.claim(ClaimRequest::new(1, short, 2)).await.unwrap();
+    assert_eq!(first.leases[0].notification.attempt(), 1);
+    // Still leased: not taken again.
+    assert!(store
+        .claim(ClaimRequest::new(1, short, 2))
+        .await
+        .unwrap()
+        .leases
+        .is_empty());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let second = store.claim(ClaimRequest::new(1, short, 2)).await.unwrap();
+    assert_eq!(second.leases[0].notification.attempt(), 2);
+    assert!(!store.complete("a", &first.leases[0].token).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let third = store.claim(ClaimRequest::new(1, short, 2)).await.unwrap();
+    assert!(third.leases.is_empty());
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0, 1));
+    let dead = store.dead(DeadQuery::first(10)).await.unwrap();
+    assert_eq!(dead.notifications.len(), 1);
+    assert_eq!(dead.notifications[0].notification.attempt(), 2);
+    assert!(dead.notifications[0]
+        .last_error()
+        .contains("the lease lapsed"));
+    assert!(!store.complete("a", &second.leases[0].token).await.unwrap());
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0, 1));
+}
+
+/// Dead notifications are kept with their body and error, listed oldest
+/// first in pages, and requeued with fresh attempts; a requeue of what is
+/// not dead changes nothing.
+#[tokio::test]
+async fn dead_notifications_are_listed_in_pages_and_requeued() {
+    let url = database();
+    let inbox = inbox(&url).await;
+    let store = inbox.store();
+    for i in 0..5 {
+        store.insert(new(&format!("d{i}"))).await.unwrap();
+    }
+    let claimed = store
+        .claim(ClaimRequest::new(10, Duration::from_secs(30), 3))
+        .await
+        .unwrap();
+    for lease in &claimed.leases {
+        let error = format!("broken {}\u{0}\u{e9}", lease.notification.id());
+        assert!(store
+            .fail(lease.notification.id(), &lease.token, Failure::dead(error))
+            .await
+            .unwrap());
+    }
+    assert!(!store.requeue("nope").await.unwrap());
+    let mut seen = Vec::new();
+    let mut page = inbox.dead(DeadQuery::first(2)).await.unwrap();
+    loop {
+        assert!(page.notifications.len() <= 2);
+        for dead in &page.notifications {
+            let id = dead.notification.id().to_owned();
+            assert_eq!(dead.last_error(), format!("broken {id}\u{fffd}\u{e9}"));
+            assert_eq!(
+                dead.notification.bytes(),
+                &Bytes::from(envelope(&id, "ping", 1))
+            );
+            assert_eq!(dead.notification.attempt(), 1);
+            seen.push(id);
+        }
+        match page.next {
+            Some(next) => page = inbox.dead(DeadQuery::after(2, next)).await.unwrap(),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["d0", "d1", "d2", "d3", "d4"]);
+    assert!(inbox
+        .dead(DeadQuery::after(2, "not-a-cursor"))
+        .await
+        .is_err());
+
+    assert!(inbox.requeue("d0").await.unwrap());
+    assert!(!inbox.requeue("d0").await.unwrap());
+    assert_eq!(inbox.requeue_all().await.unwrap(), 4);
+    assert_eq!(inbox.counts().await.unwrap(), counts(5, 0, 0, 0));
+    let claimed = store
+        .claim(ClaimRequest::new(10, Duration::from_secs(30), 3))
+        .await
+        .unwrap();
+    assert_eq!(claimed.leases.len(), 5);
+    assert!(claimed
+        .leases
+        .iter()
+        .all(|lease| lease.notification.attempt() == 1));
+}
+
+/// Done ids are forgotten after the retention, at most 1000 per call; a
+/// redelivery after that is stored again.
+#[tokio::test]
+async fn done_ids_are_pruned_in_bounded_chunks() {
+    let url = database();
+    let store = PostgresStore::options()
+        .timeout(Duration::from_secs(10))
+        .connect(&url)
+        .await
+        .unwrap();
+    let n = 1500;
+    for chunk in 0..(n / 250) {
+        let inserts: Vec<_> = (0..250)
+            .map(|i| store.insert(new(&format!("p{}", chunk * 250 + i))))
+            .collect();
+        for insert in inserts {
+            insert.await.unwrap();
+        }
+    }
+    let mut done = 0;
+    while done < n {
+        let claimed = store
+            .claim(ClaimRequest::new(256, Duration::from_secs(30), 3))
+            .await
+            .unwrap();
+        for lease in &claimed.leases {
+            assert!(store
+                .complete(lease.notification.id(), &lease.token)
+                .await
+                .unwrap());
+            done += 1;
+        }
+    }
+    // Not yet past the retention.
+    let an_hour_ago = SystemTime::now() - Duration::from_secs(3600);
+    assert_eq!(store.prune_done(an_hour_ago).await.unwrap(), 0);
+    let later = SystemTime::now() + Duration::from_secs(1);
+    assert_eq!(store.prune_done(later).await.unwrap(), 1000);
+    assert_eq!(store.prune_done(later).await.unwrap(), 500);
+    assert_eq!(store.prune_done(later).await.unwrap(), 0);
+    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0, 0));
+    assert_eq!(store.insert(new("p0")).await.unwrap(), Inserted::Stored);
+}
+
+/// The whole loop through a worker: failures retried with backoff, dead
+/// at the last attempt, then requeued and done.
+#[tokio::test]
+async fn failures_are_retried_with_backoff_then_dead_then_requeued() {
+    let url = database();
+    let inbox = inbox(&url).await;
+    let service = stack(&inbox);
+    deliver(&service, envelope("notif_flaky", "ping", 1)).await;
+    let attempts = Arc::new(AtomicU32::new(0));
+    let fail = Arc::new(AtomicBool::new(true));
+    let (count, failing) = (attempts.clone(), fail.clone());
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |_n: ReceivedNotification| {
+            count.fetch_add(1, Ordering::SeqCst);
+            let failing = failing.load(Ordering::SeqCst);
+            async move {
+                if failing {
+                    Err(std::io::Error::other("downstream is down"))
+                } else {
+                    Ok(())
+                }
+            }
+        }))
+        .max_attempts(3)
+        .backoff(Duration::from_millis(20), Duration::from_millis(50))
+        .poll_interval(Duration::from_millis(20))
+        .spawn(signal);
+    wait_for(&inbox, "dead", |c| c.dead == 1).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 3);
+    let dead = inbox.dead(DeadQuery::first(10)).await.unwrap();
+    assert!(dead.notifications[0]
+        .last_error()
+        .contains("downstream is down"));
+    fail.store(false, Ordering::SeqCst);
+    assert!(inbox.requeue("notif_flaky").await.unwrap());
+    wait_for(&inbox, "done", |c| c.done == 1).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 4);
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}
+
+// ---------------------------------------------------------------- many processes
+
+/// Two receivers (two stores, two pools) on one database, delivering the
+/// same ids at once: one row per id, one `Stored` per id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_receivers_racing_the_same_id_store_one_row() {
+    let url = database();
+    let (one, two) = (inbox(&url).await, inbox(&url).await);
+    let (a, b) = (stack(&one), stack(&two));
+    let n = 100;
+    let mut racing = Vec::new();
+    for i in 0..n {
+        let id = format!("notif_race_{i}");
+        for service in [a.clone(), b.clone()] {
+            let body = envelope(&id, "ping", 1);
+            racing.push(tokio::spawn(async move {
+                let (status, duplicate, _) = deliver(&service, body).await;
+                assert_eq!(status, StatusCode::OK);
+                duplicate
+            }));
+        }
+    }
+    let mut duplicates = 0;
+    for race in racing {
+        duplicates += usize::from(race.await.unwrap());
+    }
+    assert_eq!(duplicates, n);
+    let stored = rows(&url).await;
+    assert_eq!(stored.len(), n);
+    let ids: HashSet<_> = stored.into_iter().map(|row| row.0).collect();
+    assert_eq!(ids.len(), n);
+}
+
+const CHILD_ROLE: &str = "TOWER_INTERCOM_INBOX_POSTGRES_CHILD";
+const CHILD_URL: &str = "TOWER_INTERCOM_INBOX_POSTGRES_CHILD_URL";
+const CHILD_MARKER: &str = "TOWER_INTERCOM_INBOX_POSTGRES_CHILD_MARKER";
+
+/// Not a test on its own: the worker process of
+/// `a_killed_worker_process_leaves_the_notification_to_another`, which runs
+/// this test binary again with `CHILD_ROLE` set.
+#[tokio::test]
+async fn child_worker_process() {
+    if std::env::var_os(CHILD_ROLE).is_none() {
+        return;
+    }
+    let url = std::env::var(CHILD_URL).unwrap();
+    let inbox = inbox(&url).await;
+    let marker = std::env::var_os(CHILD_MARKER).unwrap();
+    inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            std::fs::write(&marker, n.id()).unwrap();
+            // Hang until killed.
+            std::future::pending::<Result<(), std::io::Error>>()
+        }))
+        .lease(Duration::from_millis(500))
+        .poll_interval(Duration::from_millis(20))
+        .run(std::future::pending())
+        .await;
+}
+
+/// A worker process killed (`SIGKILL`) while processing: another worker
+/// takes the notification once the lease lapsed, as its second attempt,
+/// and it is done once.
+#[tokio::test]
+async fn a_killed_worker_process_leaves_the_notification_to_another() {
+    let url = database();
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("started");
+    let inbox = inbox(&url).await;
+    deliver(&stack(&inbox), envelope("notif_crash", "ping", 1)).await;
+
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_worker_process",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ROLE, "worker")
+        .env(CHILD_URL, &url)
+        .env(CHILD_MARKER, &marker)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !marker.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the child never started"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the child exited");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "notif_crash");
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 1, 0, 0));
+    child.kill().unwrap(); // SIGKILL: no shutdown, no hand-back
+    child.wait().unwrap();
+    let killed_at = Instant::now();
+
+    let runs = Arc::new(Mutex::new(Vec::new()));
+    let record = runs.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            record.lock().unwrap().push(n.attempt());
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .poll_interval(Duration::from_millis(20))
+        .spawn(signal);
+    wait_for(&inbox, "done after the lease lapsed", |c| c.done == 1).await;
+    assert!(killed_at.elapsed() < Duration::from_secs(5));
+    // Nothing more happens to it.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(*runs.lock().unwrap(), [2]);
+    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
+    let done_at: Vec<Option<SystemTime>> = raw(&url)
+        .await
+        .query("SELECT done_at FROM tower_intercom.inbox", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(matches!(done_at[..], [Some(_)]), "{done_at:?}");
+}
+
+// ---------------------------------------------------------------- wake-ups
+
+/// A notification stored by another store (another process) wakes an idle
+/// worker through `LISTEN` well before its poll; after the listening
+/// connection is killed, it reconnects and wakes the worker again.
+#[tokio::test]
+async fn another_stores_insert_wakes_the_worker_through_listen() {
+    let url = database();
+    let (inbox, other) = (inbox(&url).await, inbox(&url).await);
+    let processed = Arc::new(Mutex::new(Vec::new()));
+    let record = processed.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            record
+                .lock()
+                .unwrap()
+                .push((n.id().to_owned(), Instant::now()));
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .poll_interval(Duration::from_secs(60))
+        .spawn(signal);
+    // Idle: its first claim found nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let wake_up = |id: &'static str| {
+        let (other, processed) = (other.clone(), processed.clone());
+        async move {
+            let sent = Instant::now();
+            other.store().insert(new(id)).await.unwrap();
+            loop {
+                if let Some((_, at)) = processed.lock().unwrap().iter().find(|(n, _)| n == id) {
+                    return at.duration_since(sent);
+                }
+                assert!(
+                    sent.elapsed() < Duration::from_secs(20),
+                    "{id} never woke it"
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+    };
+    let took = wake_up("woken_1").await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+
+    let terminated: Vec<bool> = raw(&url)
+        .await
+        .query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+              WHERE application_name = 'tower-intercom inbox (listen)'
+                AND datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(terminated, [true, true], "one listener per store");
+    // The listeners reconnect within their first backoff.
+    let start = Instant::now();
+    loop {
+        let listening: i64 = raw(&url)
+            .await
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE application_name = 'tower-intercom inbox (listen)'
+                    AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if listening == 2 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "never reconnected"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let took = wake_up("woken_2").await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}
+
+/// Without `LISTEN` (as behind a pooler in transaction mode), another
+/// store's insert is not seen until the worker polls, and is then.
+#[tokio::test]
+async fn without_listen_workers_find_other_stores_inserts_by_polling() {
+    let url = database();
+    let quiet = Inbox::new(
+        PostgresStore::options()
+            .listen(false)
+            .connect(&url)
+            .await
+            .unwrap(),
+    );
+    let other = inbox(&url).await;
+    let done = Arc::new(AtomicUsize::new(0));
+    let count = done.clone();
+    let (trigger, signal) = shutdown();
+    let worker = quiet
+        .worker(handler_fn(move |_n: ReceivedNotification| {
+            count.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .poll_interval(Duration::from_millis(1500))
+        .spawn(signal);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Instant::now();
+    other.store().insert(new("polled")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    // No wake-up: it waits for its poll (or it would be done by now).
+    if sent.elapsed() < Duration::from_millis(1000) {
+        assert_eq!(done.load(Ordering::SeqCst), 0);
+    }
+    wait_for(&quiet, "found by polling", |c| c.done == 1).await;
+    assert!(sent.elapsed() < Duration::from_secs(5));
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}
+
+// ---------------------------------------------------------------- schema and deployment
+
+async fn versions(url: &str, schema: &str) -> Vec<i32> {
+    raw(url)
+        .await
+        .query(
+            &format!("SELECT version FROM {schema}.inbox_migrations ORDER BY version"),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect()
+}
+
+/// An empty database gets the schema at the first connect; a second
+/// connect finds it current; stores connecting at once (receivers
+/// starting together) migrate once between them; a schema newer than this
+/// crate knows is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_is_created_once_and_versioned() {
+    let url = database();
+    let first = PostgresStore::connect(&url).await.unwrap();
+    assert_eq!(versions(&url, "tower_intercom").await, [1]);
+    first.insert(new("kept")).await.unwrap();
+    drop(first);
+    let again = PostgresStore::connect(&url).await.unwrap();
+    assert_eq!(versions(&url, "tower_intercom").await, [1]);
+    assert_eq!(again.counts().await.unwrap(), counts(1, 0, 0, 0));
+
+    // Eight at once, on another schema of the same database.
+    let connecting: Vec<_> = (0..8)
+        .map(|_| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                PostgresStore::options()
+                    .schema("racing")
+                    .connect(&url)
+                    .await
+            })
+        })
+        .collect();
+    for connect in connecting {
+        let store = connect.await.unwrap().unwrap();
+        assert_eq!(store.schema(), "racing");
+    }
+    assert_eq!(versions(&url, "racing").await, [1]);
+    // The schemas share nothing.
+    let racing = PostgresStore::options()
+        .schema("racing")
+        .connect(&url)
+        .await
+        .unwrap();
+    assert_eq!(racing.counts().await.unwrap(), counts(0, 0, 0, 0));
+
+    raw(&url)
+        .await
+        .execute(
+            "INSERT INTO racing.inbox_migrations (version, description) VALUES (2, 'future')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let error = PostgresStore::options()
+        .schema("racing")
+        .connect(&url)
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("newer than this version"),
+        "{error}"
+    );
+    for bad in ["Racing", "1x", "a-b", "pg_x", "x\"; DROP TABLE y; --"] {
+        let error = PostgresStore::options()
+            .schema(bad)
+            .connect(&url)
+            .await
+            .unwrap_err();
+        assert!(error.to_string().contains("schema name"), "{bad}: {error}");
+    }
+}
+
+/// What a user gets wrong is said in words, and no error or `Debug`
+/// output shows the password.
+#[tokio::test]
+async fn bad_urls_missing_databases_and_refused_logins_are_clear_errors() {
+    let server = Server::shared();
+    let port = server.port();
+    let password = tower_intercom_test_support::postgres_server::PASSWORD;
+    let cases = [
+        (
+            format!("postgres://postgres:{password}@127.0.0.1:{port}/nope_db"),
+            "the database does not exist",
+        ),
+        (
+            format!("postgres://postgres:hunter2-wrong@127.0.0.1:{port}/postgres"),
+            "Postgres refused the login",
+        ),
+        (
+            "postgres://postgres:hunter3@127.0.0.1:notaport/postgres".to_owned(),
+            "the Postgres URL is invalid",
+        ),
+        (
+            format!("postgres://postgres:hunter4@127.0.0.1:{port}/postgres?sslmode=verify-full"),
+            "the Postgres URL is invalid",
+        ),
+        (
+            format!("postgres://postgres:hunter5@127.0.0.1:{port}/postgres?bogus=1"),
+            "the Postgres URL is invalid",
+        ),
+        (
+            format!(
+                "postgres://postgres:hunter6@127.0.0.1:{}/postgres",
+                tower_intercom_test_support::examples::free_port()
+            ),
+            "cannot reach Postgres",
+        ),
+        (
+            "redis://:hunter7@127.0.0.1:6379/".to_owned(),
+            "the Postgres URL is invalid",
+        ),
+    ];
+    for (url, expected) in cases {
+        let error = PostgresStore::connect(&url).await.unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{url}: {error}");
+        let (shown, debug) = (error.to_string(), format!("{error:?}"));
+        assert!(shown.contains(expected), "{url}: {shown}");
+        for text in [&shown, &debug] {
+            assert!(!text.contains("hunter"), "{text}");
+            assert!(!text.contains(password), "{text}");
+        }
+    }
+    let store = PostgresStore::connect(&server.url("postgres"))
+        .await
+        .unwrap();
+    for shown in [
+        format!("{store:?}"),
+        format!("{:?}", Inbox::new(store.clone())),
+        format!("{:?}", PostgresStore::options()),
+    ] {
+        assert!(!shown.contains(password), "{shown}");
+        assert!(!shown.contains(&port.to_string()), "{shown}");
+    }
+}
+
+/// A role that may not create the schema gets a clear error on an empty
+/// database; once another role created it and granted the rights the
+/// documentation lists, the same role uses the inbox.
+#[tokio::test]
+async fn a_role_without_rights_is_told_and_one_with_data_rights_works() {
+    let server = Server::shared();
+    let url = database();
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let role = format!("limited_{database}");
+    server.sql(
+        "postgres",
+        &format!("CREATE ROLE {role} LOGIN PASSWORD 'limited-pw-123'"),
+    );
+    let limited = format!(
+        "postgres://{role}:limited-pw-123@127.0.0.1:{}/{database}",
+        server.port()
+    );
+    let error = PostgresStore::connect(&limited).await.unwrap_err();
+    let shown = error.to_string();
+    assert!(shown.contains("lacks a right"), "{shown}");
+    assert!(!shown.contains("limited-pw-123"), "{shown}");
+
+    let owner = PostgresStore::connect(&url).await.unwrap();
+    owner.insert(new("by_owner")).await.unwrap();
+    server.sql(
+        &database,
+        &format!(
+            "GRANT USAGE ON SCHEMA tower_intercom TO {role};
+             GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA tower_intercom TO {role};
+             GRANT USAGE ON ALL SEQUENCES IN SCHEMA tower_intercom TO {role};"
+        ),
+    );
+    let store = PostgresStore::connect(&limited).await.unwrap();
+    assert_eq!(
+        store.insert(new("by_limited")).await.unwrap(),
+        Inserted::Stored
+    );
+    let claimed = store
+        .claim(ClaimRequest::new(10, Duration::from_secs(30), 3))
+        .await
+        .unwrap();
+    assert_eq!(claimed.leases.len(), 2);
+    for lease in &claimed.leases {
+        assert!(store
+            .complete(lease.notification.id(), &lease.token)
+            .await
+            .unwrap());
+    }
+    assert_eq!(
+        store
+            .prune_done(SystemTime::now() + Duration::from_secs(1))
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+/// `synchronous_commit` is forced on for the store's sessions (a role's
+/// `off` is overridden); without its session settings, the role's `off`
+/// applies, is reported and warned about.
+#[tokio::test]
+async fn durability_is_reported_and_warned_about() {
+    let server = Server::shared();
+    let url = database();
+    let database = url.rsplit('/').next().unwrap().to_owned();
+    let (logs, capturing) = Logs::start();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    drop(capturing);
+    assert_eq!(store.durability().await, PostgresDurability::Durable);
+    assert!(!logs.text().contains("WARN"), "{}", logs.text());
+
+    let role = format!("lazy_{database}");
+    server.sql(
+        "postgres",
+        &format!(
+            "CREATE ROLE {role} LOGIN PASSWORD 'lazy-pw' SUPERUSER;
+             ALTER ROLE {role} SET synchronous_commit = off;"
+        ),
+    );
+    let lazy = format!(
+        "postgres://{role}:lazy-pw@127.0.0.1:{}/{database}",
+        server.port()
+    );
+    let (logs, capturing) = Logs::start();
+    let overridden = PostgresStore::connect(&lazy).await.unwrap();
+    drop(capturing);
+    assert_eq!(overridden.durability().await, PostgresDurability::Durable);
+    assert!(!logs.text().contains("WARN"), "{}", logs.text());
+
+    let (logs, capturing) = Logs::start();
+    let plain = PostgresStore::options()
+        .session_settings(false)
+        .connect(&lazy)
+        .await
+        .unwrap();
+    drop(capturing);
+    assert_eq!(
+        plain.durability().await,
+        PostgresDurability::AsynchronousCommit
+    );
+    let text = logs.text();
+    assert!(
+        text.contains("WARN") && text.contains("synchronous_commit = off"),
+        "{text}"
+    );
+    assert!(!text.contains("lazy-pw"), "{text}");
+}
+
+/// Rows a plan node read from the inbox's tables or indexes: the rows it
+/// returned in all its loops, and those it read and dropped.
+fn rows_read(node: &serde_json::Value, found: &mut Vec<(String, f64)>) {
+    let object = |key: &str| node.get(key).and_then(serde_json::Value::as_f64);
+    let on = node
+        .get("Relation Name")
+        .or_else(|| node.get("Index Name"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    if on.starts_with("inbox") {
+        let read = object("Actual Rows").unwrap_or(0.0) * object("Actual Loops").unwrap_or(1.0)
+            + object("Rows Removed by Filter").unwrap_or(0.0)
+            + object("Rows Removed by Index Recheck").unwrap_or(0.0);
+        let kind = node["Node Type"].as_str().unwrap_or_default();
+        found.push((format!("{kind} on {on}"), read));
+    }
+    for child in node
+        .get("Plans")
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        rows_read(child, found);
+    }
+}
+
+/// Every statement finds its rows through an index and reads only about
+/// as many as it uses (at most a claim's 256, a sweep's or prune's 1000),
+/// never a whole table or a whole state, in the plans Postgres makes for
+/// given values and in the generic plans it switches to for prepared
+/// statements: each statement is run (`EXPLAIN ANALYZE`, rolled back) on
+/// 60,000 rows, at least 6,000 in each state, all pending ones due, all
+/// leases lapsed, all done ones past the retention, after `ANALYZE`.
+/// Counting is the exception: each count reads its state's partial index.
+/// (A statement may sort what it read, as a claim's or a completion's
+/// locking order: never more rows than the bound.)
+#[tokio::test]
+async fn every_statement_reads_through_an_index() {
+    let url = database();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    drop(store);
+    let mut client = raw(&url).await;
+    client
+        .batch_execute(
+            "INSERT INTO tower_intercom.inbox
+                    (id, topic, received_at, state, attempts, available_at, lease_until,
+                     lease_token, done_at)
+             SELECT convert_to('n' || i, 'UTF8'), 'ping', now(), s, 1,
+                    now() - interval '1 hour' + i * interval '1 ms',
+                    CASE WHEN s = 1 THEN now() - interval '1 hour' + i * interval '1 ms' END,
+                    CASE WHEN s = 1 THEN i END,
+                    CASE WHEN s = 2 THEN now() - interval '2 days' + i * interval '1 ms' END
+               FROM generate_series(1, 60000) AS i,
+                    LATERAL (SELECT CASE WHEN i % 10 < 6 THEN 2 WHEN i % 10 < 8 THEN 0
+                                         WHEN i % 10 < 9 THEN 1 ELSE 3 END AS s) AS state;
+             INSERT INTO tower_intercom.inbox_body (seq, body)
+             SELECT seq, '{}' FROM tower_intercom.inbox WHERE state <> 2;
+             ANALYZE tower_intercom.inbox;
+             ANALYZE tower_intercom.inbox_body;",
+        )
+        .await
+        .unwrap();
+    let statement = |file: &str| {
+        let path = format!(
+            "{}/src/inbox/postgres/sql/{file}.sql",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path)
+            .unwrap()
+            .replace("{schema}", "\"tower_intercom\"")
+    };
+    // Each statement, values for its parameters, and the most rows it may
+    // read from one table or index.
+    let cases = [
+        (
+            "insert",
+            "(ARRAY['x'::bytea], ARRAY['t'::bytea], ARRAY[now()], ARRAY['{}'::bytea], 'c', 'p')",
+            2.0,
+        ),
+        ("sweep_lapsed", "(3, 1000)", 1000.0),
+        ("claim", "(30000, 7, 256)", 256.0),
+        ("next_due", "", 2.0),
+        (
+            "complete",
+            "(ARRAY['n41'::bytea, 'n51'], ARRAY[41::bigint, 51])",
+            2.0,
+        ),
+        ("fail", "('n41', 41, 1000, 'e')", 1.0),
+        ("release", "('n41', 41)", 1.0),
+        ("requeue", "('n49')", 1.0),
+        ("dead_page", "(0, 100)", 101.0),
+        ("prune", "(86400000, 1000)", 1000.0),
+        ("counts", "", f64::INFINITY),
+    ];
+    for plan_cache_mode in ["force_custom_plan", "force_generic_plan"] {
+        for (name, values, most) in cases {
+            let transaction = client.transaction().await.unwrap();
+            transaction
+                .batch_execute(&format!(
+                    "SET LOCAL plan_cache_mode = {plan_cache_mode}; PREPARE p AS {}",
+                    statement(name)
+                ))
+                .await
+                .unwrap_or_else(|error| panic!("{name}: {error}"));
+            let explained: serde_json::Value = transaction
+                .query_one(
+                    &format!("EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE p{values}"),
+                    &[],
+                )
+                .await
+                .unwrap_or_else(|error| panic!("{name}: {error}"))
+                .get(0);
+            transaction.rollback().await.unwrap();
+            client.batch_execute("DEALLOCATE ALL").await.unwrap();
+            let plan = &explained[0]["Plan"];
+            let shown = serde_json::to_string_pretty(plan).unwrap();
+            let mut read = Vec::new();
+            rows_read(plan, &mut read);
+            assert!(!read.is_empty(), "{name}: {shown}");
+            for (node, rows) in &read {
+                assert!(
+                    !node.starts_with("Seq Scan"),
+                    "{name} ({plan_cache_mode}) reads a whole table: {read:?}\n{shown}"
+                );
+                assert!(
+                    *rows <= most,
+                    "{name} ({plan_cache_mode}): {node} read {rows} rows, more than {most}: \
+                     {read:?}\n{shown}"
+                );
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- TLS
+
+/// A server that accepts TLS only: `sslmode=require` with its CA connects
+/// and works; without the CA the certificate is refused; without TLS the
+/// server refuses, and the error says what to add.
+#[tokio::test]
+async fn tls_connects_to_a_verified_server_only() {
+    let server = Server::start_tls_only();
+    let ca = server.ca_certificate().unwrap().to_vec();
+    let url = |host: &str, mode: &str| {
+        format!(
+            "postgres://postgres:{}@{host}:{}/postgres?sslmode={mode}",
+            tower_intercom_test_support::postgres_server::PASSWORD,
+            server.port()
+        )
+    };
+    let store = PostgresStore::options()
+        .root_certificates(&ca)
+        .connect(&url("localhost", "require"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.insert(new("over_tls")).await.unwrap(),
+        Inserted::Stored
+    );
+    // Its sessions are encrypted (the server refuses others anyway).
+    let encrypted = server.sql(
+        "postgres",
+        "SELECT bool_and(ssl) FROM pg_stat_ssl JOIN pg_stat_activity USING (pid)
+          WHERE application_name LIKE 'tower-intercom inbox%'",
+    );
+    assert_eq!(encrypted, "t");
+    let by_ip = PostgresStore::options()
+        .root_certificates(&ca)
+        .connect(&url("127.0.0.1", "require"))
+        .await
+        .unwrap();
+    assert_eq!(by_ip.counts().await.unwrap(), counts(1, 0, 0, 0));
+
+    let unknown = PostgresStore::connect(&url("localhost", "require"))
+        .await
+        .unwrap_err();
+    assert!(
+        unknown.to_string().contains("cannot reach Postgres")
+            && unknown.to_string().to_lowercase().contains("certificate"),
+        "{unknown}"
+    );
+    let plain = PostgresStore::connect(&url("localhost", "disable"))
+        .await
+        .unwrap_err();
+    assert!(plain.to_string().contains("sslmode=require"), "{plain}");
+    let not_pem = PostgresStore::options()
+        .root_certificates("not a certificate")
+        .connect(&url("localhost", "require"))
+        .await
+        .unwrap_err();
+    assert!(
+        not_pem.to_string().contains("root certificates"),
+        "{not_pem}"
+    );
+}
+
+// ---------------------------------------------------------------- failures
+
+/// With the postmaster killed (`SIGKILL`) while notifications arrive and
+/// workers run, every answer is 200 or a retryable 503 (quickly); when it
+/// is back, the same receiver and workers carry on without a restart, and
+/// every notification answered 200 is processed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postmaster_killed_under_load_loses_nothing_acknowledged() {
+    let mut server = Server::start();
+    let url = server.url("postgres");
+    let inbox = Inbox::new(
+        PostgresStore::options()
+            .timeout(Duration::from_millis(500))
+            .connect(&url)
+            .await
+            .unwrap(),
+    )
+    .deadline(Duration::from_secs(1));
+    let service = stack(&inbox);
+    let processed = Arc::new(Mutex::new(HashSet::new()));
+    let record = processed.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            record.lock().unwrap().insert(n.id().to_owned());
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .concurrency(8)
+        // Outcomes that could not be recorded while Postgres was down are
+        // taken again when their lease lapses.
+        .lease(Duration::from_secs(2))
+        .poll_interval(Duration::from_millis(100))
+        .spawn(signal);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let refused = Arc::new(AtomicUsize::new(0));
+    let senders: Vec<_> = (0..8)
+        .map(|sender| {
+            let (service, stop) = (service.clone(), stop.clone());
+            let (acknowledged, refused) = (acknowledged.clone(), refused.clone());
+            tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    let id = format!("notif_{sender}_{i}");
+                    i += 1;
+                    let start = Instant::now();
+                    let (status, _, _) = deliver(&service, envelope(&id, "ping", 1)).await;
+                    match status {
+                        StatusCode::OK => acknowledged.lock().unwrap().push(id),
+                        StatusCode::SERVICE_UNAVAILABLE => {
+                            assert!(start.elapsed() < Duration::from_secs(3));
+                            refused.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        other => panic!("{id}: {other}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    let acknowledged_count = || acknowledged.lock().unwrap().len();
+    while acknowledged_count() < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::task::block_in_place(|| server.kill());
+    let before_restart = acknowledged_count();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(refused.load(Ordering::SeqCst) > 0, "nothing was refused");
+    tokio::task::block_in_place(|| server.restart());
+    // Back: the same receiver stores again.
+    let start = Instant::now();
+    while acknowledged_count() < before_restart + 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the receiver never recovered"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let acknowledged: Vec<String> = acknowledged.lock().unwrap().clone();
+    let start = Instant::now();
+    loop {
+        let missing = acknowledged
+            .iter()
+            .filter(|id| !processed.lock().unwrap().contains(*id))
+            .count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{missing} of {} acknowledged notifications never processed",
+            acknowledged.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    eprintln!(
+        "{} acknowledged, {} refused while Postgres was down",
+        acknowledged.len(),
+        refused.load(Ordering::SeqCst)
+    );
+    // And recorded: the workers write outcomes again too.
+    let stored = wait_for(&inbox, "every outcome recorded", |c| {
+        c.pending == 0 && c.in_progress == 0
+    })
+    .await;
+    assert!(stored.done >= acknowledged.len() as u64, "{stored:?}");
+    assert_eq!(stored.dead, 0, "{stored:?}");
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+}
+
+/// A table locked by someone else: inserts wait for it within the timeout,
+/// and those beyond the channel's capacity are refused at once (429).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overload_is_answered_at_once_without_queueing() {
+    let url = database();
+    let inbox = Inbox::new(
+        PostgresStore::options()
+            .timeout(Duration::from_secs(5))
+            .channel_capacity(2)
+            .max_batch(1)
+            .pool_size(1)
+            .connect(&url)
+            .await
+            .unwrap(),
+    )
+    .deadline(Duration::from_secs(5));
+    let service = stack(&inbox);
+    let mut locker = raw(&url).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE tower_intercom.inbox IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    // One being written (waiting for the lock), two waiting in the channel.
+    let waiting: Vec<_> = (0..3)
+        .map(|i| {
+            let service = service.clone();
+            tokio::spawn(async move {
+                deliver(&service, envelope(&format!("w{i}"), "ping", 1))
+                    .await
+                    .0
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..20 {
+        let start = Instant::now();
+        let (status, _, body) = deliver(&service, envelope(&format!("o{i}"), "ping", 1)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+        assert!(start.elapsed() < Duration::from_secs(1));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], "the inbox is overloaded; retry later");
+    }
+    lock.rollback().await.unwrap();
+    for handle in waiting {
+        assert_eq!(handle.await.unwrap(), StatusCode::OK);
+    }
+    assert_eq!(inbox.counts().await.unwrap(), counts(3, 0, 0, 0));
+}
+
+/// A statement that waits longer than the store's timeout is given up
+/// (Postgres cancels it too): the receiver answers 503 within the
+/// timeout, and a store error says it timed out.
+#[tokio::test]
+async fn a_statement_slower_than_the_timeout_fails_as_timed_out() {
+    let url = database();
+    let inbox = Inbox::new(
+        PostgresStore::options()
+            .timeout(Duration::from_millis(300))
+            .connect(&url)
+            .await
+            .unwrap(),
+    );
+    let service = stack(&inbox);
+    let mut locker = raw(&url).await;
+    let lock = locker.transaction().await.unwrap();
+    lock.batch_execute("LOCK TABLE tower_intercom.inbox IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let (status, _, _) = deliver(&service, envelope("slow", "ping", 1)).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        start.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        start.elapsed()
+    );
+    let error = inbox.counts().await.unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::TimedOut, "{error}");
+    lock.rollback().await.unwrap();
+    // Nothing was stored; Intercom's retry is.
+    let (status, duplicate, _) = deliver(&service, envelope("slow", "ping", 2)).await;
+    assert_eq!((status, duplicate), (StatusCode::OK, false));
+}

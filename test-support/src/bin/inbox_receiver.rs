@@ -1,7 +1,7 @@
 //! The receivers `scripts/inbox-load.sh` loads, and its worker-throughput
 //! measurement. A measuring tool, not an example to copy.
 //!
-//! `cargo run --release -p tower-intercom-test-support --features inbox-sqlite --bin inbox_receiver -- MODE`:
+//! `cargo run --release -p tower-intercom-test-support --features inbox-redis,inbox-postgres --bin inbox_receiver -- MODE`:
 //!
 //! - `--mode layer`: `VerifyIntercomWebhookLayer` in front of an empty 200
 //!   (no inbox): what verifying alone costs over HTTP.
@@ -10,24 +10,46 @@
 //!   no workers: each 200 waits for a synced commit.
 //! - `--mode redis --url redis://HOST:PORT/` (feature `inbox-redis`): the
 //!   layer in front of the Redis inbox's receiver, no workers.
+//! - `--mode postgres --url postgres://USER@HOST:PORT/DB` (feature
+//!   `inbox-postgres`): the layer in front of the Postgres inbox's
+//!   receiver (the store's default settings: a pool of 16, group commit),
+//!   no workers: each 200 waits for a commit flushed to the write-ahead
+//!   log. Refused when the server could lose acknowledged commits
+//!   (`fsync` or `synchronous_commit` off).
+//! - The URL comes from `--url`, or else from `INBOX_URL` (which keeps a
+//!   password off the command line).
 //! - `--checkpoint-interval MS` with `sqlite`: the store's
 //!   `checkpoint_interval` (default 50 ms).
-//! - `--workers C` with `sqlite` or `redis`: a worker with a no-op handler
-//!   and `C` concurrent notifications runs in the same process while the
-//!   receiver answers (its `done` count is in `GET /stats`): do the
-//!   workers keep up with the acknowledgements?
-//! - `--drain N --concurrency C --dir DIR` (or `--mode redis --url URL`):
-//!   no server. Stores `N` unique signed 2 KiB notifications through the
-//!   layer and the receiver (in process, 512 at a time), then runs a worker
-//!   with a no-op handler and `C` concurrent notifications until all are
-//!   done. Prints one `RESULT` line: the fill rate, the drain rate, and
-//!   (SQLite) the group commits of each phase.
+//! - `--workers C` with an inbox: a worker with a no-op handler and `C`
+//!   concurrent notifications runs in the same process while the receiver
+//!   answers (its `done` count is in `GET /stats`): do the workers keep up
+//!   with the acknowledgements?
+//! - `--drain N --concurrency C --dir DIR` (SQLite; or `--mode redis` or
+//!   `--mode postgres` with a URL): no server. Stores `N` unique signed
+//!   2 KiB notifications through the layer and the receiver (in process,
+//!   512 at a time), then runs a worker with a no-op handler and `C`
+//!   concurrent notifications until all are done. Prints one `RESULT`
+//!   line: the fill rate, the drain rate, and the writer's group commits
+//!   of each phase (SQLite's transactions; Postgres's insert statements,
+//!   so none while draining; none for Redis).
 //!
 //! The server answers `GET /stats` with one line: the inbox's counts and
-//! its writer's group commits so far (`-` without an inbox). The secret
-//! comes from `INTERCOM_WEBHOOK_SECRET`, the port from `PORT`.
+//! its writer's group commits so far (SQLite: transactions; Postgres:
+//! insert statements, each its own transaction; none for Redis; `-`
+//! without an inbox). The secret comes from `INTERCOM_WEBHOOK_SECRET`, the
+//! port from `PORT`.
 
-use std::{convert::Infallible, env, net::SocketAddr, process::ExitCode, sync::Arc, time::Instant};
+use std::{
+    convert::Infallible,
+    env,
+    net::SocketAddr,
+    process::ExitCode,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Instant,
+};
 
 use bytes::Bytes;
 use futures_util::{stream, FutureExt, StreamExt};
@@ -41,7 +63,7 @@ use hyper_util::{
 };
 use tower::{service_fn, BoxError, Layer, Service, ServiceExt};
 use tower_intercom::{
-    inbox::{handler_fn, BatchStats, Inbox, ReceivedNotification, SqliteInbox, SqliteStore},
+    inbox::{handler_fn, Inbox, InboxStore, ReceivedNotification, SqliteStore},
     sign, VerifyIntercomWebhookLayer, WebhookBody, WebhookSecret,
 };
 use tower_intercom_test_support::bench::{notification, with_unique_id};
@@ -90,31 +112,124 @@ fn options() -> Result<Options, String> {
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
-    if options.drain.is_none() && !matches!(options.mode.as_str(), "layer" | "sqlite" | "redis") {
-        return Err("--mode layer|sqlite|redis, or --drain N, is required".into());
+    if options.mode.is_empty() && options.drain.is_some() {
+        // The drain's store when none is named.
+        options.mode = "sqlite".into();
     }
-    if (options.mode == "sqlite" || (options.drain.is_some() && options.mode != "redis"))
-        && options.dir.is_none()
-    {
-        return Err("--dir is required for the inbox".into());
+    if options.mode.is_empty() {
+        return Err("--mode layer|sqlite|redis|postgres, or --drain N, is required".into());
+    }
+    if options.drain.is_some() && options.mode == "layer" {
+        return Err("--drain needs an inbox: --mode sqlite|redis|postgres".into());
+    }
+    if options.url.is_none() {
+        options.url = env::var("INBOX_URL").ok();
     }
     Ok(options)
 }
 
-async fn empty_ok(_request: Request<WebhookBody>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::default()))
+/// An inbox under test: its store, and how the store's writer groups
+/// writes into commits (none for Redis, which has no writer of its own).
+trait MeasuredStore: InboxStore {
+    fn groups(&self) -> Option<Groups>;
 }
 
-fn open(options: &Options) -> Result<SqliteInbox, String> {
+/// Commits (statements, for Postgres) and the writes they carried so far.
+#[derive(Clone, Copy, Default)]
+struct Groups {
+    commits: u64,
+    writes: u64,
+    largest: u64,
+}
+
+impl MeasuredStore for SqliteStore {
+    fn groups(&self) -> Option<Groups> {
+        let stats = self.stats();
+        Some(Groups {
+            commits: stats.commits,
+            writes: stats.writes,
+            largest: stats.largest,
+        })
+    }
+}
+
+#[cfg(feature = "inbox-redis")]
+impl MeasuredStore for tower_intercom::inbox::RedisStore {
+    fn groups(&self) -> Option<Groups> {
+        None
+    }
+}
+
+#[cfg(feature = "inbox-postgres")]
+impl MeasuredStore for tower_intercom::inbox::PostgresStore {
+    fn groups(&self) -> Option<Groups> {
+        let batches = self.batches();
+        Some(Groups {
+            commits: batches.statements,
+            writes: batches.inserts,
+            largest: batches.largest,
+        })
+    }
+}
+
+/// The SQLite inbox in `--dir`.
+fn open_sqlite(options: &Options) -> Result<Inbox<SqliteStore>, String> {
     let mut sqlite = SqliteStore::options();
     if let Some(ms) = options.checkpoint_interval {
         sqlite = sqlite.checkpoint_interval(std::time::Duration::from_millis(ms));
     }
-    let dir = options.dir.as_deref().unwrap_or_default();
+    let dir = options
+        .dir
+        .as_deref()
+        .ok_or("--dir is required for sqlite")?;
     let store = sqlite
         .open(std::path::Path::new(dir).join("inbox.sqlite3"))
         .map_err(|e| e.to_string())?;
     Ok(Inbox::new(store))
+}
+
+/// The Redis inbox at `--url` (or `INBOX_URL`).
+#[cfg(feature = "inbox-redis")]
+async fn connect_redis(
+    options: &Options,
+) -> Result<Inbox<tower_intercom::inbox::RedisStore>, String> {
+    let url = options
+        .url
+        .as_deref()
+        .ok_or("--url is required for redis")?;
+    let store = tower_intercom::inbox::RedisStore::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(Inbox::new(store))
+}
+
+/// The Postgres inbox at `--url` (or `INBOX_URL`), with the store's
+/// default settings; refused when Postgres could lose what it acknowledged
+/// (`fsync` or `synchronous_commit` off): the figures would not be the
+/// durable inbox's.
+#[cfg(feature = "inbox-postgres")]
+async fn connect_postgres(
+    options: &Options,
+) -> Result<Inbox<tower_intercom::inbox::PostgresStore>, String> {
+    let url = options
+        .url
+        .as_deref()
+        .ok_or("--url (or INBOX_URL) is required for postgres")?;
+    // The store's errors never hold the URL or its password.
+    let store = tower_intercom::inbox::PostgresStore::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let durability = store.durability().await;
+    if !durability.is_durable() {
+        return Err(format!(
+            "Postgres can lose acknowledged commits ({durability:?}): not measured"
+        ));
+    }
+    Ok(Inbox::new(store))
+}
+
+async fn empty_ok(_request: Request<WebhookBody>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::default()))
 }
 
 #[tokio::main]
@@ -129,64 +244,24 @@ async fn main() -> ExitCode {
         let options = options()?;
         let secret =
             WebhookSecret::from_env("INTERCOM_WEBHOOK_SECRET").map_err(|e| e.to_string())?;
-        if let Some(n) = options.drain {
-            let drain = Drain {
-                secret: &secret,
-                n,
-                concurrency: options.concurrency,
-                size: options.size,
-            };
-            if options.mode == "redis" {
-                #[cfg(feature = "inbox-redis")]
-                {
-                    let inbox = connect_redis(&options).await?;
-                    return drain.run(&inbox, BatchStats::default).await;
-                }
-                #[cfg(not(feature = "inbox-redis"))]
-                return Err("built without the inbox-redis feature".into());
-            }
-            let inbox = open(&options)?;
-            return drain.run(&inbox, || inbox.store().stats()).await;
-        }
-        let port = env::var("PORT")
-            .ok()
-            .and_then(|port| port.parse().ok())
-            .unwrap_or(3000);
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let layer = VerifyIntercomWebhookLayer::new(secret);
         match options.mode.as_str() {
             "layer" => {
+                let listener = listen().await?;
+                let layer = VerifyIntercomWebhookLayer::new(secret);
                 let stats = Arc::new(|| async { "-".to_owned() }.boxed());
                 serve(listener, layer.layer(service_fn(empty_ok)), stats).await;
+                Ok(())
             }
+            "sqlite" => measure(open_sqlite(&options)?, &options, secret).await,
             #[cfg(feature = "inbox-redis")]
-            "redis" => {
-                let inbox = connect_redis(&options).await?;
-                start_workers(&inbox, options.workers);
-                let stats_inbox = inbox.clone();
-                let stats = Arc::new(move || {
-                    let inbox = stats_inbox.clone();
-                    async move { counts_line(&inbox).await + "\n" }.boxed()
-                });
-                serve(listener, layer.layer(inbox.receiver()), stats).await;
-            }
-            #[cfg(not(feature = "inbox-redis"))]
-            "redis" => return Err("built without the inbox-redis feature".into()),
-            _ => {
-                let inbox = open(&options)?;
-                start_workers(&inbox, options.workers);
-                let stats_inbox = inbox.clone();
-                let stats = Arc::new(move || {
-                    let inbox = stats_inbox.clone();
-                    async move { stats_line(&inbox).await }.boxed()
-                });
-                serve(listener, layer.layer(inbox.receiver()), stats).await;
-            }
+            "redis" => measure(connect_redis(&options).await?, &options, secret).await,
+            #[cfg(feature = "inbox-postgres")]
+            "postgres" => measure(connect_postgres(&options).await?, &options, secret).await,
+            mode => Err(format!(
+                "--mode {mode}: this build has no such mode (redis needs the inbox-redis \
+                 feature, postgres inbox-postgres)"
+            )),
         }
-        Ok(())
     }
     .await;
     match result {
@@ -198,24 +273,48 @@ async fn main() -> ExitCode {
     }
 }
 
-/// The Redis inbox at `--url`.
-#[cfg(feature = "inbox-redis")]
-async fn connect_redis(options: &Options) -> Result<tower_intercom::inbox::RedisInbox, String> {
-    let url = options
-        .url
-        .as_deref()
-        .ok_or("--url is required for redis")?;
-    let store = tower_intercom::inbox::RedisStore::connect(url)
+/// The loopback listener on `PORT` (default 3000).
+async fn listen() -> Result<tokio::net::TcpListener, String> {
+    let port = env::var("PORT")
+        .ok()
+        .and_then(|port| port.parse().ok())
+        .unwrap_or(3000);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(Inbox::new(store))
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+/// `--drain`, or else the receiver (and `--workers`) on `PORT`, over
+/// `inbox`.
+async fn measure<St: MeasuredStore>(
+    inbox: Inbox<St>,
+    options: &Options,
+    secret: WebhookSecret,
+) -> Result<(), String> {
+    if let Some(n) = options.drain {
+        let drain = Drain {
+            secret: &secret,
+            n,
+            concurrency: options.concurrency,
+            size: options.size,
+        };
+        return drain.run(&inbox).await;
+    }
+    let listener = listen().await?;
+    start_workers(&inbox, options.workers);
+    let stats_inbox = inbox.clone();
+    let stats = Arc::new(move || {
+        let inbox = stats_inbox.clone();
+        async move { stats_line(&inbox).await }.boxed()
+    });
+    let layer = VerifyIntercomWebhookLayer::new(secret);
+    serve(listener, layer.layer(inbox.receiver()), stats).await;
+    Ok(())
 }
 
 /// A worker with a no-op handler, `concurrency` at a time (none for 0).
-fn start_workers<St: tower_intercom::inbox::InboxStore>(
-    inbox: &tower_intercom::inbox::Inbox<St>,
-    concurrency: usize,
-) {
+fn start_workers<St: InboxStore>(inbox: &Inbox<St>, concurrency: usize) {
     if concurrency > 0 {
         // Runs until the process ends.
         drop(
@@ -229,25 +328,22 @@ fn start_workers<St: tower_intercom::inbox::InboxStore>(
     }
 }
 
-async fn counts_line<St: tower_intercom::inbox::InboxStore>(
-    inbox: &tower_intercom::inbox::Inbox<St>,
-) -> String {
-    match inbox.counts().await {
+/// `GET /stats`: the inbox's counts, and its writer's group commits.
+async fn stats_line<St: MeasuredStore>(inbox: &Inbox<St>) -> String {
+    let counts = match inbox.counts().await {
         Ok(c) => format!(
             "pending={} in_progress={} done={} dead={}",
             c.pending, c.in_progress, c.done, c.dead
         ),
         Err(e) => format!("counts_error={e:?}").replace(' ', "_"),
+    };
+    match inbox.store().groups() {
+        Some(groups) => format!(
+            "{counts} commits={} writes={} largest={}\n",
+            groups.commits, groups.writes, groups.largest
+        ),
+        None => counts + "\n",
     }
-}
-
-async fn stats_line(inbox: &SqliteInbox) -> String {
-    let stats = inbox.store().stats();
-    let counts = counts_line(inbox).await;
-    format!(
-        "{counts} commits={} writes={} largest={}\n",
-        stats.commits, stats.writes, stats.largest
-    )
 }
 
 /// A drain measurement: `n` notifications of `size` bytes stored, then a
@@ -261,19 +357,16 @@ struct Drain<'a> {
 
 impl Drain<'_> {
     /// Fills the inbox with `n` notifications, then times a no-op worker
-    /// draining it; `stats` reads the SQLite writer's group commits (zero
+    /// draining it, with the writer's group commits of each phase (zero
     /// for Redis).
-    async fn run<St: tower_intercom::inbox::InboxStore>(
-        self,
-        inbox: &tower_intercom::inbox::Inbox<St>,
-        stats: impl Fn() -> BatchStats,
-    ) -> Result<(), String> {
+    async fn run<St: MeasuredStore>(self, inbox: &Inbox<St>) -> Result<(), String> {
         let Self {
             secret,
             n,
             concurrency,
             size,
         } = self;
+        let stats = || inbox.store().groups().unwrap_or_default();
         let template = notification(size);
         let run = std::process::id();
         let requests: Vec<Request<Full<Bytes>>> = (0..n)
@@ -311,21 +404,34 @@ impl Drain<'_> {
         }
 
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let handled = Arc::new(AtomicU64::new(0));
         let start = Instant::now();
         let worker = inbox
-            .worker(handler_fn(|_: ReceivedNotification| async {
-                Ok::<_, Infallible>(())
+            .worker(handler_fn({
+                let handled = handled.clone();
+                move |_: ReceivedNotification| {
+                    handled.fetch_add(1, Ordering::Relaxed);
+                    async { Ok::<_, Infallible>(()) }
+                }
             }))
             .concurrency(concurrency)
             .spawn(async move {
                 let _ = stopped.await;
             });
+        // The handler's own count first: asking the store for its counts
+        // every few milliseconds while it drains would take from what is
+        // measured (the counts scan the table: Postgres's, on the load
+        // generator's core, SQLite's, on this one). Then the store's
+        // counts, until every completion is stored.
         loop {
-            let counts = inbox.counts().await.map_err(|e| e.to_string())?;
-            if counts.done >= n {
-                break;
+            if handled.load(Ordering::Relaxed) >= n {
+                let counts = inbox.counts().await.map_err(|e| e.to_string())?;
+                if counts.done >= n {
+                    break;
+                }
             }
             if start.elapsed().as_secs() > 600 {
+                let counts = inbox.counts().await.map_err(|e| e.to_string())?;
                 return Err(format!("not drained after 600 s: {counts:?}"));
             }
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;

@@ -221,22 +221,9 @@ impl<'de> Visitor<'de> for TextVisitor {
 pub(super) enum Scalar<'a> {
     Null,
     Bool,
-    Number(Number),
+    Number(serde_json::Number),
     Str(Cow<'a, str>),
     Container,
-}
-
-/// A number's value, kept only where it is looked at.
-#[cfg(feature = "axum")]
-pub(super) type Number = serde_json::Number;
-#[cfg(not(feature = "axum"))]
-pub(super) type Number = ();
-
-fn number(n: serde_json::Number) -> Number {
-    #[cfg(feature = "axum")]
-    return n;
-    #[cfg(not(feature = "axum"))]
-    drop(n)
 }
 
 #[cfg(feature = "axum")]
@@ -278,17 +265,16 @@ impl<'de> Deserialize<'de> for Scalar<'de> {
             }
 
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Number(number(v.into())))
+                Ok(Scalar::Number(v.into()))
             }
 
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Scalar<'de>, E> {
-                Ok(Scalar::Number(number(v.into())))
+                Ok(Scalar::Number(v.into()))
             }
 
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Scalar<'de>, E> {
                 // `None` only for NaN and the infinities, which JSON has not.
-                Ok(serde_json::Number::from_f64(v)
-                    .map_or(Scalar::Container, |n| Scalar::Number(number(n))))
+                Ok(serde_json::Number::from_f64(v).map_or(Scalar::Container, Scalar::Number))
             }
 
             fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Scalar<'de>, E> {

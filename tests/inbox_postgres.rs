@@ -1,7 +1,13 @@
 //! The durable inbox with the Postgres store, against a real PostgreSQL
 //! server started for this test binary on a free loopback port (a
 //! database of its own per test; a server of its own for the tests that
-//! kill it or need TLS), with real processes, no mocks.
+//! kill it or need TLS), with real processes, no mocks. The behaviour
+//! every store shares is in `tower_intercom_test_support::inbox::scenarios`,
+//! run here through the Postgres harness; this file has what is Postgres's
+//! own: group commit, ids, topics and errors as `bytea` and `text` hold
+//! them, stores racing on one database, `LISTEN` wake-ups, the schema and
+//! its migrations, connections, rights, durability, plans, TLS, the
+//! server killed, its statement timeout.
 //!
 //! The server binaries must be on `PATH` or in `/usr/lib/postgresql/*/bin`
 //! (`./scripts/test.sh` installs them): without them these tests fail,
@@ -10,94 +16,41 @@
 
 use std::{
     collections::HashSet,
-    process::{Command, Stdio},
     sync::{
-        atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant, SystemTime},
 };
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use tower::{ServiceBuilder, ServiceExt};
+use http::StatusCode;
 use tower_intercom::{
     inbox::{
         handler_fn, ClaimRequest, Counts, DeadQuery, Failure, Inbox, InboxStore, Inserted,
         NewNotification, PostgresDurability, PostgresInbox, PostgresStore, ReceivedNotification,
     },
-    sign, StoreErrorKind, VerifyIntercomWebhookLayer, WebhookSecret,
+    StoreErrorKind,
 };
-use tower_intercom_test_support::{logs::Logs, postgres_server::PostgresServer as Server};
+use tower_intercom_test_support::{
+    inbox::{
+        counts, deliver, envelope,
+        postgres::{connect_store, database, database_name, raw, rows, PostgresHarness},
+        shutdown, stack, wait_for,
+    },
+    inbox_suite,
+    logs::Logs,
+    postgres_server::{PostgresServer as Server, PASSWORD},
+};
+
+inbox_suite!(PostgresHarness);
 
 // ---------------------------------------------------------------- helpers
-
-const SECRET: &str = "inbox-test-client-secret";
-
-fn secret() -> WebhookSecret {
-    WebhookSecret::new(SECRET).unwrap()
-}
-
-fn envelope(id: &str, topic: &str, attempt: u32) -> String {
-    serde_json::json!({
-        "type": "notification_event",
-        "app_id": "abc123",
-        "data": {"type": "notification_event_data", "item": {"type": "ping", "message": "hi"}},
-        "id": id,
-        "topic": topic,
-        "delivery_attempts": attempt,
-        "first_sent_at": 1_700_000_000,
-        "created_at": 1_700_000_000,
-    })
-    .to_string()
-}
-
-/// The stack users build: the verifying layer, then the receiver.
-type Stack = tower::util::BoxCloneService<
-    Request<Full<Bytes>>,
-    Response<tower_intercom::webhook::ResponseBody<Full<Bytes>>>,
-    std::convert::Infallible,
->;
-
-fn stack(inbox: &PostgresInbox) -> Stack {
-    tower::util::BoxCloneService::new(
-        ServiceBuilder::new()
-            .layer(VerifyIntercomWebhookLayer::new(secret()))
-            .service(inbox.receiver()),
-    )
-}
-
-fn deliver(
-    service: &Stack,
-    body: impl Into<Bytes>,
-) -> impl std::future::Future<Output = (StatusCode, bool, Bytes)> + Send + 'static {
-    deliver_owned(service.clone(), body.into())
-}
-
-async fn deliver_owned(service: Stack, body: Bytes) -> (StatusCode, bool, Bytes) {
-    let request = Request::post("/webhooks/intercom")
-        .header("x-hub-signature", sign(&secret(), &body))
-        .body(Full::new(body))
-        .unwrap();
-    let response = service.oneshot(request).await.unwrap();
-    let status = response.status();
-    let duplicate = response.headers().contains_key("x-intercom-duplicate");
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, duplicate, bytes)
-}
-
-/// A database of its own on the shared server.
-fn database() -> String {
-    Server::shared().fresh_database()
-}
 
 /// A store with room for a loaded test machine (10 s per operation), for
 /// the tests that are not about time.
 async fn store(url: &str) -> PostgresStore {
-    PostgresStore::options()
-        .timeout(Duration::from_secs(10))
-        .connect(url)
+    connect_store(url, |options| options.timeout(Duration::from_secs(10)))
         .await
         .unwrap()
 }
@@ -107,43 +60,9 @@ async fn inbox(url: &str) -> PostgresInbox {
     Inbox::new(store(url).await).deadline(Duration::from_secs(10))
 }
 
-/// A plain connection, to look at the tables as another client would.
-async fn raw(url: &str) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-}
-
-/// (id, topic, body, state, attempts) of every row, oldest first.
-type Row = (String, String, Option<Vec<u8>>, i16, i32);
-
-async fn rows(url: &str) -> Vec<Row> {
-    raw(url)
-        .await
-        .query(
-            "SELECT id, topic, body, state, attempts
-               FROM tower_intercom.inbox LEFT JOIN tower_intercom.inbox_body USING (seq)
-              ORDER BY seq",
-            &[],
-        )
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| {
-            (
-                String::from_utf8(row.get(0)).unwrap(),
-                String::from_utf8(row.get(1)).unwrap(),
-                row.get(2),
-                row.get(3),
-                row.get(4),
-            )
-        })
-        .collect()
-}
-
-async fn wait_for<St: InboxStore>(
+/// Polls the counts until `check` holds, through the errors of a server
+/// that is coming back; panics after 30 s.
+async fn wait_through_errors<St: InboxStore>(
     inbox: &Inbox<St>,
     what: &str,
     check: impl Fn(Counts) -> bool,
@@ -164,102 +83,37 @@ async fn wait_for<St: InboxStore>(
     }
 }
 
-/// The four numbers of [`Counts`], which these tests compare (when the
-/// oldest pending notification became due is checked on its own).
-#[derive(Debug)]
-struct StateCounts([u64; 4]);
-
-impl PartialEq<StateCounts> for Counts {
-    fn eq(&self, expected: &StateCounts) -> bool {
-        [self.pending, self.in_progress, self.done, self.dead] == expected.0
-    }
-}
-
-fn counts(pending: u64, in_progress: u64, done: u64, dead: u64) -> StateCounts {
-    StateCounts([pending, in_progress, done, dead])
-}
-
-/// A shutdown future and its trigger.
-fn shutdown() -> (
-    tokio::sync::oneshot::Sender<()>,
-    impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let (trigger, signal) = tokio::sync::oneshot::channel::<()>();
-    (trigger, async move {
-        let _ = signal.await;
-    })
-}
-
 fn new(id: &str) -> NewNotification {
     NewNotification::new(id, "ping", Bytes::from(envelope(id, "ping", 1)))
 }
 
 // ---------------------------------------------------------------- receive
 
+/// Ids and topics are `bytea`, the exact UTF-8 bytes: a topic with NUL in
+/// it (which `text` refuses) and an id with quotes are stored, and handed
+/// to the handler, exactly.
 #[tokio::test]
-async fn a_notification_is_committed_before_the_200() {
+async fn topics_with_nul_and_ids_with_quotes_are_stored_exactly() {
     let url = database();
     let inbox = inbox(&url).await;
     let service = stack(&inbox);
-    let body = envelope("notif_1", "conversation.user.created", 1);
-    let (status, duplicate, _) = deliver(&service, body.clone()).await;
-    assert_eq!((status, duplicate), (StatusCode::OK, false));
-
-    // Another connection sees the committed row as soon as the 200 is out.
-    let stored = rows(&url).await;
-    assert_eq!(
-        stored,
-        [(
-            "notif_1".to_owned(),
-            "conversation.user.created".to_owned(),
-            Some(body.into_bytes()),
-            0,
-            0
-        )]
-    );
-    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
-
-    // A redelivery: 200, marked duplicate, nothing stored.
-    let (status, duplicate, _) = deliver(&service, envelope("notif_1", "x", 2)).await;
-    assert_eq!((status, duplicate), (StatusCode::OK, true));
-    assert_eq!(rows(&url).await.len(), 1);
-
-    // Kept across a new store on the same database.
-    drop(service);
-    drop(inbox);
-    let inbox = self::inbox(&url).await;
-    assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
-}
-
-/// Ids are stored and handed back exactly: NUL (which `text` refuses),
-/// any Unicode, and ids far longer than a B-tree entry (the dedupe key is
-/// their SHA-256).
-#[tokio::test]
-async fn odd_but_valid_ids_are_stored_exactly() {
-    let url = database();
-    let inbox = inbox(&url).await;
-    let service = stack(&inbox);
-    let huge = "n".repeat(2 * 1024 * 1024 - 200);
-    let ids = [
-        "notif_\u{e9}\u{1F600}\u{65e5}".to_owned(),
-        "quote\"back\\slash'".to_owned(),
-        "nul\u{0}inside".to_owned(),
-        "nul".to_owned(),
-        " ".to_owned(),
-        "\u{202e}rtl".to_owned(),
-        huge.clone(),
-    ];
-    for id in &ids {
-        let body = serde_json::json!({"id": id, "topic": "ping\u{0}x", "data": {"item": {}}});
-        let (status, duplicate, _) = deliver(&service, body.to_string()).await;
-        assert_eq!((status, duplicate), (StatusCode::OK, false), "{}", id.len());
+    let topic = "ping\u{0}x";
+    let ids = ["quote\"back\\slash'", "nul\u{0}inside"];
+    for id in ids {
+        let body = serde_json::json!({"id": id, "topic": topic, "data": {"item": {}}});
+        let answer = deliver(&service, body.to_string()).await;
+        assert_eq!((answer.status, answer.duplicate), (StatusCode::OK, false));
     }
-    let stored: Vec<String> = rows(&url).await.into_iter().map(|row| row.0).collect();
-    assert_eq!(stored, ids);
-    assert!(rows(&url).await.iter().all(|row| row.1 == "ping\u{0}x"));
-    // The huge one again: a duplicate.
-    let again = serde_json::json!({"id": huge, "topic": "ping", "data": {"item": {}}});
-    assert!(deliver(&service, again.to_string()).await.1);
+    let expected: Vec<(String, String)> = ids
+        .iter()
+        .map(|id| ((*id).to_owned(), topic.to_owned()))
+        .collect();
+    let stored: Vec<(String, String)> = rows(&url)
+        .await
+        .into_iter()
+        .map(|row| (row.id, row.topic))
+        .collect();
+    assert_eq!(stored, expected);
 
     let seen = Arc::new(Mutex::new(Vec::new()));
     let record = seen.clone();
@@ -278,10 +132,7 @@ async fn odd_but_valid_ids_are_stored_exactly() {
     worker.await.unwrap();
     let mut seen = seen.lock().unwrap().clone();
     seen.sort();
-    let mut expected: Vec<_> = ids
-        .iter()
-        .map(|id| (id.clone(), "ping\u{0}x".to_owned()))
-        .collect();
+    let mut expected = expected;
     expected.sort();
     assert_eq!(seen, expected);
 }
@@ -363,75 +214,24 @@ async fn concurrent_inserts_are_committed_in_groups_and_deduplicated_one_by_one(
 
 // ---------------------------------------------------------------- the contract
 
-/// Complete, fail and release change a notification only under its
-/// current lease; a release hands it back without using an attempt; a
-/// retry waits for its time, which the claim reports.
+/// A release ends the lease: the next claim leases it with a new token,
+/// and the released one fences nothing any more. With nothing pending and
+/// nothing leased, a claim reports nothing due (the worker waits for a
+/// wake-up or its poll).
 #[tokio::test]
-async fn outcomes_are_fenced_by_the_lease_token() {
+async fn a_released_lease_is_fenced_and_nothing_left_is_nothing_due() {
     let url = database();
     let store = store(&url).await;
-    assert_eq!(store.insert(new("a")).await.unwrap(), Inserted::Stored);
+    store.insert(new("a")).await.unwrap();
     let lease = Duration::from_secs(30);
-    let claimed = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
-    assert_eq!(claimed.leases.len(), 1);
-    let first = &claimed.leases[0];
-    assert_eq!(first.notification.id(), "a");
-    assert_eq!(first.notification.attempt(), 1);
-    assert_eq!(
-        first.notification.bytes(),
-        &Bytes::from(envelope("a", "ping", 1))
-    );
-    // Nothing else pending, and the lease's end is the next thing due.
-    let due = claimed.next_due.expect("the lease's end");
-    let until = due.duration_since(SystemTime::now()).unwrap_or_default();
-    assert!(
-        until > Duration::from_secs(25) && until <= lease,
-        "{until:?}"
-    );
-    let wrong = tower_intercom::inbox::LeaseToken::new(first.token.value().wrapping_add(1));
-    assert!(!store.complete("a", &wrong).await.unwrap());
-    assert!(!store
-        .fail("a", &wrong, Failure::dead("not mine"))
-        .await
-        .unwrap());
-    assert!(!store.release("a", &wrong).await.unwrap());
-    assert_eq!(store.counts().await.unwrap(), counts(0, 1, 0, 0));
-
-    // Released: pending at once, the attempt not used.
-    assert!(store.release("a", &first.token).await.unwrap());
-    assert!(!store.release("a", &first.token).await.unwrap());
+    let first = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
+    let released = &first.leases[0].token;
+    assert!(store.release("a", released).await.unwrap());
     let again = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
     assert_eq!(again.leases[0].notification.attempt(), 1);
-    assert_ne!(again.leases[0].token, first.token);
-    assert!(!store.complete("a", &first.token).await.unwrap());
-
-    // A retry in 300 ms: not claimed before, claimed after.
-    let retry_at = SystemTime::now() + Duration::from_millis(300);
-    assert!(store
-        .fail(
-            "a",
-            &again.leases[0].token,
-            Failure::retry("boom", retry_at)
-        )
-        .await
-        .unwrap());
-    let early = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
-    assert!(early.leases.is_empty());
-    let due = early.next_due.expect("the retry");
-    assert!(
-        due > SystemTime::now() + Duration::from_millis(100),
-        "{due:?}"
-    );
-    tokio::time::sleep(Duration::from_millis(350)).await;
-    let late = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
-    assert_eq!(late.leases.len(), 1);
-    assert_eq!(late.leases[0].notification.attempt(), 2);
-    assert!(store.complete("a", &late.leases[0].token).await.unwrap());
-    assert!(!store.complete("a", &late.leases[0].token).await.unwrap());
-    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 1, 0));
-    // Done: the body is gone, the id stays for deduplication.
-    assert_eq!(rows(&url).await[0].2, None);
-    assert_eq!(store.insert(new("a")).await.unwrap(), Inserted::Duplicate);
+    assert_ne!(&again.leases[0].token, released);
+    assert!(!store.complete("a", released).await.unwrap());
+    assert!(store.complete("a", &again.leases[0].token).await.unwrap());
     let nothing = store.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
     assert!(nothing.leases.is_empty());
     assert_eq!(nothing.next_due, None);
@@ -483,7 +283,7 @@ async fn completions_sent_together_are_fenced_one_by_one() {
     assert_eq!(done.len(), n);
     assert_eq!(store.counts().await.unwrap(), counts(0, 0, n as u64, 0));
     assert!(
-        rows(&url).await.iter().all(|row| row.2.is_none()),
+        rows(&url).await.iter().all(|row| row.body.is_none()),
         "bodies left"
     );
 }
@@ -527,103 +327,29 @@ async fn counts_date_the_oldest_due_notification() {
     assert_eq!(counts.oldest_pending, None);
 }
 
-/// A lease that lapses counts as an attempt; at the last one the
-/// notification is dead, with the lapse as its error; the holder's late
-/// completion changes nothing.
+/// An error is `text`: one with NUL in it (which `text` refuses) is kept
+/// with U+FFFD in its place, the rest as it was.
 #[tokio::test]
-async fn lapsed_leases_are_attempts_and_dead_at_the_maximum() {
-    let url = database();
-    let store = store(&url).await;
-    store.insert(new("a")).await.unwrap();
-    let short = Duration::from_millis(100);
-    let first = store.claim(ClaimRequest::new(1, short, 2)).await.unwrap();
-    assert_eq!(first.leases[0].notification.attempt(), 1);
-    // Still leased: not taken again.
-    assert!(store
-        .claim(ClaimRequest::new(1, short, 2))
-        .await
-        .unwrap()
-        .leases
-        .is_empty());
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let second = store.claim(ClaimRequest::new(1, short, 2)).await.unwrap();
-    assert_eq!(second.leases[0].notification.attempt(), 2);
-    assert!(!store.complete("a", &first.leases[0].token).await.unwrap());
-    tokio::time::sleep(Duration::from_millis(150)).await;
-    let third = store.claim(ClaimRequest::new(1, short, 2)).await.unwrap();
-    assert!(third.leases.is_empty());
-    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0, 1));
-    let dead = store.dead(DeadQuery::first(10)).await.unwrap();
-    assert_eq!(dead.notifications.len(), 1);
-    assert_eq!(dead.notifications[0].notification.attempt(), 2);
-    assert!(dead.notifications[0]
-        .last_error()
-        .contains("the lease lapsed"));
-    assert!(!store.complete("a", &second.leases[0].token).await.unwrap());
-    assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0, 1));
-}
-
-/// Dead notifications are kept with their body and error, listed oldest
-/// first in pages, and requeued with fresh attempts; a requeue of what is
-/// not dead changes nothing.
-#[tokio::test]
-async fn dead_notifications_are_listed_in_pages_and_requeued() {
+async fn errors_with_nul_are_kept_with_a_replacement_character() {
     let url = database();
     let inbox = inbox(&url).await;
     let store = inbox.store();
-    for i in 0..5 {
-        store.insert(new(&format!("d{i}"))).await.unwrap();
-    }
+    store.insert(new("d0")).await.unwrap();
     let claimed = store
         .claim(ClaimRequest::new(10, Duration::from_secs(30), 3))
         .await
         .unwrap();
-    for lease in &claimed.leases {
-        let error = format!("broken {}\u{0}\u{e9}", lease.notification.id());
-        assert!(store
-            .fail(lease.notification.id(), &lease.token, Failure::dead(error))
-            .await
-            .unwrap());
-    }
-    assert!(!store.requeue("nope").await.unwrap());
-    let mut seen = Vec::new();
-    let mut page = inbox.dead(DeadQuery::first(2)).await.unwrap();
-    loop {
-        assert!(page.notifications.len() <= 2);
-        for dead in &page.notifications {
-            let id = dead.notification.id().to_owned();
-            assert_eq!(dead.last_error(), format!("broken {id}\u{fffd}\u{e9}"));
-            assert_eq!(
-                dead.notification.bytes(),
-                &Bytes::from(envelope(&id, "ping", 1))
-            );
-            assert_eq!(dead.notification.attempt(), 1);
-            seen.push(id);
-        }
-        match page.next {
-            Some(next) => page = inbox.dead(DeadQuery::after(2, next)).await.unwrap(),
-            None => break,
-        }
-    }
-    assert_eq!(seen, ["d0", "d1", "d2", "d3", "d4"]);
-    assert!(inbox
-        .dead(DeadQuery::after(2, "not-a-cursor"))
+    let failure = Failure::dead("broken d0\u{0}\u{e9}");
+    assert!(store
+        .fail("d0", &claimed.leases[0].token, failure)
         .await
-        .is_err());
-
-    assert!(inbox.requeue("d0").await.unwrap());
-    assert!(!inbox.requeue("d0").await.unwrap());
-    assert_eq!(inbox.requeue_all().await.unwrap(), 4);
-    assert_eq!(inbox.counts().await.unwrap(), counts(5, 0, 0, 0));
-    let claimed = store
-        .claim(ClaimRequest::new(10, Duration::from_secs(30), 3))
-        .await
-        .unwrap();
-    assert_eq!(claimed.leases.len(), 5);
-    assert!(claimed
-        .leases
-        .iter()
-        .all(|lease| lease.notification.attempt() == 1));
+        .unwrap());
+    let page = inbox.dead(DeadQuery::first(10)).await.unwrap();
+    assert_eq!(page.notifications.len(), 1);
+    assert_eq!(
+        page.notifications[0].last_error(),
+        "broken d0\u{fffd}\u{e9}"
+    );
 }
 
 /// Done ids are forgotten after the retention, at most 1000 per call; a
@@ -670,48 +396,6 @@ async fn done_ids_are_pruned_in_bounded_chunks() {
     assert_eq!(store.insert(new("p0")).await.unwrap(), Inserted::Stored);
 }
 
-/// The whole loop through a worker: failures retried with backoff, dead
-/// at the last attempt, then requeued and done.
-#[tokio::test]
-async fn failures_are_retried_with_backoff_then_dead_then_requeued() {
-    let url = database();
-    let inbox = inbox(&url).await;
-    let service = stack(&inbox);
-    deliver(&service, envelope("notif_flaky", "ping", 1)).await;
-    let attempts = Arc::new(AtomicU32::new(0));
-    let fail = Arc::new(AtomicBool::new(true));
-    let (count, failing) = (attempts.clone(), fail.clone());
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(move |_n: ReceivedNotification| {
-            count.fetch_add(1, Ordering::SeqCst);
-            let failing = failing.load(Ordering::SeqCst);
-            async move {
-                if failing {
-                    Err(std::io::Error::other("downstream is down"))
-                } else {
-                    Ok(())
-                }
-            }
-        }))
-        .max_attempts(3)
-        .backoff(Duration::from_millis(20), Duration::from_millis(50))
-        .poll_interval(Duration::from_millis(20))
-        .spawn(signal);
-    wait_for(&inbox, "dead", |c| c.dead == 1).await;
-    assert_eq!(attempts.load(Ordering::SeqCst), 3);
-    let dead = inbox.dead(DeadQuery::first(10)).await.unwrap();
-    assert!(dead.notifications[0]
-        .last_error()
-        .contains("downstream is down"));
-    fail.store(false, Ordering::SeqCst);
-    assert!(inbox.requeue("notif_flaky").await.unwrap());
-    wait_for(&inbox, "done", |c| c.done == 1).await;
-    assert_eq!(attempts.load(Ordering::SeqCst), 4);
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
-}
-
 // ---------------------------------------------------------------- many processes
 
 /// Two receivers (two stores, two pools) on one database, delivering the
@@ -728,9 +412,9 @@ async fn two_receivers_racing_the_same_id_store_one_row() {
         for service in [a.clone(), b.clone()] {
             let body = envelope(&id, "ping", 1);
             racing.push(tokio::spawn(async move {
-                let (status, duplicate, _) = deliver(&service, body).await;
-                assert_eq!(status, StatusCode::OK);
-                duplicate
+                let answer = deliver(&service, body).await;
+                assert_eq!(answer.status, StatusCode::OK);
+                answer.duplicate
             }));
         }
     }
@@ -741,103 +425,8 @@ async fn two_receivers_racing_the_same_id_store_one_row() {
     assert_eq!(duplicates, n);
     let stored = rows(&url).await;
     assert_eq!(stored.len(), n);
-    let ids: HashSet<_> = stored.into_iter().map(|row| row.0).collect();
+    let ids: HashSet<_> = stored.into_iter().map(|row| row.id).collect();
     assert_eq!(ids.len(), n);
-}
-
-const CHILD_ROLE: &str = "TOWER_INTERCOM_INBOX_POSTGRES_CHILD";
-const CHILD_URL: &str = "TOWER_INTERCOM_INBOX_POSTGRES_CHILD_URL";
-const CHILD_MARKER: &str = "TOWER_INTERCOM_INBOX_POSTGRES_CHILD_MARKER";
-
-/// Not a test on its own: the worker process of
-/// `a_killed_worker_process_leaves_the_notification_to_another`, which runs
-/// this test binary again with `CHILD_ROLE` set.
-#[tokio::test]
-async fn child_worker_process() {
-    if std::env::var_os(CHILD_ROLE).is_none() {
-        return;
-    }
-    let url = std::env::var(CHILD_URL).unwrap();
-    let inbox = inbox(&url).await;
-    let marker = std::env::var_os(CHILD_MARKER).unwrap();
-    inbox
-        .worker(handler_fn(move |n: ReceivedNotification| {
-            std::fs::write(&marker, n.id()).unwrap();
-            // Hang until killed.
-            std::future::pending::<Result<(), std::io::Error>>()
-        }))
-        .lease(Duration::from_millis(500))
-        .poll_interval(Duration::from_millis(20))
-        .run(std::future::pending())
-        .await;
-}
-
-/// A worker process killed (`SIGKILL`) while processing: another worker
-/// takes the notification once the lease lapsed, as its second attempt,
-/// and it is done once.
-#[tokio::test]
-async fn a_killed_worker_process_leaves_the_notification_to_another() {
-    let url = database();
-    let dir = tempfile::tempdir().unwrap();
-    let marker = dir.path().join("started");
-    let inbox = inbox(&url).await;
-    deliver(&stack(&inbox), envelope("notif_crash", "ping", 1)).await;
-
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "child_worker_process",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ROLE, "worker")
-        .env(CHILD_URL, &url)
-        .env(CHILD_MARKER, &marker)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while !marker.exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "the child never started"
-        );
-        assert!(child.try_wait().unwrap().is_none(), "the child exited");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "notif_crash");
-    assert_eq!(inbox.counts().await.unwrap(), counts(0, 1, 0, 0));
-    child.kill().unwrap(); // SIGKILL: no shutdown, no hand-back
-    child.wait().unwrap();
-    let killed_at = Instant::now();
-
-    let runs = Arc::new(Mutex::new(Vec::new()));
-    let record = runs.clone();
-    let (trigger, signal) = shutdown();
-    let worker = inbox
-        .worker(handler_fn(move |n: ReceivedNotification| {
-            record.lock().unwrap().push(n.attempt());
-            async { Ok::<_, std::io::Error>(()) }
-        }))
-        .poll_interval(Duration::from_millis(20))
-        .spawn(signal);
-    wait_for(&inbox, "done after the lease lapsed", |c| c.done == 1).await;
-    assert!(killed_at.elapsed() < Duration::from_secs(5));
-    // Nothing more happens to it.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    trigger.send(()).unwrap();
-    worker.await.unwrap();
-    assert_eq!(*runs.lock().unwrap(), [2]);
-    assert_eq!(inbox.counts().await.unwrap(), counts(0, 0, 1, 0));
-    let done_at: Vec<Option<SystemTime>> = raw(&url)
-        .await
-        .query("SELECT done_at FROM tower_intercom.inbox", &[])
-        .await
-        .unwrap()
-        .iter()
-        .map(|row| row.get(0))
-        .collect();
-    assert!(matches!(done_at[..], [Some(_)]), "{done_at:?}");
 }
 
 // ---------------------------------------------------------------- wake-ups
@@ -1054,7 +643,7 @@ async fn the_schema_is_created_once_and_versioned() {
 async fn bad_urls_missing_databases_and_refused_logins_are_clear_errors() {
     let server = Server::shared();
     let port = server.port();
-    let password = tower_intercom_test_support::postgres_server::PASSWORD;
+    let password = PASSWORD;
     let cases = [
         (
             format!("postgres://postgres:{password}@127.0.0.1:{port}/nope_db"),
@@ -1118,7 +707,7 @@ async fn bad_urls_missing_databases_and_refused_logins_are_clear_errors() {
 async fn a_role_without_rights_is_told_and_one_with_data_rights_works() {
     let server = Server::shared();
     let url = database();
-    let database = url.rsplit('/').next().unwrap().to_owned();
+    let database = database_name(&url).to_owned();
     let role = format!("limited_{database}");
     server.sql(
         "postgres",
@@ -1175,7 +764,7 @@ async fn a_role_without_rights_is_told_and_one_with_data_rights_works() {
 async fn durability_is_reported_and_warned_about() {
     let server = Server::shared();
     let url = database();
-    let database = url.rsplit('/').next().unwrap().to_owned();
+    let database = database_name(&url).to_owned();
     let (logs, capturing) = Logs::start();
     let store = PostgresStore::connect(&url).await.unwrap();
     drop(capturing);
@@ -1365,7 +954,7 @@ async fn tls_connects_to_a_verified_server_only() {
     let url = |host: &str, mode: &str| {
         format!(
             "postgres://postgres:{}@{host}:{}/postgres?sslmode={mode}",
-            tower_intercom_test_support::postgres_server::PASSWORD,
+            PASSWORD,
             server.port()
         )
     };
@@ -1462,8 +1051,8 @@ async fn the_postmaster_killed_under_load_loses_nothing_acknowledged() {
                     let id = format!("notif_{sender}_{i}");
                     i += 1;
                     let start = Instant::now();
-                    let (status, _, _) = deliver(&service, envelope(&id, "ping", 1)).await;
-                    match status {
+                    let answer = deliver(&service, envelope(&id, "ping", 1)).await;
+                    match answer.status {
                         StatusCode::OK => acknowledged.lock().unwrap().push(id),
                         StatusCode::SERVICE_UNAVAILABLE => {
                             assert!(start.elapsed() < Duration::from_secs(3));
@@ -1521,7 +1110,7 @@ async fn the_postmaster_killed_under_load_loses_nothing_acknowledged() {
         refused.load(Ordering::SeqCst)
     );
     // And recorded: the workers write outcomes again too.
-    let stored = wait_for(&inbox, "every outcome recorded", |c| {
+    let stored = wait_through_errors(&inbox, "every outcome recorded", |c| {
         c.pending == 0 && c.in_progress == 0
     })
     .await;
@@ -1529,55 +1118,6 @@ async fn the_postmaster_killed_under_load_loses_nothing_acknowledged() {
     assert_eq!(stored.dead, 0, "{stored:?}");
     trigger.send(()).unwrap();
     worker.await.unwrap();
-}
-
-/// A table locked by someone else: inserts wait for it within the timeout,
-/// and those beyond the channel's capacity are refused at once (429).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn overload_is_answered_at_once_without_queueing() {
-    let url = database();
-    let inbox = Inbox::new(
-        PostgresStore::options()
-            .timeout(Duration::from_secs(5))
-            .channel_capacity(2)
-            .max_batch(1)
-            .pool_size(1)
-            .connect(&url)
-            .await
-            .unwrap(),
-    )
-    .deadline(Duration::from_secs(5));
-    let service = stack(&inbox);
-    let mut locker = raw(&url).await;
-    let lock = locker.transaction().await.unwrap();
-    lock.batch_execute("LOCK TABLE tower_intercom.inbox IN ACCESS EXCLUSIVE MODE")
-        .await
-        .unwrap();
-    // One being written (waiting for the lock), two waiting in the channel.
-    let waiting: Vec<_> = (0..3)
-        .map(|i| {
-            let service = service.clone();
-            tokio::spawn(async move {
-                deliver(&service, envelope(&format!("w{i}"), "ping", 1))
-                    .await
-                    .0
-            })
-        })
-        .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    for i in 0..20 {
-        let start = Instant::now();
-        let (status, _, body) = deliver(&service, envelope(&format!("o{i}"), "ping", 1)).await;
-        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
-        assert!(start.elapsed() < Duration::from_secs(1));
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(json["error"], "the inbox is overloaded; retry later");
-    }
-    lock.rollback().await.unwrap();
-    for handle in waiting {
-        assert_eq!(handle.await.unwrap(), StatusCode::OK);
-    }
-    assert_eq!(inbox.counts().await.unwrap(), counts(3, 0, 0, 0));
 }
 
 /// A statement that waits longer than the store's timeout is given up
@@ -1600,8 +1140,8 @@ async fn a_statement_slower_than_the_timeout_fails_as_timed_out() {
         .await
         .unwrap();
     let start = Instant::now();
-    let (status, _, _) = deliver(&service, envelope("slow", "ping", 1)).await;
-    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let answer = deliver(&service, envelope("slow", "ping", 1)).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         start.elapsed() < Duration::from_millis(1500),
         "{:?}",
@@ -1611,6 +1151,6 @@ async fn a_statement_slower_than_the_timeout_fails_as_timed_out() {
     assert_eq!(error.kind(), StoreErrorKind::TimedOut, "{error}");
     lock.rollback().await.unwrap();
     // Nothing was stored; Intercom's retry is.
-    let (status, duplicate, _) = deliver(&service, envelope("slow", "ping", 2)).await;
-    assert_eq!((status, duplicate), (StatusCode::OK, false));
+    let answer = deliver(&service, envelope("slow", "ping", 2)).await;
+    assert_eq!((answer.status, answer.duplicate), (StatusCode::OK, false));
 }

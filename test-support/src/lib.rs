@@ -12,8 +12,8 @@
 //!   ([`idempotency`]) and log capture ([`logs`]).
 //! - With the `inbox` feature: the inbox's shared scenarios and
 //!   [`inbox_suite!`], which runs them against a store through its
-//!   harness ([`inbox`]; `inbox-sqlite` and `inbox-redis` add the
-//!   harnesses of the two stores).
+//!   harness ([`inbox`]; `inbox-sqlite`, `inbox-redis` and
+//!   `inbox-postgres` add the harnesses of the three stores).
 //! - [`examples`] builds and runs the crate's examples as a user does.
 //! - [`fake_intercom`] is Intercom's REST API on a loopback port (tokens,
 //!   `/me`, rate-limit windows, injected 429s and redirects, a record of

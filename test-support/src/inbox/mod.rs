@@ -15,15 +15,19 @@
 //! That expands to one `#[tokio::test]` per scenario, named as the
 //! scenario, and to the child-process entry point that
 //! `a_killed_worker_process_leaves_the_notification_to_another` runs. A
-//! new store needs a harness (see [`sqlite`] and [`redis`]: start a fresh
-//! backend, open a store on it, stall it, take it down) and that line.
+//! new store needs a harness (see [`sqlite`], [`redis`] and [`postgres`]:
+//! start a fresh backend, open a store on it, stall it, take it down) and
+//! that line.
 //!
 //! Every store and inbox the inbox tests make is made by a harness module
-//! ([`sqlite::open_store`], [`redis::connect_store`]) or by [`open`]
+//! ([`sqlite::open_store`], [`redis::connect_store`],
+//! [`postgres::connect_store`]) or by [`open`]
 //! (`Inbox::new(store)` and the inbox's settings): when the stores'
 //! constructors change, those are the places to change.
 
 pub mod faulty;
+#[cfg(feature = "inbox-postgres")]
+pub mod postgres;
 #[cfg(feature = "inbox-redis")]
 pub mod redis;
 pub mod scenarios;
@@ -117,7 +121,8 @@ pub trait InboxHarness: Sized + Send + Sync + 'static {
 
     /// The backend stops answering writes until [`resume`](Self::resume):
     /// they wait, within the store's timeout (SQLite: another connection
-    /// holds the file's write lock; Redis: the server is frozen).
+    /// holds the file's write lock; Redis: the server is frozen; Postgres:
+    /// another session holds an exclusive lock on the inbox's table).
     fn stall(&mut self);
 
     /// Undoes [`stall`](Self::stall).
@@ -125,7 +130,8 @@ pub trait InboxHarness: Sized + Send + Sync + 'static {
 
     /// The backend goes down: writes fail within the store's
     /// [`timeout`](StoreSettings::timeout) (SQLite: another connection holds
-    /// the write lock; Redis: the server is killed).
+    /// the write lock; Redis: the server is killed; Postgres: the database's
+    /// sessions are ended and new ones refused).
     fn take_down(&mut self);
 
     /// The backend is back, with every write it acknowledged before
@@ -146,11 +152,14 @@ pub trait InboxHarness: Sized + Send + Sync + 'static {
 #[derive(Debug, Clone, Default)]
 pub struct StoreSettings {
     /// How long the store waits for its backend before an operation fails
-    /// (SQLite: for the file's write lock; Redis: for each answer).
+    /// (SQLite: for the file's write lock; Redis: for each answer;
+    /// Postgres: for each operation, and each statement on the server).
     pub timeout: Option<Duration>,
     /// How many inserts may wait for a stalled backend before the next is
     /// refused at once as an overload (SQLite: one held by its writer, the
-    /// others in its channel, so at least 2; Redis: its in-flight inserts).
+    /// others in its channel, so at least 2; Redis: its in-flight inserts;
+    /// Postgres: one being written on a pool of one connection, the others
+    /// in its channel, so at least 2).
     pub waiting_inserts: Option<usize>,
 }
 

@@ -301,10 +301,14 @@ pub async fn child_worker_process<H: InboxHarness>() {
         return;
     };
     let inbox = Inbox::new(H::store_at(address.to_str().unwrap()).await);
-    let marker = std::env::var_os(CHILD_MARKER).unwrap();
+    let marker = std::path::PathBuf::from(std::env::var_os(CHILD_MARKER).unwrap());
+    let partial = marker.with_extension("partial");
     inbox
         .worker(handler_fn(move |n: ReceivedNotification| {
-            std::fs::write(&marker, n.id()).unwrap();
+            // Written whole, then renamed: the test process, which waits
+            // for the marker to exist, never reads it empty.
+            std::fs::write(&partial, n.id()).unwrap();
+            std::fs::rename(&partial, &marker).unwrap();
             // Hang until killed.
             std::future::pending::<Result<(), std::io::Error>>()
         }))

@@ -808,6 +808,38 @@ async fn durability_is_reported_and_warned_about() {
     assert!(!text.contains("lazy-pw"), "{text}");
 }
 
+/// Without `sslmode=require`, connections to a server on another machine
+/// cross the network in the clear: connect warns, and stays quiet for a
+/// server on this machine. (`hostaddr` sends the connection to loopback
+/// while the host named is another machine's.)
+#[tokio::test]
+async fn plaintext_to_another_machine_is_warned_about() {
+    let server = Server::shared();
+    let url = database();
+    let database = database_name(&url).to_owned();
+    let (logs, capturing) = Logs::start();
+    let _local = PostgresStore::connect(&url).await.unwrap();
+    drop(capturing);
+    assert!(!logs.text().contains("not encrypted"), "{}", logs.text());
+
+    let remote = format!(
+        "postgres://{}@db.example:{}/{database}?hostaddr=127.0.0.1",
+        url.trim_start_matches("postgres://")
+            .split('@')
+            .next()
+            .unwrap(),
+        server.port()
+    );
+    let (logs, capturing) = Logs::start();
+    let _remote = PostgresStore::connect(&remote).await.unwrap();
+    drop(capturing);
+    let text = logs.text();
+    assert!(
+        text.contains("WARN") && text.contains("not encrypted") && text.contains("sslmode=require"),
+        "{text}"
+    );
+}
+
 /// Rows a plan node read from the inbox's tables or indexes: the rows it
 /// returned in all its loops, and those it read and dropped.
 fn rows_read(node: &serde_json::Value, found: &mut Vec<(String, f64)>) {

@@ -4,7 +4,7 @@ use std::{fmt, sync::Arc, time::Duration};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
-use tokio_postgres::config::{Config, SslMode};
+use tokio_postgres::config::{Config, Host, SslMode};
 
 use super::{
     errors::{pool_error, store_error},
@@ -225,7 +225,9 @@ impl PostgresOptions {
     /// `sslmode=require` connects with TLS and verifies the server's
     /// certificate and host name (as libpq's `verify-full`, which
     /// tokio-postgres does not take by that name); `prefer` (the default)
-    /// and `disable` connect without TLS.
+    /// and `disable` connect without TLS, and a `warn` says so when a host
+    /// is not this machine (a Unix socket, `localhost` or a loopback
+    /// address).
     ///
     /// # Errors
     ///
@@ -242,6 +244,14 @@ impl PostgresOptions {
         })?;
         if config.get_ssl_mode() == SslMode::Prefer {
             config.ssl_mode(SslMode::Disable);
+        }
+        if config.get_ssl_mode() == SslMode::Disable && !config.get_hosts().iter().all(is_local) {
+            tracing::warn!(
+                target: "tower_intercom::inbox",
+                "the inbox's Postgres connections are not encrypted (sslmode is prefer, the \
+                 default, or disable) and the server is not on this machine: notifications \
+                 and the login cross the network in the clear; add sslmode=require to the URL"
+            );
         }
         if self.session_settings {
             let mut options = config.get_options().unwrap_or_default().to_owned();
@@ -365,5 +375,22 @@ impl PostgresOptions {
         };
         store.warn_if_not_durable().await;
         Ok(store)
+    }
+}
+
+/// Whether `host` is this machine: a Unix socket, `localhost` or a
+/// loopback address.
+fn is_local(host: &Host) -> bool {
+    match host {
+        Host::Tcp(name) => {
+            name.eq_ignore_ascii_case("localhost")
+                || name
+                    .trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|address| address.is_loopback())
+        }
+        #[cfg(unix)]
+        Host::Unix(_) => true,
     }
 }

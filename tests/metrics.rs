@@ -18,40 +18,45 @@ fn post(signature: Option<&str>) -> Request<Full<Bytes>> {
     request.body(Full::new(Bytes::from_static(PING))).unwrap()
 }
 
-#[test]
-fn verified_and_rejected_requests_are_counted() {
+/// Runs `scenario` on a runtime of its own with a Prometheus recorder of
+/// its own installed, and returns what it recorded in Prometheus's text
+/// format.
+fn recorded(scenario: impl std::future::Future<Output = ()>) -> String {
     let recorder = PrometheusBuilder::new().build_recorder();
     let handle = recorder.handle();
     let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
         .unwrap();
+    metrics::with_local_recorder(&recorder, || runtime.block_on(scenario));
+    handle.render()
+}
+
+#[test]
+fn verified_and_rejected_requests_are_counted() {
     let previous: WebhookSecret = "previous-client-secret".parse().unwrap();
     let service = VerifyIntercomWebhookLayer::with_secrets(secret(), [previous.clone()])
         .layer(Recorder::default());
 
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let current = sign(&secret(), PING);
-            let old = sign(&previous, PING);
-            let cases = [
-                (post(Some(current.to_str().unwrap())), StatusCode::OK),
-                (post(Some(current.to_str().unwrap())), StatusCode::OK),
-                (post(Some(old.to_str().unwrap())), StatusCode::OK),
-                (post(None), StatusCode::UNAUTHORIZED),
-                (post(Some("sha1=nothex")), StatusCode::UNAUTHORIZED),
-                (
-                    post(Some("sha1=0000000000000000000000000000000000000000")),
-                    StatusCode::UNAUTHORIZED,
-                ),
-            ];
-            for (request, status) in cases {
-                let response = service.clone().oneshot(request).await.unwrap();
-                assert_eq!(response.status(), status);
-            }
-        })
+    let text = recorded(async {
+        let current = sign(&secret(), PING);
+        let old = sign(&previous, PING);
+        let cases = [
+            (post(Some(current.to_str().unwrap())), StatusCode::OK),
+            (post(Some(current.to_str().unwrap())), StatusCode::OK),
+            (post(Some(old.to_str().unwrap())), StatusCode::OK),
+            (post(None), StatusCode::UNAUTHORIZED),
+            (post(Some("sha1=nothex")), StatusCode::UNAUTHORIZED),
+            (
+                post(Some("sha1=0000000000000000000000000000000000000000")),
+                StatusCode::UNAUTHORIZED,
+            ),
+        ];
+        for (request, status) in cases {
+            let response = service.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), status);
+        }
     });
-
-    let text = handle.render();
     let verified = |index: &str| {
         sample(
             &text,
@@ -74,29 +79,21 @@ fn verified_and_rejected_requests_are_counted() {
 fn idempotency_outcomes_are_counted() {
     use tower_intercom::idempotency::IdempotencyLayer;
 
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
     let service = tower::ServiceBuilder::new()
         .layer(VerifyIntercomWebhookLayer::new(secret()))
         .layer(IdempotencyLayer::in_memory())
         .service(Recorder::default());
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            for _ in 0..3 {
-                let signature = sign(&secret(), PING);
-                let response = service
-                    .clone()
-                    .oneshot(post(Some(signature.to_str().unwrap())))
-                    .await
-                    .unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-            }
-        })
+    let text = recorded(async {
+        for _ in 0..3 {
+            let signature = sign(&secret(), PING);
+            let response = service
+                .clone()
+                .oneshot(post(Some(signature.to_str().unwrap())))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
     });
-    let text = handle.render();
     let outcome = |name: &str| {
         sample(
             &text,
@@ -112,38 +109,29 @@ fn idempotency_outcomes_are_counted() {
 fn inbox_receive_outcomes_and_commit_latency_are_recorded() {
     use tower_intercom::inbox::{Inbox, SqliteStore};
 
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap());
-            let service = VerifyIntercomWebhookLayer::new(secret()).layer(inbox.receiver());
-            let no_id: &[u8] = br#"{"topic":"ping"}"#;
-            let requests = [
-                (PING.to_vec(), StatusCode::OK),
-                (PING.to_vec(), StatusCode::OK),
-                (no_id.to_vec(), StatusCode::BAD_REQUEST),
-            ];
-            for (body, status) in requests {
-                let request = Request::post("/")
-                    .header("x-hub-signature", sign(&secret(), &body))
-                    .body(Full::new(Bytes::from(body)))
-                    .unwrap();
-                assert_eq!(
-                    service.clone().oneshot(request).await.unwrap().status(),
-                    status
-                );
-            }
-            let counts = inbox.counts().await.unwrap();
-            assert_eq!(counts.pending, 1);
-        })
+    let text = recorded(async {
+        let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap());
+        let service = VerifyIntercomWebhookLayer::new(secret()).layer(inbox.receiver());
+        let no_id: &[u8] = br#"{"topic":"ping"}"#;
+        let requests = [
+            (PING.to_vec(), StatusCode::OK),
+            (PING.to_vec(), StatusCode::OK),
+            (no_id.to_vec(), StatusCode::BAD_REQUEST),
+        ];
+        for (body, status) in requests {
+            let request = Request::post("/")
+                .header("x-hub-signature", sign(&secret(), &body))
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
+            assert_eq!(
+                service.clone().oneshot(request).await.unwrap().status(),
+                status
+            );
+        }
+        let counts = inbox.counts().await.unwrap();
+        assert_eq!(counts.pending, 1);
     });
-    let text = handle.render();
     let receive = |outcome: &str| {
         sample(
             &text,
@@ -173,38 +161,29 @@ fn inbox_receive_outcomes_and_commit_latency_are_recorded() {
 fn inbox_commit_duration_counts_commits_not_redeliveries() {
     use tower_intercom::inbox::{Inbox, SqliteStore};
 
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let delivery = |attempt: u32| {
         format!(
             r#"{{"type":"notification_event","id":"notif_redelivered","topic":"ping","app_id":"a","data":{{"item":{{"type":"ping"}}}},"delivery_attempts":{attempt},"first_sent_at":1700000000,"created_at":1700000000}}"#
         )
     };
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap());
-            let service = VerifyIntercomWebhookLayer::new(secret()).layer(inbox.receiver());
-            for (attempt, duplicate) in [(1, false), (2, true)] {
-                let body = delivery(attempt);
-                let request = Request::post("/")
-                    .header("x-hub-signature", sign(&secret(), body.as_bytes()))
-                    .body(Full::new(Bytes::from(body)))
-                    .unwrap();
-                let response = service.clone().oneshot(request).await.unwrap();
-                assert_eq!(response.status(), StatusCode::OK);
-                assert_eq!(
-                    response.headers().contains_key("x-intercom-duplicate"),
-                    duplicate
-                );
-            }
-        })
+    let text = recorded(async {
+        let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap());
+        let service = VerifyIntercomWebhookLayer::new(secret()).layer(inbox.receiver());
+        for (attempt, duplicate) in [(1, false), (2, true)] {
+            let body = delivery(attempt);
+            let request = Request::post("/")
+                .header("x-hub-signature", sign(&secret(), body.as_bytes()))
+                .body(Full::new(Bytes::from(body)))
+                .unwrap();
+            let response = service.clone().oneshot(request).await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            assert_eq!(
+                response.headers().contains_key("x-intercom-duplicate"),
+                duplicate
+            );
+        }
     });
-    let text = handle.render();
     assert_eq!(
         sample(&text, "intercom_inbox_receive{outcome=\"duplicate\"}"),
         Some(1.0),
@@ -392,52 +371,43 @@ fn processing_delay_is_measured_from_receipt_to_the_first_attempt() {
     use std::time::{Duration, SystemTime};
     use tower_intercom::inbox::{handler_fn, Inbox, InboxStore, ReceivedNotification, SqliteStore};
 
-    let recorder = PrometheusBuilder::new().build_recorder();
-    let handle = recorder.handle();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        runtime.block_on(async {
-            let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap());
-            // Received 30 s ago (a receiver whose workers were stopped).
-            let received_at = SystemTime::now() - Duration::from_secs(30);
-            let stored = notification("notif_late").received_at(received_at);
-            inbox.store().insert(stored).await.unwrap();
-            // The first attempt fails, the second succeeds.
-            let calls = Arc::new(AtomicU32::new(0));
-            let handler = handler_fn({
+    let text = recorded(async {
+        let inbox = Inbox::new(SqliteStore::open(dir.path().join("inbox.sqlite3")).unwrap());
+        // Received 30 s ago (a receiver whose workers were stopped).
+        let received_at = SystemTime::now() - Duration::from_secs(30);
+        let stored = notification("notif_late").received_at(received_at);
+        inbox.store().insert(stored).await.unwrap();
+        // The first attempt fails, the second succeeds.
+        let calls = Arc::new(AtomicU32::new(0));
+        let handler = handler_fn({
+            let calls = calls.clone();
+            move |_: ReceivedNotification| {
                 let calls = calls.clone();
-                move |_: ReceivedNotification| {
-                    let calls = calls.clone();
-                    async move {
-                        match calls.fetch_add(1, Ordering::SeqCst) {
-                            0 => Err("the first attempt fails"),
-                            _ => Ok(()),
-                        }
+                async move {
+                    match calls.fetch_add(1, Ordering::SeqCst) {
+                        0 => Err("the first attempt fails"),
+                        _ => Ok(()),
                     }
                 }
-            });
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let worker = inbox
-                .worker(handler)
-                .backoff(Duration::from_millis(1), Duration::from_millis(1))
-                .spawn(async move {
-                    let _ = stopped.await;
-                });
-            let start = std::time::Instant::now();
-            while inbox.counts().await.unwrap().done == 0 {
-                assert!(start.elapsed() < Duration::from_secs(10), "not processed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
             }
-            let _ = stop.send(());
-            worker.await.unwrap();
-            assert_eq!(calls.load(Ordering::SeqCst), 2);
-        })
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = inbox
+            .worker(handler)
+            .backoff(Duration::from_millis(1), Duration::from_millis(1))
+            .spawn(async move {
+                let _ = stopped.await;
+            });
+        let start = std::time::Instant::now();
+        while inbox.counts().await.unwrap().done == 0 {
+            assert!(start.elapsed() < Duration::from_secs(10), "not processed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = stop.send(());
+        worker.await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     });
-    let text = handle.render();
     let processed = |outcome: &str| {
         sample(
             &text,

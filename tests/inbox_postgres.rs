@@ -867,7 +867,8 @@ fn rows_read(node: &serde_json::Value, found: &mut Vec<(String, f64)>) {
 }
 
 /// Every statement finds its rows through an index and reads only about
-/// as many as it uses (at most a claim's 256, a sweep's or prune's 1000),
+/// as many as it uses (at most a claim's 256, and one more to find when the
+/// next is due, a prune's 1000),
 /// never a whole table or a whole state, in the plans Postgres makes for
 /// given values and in the generic plans it switches to for prepared
 /// statements: each statement is run (`EXPLAIN ANALYZE`, rolled back) on
@@ -919,9 +920,8 @@ async fn every_statement_reads_through_an_index() {
             "(ARRAY['x'::bytea], ARRAY['t'::bytea], ARRAY[now()], ARRAY['{}'::bytea], 'c', 'p')",
             2.0,
         ),
-        ("sweep_lapsed", "(3, 1000)", 1000.0),
-        ("claim", "(30000, 7, 256)", 256.0),
-        ("next_due", "", 2.0),
+        ("claim", "(30000, 7, 256, 3)", 257.0),
+        ("hand_back", "(ARRAY[9::bigint, 19], 9)", 2.0),
         (
             "complete",
             "(ARRAY['n41'::bytea, 'n51'], ARRAY[41::bigint, 51])",

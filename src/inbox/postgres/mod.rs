@@ -207,9 +207,8 @@ pub struct PostgresBatches {
 }
 
 /// The most notifications one claim leases (a worker that asked for more
-/// claims again at once), and lapsed leases one claim takes back.
+/// claims again at once), lapsed leases taken over included.
 const MAX_CLAIM: usize = 256;
-const SWEEP_CHUNK: i64 = 1000;
 
 /// Done notifications deleted per prune call.
 const PRUNE_CHUNK: i64 = 1000;
@@ -276,54 +275,31 @@ impl InboxStore for PostgresStore {
 
     fn claim(&self, request: ClaimRequest) -> InboxFuture<Claimed> {
         let shared = self.shared.clone();
-        let token = LeaseToken::random();
-        let max_attempts = i32::try_from(request.max_attempts).unwrap_or(i32::MAX);
-        let lease = duration_millis(request.lease);
-        let max = request.max.clamp(1, MAX_CLAIM) as i64;
-        self.bounded(async move {
-            let client = shared.client().await?;
-            // Lapsed leases first: a crashed, hung or too slow worker's
-            // attempt counts as failed.
-            shared
-                .execute(
-                    &client,
-                    &shared.sql.sweep_lapsed,
-                    &[&max_attempts, &SWEEP_CHUNK],
-                )
-                .await?;
-            let token_value = token.value() as i64;
-            let rows = shared
-                .query(&client, &shared.sql.claim, &[&lease, &token_value, &max])
-                .await?;
-            let mut leased = Vec::with_capacity(rows.len());
-            for row in &rows {
-                let seq: i64 = shared.get(row, 0)?;
-                let body: Option<Vec<u8>> = shared.get(row, 5)?;
-                leased.push((seq, shared.notification(row, [1, 2, 3, 4], body)?));
+        let (answer, answered) = oneshot::channel();
+        // In a task of its own: when the caller stops waiting (its timeout,
+        // or the worker stopping) after Postgres leased the rows but before
+        // the answer came, the task still gets the answer, and hands the
+        // leases back, instead of leaving them to lapse.
+        tokio::spawn(async move {
+            // No longer than the lease: after it, the rows are taken back
+            // by the next claim anyway.
+            let give_up = request.lease.max(shared.timeout);
+            let claimed = tokio::time::timeout(give_up, claim(&shared, &request))
+                .await
+                .unwrap_or_else(|_| Err(StoreError::timed_out(shared.timeout)));
+            let Ok((seqs, claimed)) = claimed else {
+                let _ = answer.send(claimed.map(|(_, claimed)| claimed));
+                return;
+            };
+            let token = claimed.leases.first().map(|lease| lease.token.clone());
+            if let (Err(_), Some(token)) = (answer.send(Ok(claimed)), token) {
+                hand_back(&shared, &seqs, &token).await;
             }
-            leased.sort_by_key(|(seq, _)| *seq);
-            let next: Option<f64> = shared.get(
-                &shared
-                    .query(&client, &shared.sql.next_due, &[])
-                    .await?
-                    .into_iter()
-                    .next()
-                    .ok_or_else(|| StoreError::unavailable("no row from the next-due query"))?,
-                0,
-            )?;
-            let next_due = next.map(|millis| {
-                let now = SystemTime::now();
-                if millis.is_finite() && millis > 0.0 {
-                    now + Duration::from_millis(millis.min(1e15) as u64)
-                } else {
-                    now
-                }
-            });
-            let leases = leased
-                .into_iter()
-                .map(|(_, notification)| Lease::new(notification, token.clone()))
-                .collect();
-            Ok(Claimed::new(leases, next_due))
+        });
+        self.bounded(async move {
+            answered
+                .await
+                .map_err(|_| StoreError::unavailable("the claim's task has stopped"))?
         })
     }
 
@@ -475,6 +451,81 @@ impl InboxStore for PostgresStore {
 
     fn wakeups(&self) -> Option<Arc<Notify>> {
         self.shared.wake.clone()
+    }
+}
+
+/// Leases up to `request.max` due notifications, with one statement (see
+/// `sql/claim.sql`): the rows' `seq`s, and the claim.
+async fn claim(shared: &Shared, request: &ClaimRequest) -> Result<(Vec<i64>, Claimed), StoreError> {
+    let token = LeaseToken::random();
+    let max_attempts = i32::try_from(request.max_attempts).unwrap_or(i32::MAX);
+    let lease = duration_millis(request.lease);
+    let max = request.max.clamp(1, MAX_CLAIM) as i64;
+    let token_value = token.value() as i64;
+    let client = shared.client().await?;
+    let rows = shared
+        .query(
+            &client,
+            &shared.sql.claim,
+            &[&lease, &token_value, &max, &max_attempts],
+        )
+        .await?;
+    drop(client);
+    // One row per lease, each with when the next one is due; or, when
+    // nothing was leased, one row of NULLs but that.
+    let next: Option<f64> = match rows.first() {
+        Some(row) => shared.get(row, 6)?,
+        None => return Err(StoreError::unavailable("no row from the claim")),
+    };
+    let mut leased = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let Some(seq) = shared.get::<Option<i64>>(row, 0)? else {
+            continue;
+        };
+        let body: Option<Vec<u8>> = shared.get(row, 5)?;
+        leased.push((seq, shared.notification(row, [1, 2, 3, 4], body)?));
+    }
+    leased.sort_by_key(|(seq, _)| *seq);
+    let next_due = next.map(|millis| {
+        let now = SystemTime::now();
+        if millis.is_finite() && millis > 0.0 {
+            now + Duration::from_millis(millis.min(1e15) as u64)
+        } else {
+            now
+        }
+    });
+    let seqs = leased.iter().map(|(seq, _)| *seq).collect();
+    let leases = leased
+        .into_iter()
+        .map(|(_, notification)| Lease::new(notification, token.clone()))
+        .collect();
+    Ok((seqs, Claimed::new(leases, next_due)))
+}
+
+/// Hands back the leases of a claim nobody waits for any more: pending
+/// again at once, rather than after the lease. When that fails too, they
+/// lapse as a crashed worker's would.
+async fn hand_back(shared: &Shared, seqs: &[i64], token: &LeaseToken) {
+    let token = token.value() as i64;
+    let handed_back = async {
+        let client = shared.client().await?;
+        shared
+            .execute(&client, &shared.sql.hand_back, &[&seqs, &token])
+            .await
+    };
+    match tokio::time::timeout(shared.timeout, handed_back).await {
+        Ok(Ok(n)) => tracing::debug!(
+            target: "tower_intercom::inbox",
+            "a claim was answered after its caller stopped waiting: {n} notifications handed back"
+        ),
+        Ok(Err(error)) => tracing::debug!(
+            target: "tower_intercom::inbox",
+            "handing back a claim nobody waited for failed (its leases will lapse): {error}"
+        ),
+        Err(_) => tracing::debug!(
+            target: "tower_intercom::inbox",
+            "handing back a claim nobody waited for timed out (its leases will lapse)"
+        ),
     }
 }
 

@@ -60,9 +60,8 @@ pub(super) fn channel(schema: &str) -> String {
 /// The statements, written for one schema.
 pub(super) struct Statements {
     pub(super) insert: String,
-    pub(super) sweep_lapsed: String,
     pub(super) claim: String,
-    pub(super) next_due: String,
+    pub(super) hand_back: String,
     pub(super) complete: String,
     pub(super) fail: String,
     pub(super) release: String,
@@ -77,9 +76,8 @@ impl Statements {
         let write = |sql: &str| in_schema(sql, schema);
         Self {
             insert: write(include_str!("sql/insert.sql")),
-            sweep_lapsed: write(include_str!("sql/sweep_lapsed.sql")),
             claim: write(include_str!("sql/claim.sql")),
-            next_due: write(include_str!("sql/next_due.sql")),
+            hand_back: write(include_str!("sql/hand_back.sql")),
             complete: write(include_str!("sql/complete.sql")),
             fail: write(include_str!("sql/fail.sql")),
             release: write(include_str!("sql/release.sql")),
@@ -92,12 +90,11 @@ impl Statements {
 
     /// Each statement with its name.
     #[cfg(test)]
-    fn all(&self) -> [(&'static str, &str); 11] {
+    fn all(&self) -> [(&'static str, &str); 10] {
         [
             ("insert", &self.insert),
-            ("sweep_lapsed", &self.sweep_lapsed),
             ("claim", &self.claim),
-            ("next_due", &self.next_due),
+            ("hand_back", &self.hand_back),
             ("complete", &self.complete),
             ("fail", &self.fail),
             ("release", &self.release),

@@ -41,6 +41,7 @@ use tower_intercom_test_support::{
     inbox_suite,
     logs::Logs,
     postgres_server::{PostgresServer as Server, PASSWORD},
+    proxy::SilencingProxy,
 };
 
 inbox_suite!(PostgresHarness);
@@ -394,6 +395,123 @@ async fn done_ids_are_pruned_in_bounded_chunks() {
     assert_eq!(store.prune_done(later).await.unwrap(), 0);
     assert_eq!(store.counts().await.unwrap(), counts(0, 0, 0, 0));
     assert_eq!(store.insert(new("p0")).await.unwrap(), Inserted::Stored);
+}
+
+/// A claim whose answer comes after its caller stopped waiting (the
+/// store's timeout: a congested network, a slow server) hands its leases
+/// back: the notification is pending again at once, its attempt not
+/// counted, instead of being held by nobody until its lease lapses.
+#[tokio::test]
+async fn a_claim_answered_after_its_caller_gave_up_hands_its_leases_back() {
+    let url = database();
+    let direct = store(&url).await;
+    let proxy = SilencingProxy::start(([127, 0, 0, 1], Server::shared().port()).into()).await;
+    let proxied = PostgresStore::options()
+        .pool_size(1)
+        .timeout(Duration::from_millis(500))
+        .listen(false)
+        .connect(&format!(
+            "postgres://postgres:{PASSWORD}@127.0.0.1:{}/{}",
+            proxy.addr.port(),
+            database_name(&url)
+        ))
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(120);
+    // Its connection has the claim prepared: only the claim is sent next.
+    let nothing = proxied.claim(ClaimRequest::new(10, lease, 5)).await;
+    assert!(nothing.unwrap().leases.is_empty());
+    assert_eq!(direct.insert(new("late")).await.unwrap(), Inserted::Stored);
+    proxy.hold_answers(true);
+    let error = proxied
+        .claim(ClaimRequest::new(10, lease, 5))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), StoreErrorKind::TimedOut);
+    // Postgres did lease it: only the answer was late.
+    let leased = raw(&url)
+        .await
+        .query_one(
+            "SELECT state, attempts FROM tower_intercom.inbox WHERE id = 'late'",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!((leased.get::<_, i16>(0), leased.get::<_, i32>(1)), (1, 1));
+
+    proxy.hold_answers(false);
+    let start = Instant::now();
+    let claimed = loop {
+        let claimed = direct.claim(ClaimRequest::new(10, lease, 5)).await.unwrap();
+        if !claimed.leases.is_empty() {
+            break claimed;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still leased by nobody: {:?}",
+            rows(&url).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(claimed.leases.len(), 1);
+    assert_eq!(claimed.leases[0].notification.attempt(), 1);
+    assert!(direct
+        .complete("late", &claimed.leases[0].token)
+        .await
+        .unwrap());
+}
+
+/// A claim's commit does not wait for the write-ahead log (a claim lost
+/// with the server leaves its notifications pending, and the token fences
+/// the worker that had them); inserts and completions still do, on the
+/// same connection. Shown with a synchronous standby that never comes:
+/// every commit that waits for durability hangs until it is named no more.
+#[tokio::test]
+async fn only_claims_commit_without_waiting_for_durability() {
+    let server = Server::start();
+    let url = server.fresh_database();
+    let store = PostgresStore::options()
+        .pool_size(1)
+        .timeout(Duration::from_secs(1))
+        .listen(false)
+        .connect(&url)
+        .await
+        .unwrap();
+    assert_eq!(store.insert(new("a")).await.unwrap(), Inserted::Stored);
+
+    server.sql(
+        "postgres",
+        "ALTER SYSTEM SET synchronous_standby_names = 'nobody'",
+    );
+    server.sql("postgres", "SELECT pg_reload_conf()");
+    let start = Instant::now();
+    while server.sql("postgres", "SHOW synchronous_standby_names") != "nobody" {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let claimed = store
+        .claim(ClaimRequest::new(10, Duration::from_secs(120), 5))
+        .await
+        .unwrap();
+    assert_eq!(claimed.leases.len(), 1);
+    let token = claimed.leases[0].token.clone();
+    let completed = store.complete("a", &token).await;
+    assert_eq!(
+        completed.unwrap_err().kind(),
+        StoreErrorKind::TimedOut,
+        "a completion answered before it was durable"
+    );
+    assert!(
+        store.insert(new("b")).await.is_err(),
+        "an insert answered before it was durable"
+    );
+
+    server.sql("postgres", "ALTER SYSTEM RESET synchronous_standby_names");
+    server.sql("postgres", "SELECT pg_reload_conf()");
+    // The completion that waited is committed once the wait ends.
+    let inbox = Inbox::new(store.clone());
+    wait_through_errors(&inbox, "the completion", |c| c.done == 1).await;
+    assert!(!store.complete("a", &token).await.unwrap());
 }
 
 // ---------------------------------------------------------------- many processes

@@ -1,14 +1,16 @@
 //! A TCP proxy on a loopback port whose connections can go silent, as a
 //! peer does when it vanishes without closing them (its machine gone in a
 //! failover, a NAT or firewall that forgot the connection): nothing is
-//! answered on them any more, while new connections work.
+//! answered on them any more, while new connections work. Its target's
+//! answers can also be held back and sent late, as on a congested network.
 
 use std::{
     net::SocketAddr,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
         Arc,
     },
+    time::Duration,
 };
 
 use tokio::{
@@ -22,6 +24,8 @@ pub struct SilencingProxy {
     pub addr: SocketAddr,
     /// Connections accepted before this generation are silent.
     generation: Arc<AtomicU64>,
+    /// The target's answers are held back while set.
+    holding: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -31,8 +35,10 @@ impl SilencingProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let generation = Arc::new(AtomicU64::new(0));
+        let holding = Arc::new(AtomicBool::new(false));
         let task = tokio::spawn({
             let generation = generation.clone();
+            let holding = holding.clone();
             async move {
                 while let Ok((client, _)) = listener.accept().await {
                     let Ok(server) = TcpStream::connect(target).await else {
@@ -41,14 +47,27 @@ impl SilencingProxy {
                     let born = generation.load(Ordering::SeqCst);
                     let (client_read, client_write) = client.into_split();
                     let (server_read, server_write) = server.into_split();
-                    tokio::spawn(forward(client_read, server_write, born, generation.clone()));
-                    tokio::spawn(forward(server_read, client_write, born, generation.clone()));
+                    tokio::spawn(forward(
+                        client_read,
+                        server_write,
+                        born,
+                        generation.clone(),
+                        None,
+                    ));
+                    tokio::spawn(forward(
+                        server_read,
+                        client_write,
+                        born,
+                        generation.clone(),
+                        Some(holding.clone()),
+                    ));
                 }
             }
         });
         Self {
             addr,
             generation,
+            holding,
             task,
         }
     }
@@ -57,6 +76,13 @@ impl SilencingProxy {
     /// and dropped, and nothing comes back; their sockets stay open.
     pub fn silence_existing(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// While `hold` is set, what the target sends is kept back, not
+    /// dropped: its requests reach it, and it does the work, but its
+    /// answers come only once `hold_answers(false)` released them.
+    pub fn hold_answers(&self, hold: bool) {
+        self.holding.store(hold, Ordering::SeqCst);
     }
 }
 
@@ -71,6 +97,7 @@ async fn forward(
     mut to: tokio::net::tcp::OwnedWriteHalf,
     born: u64,
     generation: Arc<AtomicU64>,
+    holding: Option<Arc<AtomicBool>>,
 ) {
     let mut buffer = vec![0; 16 * 1024];
     loop {
@@ -82,6 +109,12 @@ async fn forward(
             // Silent: read and dropped, the other side kept open.
             let _keep_open = &to;
             continue;
+        }
+        while holding
+            .as_ref()
+            .is_some_and(|holding| holding.load(Ordering::SeqCst))
+        {
+            tokio::time::sleep(Duration::from_millis(5)).await;
         }
         if to.write_all(&buffer[..n]).await.is_err() {
             return;

@@ -46,8 +46,14 @@ WITH lapsed AS MATERIALIZED (
               WHERE state = 1 AND seq <> ALL (ARRAY(SELECT seq FROM lapsed))
               ORDER BY lease_until LIMIT 1)) - now()) * 1000)::float8
          AS millis
+), unsynced AS (
+  -- The claim's commit does not wait for the write-ahead log's flush: a
+  -- claim lost with the server leaves its notifications pending, to be
+  -- claimed again, and the lease token fences the worker that had them.
+  -- Every completion is synced, and with it the claim before it.
+  SELECT set_config('synchronous_commit', 'off', true)
 )
 SELECT leased.seq, leased.id, leased.topic, leased.received_at, leased.attempts,
        (SELECT body FROM {schema}.inbox_body AS b WHERE b.seq = leased.seq),
        next_due.millis
-  FROM next_due LEFT JOIN leased ON true
+  FROM unsynced, next_due LEFT JOIN leased ON true

@@ -182,9 +182,12 @@ impl PostgresOptions {
         self
     }
 
-    /// Whether connections start with `synchronous_commit = on` and
-    /// `statement_timeout` = the [`timeout`](Self::timeout), sent as
-    /// startup options (default `true`). Turn it off behind a pooler that
+    /// Whether connections start with `synchronous_commit = on`,
+    /// `statement_timeout` = the [`timeout`](Self::timeout) and
+    /// `plan_cache_mode = force_generic_plan` (each statement is planned
+    /// once per connection, not at every call: every one of them reads
+    /// through its indexes in its generic plan), sent as startup options
+    /// (default `true`). Turn it off behind a pooler that
     /// refuses startup options (PgBouncer without
     /// `ignore_startup_parameters = options`); then the server's, the
     /// database's and the role's settings apply, and
@@ -256,7 +259,7 @@ impl PostgresOptions {
         if self.session_settings {
             let mut options = config.get_options().unwrap_or_default().to_owned();
             options.push_str(&format!(
-                " -c synchronous_commit=on -c statement_timeout={}",
+                " -c synchronous_commit=on -c statement_timeout={} -c plan_cache_mode=force_generic_plan",
                 self.timeout.as_millis()
             ));
             config.options(options.trim_start());

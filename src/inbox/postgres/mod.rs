@@ -51,9 +51,10 @@ pub type PostgresInbox = Inbox<PostgresStore>;
 /// store's connections run with `synchronous_commit = on` (sent when they
 /// start, overriding the server's, the database's or the role's `off`):
 /// Postgres has flushed the commit to its write-ahead log on disk before
-/// it answers. [`PostgresOptions::connect`] reads the setting back, and
-/// `fsync`, and logs a `warn` when Postgres can lose what it
-/// acknowledged; [`durability`](Self::durability) returns the same
+/// it answers; completions, failures and releases wait for the same flush
+/// (claims need not: see below). [`PostgresOptions::connect`] reads the
+/// setting back, and `fsync`, and logs a `warn` when Postgres can lose
+/// what it acknowledged; [`durability`](Self::durability) returns the same
 /// finding. Replication to standbys is asynchronous unless
 /// `synchronous_standby_names` says otherwise: a failover can lose
 /// acknowledged commits.
@@ -81,14 +82,21 @@ pub type PostgresInbox = Inbox<PostgresStore>;
 ///   `INSERT … SELECT … FROM unnest($ids, …) ON CONFLICT (id_key) DO
 ///   NOTHING RETURNING`, the bodies of the rows it returned, and
 ///   `pg_notify`: dedupe, storage and the wake-up are one transaction.
-/// - claim: lapsed leases first (pending again, or dead after the last
-///   attempt: `UPDATE … WHERE state = 1 AND lease_until <= now()` on rows
-///   locked with `FOR UPDATE SKIP LOCKED`, the condition checked again on
-///   the row's current version, so a lease that was just completed is
-///   never taken back); then up to 256 due notifications, oldest first,
-///   `FOR UPDATE SKIP LOCKED` (concurrent claims never wait for each other
-///   nor lease the same row), each with a new token and one more attempt;
-///   then when the next one is due.
+/// - claim: one statement. Up to 256 notifications are taken, each with
+///   a new token and one more attempt: lapsed leases first (a crashed,
+///   hung or too slow worker's attempt counts as failed; after the last
+///   attempt the notification is dead instead), then due ones, oldest
+///   first. Rows are locked with `FOR UPDATE SKIP LOCKED` (concurrent
+///   claims never wait for each other nor lease the same row), and a
+///   lapsed lease is read at its current version once locked, so a lease
+///   just completed is never taken back. The same statement says when the
+///   next one is due. Its commit does not wait for the write-ahead log's
+///   flush (`synchronous_commit = off` for that transaction only): a claim
+///   lost with the server leaves its notifications pending, to be claimed
+///   again, and the token fences the worker that had them; each
+///   completion's synced commit makes the claims before it durable too.
+///   A claim whose caller stopped waiting (its timeout, a stopping worker)
+///   before the answer came hands its leases back when the answer comes.
 /// - complete, fail, release: `UPDATE … WHERE id_key = sha256($id) AND id
 ///   = $id AND state = 1 AND lease_token = $token` (the fence); complete
 ///   also deletes the body, and goes in batches as inserts do (below),

@@ -818,6 +818,108 @@ async fn bad_urls_missing_databases_and_refused_logins_are_clear_errors() {
     }
 }
 
+/// A URL or `key=value` string that does not parse is refused with what is
+/// wrong (the option's name when it is one Postgres knows), and never a
+/// piece of the password: the parser's own reasons quote the text, which
+/// may be the password (an unquoted space or `&` in it, a URL with a space
+/// or a quote before it, or another scheme), and are not passed on.
+#[tokio::test]
+async fn malformed_urls_are_explained_without_any_piece_of_the_password() {
+    // (what is given, what the error says, what it must not show)
+    let cases: [(&str, &str, &[&str]); 14] = [
+        (
+            " postgres://inbox:kiwi42@127.0.0.1:5432/app?sslmode=require",
+            "unknown option, not named",
+            &["kiwi42", "inbox"],
+        ),
+        (
+            "\"postgres://inbox:kiwi42@127.0.0.1:5432/app?sslmode=require\"",
+            "unknown option, not named",
+            &["kiwi42", "inbox"],
+        ),
+        (
+            "postgresql:/inbox:kiwi42@127.0.0.1/app?sslmode=require",
+            "unknown option, not named",
+            &["kiwi42", "inbox"],
+        ),
+        (
+            "mysql://inbox:kiwi42@127.0.0.1/app?x=1",
+            "unknown option, not named",
+            &["kiwi42", "inbox"],
+        ),
+        (
+            "postgres://127.0.0.1/app?user=inbox&password=kiwi42&mango77=1",
+            "unknown option, not named",
+            &["kiwi42", "mango77"],
+        ),
+        (
+            "host=127.0.0.1 user=inbox password=kiwi42 mango77=1",
+            "unknown option, not named",
+            &["kiwi42", "mango77"],
+        ),
+        (
+            "host=127.0.0.1 password=kiwi42 mango77 #papaya",
+            "an option without `=`",
+            &["kiwi42", "mango77", "papaya", "#"],
+        ),
+        (
+            "host=127.0.0.1 password='kiwi42",
+            "unterminated quoted",
+            &["kiwi42"],
+        ),
+        (
+            "postgres://inbox:kiwi42@127.0.0.1:5432/app?sslmode=bogus",
+            "invalid value for option `sslmode`",
+            &["kiwi42", "bogus"],
+        ),
+        (
+            "host=127.0.0.1 password=kiwi42 sslmode=verify-full",
+            "invalid value for option `sslmode`",
+            &["kiwi42", "verify-full"],
+        ),
+        (
+            "postgres://inbox:kiwi42@127.0.0.1:5432/app?sslrootcert=/etc/ca.pem",
+            "unknown option `sslrootcert`",
+            &["kiwi42", "/etc/ca.pem"],
+        ),
+        (
+            "postgres://inbox:kiwi42@127.0.0.1:notaport/app",
+            "invalid value for option `port`",
+            &["kiwi42", "notaport"],
+        ),
+        (
+            "postgres://inbox:zq@xv:97@127.0.0.1:5432/app",
+            "invalid value for option `port`",
+            &["zq", "xv", "97"],
+        ),
+        (
+            "postgres://in%ffbox:kiwi42@127.0.0.1:5432/app",
+            "a percent-encoded part is not UTF-8",
+            &["kiwi42", "box"],
+        ),
+    ];
+    for (url, expected, secrets) in cases {
+        let error = PostgresStore::connect(url).await.unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{url}: {error}");
+        let mut shown = vec![error.to_string(), format!("{error:?}")];
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            shown.extend([cause.to_string(), format!("{cause:?}")]);
+            source = cause.source();
+        }
+        assert!(
+            shown[0].contains("the Postgres URL is invalid") && shown[0].contains(expected),
+            "{url}: {}",
+            shown[0]
+        );
+        for text in &shown {
+            for secret in secrets {
+                assert!(!text.contains(secret), "{url}: {secret:?} in {text}");
+            }
+        }
+    }
+}
+
 /// A role that may not create the schema gets a clear error on an empty
 /// database; once another role created it and granted the rights the
 /// documentation lists, the same role uses the inbox.

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_postgres::config::{Config, Host, SslMode};
 
 use super::{
-    errors::{pool_error, store_error},
+    errors::{pool_error, store_error, url_error},
     listen::Listener,
     schema::{channel, migrate, validate_schema, Statements},
     tls::Rustls,
@@ -242,9 +242,7 @@ impl PostgresOptions {
     /// its password.
     pub async fn connect(self, url: &str) -> Result<PostgresStore, StoreError> {
         validate_schema(&self.schema)?;
-        let mut config: Config = url.parse().map_err(|error| {
-            StoreError::unavailable(format!("the Postgres URL is invalid: {error}"))
-        })?;
+        let mut config: Config = url.parse().map_err(|error| url_error(&error))?;
         if config.get_ssl_mode() == SslMode::Prefer {
             config.ssl_mode(SslMode::Disable);
         }

@@ -29,6 +29,7 @@ use tower_intercom::{
     inbox::{
         handler_fn, ClaimRequest, Counts, DeadQuery, Failure, Inbox, InboxStore, Inserted,
         NewNotification, PostgresDurability, PostgresInbox, PostgresStore, ReceivedNotification,
+        DEFAULT_POSTGRES_TIMEOUT,
     },
     StoreErrorKind,
 };
@@ -40,7 +41,7 @@ use tower_intercom_test_support::{
     },
     inbox_suite,
     logs::Logs,
-    postgres_server::{PostgresServer as Server, PASSWORD},
+    postgres_server::{PostgresServer as Server, PASSWORD, SUPERUSER},
     proxy::SilencingProxy,
 };
 
@@ -918,6 +919,36 @@ async fn malformed_urls_are_explained_without_any_piece_of_the_password() {
             }
         }
     }
+}
+
+/// A new connection's TCP handshake may take as long as the rest of
+/// connecting (10 s), not the operation's timeout (1 s by default): a
+/// server whose queue of connections to accept is full answers the
+/// handshake only at the client's next try, a second or more later.
+#[tokio::test]
+async fn a_server_slow_to_accept_connections_is_waited_for() {
+    let url = database();
+    let proxy = SilencingProxy::start_busy(
+        ([127, 0, 0, 1], Server::shared().port()).into(),
+        Duration::from_millis(1500),
+    )
+    .await;
+    let through_proxy = format!(
+        "postgres://{SUPERUSER}:{PASSWORD}@{}/{}",
+        proxy.addr,
+        database_name(&url)
+    );
+    let start = Instant::now();
+    let store = PostgresStore::connect(&through_proxy)
+        .await
+        .expect("connected once the server accepted the connection");
+    let took = start.elapsed();
+    assert!(took > DEFAULT_POSTGRES_TIMEOUT, "{took:?}");
+    assert_eq!(
+        store.insert(new("accepted")).await.unwrap(),
+        Inserted::Stored
+    );
+    assert_eq!(rows(&url).await.len(), 1);
 }
 
 /// A role that may not create the schema gets a clear error on an empty

@@ -51,8 +51,11 @@ pub const MAX_POSTGRES_CHANNEL_CAPACITY: usize = Semaphore::MAX_PERMITS;
 /// receiver's included).
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a new connection may take (TCP, TLS, SCRAM), at least. An
-/// operation waits for one at most its timeout, but the connection is
+/// How long a new connection may take (TCP, TLS, SCRAM), at least; its
+/// TCP handshake too (tokio-postgres's `connect_timeout`, unless the URL
+/// sets one), which a server whose queue of connections to accept is
+/// full answers only at the client's next try, a second or more later.
+/// An operation waits for one at most its timeout, but the connection is
 /// made to the end all the same, for the next operations (see
 /// `Shared::client`).
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -265,8 +268,9 @@ impl PostgresOptions {
         if config.get_application_name().is_none() {
             config.application_name("tower-intercom inbox");
         }
+        let connecting = self.timeout.max(CONNECT_TIMEOUT);
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(self.timeout);
+            config.connect_timeout(connecting);
         }
         let tls = Rustls::new(&self.root_certificates)?;
         let manager = Manager::from_config(
@@ -280,12 +284,11 @@ impl PostgresOptions {
             .max_size(self.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(self.timeout))
-            .create_timeout(Some(self.timeout.max(CONNECT_TIMEOUT)))
+            .create_timeout(Some(connecting))
             .recycle_timeout(Some(self.timeout))
             .build()
             .map_err(|error| StoreError::unavailable(error.to_string()))?;
 
-        let connecting = self.timeout.max(CONNECT_TIMEOUT);
         let mut client = tokio::time::timeout(connecting, pool.get())
             .await
             .map_err(|_| StoreError::timed_out(connecting))?
@@ -351,7 +354,7 @@ impl PostgresOptions {
                 channel,
                 origin,
                 wake: wake.clone(),
-                timeout: self.timeout.max(CONNECT_TIMEOUT),
+                timeout: connecting,
             };
             tokio::spawn(listener.run(stopped));
             (Some(wake), Some(stop))

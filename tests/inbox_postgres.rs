@@ -673,6 +673,116 @@ async fn without_listen_workers_find_other_stores_inserts_by_polling() {
     worker.await.unwrap();
 }
 
+/// Whether a store's listening connection has run its `LISTEN` on the
+/// database at `url`.
+async fn listening(url: &str) -> bool {
+    let count: i64 = raw(url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE application_name = 'tower-intercom inbox (listen)'
+                AND datname = current_database() AND query LIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    count > 0
+}
+
+/// The lines of `text` at `level` that contain `what`.
+fn lines_with(text: &str, level: &str, what: &str) -> usize {
+    text.lines()
+        .filter(|line| line.contains(level) && line.contains(what))
+        .count()
+}
+
+/// With the server down, the listening connection cannot be made again: a
+/// `warn` says once (not at every try) that wake-ups fall back to polling,
+/// with why; an `info` says when it listens again, and another store's
+/// insert then wakes the worker at once again.
+#[tokio::test]
+async fn wake_ups_lost_are_warned_about_once_and_their_return_told() {
+    let mut server = Server::start();
+    let url = server.fresh_database();
+    let (logs, capturing) = Logs::start();
+    let inbox = inbox(&url).await;
+    let start = Instant::now();
+    while !listening(&url).await {
+        assert!(start.elapsed() < Duration::from_secs(10), "never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let processed = Arc::new(Mutex::new(Vec::new()));
+    let record = processed.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            record.lock().unwrap().push(n.id().to_owned());
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .poll_interval(Duration::from_secs(60))
+        .spawn(signal);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.kill();
+    // Tries again after 100 ms, 200 ms, 400 ms, 800 ms, 1.6 s: five
+    // times in these 4 s.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let text = logs.text();
+    assert_eq!(
+        lines_with(&text, "WARN", "wake-ups fall back to polling"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        lines_with(&text, "WARN", "cannot reach Postgres"),
+        1,
+        "{text}"
+    );
+    assert!(
+        lines_with(&text, "DEBUG", "still cannot LISTEN") >= 3,
+        "{text}"
+    );
+    assert_eq!(lines_with(&text, "INFO", "listens on Postgres again"), 0);
+
+    server.restart();
+    let start = Instant::now();
+    while lines_with(&logs.text(), "INFO", "listens on Postgres again") == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never listened again: {}",
+            logs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let other = store(&url).await;
+    let sent = Instant::now();
+    other.insert(new("after_the_outage")).await.unwrap();
+    while !processed
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|id| id == "after_the_outage")
+    {
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "the worker was not woken"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    drop(capturing);
+    let text = logs.text();
+    assert_eq!(
+        lines_with(&text, "WARN", "wake-ups fall back to polling"),
+        1,
+        "{text}"
+    );
+    assert_eq!(lines_with(&text, "INFO", "listens on Postgres again"), 1);
+    assert!(!text.contains(PASSWORD), "{text}");
+}
+
 // ---------------------------------------------------------------- schema and deployment
 
 async fn versions(url: &str, schema: &str) -> Vec<i32> {

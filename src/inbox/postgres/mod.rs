@@ -118,7 +118,9 @@ pub type PostgresInbox = Inbox<PostgresStore>;
 /// connection of the store's own, outside the pool, `LISTEN`s on it and
 /// wakes this process's idle workers when another process stored
 /// notifications; it reconnects by itself, and workers poll meanwhile
-/// ([`Worker::poll_interval`](super::Worker::poll_interval)). A pooler in
+/// ([`Worker::poll_interval`](super::Worker::poll_interval)). When it
+/// cannot connect or `LISTEN` again, a `warn` says so, with why, once
+/// (not at every try), and an `info` when it listens again. A pooler in
 /// transaction mode (PgBouncer's default) breaks `LISTEN`: turn it off
 /// ([`PostgresOptions::listen`]), and workers find other processes'
 /// notifications by polling. Such a pooler must also keep the store's

@@ -27,8 +27,8 @@ pub(super) struct Listener {
     pub(super) config: Config,
     pub(super) tls: Rustls,
     pub(super) channel: String,
-    /// Notifications with this payload were sent by this store, whose
-    /// receiver already woke the workers.
+    /// Notifications with this payload were stored by this store, whose
+    /// writer already woke the workers.
     pub(super) origin: Arc<str>,
     pub(super) wake: Arc<Notify>,
     /// How long connecting and `LISTEN` may take.

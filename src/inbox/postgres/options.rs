@@ -329,6 +329,7 @@ impl PostgresOptions {
         let channel = channel(&self.schema);
         let sql = Statements::new(&self.schema);
         let stats = Arc::default();
+        let wake = Arc::new(Notify::new());
         let writer = Arc::new(Writer {
             pool: pool.clone(),
             insert_sql: sql.insert.as_str().into(),
@@ -338,6 +339,7 @@ impl PostgresOptions {
             timeout: self.timeout,
             max_batch: self.max_batch,
             stats: Arc::clone(&stats),
+            wake: wake.clone(),
         });
         let (writes, queue) = mpsc::channel(self.channel_capacity);
         tokio::spawn(write_loop::<Insert>(queue, writer.clone()));
@@ -345,8 +347,7 @@ impl PostgresOptions {
         // are), within the timeout.
         let (completions, queue) = mpsc::channel(self.channel_capacity);
         tokio::spawn(write_loop::<Completion>(queue, writer));
-        let (wake, stop_listening) = if self.listen {
-            let wake = Arc::new(Notify::new());
+        let stop_listening = if self.listen {
             let (stop, stopped) = oneshot::channel();
             let listener = Listener {
                 config,
@@ -357,9 +358,9 @@ impl PostgresOptions {
                 timeout: connecting,
             };
             tokio::spawn(listener.run(stopped));
-            (Some(wake), Some(stop))
+            Some(stop)
         } else {
-            (None, None)
+            None
         };
         let store = PostgresStore {
             shared: Arc::new(Shared {
@@ -374,7 +375,7 @@ impl PostgresOptions {
                 wake,
                 ascii_errors: !encoding.eq_ignore_ascii_case("UTF8"),
                 stats,
-                _stop_listening: stop_listening,
+                stop_listening,
             }),
         };
         store.warn_if_not_durable().await;

@@ -29,6 +29,7 @@ use tower_intercom::{
     inbox::{
         handler_fn, ClaimRequest, Counts, DeadQuery, Failure, Inbox, InboxStore, Inserted,
         NewNotification, PostgresDurability, PostgresInbox, PostgresStore, ReceivedNotification,
+        DEFAULT_POSTGRES_TIMEOUT,
     },
     StoreErrorKind,
 };
@@ -40,7 +41,7 @@ use tower_intercom_test_support::{
     },
     inbox_suite,
     logs::Logs,
-    postgres_server::{PostgresServer as Server, PASSWORD},
+    postgres_server::{PostgresServer as Server, PASSWORD, SUPERUSER},
     proxy::SilencingProxy,
 };
 
@@ -672,6 +673,163 @@ async fn without_listen_workers_find_other_stores_inserts_by_polling() {
     worker.await.unwrap();
 }
 
+/// Two inboxes over clones of one store (one for the receiver, one for the
+/// workers) wake each other: what the receiver stores wakes the other
+/// inbox's idle worker at once, with `LISTEN` (whose notifications from
+/// the store itself are not relayed) and without.
+#[tokio::test]
+async fn inboxes_over_clones_of_one_store_wake_each_others_workers() {
+    for listen in [true, false] {
+        let url = database();
+        let store = connect_store(&url, |options| {
+            options.listen(listen).timeout(Duration::from_secs(10))
+        })
+        .await
+        .unwrap();
+        let receiving = Inbox::new(store.clone()).deadline(Duration::from_secs(10));
+        let working = Inbox::new(store);
+        let processed = Arc::new(Mutex::new(Vec::new()));
+        let record = processed.clone();
+        let (trigger, signal) = shutdown();
+        let worker = working
+            .worker(handler_fn(move |n: ReceivedNotification| {
+                record.lock().unwrap().push(n.id().to_owned());
+                async { Ok::<_, std::io::Error>(()) }
+            }))
+            .poll_interval(Duration::from_secs(60))
+            .spawn(signal);
+        // Idle: its first claim found nothing.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let sent = Instant::now();
+        let answer = deliver(&stack(&receiving), envelope("clone_woken", "ping", 1)).await;
+        assert_eq!(answer.status, StatusCode::OK);
+        while !processed
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|id| id == "clone_woken")
+        {
+            assert!(
+                sent.elapsed() < Duration::from_secs(5),
+                "listen {listen}: the other inbox's worker was not woken"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        trigger.send(()).unwrap();
+        worker.await.unwrap();
+    }
+}
+
+/// Whether a store's listening connection has run its `LISTEN` on the
+/// database at `url`.
+async fn listening(url: &str) -> bool {
+    let count: i64 = raw(url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE application_name = 'tower-intercom inbox (listen)'
+                AND datname = current_database() AND query LIKE 'LISTEN%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    count > 0
+}
+
+/// The lines of `text` at `level` that contain `what`.
+fn lines_with(text: &str, level: &str, what: &str) -> usize {
+    text.lines()
+        .filter(|line| line.contains(level) && line.contains(what))
+        .count()
+}
+
+/// With the server down, the listening connection cannot be made again: a
+/// `warn` says once (not at every try) that wake-ups fall back to polling,
+/// with why; an `info` says when it listens again, and another store's
+/// insert then wakes the worker at once again.
+#[tokio::test]
+async fn wake_ups_lost_are_warned_about_once_and_their_return_told() {
+    let mut server = Server::start();
+    let url = server.fresh_database();
+    let (logs, capturing) = Logs::start();
+    let inbox = inbox(&url).await;
+    let start = Instant::now();
+    while !listening(&url).await {
+        assert!(start.elapsed() < Duration::from_secs(10), "never listened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let processed = Arc::new(Mutex::new(Vec::new()));
+    let record = processed.clone();
+    let (trigger, signal) = shutdown();
+    let worker = inbox
+        .worker(handler_fn(move |n: ReceivedNotification| {
+            record.lock().unwrap().push(n.id().to_owned());
+            async { Ok::<_, std::io::Error>(()) }
+        }))
+        .poll_interval(Duration::from_secs(60))
+        .spawn(signal);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.kill();
+    // Tries again after 100 ms, 200 ms, 400 ms, 800 ms, 1.6 s: five
+    // times in these 4 s.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let text = logs.text();
+    assert_eq!(
+        lines_with(&text, "WARN", "wake-ups fall back to polling"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        lines_with(&text, "WARN", "cannot reach Postgres"),
+        1,
+        "{text}"
+    );
+    assert!(
+        lines_with(&text, "DEBUG", "still cannot LISTEN") >= 3,
+        "{text}"
+    );
+    assert_eq!(lines_with(&text, "INFO", "listens on Postgres again"), 0);
+
+    server.restart();
+    let start = Instant::now();
+    while lines_with(&logs.text(), "INFO", "listens on Postgres again") == 0 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "never listened again: {}",
+            logs.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let other = store(&url).await;
+    let sent = Instant::now();
+    other.insert(new("after_the_outage")).await.unwrap();
+    while !processed
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|id| id == "after_the_outage")
+    {
+        assert!(
+            sent.elapsed() < Duration::from_secs(5),
+            "the worker was not woken"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    trigger.send(()).unwrap();
+    worker.await.unwrap();
+    drop(capturing);
+    let text = logs.text();
+    assert_eq!(
+        lines_with(&text, "WARN", "wake-ups fall back to polling"),
+        1,
+        "{text}"
+    );
+    assert_eq!(lines_with(&text, "INFO", "listens on Postgres again"), 1);
+    assert!(!text.contains(PASSWORD), "{text}");
+}
+
 // ---------------------------------------------------------------- schema and deployment
 
 async fn versions(url: &str, schema: &str) -> Vec<i32> {
@@ -816,6 +974,138 @@ async fn bad_urls_missing_databases_and_refused_logins_are_clear_errors() {
         assert!(!shown.contains(password), "{shown}");
         assert!(!shown.contains(&port.to_string()), "{shown}");
     }
+}
+
+/// A URL or `key=value` string that does not parse is refused with what is
+/// wrong (the option's name when it is one Postgres knows), and never a
+/// piece of the password: the parser's own reasons quote the text, which
+/// may be the password (an unquoted space or `&` in it, a URL with a space
+/// or a quote before it, or another scheme), and are not passed on.
+#[tokio::test]
+async fn malformed_urls_are_explained_without_any_piece_of_the_password() {
+    // (what is given, what the error says, what it must not show)
+    let cases: [(&str, &str, &[&str]); 14] = [
+        (
+            " postgres://inbox:kiwi42@127.0.0.1:5432/app?sslmode=require",
+            "unknown option, not named",
+            &["kiwi42", "inbox"],
+        ),
+        (
+            "\"postgres://inbox:kiwi42@127.0.0.1:5432/app?sslmode=require\"",
+            "unknown option, not named",
+            &["kiwi42", "inbox"],
+        ),
+        (
+            "postgresql:/inbox:kiwi42@127.0.0.1/app?sslmode=require",
+            "unknown option, not named",
+            &["kiwi42", "inbox"],
+        ),
+        (
+            "mysql://inbox:kiwi42@127.0.0.1/app?x=1",
+            "unknown option, not named",
+            &["kiwi42", "inbox"],
+        ),
+        (
+            "postgres://127.0.0.1/app?user=inbox&password=kiwi42&mango77=1",
+            "unknown option, not named",
+            &["kiwi42", "mango77"],
+        ),
+        (
+            "host=127.0.0.1 user=inbox password=kiwi42 mango77=1",
+            "unknown option, not named",
+            &["kiwi42", "mango77"],
+        ),
+        (
+            "host=127.0.0.1 password=kiwi42 mango77 #papaya",
+            "an option without `=`",
+            &["kiwi42", "mango77", "papaya", "#"],
+        ),
+        (
+            "host=127.0.0.1 password='kiwi42",
+            "unterminated quoted",
+            &["kiwi42"],
+        ),
+        (
+            "postgres://inbox:kiwi42@127.0.0.1:5432/app?sslmode=bogus",
+            "invalid value for option `sslmode`",
+            &["kiwi42", "bogus"],
+        ),
+        (
+            "host=127.0.0.1 password=kiwi42 sslmode=verify-full",
+            "invalid value for option `sslmode`",
+            &["kiwi42", "verify-full"],
+        ),
+        (
+            "postgres://inbox:kiwi42@127.0.0.1:5432/app?sslrootcert=/etc/ca.pem",
+            "unknown option `sslrootcert`",
+            &["kiwi42", "/etc/ca.pem"],
+        ),
+        (
+            "postgres://inbox:kiwi42@127.0.0.1:notaport/app",
+            "invalid value for option `port`",
+            &["kiwi42", "notaport"],
+        ),
+        (
+            "postgres://inbox:zq@xv:97@127.0.0.1:5432/app",
+            "invalid value for option `port`",
+            &["zq", "xv", "97"],
+        ),
+        (
+            "postgres://in%ffbox:kiwi42@127.0.0.1:5432/app",
+            "a percent-encoded part is not UTF-8",
+            &["kiwi42", "box"],
+        ),
+    ];
+    for (url, expected, secrets) in cases {
+        let error = PostgresStore::connect(url).await.unwrap_err();
+        assert_eq!(error.kind(), StoreErrorKind::Unavailable, "{url}: {error}");
+        let mut shown = vec![error.to_string(), format!("{error:?}")];
+        let mut source = std::error::Error::source(&error);
+        while let Some(cause) = source {
+            shown.extend([cause.to_string(), format!("{cause:?}")]);
+            source = cause.source();
+        }
+        assert!(
+            shown[0].contains("the Postgres URL is invalid") && shown[0].contains(expected),
+            "{url}: {}",
+            shown[0]
+        );
+        for text in &shown {
+            for secret in secrets {
+                assert!(!text.contains(secret), "{url}: {secret:?} in {text}");
+            }
+        }
+    }
+}
+
+/// A new connection's TCP handshake may take as long as the rest of
+/// connecting (10 s), not the operation's timeout (1 s by default): a
+/// server whose queue of connections to accept is full answers the
+/// handshake only at the client's next try, a second or more later.
+#[tokio::test]
+async fn a_server_slow_to_accept_connections_is_waited_for() {
+    let url = database();
+    let proxy = SilencingProxy::start_busy(
+        ([127, 0, 0, 1], Server::shared().port()).into(),
+        Duration::from_millis(1500),
+    )
+    .await;
+    let through_proxy = format!(
+        "postgres://{SUPERUSER}:{PASSWORD}@{}/{}",
+        proxy.addr,
+        database_name(&url)
+    );
+    let start = Instant::now();
+    let store = PostgresStore::connect(&through_proxy)
+        .await
+        .expect("connected once the server accepted the connection");
+    let took = start.elapsed();
+    assert!(took > DEFAULT_POSTGRES_TIMEOUT, "{took:?}");
+    assert_eq!(
+        store.insert(new("accepted")).await.unwrap(),
+        Inserted::Stored
+    );
+    assert_eq!(rows(&url).await.len(), 1);
 }
 
 /// A role that may not create the schema gets a clear error on an empty

@@ -131,8 +131,9 @@ pub trait InboxStore: Send + Sync + 'static {
     fn prune_done(&self, before: SystemTime) -> InboxFuture<u64>;
 
     /// What wakes idle workers when notifications may have become due
-    /// that this process did not store itself (another process's
-    /// receiver, as the backend tells: the Postgres store `LISTEN`s), so
+    /// that their inbox did not store itself (another process's
+    /// receiver, as the backend tells: the Postgres store `LISTEN`s; or
+    /// another inbox over a clone of the store), so
     /// that they claim at once rather than at their next poll: idle
     /// workers listen to it beside their inbox's own wake-up. The store
     /// wakes it with `notify_waiters`. `None` (the default):

@@ -3,6 +3,8 @@
 //! failover, a NAT or firewall that forgot the connection): nothing is
 //! answered on them any more, while new connections work. Its target's
 //! answers can also be held back and sent late, as on a congested network.
+//! It can also start busy: new connections wait for their TCP handshake,
+//! as with a server whose queue of connections to accept is full.
 
 use std::{
     net::SocketAddr,
@@ -15,7 +17,7 @@ use std::{
 
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    net::{TcpListener, TcpSocket, TcpStream},
 };
 
 /// The proxy; it stops when dropped.
@@ -33,6 +35,30 @@ impl SilencingProxy {
     /// Forwards each connection made to [`addr`](Self::addr) to `target`.
     pub async fn start(target: SocketAddr) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, target, None)
+    }
+
+    /// As [`start`](Self::start), but busy for the first `busy_for`: its
+    /// listening socket has a backlog of 0, taken by a connection of its
+    /// own, so the kernel drops the handshake of every new connection (the
+    /// client sends it again 1 s later, then 2 s, …), as a busy server's
+    /// full queue of connections to accept does. After it, the connections
+    /// waiting are accepted at their next try.
+    pub async fn start_busy(target: SocketAddr, busy_for: Duration) -> Self {
+        let socket = TcpSocket::new_v4().unwrap();
+        socket.bind(([127, 0, 0, 1], 0).into()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let filler = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        Self::serve(listener, target, Some((filler, busy_for)))
+    }
+
+    fn serve(
+        listener: TcpListener,
+        target: SocketAddr,
+        busy: Option<(TcpStream, Duration)>,
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
         let generation = Arc::new(AtomicU64::new(0));
         let holding = Arc::new(AtomicBool::new(false));
@@ -40,6 +66,12 @@ impl SilencingProxy {
             let generation = generation.clone();
             let holding = holding.clone();
             async move {
+                if let Some((filler, busy_for)) = busy {
+                    tokio::time::sleep(busy_for).await;
+                    // The first in the queue: the filler's other end.
+                    let _ = listener.accept().await;
+                    drop(filler);
+                }
                 while let Ok((client, _)) = listener.accept().await {
                     let Ok(server) = TcpStream::connect(target).await else {
                         continue;

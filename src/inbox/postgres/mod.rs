@@ -122,11 +122,15 @@ pub type PostgresInbox = Inbox<PostgresStore>;
 ///
 /// # Wake-ups, and poolers
 ///
-/// Each insert notifies the channel `S.inbox` in its transaction. A
-/// connection of the store's own, outside the pool, `LISTEN`s on it and
-/// wakes this process's idle workers when another process stored
+/// An insert that stored notifications wakes the idle workers of every
+/// inbox made over the store or its clones (an inbox for the receiver and
+/// another for the workers wake each other), and notifies the channel
+/// `S.inbox` in its transaction. A connection of the store's own, outside
+/// the pool, `LISTEN`s on it and wakes them when another process stored
 /// notifications; it reconnects by itself, and workers poll meanwhile
-/// ([`Worker::poll_interval`](super::Worker::poll_interval)). A pooler in
+/// ([`Worker::poll_interval`](super::Worker::poll_interval)). When it
+/// cannot connect or `LISTEN` again, a `warn` says so, with why, once
+/// (not at every try), and an `info` when it listens again. A pooler in
 /// transaction mode (PgBouncer's default) breaks `LISTEN`: turn it off
 /// ([`PostgresOptions::listen`]), and workers find other processes'
 /// notifications by polling. Such a pooler must also keep the store's
@@ -196,7 +200,7 @@ impl fmt::Debug for PostgresStore {
             .field("max_batch", &shared.max_batch)
             .field("channel_capacity", &shared.channel_capacity)
             .field("timeout", &shared.timeout)
-            .field("listen", &shared.wake.is_some())
+            .field("listen", &shared.stop_listening.is_some())
             .field("batches", &self.batches())
             .finish_non_exhaustive()
     }
@@ -458,7 +462,7 @@ impl InboxStore for PostgresStore {
     }
 
     fn wakeups(&self) -> Option<Arc<Notify>> {
-        self.shared.wake.clone()
+        Some(self.shared.wake.clone())
     }
 }
 

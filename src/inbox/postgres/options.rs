@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_postgres::config::{Config, Host, SslMode};
 
 use super::{
-    errors::{pool_error, store_error},
+    errors::{pool_error, store_error, url_error},
     listen::Listener,
     schema::{channel, migrate, validate_schema, Statements},
     tls::Rustls,
@@ -51,8 +51,11 @@ pub const MAX_POSTGRES_CHANNEL_CAPACITY: usize = Semaphore::MAX_PERMITS;
 /// receiver's included).
 const MIGRATION_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a new connection may take (TCP, TLS, SCRAM), at least. An
-/// operation waits for one at most its timeout, but the connection is
+/// How long a new connection may take (TCP, TLS, SCRAM), at least; its
+/// TCP handshake too (tokio-postgres's `connect_timeout`, unless the URL
+/// sets one), which a server whose queue of connections to accept is
+/// full answers only at the client's next try, a second or more later.
+/// An operation waits for one at most its timeout, but the connection is
 /// made to the end all the same, for the next operations (see
 /// `Shared::client`).
 pub(super) const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -242,9 +245,7 @@ impl PostgresOptions {
     /// its password.
     pub async fn connect(self, url: &str) -> Result<PostgresStore, StoreError> {
         validate_schema(&self.schema)?;
-        let mut config: Config = url.parse().map_err(|error| {
-            StoreError::unavailable(format!("the Postgres URL is invalid: {error}"))
-        })?;
+        let mut config: Config = url.parse().map_err(|error| url_error(&error))?;
         if config.get_ssl_mode() == SslMode::Prefer {
             config.ssl_mode(SslMode::Disable);
         }
@@ -267,8 +268,9 @@ impl PostgresOptions {
         if config.get_application_name().is_none() {
             config.application_name("tower-intercom inbox");
         }
+        let connecting = self.timeout.max(CONNECT_TIMEOUT);
         if config.get_connect_timeout().is_none() {
-            config.connect_timeout(self.timeout);
+            config.connect_timeout(connecting);
         }
         let tls = Rustls::new(&self.root_certificates)?;
         let manager = Manager::from_config(
@@ -282,12 +284,11 @@ impl PostgresOptions {
             .max_size(self.pool_size)
             .runtime(Runtime::Tokio1)
             .wait_timeout(Some(self.timeout))
-            .create_timeout(Some(self.timeout.max(CONNECT_TIMEOUT)))
+            .create_timeout(Some(connecting))
             .recycle_timeout(Some(self.timeout))
             .build()
             .map_err(|error| StoreError::unavailable(error.to_string()))?;
 
-        let connecting = self.timeout.max(CONNECT_TIMEOUT);
         let mut client = tokio::time::timeout(connecting, pool.get())
             .await
             .map_err(|_| StoreError::timed_out(connecting))?
@@ -328,6 +329,7 @@ impl PostgresOptions {
         let channel = channel(&self.schema);
         let sql = Statements::new(&self.schema);
         let stats = Arc::default();
+        let wake = Arc::new(Notify::new());
         let writer = Arc::new(Writer {
             pool: pool.clone(),
             insert_sql: sql.insert.as_str().into(),
@@ -337,6 +339,7 @@ impl PostgresOptions {
             timeout: self.timeout,
             max_batch: self.max_batch,
             stats: Arc::clone(&stats),
+            wake: wake.clone(),
         });
         let (writes, queue) = mpsc::channel(self.channel_capacity);
         tokio::spawn(write_loop::<Insert>(queue, writer.clone()));
@@ -344,8 +347,7 @@ impl PostgresOptions {
         // are), within the timeout.
         let (completions, queue) = mpsc::channel(self.channel_capacity);
         tokio::spawn(write_loop::<Completion>(queue, writer));
-        let (wake, stop_listening) = if self.listen {
-            let wake = Arc::new(Notify::new());
+        let stop_listening = if self.listen {
             let (stop, stopped) = oneshot::channel();
             let listener = Listener {
                 config,
@@ -353,12 +355,12 @@ impl PostgresOptions {
                 channel,
                 origin,
                 wake: wake.clone(),
-                timeout: self.timeout.max(CONNECT_TIMEOUT),
+                timeout: connecting,
             };
             tokio::spawn(listener.run(stopped));
-            (Some(wake), Some(stop))
+            Some(stop)
         } else {
-            (None, None)
+            None
         };
         let store = PostgresStore {
             shared: Arc::new(Shared {
@@ -373,7 +375,7 @@ impl PostgresOptions {
                 wake,
                 ascii_errors: !encoding.eq_ignore_ascii_case("UTF8"),
                 stats,
-                _stop_listening: stop_listening,
+                stop_listening,
             }),
         };
         store.warn_if_not_durable().await;

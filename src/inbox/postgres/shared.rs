@@ -29,13 +29,17 @@ pub(super) struct Shared {
     pub(super) channel_capacity: usize,
     pub(super) writes: mpsc::Sender<Insert>,
     pub(super) completions: mpsc::Sender<Completion>,
-    pub(super) wake: Option<Arc<Notify>>,
+    /// Woken when notifications were stored, by this store (any of its
+    /// clones) or, through `LISTEN`, by another: the idle workers of every
+    /// inbox over the store's clones wait on it.
+    pub(super) wake: Arc<Notify>,
     /// The database's encoding is not UTF-8: error messages are stored
     /// with their other characters escaped.
     pub(super) ascii_errors: bool,
     pub(super) stats: Arc<Stats>,
-    /// Dropped with the store: the listening task then ends.
-    pub(super) _stop_listening: Option<oneshot::Sender<()>>,
+    /// Dropped with the store: the listening task then ends. `None`
+    /// without `LISTEN`.
+    pub(super) stop_listening: Option<oneshot::Sender<()>>,
 }
 
 impl Shared {

@@ -15,7 +15,7 @@ use std::{
 
 use bytes::Bytes;
 use deadpool_postgres::Pool;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
 use super::{errors::store_error, pooled, Inserted, StoreError, StoreErrorKind};
 use crate::inbox::store_helpers;
@@ -48,6 +48,9 @@ pub(super) struct Writer {
     pub(super) timeout: Duration,
     pub(super) max_batch: usize,
     pub(super) stats: Arc<Stats>,
+    /// Woken once inserts stored notifications: the idle workers of every
+    /// inbox over this store's clones wait on it.
+    pub(super) wake: Arc<Notify>,
 }
 
 /// A batch being written: the answer of each item, or why none was.
@@ -193,6 +196,11 @@ impl Batched for Insert {
                 .map(|row| row.try_get::<_, Vec<u8>>(0).map(|id| (id, 0)))
                 .collect::<Result<HashSet<_>, _>>()
                 .map_err(|error| writer.failure(&store_error(&error, writer.timeout)))?;
+            // Committed: the workers of every inbox over this store (not
+            // only the receiver's) may claim them. Duplicates wake nobody.
+            if !stored.is_empty() {
+                writer.wake.notify_waiters();
+            }
             let answers = answers(batch.iter().map(|insert| (&*insert.id, 0)), &stored);
             Ok(answers
                 .into_iter()

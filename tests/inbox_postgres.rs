@@ -398,6 +398,21 @@ async fn done_ids_are_pruned_in_bounded_chunks() {
     assert_eq!(store.insert(new("p0")).await.unwrap(), Inserted::Stored);
 }
 
+/// A claim's future can be made outside the runtime that later runs it,
+/// as every other operation's: nothing is started before it is polled.
+#[test]
+fn a_claim_can_be_made_outside_the_runtime_that_runs_it() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let url = database();
+    let store = runtime.block_on(store(&url));
+    let insert = store.insert(new("outside"));
+    assert_eq!(runtime.block_on(insert).unwrap(), Inserted::Stored);
+    let claim = store.claim(ClaimRequest::new(10, Duration::from_secs(30), 3));
+    let claimed = runtime.block_on(claim).unwrap();
+    assert_eq!(claimed.leases.len(), 1);
+    assert_eq!(claimed.leases[0].notification.id(), "outside");
+}
+
 /// A claim whose answer comes after its caller stopped waiting (the
 /// store's timeout: a congested network, a slow server) hands its leases
 /// back: the notification is pending again at once, its attempt not

@@ -287,28 +287,29 @@ impl InboxStore for PostgresStore {
 
     fn claim(&self, request: ClaimRequest) -> InboxFuture<Claimed> {
         let shared = self.shared.clone();
-        let (answer, answered) = oneshot::channel();
-        // In a task of its own: when the caller stops waiting (its timeout,
-        // or the worker stopping) after Postgres leased the rows but before
-        // the answer came, the task still gets the answer, and hands the
-        // leases back, instead of leaving them to lapse.
-        tokio::spawn(async move {
-            // No longer than the lease: after it, the rows are taken back
-            // by the next claim anyway.
-            let give_up = request.lease.max(shared.timeout);
-            let claimed = tokio::time::timeout(give_up, claim(&shared, &request))
-                .await
-                .unwrap_or_else(|_| Err(StoreError::timed_out(shared.timeout)));
-            let Ok((seqs, claimed)) = claimed else {
-                let _ = answer.send(claimed.map(|(_, claimed)| claimed));
-                return;
-            };
-            let token = claimed.leases.first().map(|lease| lease.token.clone());
-            if let (Err(_), Some(token)) = (answer.send(Ok(claimed)), token) {
-                hand_back(&shared, &seqs, &token).await;
-            }
-        });
         self.bounded(async move {
+            let (answer, answered) = oneshot::channel();
+            // In a task of its own: when the caller stops waiting (its
+            // timeout, or the worker stopping) after Postgres leased the
+            // rows but before the answer came, the task still gets the
+            // answer, and hands the leases back, instead of leaving them
+            // to lapse.
+            tokio::spawn(async move {
+                // No longer than the lease: after it, the rows are taken
+                // back by the next claim anyway.
+                let give_up = request.lease.max(shared.timeout);
+                let claimed = tokio::time::timeout(give_up, claim(&shared, &request))
+                    .await
+                    .unwrap_or_else(|_| Err(StoreError::timed_out(shared.timeout)));
+                let Ok((seqs, claimed)) = claimed else {
+                    let _ = answer.send(claimed.map(|(_, claimed)| claimed));
+                    return;
+                };
+                let token = claimed.leases.first().map(|lease| lease.token.clone());
+                if let (Err(_), Some(token)) = (answer.send(Ok(claimed)), token) {
+                    hand_back(&shared, &seqs, &token).await;
+                }
+            });
             answered
                 .await
                 .map_err(|_| StoreError::unavailable("the claim's task has stopped"))?

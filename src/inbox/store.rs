@@ -131,13 +131,18 @@ pub trait InboxStore: Send + Sync + 'static {
     fn prune_done(&self, before: SystemTime) -> InboxFuture<u64>;
 
     /// What wakes idle workers when notifications may have become due
-    /// that their inbox did not store itself (another process's
-    /// receiver, as the backend tells: the Postgres store `LISTEN`s; or
-    /// another inbox over a clone of the store), so
-    /// that they claim at once rather than at their next poll: idle
-    /// workers listen to it beside their inbox's own wake-up. The store
-    /// wakes it with `notify_waiters`. `None` (the default):
-    /// workers find such notifications by polling
+    /// that their inbox did not store or requeue itself, so that they
+    /// claim at once rather than at their next poll: idle workers listen
+    /// to it beside their inbox's own wake-up. The store wakes it with
+    /// `notify_waiters`. Return one `Notify` shared by the store and its
+    /// clones, woken after an insert that stored notifications (not one
+    /// that found only duplicates) and after a requeue that made a dead
+    /// notification pending: then the workers of an inbox over one clone
+    /// are woken by what the receiver of an inbox over another stored (an
+    /// inbox for the receiver and another for the workers). The SQLite,
+    /// Redis and Postgres stores do; the Postgres store also wakes it when
+    /// another process stored notifications (it `LISTEN`s). `None` (the
+    /// default): workers find such notifications by polling
     /// ([`Worker::poll_interval`](super::Worker::poll_interval)).
     fn wakeups(&self) -> Option<Arc<tokio::sync::Notify>> {
         None

@@ -122,9 +122,10 @@ pub type PostgresInbox = Inbox<PostgresStore>;
 ///
 /// # Wake-ups, and poolers
 ///
-/// An insert that stored notifications wakes the idle workers of every
-/// inbox made over the store or its clones (an inbox for the receiver and
-/// another for the workers wake each other), and notifies the channel
+/// An insert that stored notifications, or a requeue, wakes the idle
+/// workers of every inbox made over the store or its clones (an inbox for
+/// the receiver and another for the workers wake each other); an insert
+/// also notifies the channel
 /// `S.inbox` in its transaction. A connection of the store's own, outside
 /// the pool, `LISTEN`s on it and wakes them when another process stored
 /// notifications; it reconnects by itself, and workers poll meanwhile
@@ -440,9 +441,15 @@ impl InboxStore for PostgresStore {
     fn requeue(&self, id: &str) -> InboxFuture<bool> {
         let (shared, id) = (self.shared.clone(), Box::<str>::from(id));
         self.bounded(async move {
-            shared
+            let requeued = shared
                 .update_one(&shared.sql.requeue, &[&id.as_bytes()])
-                .await
+                .await?;
+            // Pending again: the workers of every inbox over this store
+            // (not only the requeuing one's) may claim it.
+            if requeued {
+                shared.wake.notify_waiters();
+            }
+            Ok(requeued)
         })
     }
 

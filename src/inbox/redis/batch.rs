@@ -8,7 +8,7 @@ use std::{
 
 use bytes::Bytes;
 use redis::{aio::ConnectionManager, Value};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::redis_connection::{within, Connection};
 
@@ -32,6 +32,9 @@ pub(super) struct Batchers {
 pub(super) trait Batched: Send + Sync + 'static {
     /// The most items one call carries.
     const MAX_ITEMS: usize;
+    /// Whether an item done (`1`) may be claimed: once its batch is
+    /// written, idle workers are woken.
+    const WAKES: bool;
     /// The bytes this item adds to the call.
     fn size(&self) -> usize;
     /// Writes `batch`: the script's answer, one integer per item.
@@ -71,6 +74,7 @@ pub(super) struct Insert {
 
 impl Batched for Insert {
     const MAX_ITEMS: usize = 128;
+    const WAKES: bool = true;
     fn size(&self) -> usize {
         self.id.len() + self.meta.len() + self.body.len()
     }
@@ -119,6 +123,7 @@ pub(super) struct Completion {
 impl Batched for Completion {
     // Small items: a call of 256 is still short.
     const MAX_ITEMS: usize = 256;
+    const WAKES: bool = false;
     fn size(&self) -> usize {
         self.id.len() + self.token.len()
     }
@@ -220,6 +225,7 @@ impl<B: Batched> Batcher<B> {
                 store.connection.clone(),
                 store.keys.clone(),
                 store.timeout,
+                store.wake.clone(),
             ));
             match sender.send(item) {
                 Ok(()) => {
@@ -239,12 +245,15 @@ impl<B: Batched> Batcher<B> {
 
 /// The write task: as soon as one of the [`BATCHES_IN_FLIGHT`] is free,
 /// takes every item waiting (up to `MAX_ITEMS` and [`MAX_BATCH_BYTES`])
-/// and writes them with one script call.
+/// and writes them with one script call. Once inserts stored
+/// notifications, it wakes `wake`, which the idle workers of every inbox
+/// over the store's clones wait on.
 async fn send_batches<B: Batched>(
     mut queue: mpsc::UnboundedReceiver<B>,
     connection: Connection,
     keys: Arc<Keys>,
     timeout: Duration,
+    wake: Arc<Notify>,
 ) {
     let slots = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     // The item that did not fit in the previous batch.
@@ -282,11 +291,17 @@ async fn send_batches<B: Batched>(
         if batch.is_empty() {
             continue;
         }
-        let (connection, keys) = (connection.clone(), keys.clone());
+        let (connection, keys, wake) = (connection.clone(), keys.clone(), wake.clone());
         tokio::spawn(async move {
             let _slot = slot;
             match write_batch(&batch, connection, &keys, timeout).await {
                 Ok(results) => {
+                    // Written: the workers of every inbox over this store
+                    // (not only the receiver's) may claim them. Duplicates
+                    // wake nobody.
+                    if B::WAKES && results.contains(&true) {
+                        wake.notify_waiters();
+                    }
                     for (item, done) in batch.into_iter().zip(results) {
                         item.answer(Ok(done));
                     }

@@ -16,7 +16,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use tokio::sync::{oneshot, Semaphore};
+use tokio::sync::{oneshot, Notify, Semaphore};
 
 use crate::redis_connection::Connection;
 
@@ -168,6 +168,14 @@ pub type RedisInbox = Inbox<RedisStore>;
 /// Times (lease ends, retries, done times) are Redis's clock (`TIME`), so
 /// the machines' clocks need not agree.
 ///
+/// # Wake-ups
+///
+/// An insert that stored notifications, or a requeue, wakes the idle
+/// workers of every inbox made over the store or its clones (an inbox for
+/// the receiver and another for the workers wake each other). Workers in
+/// other processes find them at their next poll
+/// ([`Worker::poll_interval`](super::Worker::poll_interval)).
+///
 /// # Redis version and topology
 ///
 /// Redis 6.2 or newer (tested with 7.0: `ZMSCORE` and `XTRIM MINID` are
@@ -220,6 +228,10 @@ pub struct RedisStore {
     inserts: Arc<Semaphore>,
     max_in_flight: usize,
     batchers: Arc<Batchers>,
+    /// Woken once inserts stored notifications or a requeue made a dead
+    /// one pending: the idle workers of every inbox over this store's
+    /// clones wait on it.
+    wake: Arc<Notify>,
 }
 
 impl fmt::Debug for RedisStore {
@@ -275,6 +287,7 @@ impl RedisStore {
             inserts: Arc::new(Semaphore::new(options.max_in_flight)),
             max_in_flight: options.max_in_flight,
             batchers: Arc::default(),
+            wake: Arc::new(Notify::new()),
         }
     }
 
@@ -416,8 +429,13 @@ impl InboxStore for RedisStore {
     }
 
     fn requeue(&self, id: &str) -> InboxFuture<bool> {
-        self.invoke(&REQUEUE, vec![id.as_bytes().to_vec()], |value| {
-            Ok(int(&value)? == 1)
+        let wake = self.wake.clone();
+        self.invoke(&REQUEUE, vec![id.as_bytes().to_vec()], move |value| {
+            let requeued = int(&value)? == 1;
+            if requeued {
+                wake.notify_waiters();
+            }
+            Ok(requeued)
         })
     }
 
@@ -433,5 +451,8 @@ impl InboxStore for RedisStore {
         self.invoke(&PRUNE, args, |value| {
             Ok(u64::try_from(int(&value)?).unwrap_or(0))
         })
+    }
+    fn wakeups(&self) -> Option<Arc<Notify>> {
+        Some(self.wake.clone())
     }
 }

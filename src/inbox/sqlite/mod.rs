@@ -20,7 +20,7 @@ use std::{
 
 use bytes::Bytes;
 use rusqlite::{named_params, Connection, OptionalExtension};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 use self::{
     checkpoint::{checkpoint_loop, Checkpoints},
@@ -97,10 +97,24 @@ pub type SqliteInbox = Inbox<SqliteStore>;
 /// [`SqliteStore::options`] then [`SqliteOptions::open`] with others; the
 /// [`Inbox`] made over it with [`Inbox::new`] has the inbox's own
 /// settings.
+///
+/// Clones share the writer, the reading connection and the wake-ups: an
+/// insert that stored a notification, or a requeue, wakes the idle workers
+/// of every inbox made over the store or its clones (an inbox for the
+/// receiver and another for the workers wake each other); workers over
+/// another store opened on the same file, in this process or another,
+/// find them at their next poll
+/// ([`Worker::poll_interval`](super::Worker::poll_interval)). The writer
+/// thread ends once the store and all its clones are gone.
+#[derive(Clone)]
 pub struct SqliteStore {
     writes: mpsc::Sender<Box<dyn Job>>,
     reader: Arc<Mutex<Connection>>,
     stats: Arc<Stats>,
+    /// Woken by the writer after a commit that stored or requeued
+    /// notifications: the idle workers of every inbox over this store's
+    /// clones wait on it.
+    wake: Arc<Notify>,
     path: PathBuf,
 }
 
@@ -167,17 +181,28 @@ impl SqliteStore {
         let writer_stats = stats.clone();
         let max_batch = options.max_batch;
         let catch_up_wanted = Arc::new(AtomicBool::new(false));
+        let wake = Arc::new(Notify::new());
+        let writer_wake = wake.clone();
         // The writer wakes the checkpointer after its commits; the
         // checkpointer ends with the writer, which ends once the store is
         // gone and what was queued is written.
-        let (wake, woken) = std_mpsc::sync_channel::<()>(1);
-        let checkpointer_wake = Checkpoints {
-            wake,
+        let (checkpoint, woken) = std_mpsc::sync_channel::<()>(1);
+        let checkpoints = Checkpoints {
+            wake: checkpoint,
             catch_up_wanted: catch_up_wanted.clone(),
         };
         thread::Builder::new()
             .name("intercom-inbox-writer".into())
-            .spawn(move || write_loop(writer, queue, max_batch, &writer_stats, checkpointer_wake))
+            .spawn(move || {
+                write_loop(
+                    writer,
+                    queue,
+                    max_batch,
+                    &writer_stats,
+                    checkpoints,
+                    &writer_wake,
+                );
+            })
             .map_err(unavailable)?;
 
         let interval = options.checkpoint_interval;
@@ -190,6 +215,7 @@ impl SqliteStore {
             writes,
             reader: Arc::new(Mutex::new(reader)),
             stats,
+            wake,
             path: path.to_owned(),
         })
     }
@@ -231,7 +257,7 @@ impl InboxStore for SqliteStore {
         };
         // An insert whose caller already answered 503 is not written: the
         // answer said "not stored", and Intercom's retry will store it.
-        self.write(work, true, false)
+        self.write_then_wake(work, true, false, |inserted| *inserted == Inserted::Stored)
     }
 
     fn claim(&self, request: ClaimRequest) -> InboxFuture<Claimed> {
@@ -422,7 +448,7 @@ impl InboxStore for SqliteStore {
 
     fn requeue(&self, id: &str) -> InboxFuture<bool> {
         let id = Box::<str>::from(id);
-        self.write(
+        self.write_then_wake(
             move |connection: &Connection, now: i64| {
                 let changed = connection
                     .prepare_cached(REQUEUE)?
@@ -431,6 +457,7 @@ impl InboxStore for SqliteStore {
             },
             false,
             true,
+            |requeued| *requeued,
         )
     }
 
@@ -446,6 +473,10 @@ impl InboxStore for SqliteStore {
             false,
             true,
         )
+    }
+
+    fn wakeups(&self) -> Option<Arc<Notify>> {
+        Some(self.wake.clone())
     }
 }
 

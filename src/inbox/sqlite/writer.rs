@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use rusqlite::Connection;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::{
     checkpoint::Checkpoints, millis, unavailable, writer_gone, InboxFuture, SqliteStore, Stats,
@@ -20,12 +20,31 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
     {
+        self.write_then_wake(work, skip_if_abandoned, wait, |_| false)
+    }
+
+    /// As [`write`](Self::write); once the transaction that ran `work` is
+    /// committed, the writer wakes the idle workers of every inbox over
+    /// this store's clones when `wakes` says the result made notifications
+    /// claimable.
+    pub(super) fn write_then_wake<T, F>(
+        &self,
+        work: F,
+        skip_if_abandoned: bool,
+        wait: bool,
+        wakes: fn(&T) -> bool,
+    ) -> InboxFuture<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Task {
             work: Some(work),
             result: None,
             reply,
             skip_if_abandoned,
+            wakes,
         });
         if wait {
             let writes = self.writes.clone();
@@ -69,6 +88,9 @@ pub(super) trait Job: Send {
     fn abandoned(&self) -> bool;
     /// Runs the statements (inside the open transaction); why they failed.
     fn run(&mut self, connection: &Connection, now: i64) -> Result<(), String>;
+    /// Once committed, what it wrote may be claimed (a notification
+    /// stored, a dead one requeued): idle workers are woken.
+    fn wakes(&self) -> bool;
     /// Answers the caller once the transaction is over: `failed` when it
     /// was not committed.
     fn finish(self: Box<Self>, failed: Option<&str>);
@@ -79,6 +101,8 @@ pub(super) struct Task<T, F> {
     result: Option<T>,
     reply: oneshot::Sender<Result<T, StoreError>>,
     skip_if_abandoned: bool,
+    /// Whether its result, once committed, wakes idle workers.
+    wakes: fn(&T) -> bool,
 }
 
 impl<T, F> Job for Task<T, F>
@@ -103,6 +127,10 @@ where
         }
     }
 
+    fn wakes(&self) -> bool {
+        self.result.as_ref().is_some_and(self.wakes)
+    }
+
     fn finish(self: Box<Self>, failed: Option<&str>) {
         let result = match (failed, self.result) {
             (Some(reason), _) => Err(StoreError::unavailable(reason.to_owned())),
@@ -114,13 +142,16 @@ where
 }
 
 /// The writer thread: takes every write waiting, runs them in one
-/// transaction, commits (one sync), then answers them.
+/// transaction, commits (one sync), wakes the idle workers of every inbox
+/// over the store's clones when a write made notifications claimable, then
+/// answers them.
 pub(super) fn write_loop(
     connection: Connection,
     mut queue: mpsc::Receiver<Box<dyn Job>>,
     max_batch: usize,
     stats: &Stats,
     checkpoints: Checkpoints,
+    wake: &Notify,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch.min(1024));
     while let Some(job) = queue.blocking_recv() {
@@ -144,6 +175,11 @@ pub(super) fn write_loop(
             tracing::debug!(target: "tower_intercom::inbox", "inbox commit failed: {reason}");
         } else {
             checkpoints.committed();
+            // Committed: the workers of every inbox over this store (not
+            // only the receiver's) may claim them. Duplicates wake nobody.
+            if batch.iter().any(|job| job.wakes()) {
+                wake.notify_waiters();
+            }
         }
         for job in batch.drain(..) {
             job.finish(failed.as_deref());

@@ -3,7 +3,10 @@
 //! refused (the store gone), a failure recorded but its answer lost.
 
 use std::{
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, SystemTime},
 };
 
@@ -120,5 +123,9 @@ impl<S: InboxStore> InboxStore for Faulty<S> {
 
     fn prune_done(&self, before: SystemTime) -> InboxFuture<u64> {
         self.inner.prune_done(before)
+    }
+
+    fn wakeups(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.inner.wakeups()
     }
 }

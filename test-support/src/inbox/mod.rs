@@ -21,7 +21,7 @@
 //!
 //! Every store and inbox the inbox tests make is made by a harness module
 //! ([`sqlite::open_store`], [`redis::connect_store`],
-//! [`postgres::connect_store`]) or by [`open`]
+//! [`postgres::connect_store`]) or by [`open`] and [`open_over_clones`]
 //! (`Inbox::new(store)` and the inbox's settings): when the stores'
 //! constructors change, those are the places to change.
 
@@ -86,8 +86,9 @@ use tower_intercom::{
 /// 3. `tests/inbox_STORE.rs`: `#![cfg(feature = "…")]`,
 ///    `inbox_suite!(StoreHarness);`, and the tests that are the store's own.
 pub trait InboxHarness: Sized + Send + Sync + 'static {
-    /// The store under test.
-    type Store: InboxStore;
+    /// The store under test. Its clones share it (its connections, its
+    /// wake-ups), as the clones users make of it do.
+    type Store: InboxStore + Clone;
 
     /// Whether reads (counts, dead pages) fail while the backend is
     /// [down](Self::take_down): a server that is gone cannot answer them
@@ -229,7 +230,26 @@ pub enum Inspect<'a> {
 /// Opens an inbox over a new store on `harness`'s backend, with
 /// `settings`.
 pub async fn open<H: InboxHarness>(harness: &H, settings: Settings) -> Inbox<H::Store> {
-    let mut inbox = Inbox::new(harness.store(&settings.store).await);
+    let store = harness.store(&settings.store).await;
+    configure(Inbox::new(store), &settings)
+}
+
+/// Opens two inboxes over clones of one new store on `harness`'s backend,
+/// with `settings`: one for the receiver and one for the workers, as a
+/// service may be written.
+pub async fn open_over_clones<H: InboxHarness>(
+    harness: &H,
+    settings: Settings,
+) -> (Inbox<H::Store>, Inbox<H::Store>) {
+    let store = harness.store(&settings.store).await;
+    (
+        configure(Inbox::new(store.clone()), &settings),
+        configure(Inbox::new(store), &settings),
+    )
+}
+
+/// `inbox` with the inbox's own `settings`.
+fn configure<St: InboxStore>(mut inbox: Inbox<St>, settings: &Settings) -> Inbox<St> {
     if let Some(deadline) = settings.deadline {
         inbox = inbox.deadline(deadline);
     }
@@ -591,6 +611,7 @@ macro_rules! inbox_suite {
             a_retry_is_taken_when_due_not_at_the_next_poll,
             a_retry_recorded_on_a_second_try_is_taken_when_due,
             a_completion_the_store_refuses_is_warned_about,
+            inboxes_over_clones_of_one_store_wake_each_others_workers,
         );
         $crate::inbox_suite!(@each $harness, [(flavor = "multi_thread", worker_threads = 2)],
             concurrent_deliveries_of_one_id_store_one_entry,

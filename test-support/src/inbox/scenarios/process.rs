@@ -550,3 +550,60 @@ pub async fn done_ids_are_forgotten_after_the_retention<H: InboxHarness>() {
     assert_eq!(inbox.counts().await.unwrap(), counts(1, 0, 0, 0));
     harness.inspect(Inspect::End).await;
 }
+
+/// Two inboxes over clones of one store (one for the receiver, one for the
+/// workers, as a service may be written) wake each other: what the
+/// receiver of one stores, and a dead notification requeued through it,
+/// wake the other's idle worker at once, not at its next poll a minute
+/// later.
+pub async fn inboxes_over_clones_of_one_store_wake_each_others_workers<H: InboxHarness>() {
+    let harness = H::start().await;
+    let (receiving, working) = open_over_clones(&harness, Settings::patient()).await;
+    let service = stack(&receiving);
+    let processed = Arc::new(Mutex::new(Vec::<String>::new()));
+    let failing = Arc::new(AtomicBool::new(true));
+    let (record, fail) = (processed.clone(), failing.clone());
+    let worker = spawn(
+        working
+            .worker(handler_fn(move |n: ReceivedNotification| {
+                record.lock().unwrap().push(n.id().to_owned());
+                let failed = n.id() == "clone_dead" && fail.load(Ordering::SeqCst);
+                async move {
+                    if failed {
+                        Err(std::io::Error::other("the CRM is down"))
+                    } else {
+                        Ok(())
+                    }
+                }
+            }))
+            .max_attempts(1)
+            .poll_interval(Duration::from_secs(60)),
+    );
+    let taken_within = |id: &'static str, what: &'static str| {
+        let processed = processed.clone();
+        async move {
+            let since = Instant::now();
+            while !processed.lock().unwrap().iter().any(|p| p == id) {
+                assert!(
+                    since.elapsed() < Duration::from_secs(5),
+                    "{what}: the other inbox's idle worker was not woken"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    // Idle: its first claim found nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    accept(&service, envelope("clone_woken", "ping", 1)).await;
+    taken_within("clone_woken", "a notification stored").await;
+
+    accept(&service, envelope("clone_dead", "ping", 1)).await;
+    wait_for(&working, "dead", |c| c.dead == 1).await;
+    failing.store(false, Ordering::SeqCst);
+    processed.lock().unwrap().retain(|id| id != "clone_dead");
+    assert!(receiving.requeue("clone_dead").await.unwrap());
+    taken_within("clone_dead", "a dead notification requeued").await;
+    wait_for(&working, "done", |c| c.done == 2).await;
+    assert_eq!(working.counts().await.unwrap(), counts(0, 0, 2, 0));
+    worker.stop().await;
+}

@@ -413,6 +413,52 @@ fn a_claim_can_be_made_outside_the_runtime_that_runs_it() {
     assert_eq!(claimed.leases[0].notification.id(), "outside");
 }
 
+/// A claim dropped after its answer came but before it was read (a
+/// worker stopping at that moment) hands its leases back: pending again,
+/// the attempt not counted, not leased by nobody until the lease lapses.
+#[tokio::test]
+async fn a_claim_dropped_with_its_answer_unread_hands_its_leases_back() {
+    let url = database();
+    let store = store(&url).await;
+    assert_eq!(store.insert(new("unread")).await.unwrap(), Inserted::Stored);
+    let mut claim = store.claim(ClaimRequest::new(10, Duration::from_secs(120), 5));
+    // Polled once: the claim starts (this test's runtime has one thread,
+    // so nothing else runs before the await below).
+    std::future::poll_fn(|cx| {
+        assert!(claim.as_mut().poll(cx).is_pending());
+        std::task::Poll::Ready(())
+    })
+    .await;
+    let state = || async {
+        let row = raw(&url)
+            .await
+            .query_one(
+                "SELECT state, attempts FROM tower_intercom.inbox WHERE id = 'unread'",
+                &[],
+            )
+            .await
+            .unwrap();
+        (row.get::<_, i16>(0), row.get::<_, i32>(1))
+    };
+    let start = Instant::now();
+    while state().await != (1, 1) {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Its answer is on its way back: given time to arrive, then dropped.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(claim);
+    let start = Instant::now();
+    while state().await != (0, 0) {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "still leased: {:?}",
+            state().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// A claim whose answer comes after its caller stopped waiting (the
 /// store's timeout: a congested network, a slow server) hands its leases
 /// back: the notification is pending again at once, its attempt not

@@ -223,6 +223,10 @@ pub struct PostgresBatches {
 /// claims again at once), lapsed leases taken over included.
 const MAX_CLAIM: usize = 256;
 
+/// How long a claim's answer is still waited for after its caller gave up
+/// (at most the lease), to hand its leases back.
+const LATE_CLAIM_WAIT: Duration = Duration::from_secs(10);
+
 /// Done notifications deleted per prune call.
 const PRUNE_CHUNK: i64 = 1000;
 
@@ -295,25 +299,28 @@ impl InboxStore for PostgresStore {
             // rows but before the answer came, the task still gets the
             // answer, and hands the leases back, instead of leaving them
             // to lapse.
+            let handing_back = shared.clone();
             tokio::spawn(async move {
-                // No longer than the lease: after it, the rows are taken
-                // back by the next claim anyway.
-                let give_up = request.lease.max(shared.timeout);
+                // A late answer is waited for a while, never past the
+                // lease (the rows are then taken again anyway): a claim
+                // that hangs (no statement timeout, a dead connection)
+                // does not keep its connection for a whole lease.
+                let give_up = shared.timeout + request.lease.min(LATE_CLAIM_WAIT);
                 let claimed = tokio::time::timeout(give_up, claim(&shared, &request))
                     .await
                     .unwrap_or_else(|_| Err(StoreError::timed_out(shared.timeout)));
-                let Ok((seqs, claimed)) = claimed else {
-                    let _ = answer.send(claimed.map(|(_, claimed)| claimed));
-                    return;
-                };
-                let token = claimed.leases.first().map(|lease| lease.token.clone());
-                if let (Err(_), Some(token)) = (answer.send(Ok(claimed)), token) {
-                    hand_back(&shared, &seqs, &token).await;
+                if let Err(Ok((seqs, claimed))) = answer.send(claimed) {
+                    hand_back(&shared, &seqs, &claimed).await;
                 }
             });
-            answered
+            let mut answered = Answered {
+                answer: answered,
+                shared: handing_back,
+            };
+            let (_, claimed) = (&mut answered.answer)
                 .await
-                .map_err(|_| StoreError::unavailable("the claim's task has stopped"))?
+                .map_err(|_| StoreError::unavailable("the claim's task has stopped"))??;
+            Ok(claimed)
         })
     }
 
@@ -522,11 +529,33 @@ async fn claim(shared: &Shared, request: &ClaimRequest) -> Result<(Vec<i64>, Cla
     Ok((seqs, Claimed::new(leases, next_due)))
 }
 
+/// The answer of a claim, being waited for. Dropped with the answer
+/// already sent but not taken (the caller stopped waiting in between),
+/// its leases are handed back.
+struct Answered {
+    answer: oneshot::Receiver<Result<(Vec<i64>, Claimed), StoreError>>,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Answered {
+    fn drop(&mut self) {
+        if let Ok(Ok((seqs, claimed))) = self.answer.try_recv() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                let shared = self.shared.clone();
+                runtime.spawn(async move { hand_back(&shared, &seqs, &claimed).await });
+            }
+        }
+    }
+}
+
 /// Hands back the leases of a claim nobody waits for any more: pending
 /// again at once, rather than after the lease. When that fails too, they
 /// lapse as a crashed worker's would.
-async fn hand_back(shared: &Shared, seqs: &[i64], token: &LeaseToken) {
-    let token = token.value() as i64;
+async fn hand_back(shared: &Shared, seqs: &[i64], claimed: &Claimed) {
+    let Some(lease) = claimed.leases.first() else {
+        return;
+    };
+    let token = lease.token.value() as i64;
     let handed_back = async {
         let client = shared.client().await?;
         shared

@@ -89,6 +89,16 @@ fn new(id: &str) -> NewNotification {
     NewNotification::new(id, "ping", Bytes::from(envelope(id, "ping", 1)))
 }
 
+/// Waits until `id` is among the ids the handler recorded in `processed`;
+/// panics with `what` 5 s after `sent` (a woken worker takes it at once,
+/// the tests' workers poll once a minute).
+async fn processed_within_5s(processed: &Mutex<Vec<String>>, id: &str, sent: Instant, what: &str) {
+    while !processed.lock().unwrap().iter().any(|done| done == id) {
+        assert!(sent.elapsed() < Duration::from_secs(5), "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 // ---------------------------------------------------------------- receive
 
 /// Ids and topics are `bytea`, the exact UTF-8 bytes: a topic with NUL in
@@ -765,18 +775,13 @@ async fn without_listen_inboxes_over_clones_of_one_store_wake_each_others_worker
     let sent = Instant::now();
     let answer = deliver(&stack(&receiving), envelope("clone_woken", "ping", 1)).await;
     assert_eq!(answer.status, StatusCode::OK);
-    while !processed
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|id| id == "clone_woken")
-    {
-        assert!(
-            sent.elapsed() < Duration::from_secs(5),
-            "the other inbox's worker was not woken"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    processed_within_5s(
+        &processed,
+        "clone_woken",
+        sent,
+        "the other inbox's worker was not woken",
+    )
+    .await;
     trigger.send(()).unwrap();
     worker.await.unwrap();
 }
@@ -866,18 +871,13 @@ async fn wake_ups_lost_are_warned_about_once_and_their_return_told() {
     let other = store(&url).await;
     let sent = Instant::now();
     other.insert(new("after_the_outage")).await.unwrap();
-    while !processed
-        .lock()
-        .unwrap()
-        .iter()
-        .any(|id| id == "after_the_outage")
-    {
-        assert!(
-            sent.elapsed() < Duration::from_secs(5),
-            "the worker was not woken"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    processed_within_5s(
+        &processed,
+        "after_the_outage",
+        sent,
+        "the worker was not woken",
+    )
+    .await;
     trigger.send(()).unwrap();
     worker.await.unwrap();
     drop(capturing);

@@ -313,7 +313,7 @@ impl InboxStore for PostgresStore {
                     hand_back(&shared, &seqs, &claimed).await;
                 }
             });
-            let mut answered = Answered {
+            let mut answered = PendingAnswer {
                 answer: answered,
                 shared: handing_back,
             };
@@ -532,12 +532,12 @@ async fn claim(shared: &Shared, request: &ClaimRequest) -> Result<(Vec<i64>, Cla
 /// The answer of a claim, being waited for. Dropped with the answer
 /// already sent but not taken (the caller stopped waiting in between),
 /// its leases are handed back.
-struct Answered {
+struct PendingAnswer {
     answer: oneshot::Receiver<Result<(Vec<i64>, Claimed), StoreError>>,
     shared: Arc<Shared>,
 }
 
-impl Drop for Answered {
+impl Drop for PendingAnswer {
     fn drop(&mut self) {
         if let Ok(Ok((seqs, claimed))) = self.answer.try_recv() {
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {

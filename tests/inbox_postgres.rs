@@ -469,6 +469,54 @@ async fn a_claim_dropped_with_its_answer_unread_hands_its_leases_back() {
     }
 }
 
+/// The pool's connections are the store's, whichever runtime asked for
+/// them: a connection made while another runtime used the store (a
+/// worker's own) keeps working while that runtime is stalled.
+#[tokio::test]
+async fn connections_made_from_another_runtime_do_not_stall_with_it() {
+    let url = database();
+    let store = PostgresStore::options()
+        .pool_size(2)
+        .timeout(Duration::from_secs(1))
+        .listen(false)
+        .connect(&url)
+        .await
+        .unwrap();
+    let (used, stall) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(true)),
+    );
+    let other = {
+        let (store, used, stall) = (store.clone(), used.clone(), stall.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            // Two at once: the pool makes its second connection here.
+            let (a, b) = runtime.block_on(async { tokio::join!(store.counts(), store.counts()) });
+            a.unwrap();
+            b.unwrap();
+            used.store(true, Ordering::SeqCst);
+            // Stalled: this runtime polls nothing until released.
+            while stall.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let start = Instant::now();
+    while !used.load(Ordering::SeqCst) {
+        assert!(start.elapsed() < Duration::from_secs(20));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Both connections in use at once, from this runtime.
+    let (a, b) = tokio::join!(store.counts(), store.counts());
+    stall.store(false, Ordering::SeqCst);
+    other.join().unwrap();
+    a.unwrap();
+    b.unwrap();
+}
+
 /// A claim whose answer comes after its caller stopped waiting (the
 /// store's timeout: a congested network, a slow server) hands its leases
 /// back: the notification is pending again at once, its attempt not

@@ -300,7 +300,8 @@ impl InboxStore for PostgresStore {
             // answer, and hands the leases back, instead of leaving them
             // to lapse.
             let handing_back = shared.clone();
-            tokio::spawn(async move {
+            let runtime = shared.runtime.clone();
+            runtime.spawn(async move {
                 // A late answer is waited for a while, never past the
                 // lease (the rows are then taken again anyway): a claim
                 // that hangs (no statement timeout, a dead connection)
@@ -540,10 +541,9 @@ struct PendingAnswer {
 impl Drop for PendingAnswer {
     fn drop(&mut self) {
         if let Ok(Ok((seqs, claimed))) = self.answer.try_recv() {
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                let shared = self.shared.clone();
-                runtime.spawn(async move { hand_back(&shared, &seqs, &claimed).await });
-            }
+            let shared = self.shared.clone();
+            let runtime = shared.runtime.clone();
+            runtime.spawn(async move { hand_back(&shared, &seqs, &claimed).await });
         }
     }
 }

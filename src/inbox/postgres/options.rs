@@ -375,6 +375,7 @@ impl PostgresOptions {
                 wake,
                 ascii_errors: !encoding.eq_ignore_ascii_case("UTF8"),
                 stats,
+                runtime: tokio::runtime::Handle::current(),
                 stop_listening,
             }),
         };

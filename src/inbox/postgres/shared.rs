@@ -37,6 +37,10 @@ pub(super) struct Shared {
     /// with their other characters escaped.
     pub(super) ascii_errors: bool,
     pub(super) stats: Arc<Stats>,
+    /// The runtime the store was connected in: its connections' tasks and
+    /// its claims run there, whichever runtime calls the store (a runtime
+    /// that stalls or ends takes no connection of the pool with it).
+    pub(super) runtime: tokio::runtime::Handle,
     /// Dropped with the store: the listening task then ends. `None`
     /// without `LISTEN`.
     pub(super) stop_listening: Option<oneshot::Sender<()>>,
@@ -44,7 +48,7 @@ pub(super) struct Shared {
 
 impl Shared {
     pub(super) async fn client(&self) -> Result<Object, StoreError> {
-        pooled(&self.pool, self.timeout).await
+        pooled(&self.pool, self.timeout, &self.runtime).await
     }
 
     pub(super) fn error(&self, error: &tokio_postgres::Error) -> StoreError {
@@ -124,14 +128,21 @@ impl Shared {
     }
 }
 
-/// A pooled connection. Got in a task of its own: when the operation
-/// gives up (its timeout) while a new connection is being made (TCP, TLS,
-/// SCRAM: slow on a loaded machine), the connection is still made, and
-/// goes to the pool for the next operations, instead of being dropped
-/// half-made and started over by each.
-pub(super) async fn pooled(pool: &Pool, timeout: Duration) -> Result<Object, StoreError> {
+/// A pooled connection. Got in a task of its own on `runtime`, the
+/// store's: when the operation gives up (its timeout) while a new
+/// connection is being made (TCP, TLS, SCRAM: slow on a loaded machine),
+/// the connection is still made, and goes to the pool for the next
+/// operations, instead of being dropped half-made and started over by
+/// each; and the task that drives a new connection runs on the store's
+/// runtime, not on the caller's.
+pub(super) async fn pooled(
+    pool: &Pool,
+    timeout: Duration,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Object, StoreError> {
     let pool = pool.clone();
-    tokio::spawn(async move { pool.get().await })
+    runtime
+        .spawn(async move { pool.get().await })
         .await
         .map_err(|_| StoreError::unavailable("getting a Postgres connection failed"))?
         .map_err(|error| pool_error(error, timeout))

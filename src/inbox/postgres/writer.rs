@@ -270,7 +270,8 @@ impl Writer {
         sql: &str,
         params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
     ) -> Result<Vec<tokio_postgres::Row>, Failure> {
-        let client = pooled(&self.pool, self.timeout)
+        // The write tasks run on the store's runtime.
+        let client = pooled(&self.pool, self.timeout, &tokio::runtime::Handle::current())
             .await
             .map_err(|error| self.failure(&error))?;
         let failed =
